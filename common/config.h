@@ -1,0 +1,100 @@
+/* The one configuration file all three binaries read (DESIGN.md, "Configuration").
+ * Parsing is strict: every unknown section or key, bad value or missing required
+ * key is an error naming the file, the line and the key, and nothing starts. */
+#ifndef RV_CONFIG_H
+#define RV_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum config_log_level {
+    CONFIG_LOG_DEBUG,
+    CONFIG_LOG_INFO,
+    CONFIG_LOG_WARN,
+    CONFIG_LOG_ERROR,
+};
+
+enum config_log_format {
+    CONFIG_LOG_TEXT,
+    CONFIG_LOG_JSON,
+};
+
+/* A command line split into words as a shell would, without expansion. */
+struct config_command {
+    char **argv; /* argc words, then NULL */
+    int argc;
+};
+
+#define CONFIG_MAX_BUCKETS 32
+
+struct config_buckets {
+    double bounds[CONFIG_MAX_BUCKETS]; /* strictly increasing, finite, > 0 */
+    size_t count;
+};
+
+struct config {
+    char *path; /* file it came from; "(default)" for the embedded one */
+
+    struct {
+        char *runtime_dir;
+        int64_t sample_interval_ns;
+        int64_t stop_timeout_ns;
+        enum config_log_level log_level;
+        enum config_log_format log_format;
+    } supervisor;
+
+    struct {
+        struct config_command command;
+        char *listen; /* "host:port", or "" for no TCP listener */
+        char *socket; /* relative names are inside runtime_dir */
+        char *ingest;
+        uint64_t memory_limit; /* bytes, 0 = none */
+        struct config_buckets request_buckets;
+        struct config_buckets step_buckets;
+    } exporter;
+
+    struct {
+        struct config_command command;
+        char *listen;
+        char *auth_token;
+        uint64_t memory_limit;
+        unsigned concurrency;
+    } renderer;
+
+    struct {
+        unsigned count;
+        struct config_command command;
+        unsigned port_base;
+        uint64_t memory_limit; /* per browser process tree */
+    } browsers;
+};
+
+/* Parse a file. On failure returns NULL and sets *errors to a malloc'd text of
+ * one error per line ("file=F line=N key=section.key: what is wrong"). */
+struct config *config_load_file(const char *path, char **errors);
+/* Parse text held in memory; name stands for the file in messages. */
+struct config *config_load_string(const char *text, const char *name, char **errors);
+/* The embedded default (etc/rendervisor.ini); it always parses. */
+struct config *config_load_default(void);
+void config_free(struct config *cfg);
+
+/* The embedded etc/rendervisor.ini. */
+extern const char config_default_ini[];
+extern const size_t config_default_ini_len;
+
+/* Resolve a socket name against runtime_dir (absolute names are kept). */
+char *config_runtime_path(const struct config *cfg, const char *name);
+
+/* Value parsers, exposed for tests and for other modules' own options.
+ * Each returns 0, or -EINVAL/-ERANGE with *why set to a static explanation. */
+int config_parse_size(const char *text, uint64_t *bytes, const char **why);
+int config_parse_duration(const char *text, int64_t *ns, const char **why);
+int config_parse_uint(const char *text, unsigned min, unsigned max, unsigned *out, const char **why);
+int config_parse_buckets(const char *text, struct config_buckets *out, const char **why);
+int config_parse_listen(const char *text, const char **why);
+/* Split a command line; on error returns -EINVAL with *why set. */
+int config_split_command(const char *text, struct config_command *out, const char **why);
+void config_command_fini(struct config_command *cmd);
+void config_command_copy(struct config_command *dst, const struct config_command *src);
+
+#endif

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages rendervisor needs to build, run and test,
+# asking apt only for what is missing. Safe to run again.
+set -euo pipefail
+
+packages=(
+  build-essential meson ninja-build pkg-config python3 curl socat
+  libmicrohttpd-dev libproc2-dev libwebsockets-dev libinih-dev libjansson-dev libcmocka-dev
+  chromium
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+((${#missing[@]})) || exit 0
+
+echo "installing: ${missing[*]}" >&2
+sudo=()
+((EUID == 0)) || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,180 @@
+/* The ingest line writer and the non-blocking sender. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ingest.h"
+
+static struct ingest_buf buf;
+
+static void test_value_formats(void **state)
+{
+    (void)state;
+    char s[40];
+    ingest_format_value(s, sizeof(s), 0);
+    assert_string_equal(s, "0");
+    ingest_format_value(s, sizeof(s), 3);
+    assert_string_equal(s, "3");
+    ingest_format_value(s, sizeof(s), -42);
+    assert_string_equal(s, "-42");
+    ingest_format_value(s, sizeof(s), 0.532);
+    assert_string_equal(s, "0.532");
+    ingest_format_value(s, sizeof(s), 0.1);
+    assert_string_equal(s, "0.1");
+    ingest_format_value(s, sizeof(s), 104857600);
+    assert_string_equal(s, "104857600");
+    ingest_format_value(s, sizeof(s), 1e300);
+    assert_string_equal(s, "1e+300");
+    ingest_format_value(s, sizeof(s), INFINITY);
+    assert_string_equal(s, "+Inf");
+    ingest_format_value(s, sizeof(s), -INFINITY);
+    assert_string_equal(s, "-Inf");
+    ingest_format_value(s, sizeof(s), NAN);
+    assert_string_equal(s, "NaN");
+    /* every value reads back exactly */
+    double vals[] = { 1.0 / 3, 2.0 / 3, 1e-9, 123456.789, 1.7976931348623157e308, 5e-324 };
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        ingest_format_value(s, sizeof(s), vals[i]);
+        assert_true(strtod(s, NULL) == vals[i]);
+    }
+}
+
+static void test_line_without_labels(void **state)
+{
+    (void)state;
+    ingest_buf_reset(&buf);
+    assert_int_equal(ingest_buf_line(&buf, "grafana_image_renderer_http_request_in_flight", NULL, 3), 0);
+    buf.data[buf.len] = '\0';
+    assert_string_equal(buf.data, "grafana_image_renderer_http_request_in_flight 3\n");
+}
+
+static void test_line_with_labels(void **state)
+{
+    (void)state;
+    ingest_buf_reset(&buf);
+    const char *l1[] = { "step", "navigate", NULL };
+    const char *l2[] = { "child", "browser-0", "mode", "user", NULL };
+    assert_int_equal(ingest_buf_line(&buf, "grafana_image_renderer_step_duration_seconds", l1, 0.532), 0);
+    assert_int_equal(ingest_buf_line(&buf, "rendervisor_child_cpu_seconds_total", l2, 1.25), 0);
+    buf.data[buf.len] = '\0';
+    assert_string_equal(buf.data,
+                        "grafana_image_renderer_step_duration_seconds{step=\"navigate\"} 0.532\n"
+                        "rendervisor_child_cpu_seconds_total{child=\"browser-0\",mode=\"user\"} 1.25\n");
+}
+
+static void test_label_escaping(void **state)
+{
+    (void)state;
+    ingest_buf_reset(&buf);
+    const char *l[] = { "version", "a\\b\"c\nd", NULL };
+    assert_int_equal(ingest_buf_line(&buf, "x", l, 1), 0);
+    buf.data[buf.len] = '\0';
+    assert_string_equal(buf.data, "x{version=\"a\\\\b\\\"c\\nd\"} 1\n");
+}
+
+static void test_line_too_long(void **state)
+{
+    (void)state;
+    ingest_buf_reset(&buf);
+    char big[INGEST_MAX_LINE + 10];
+    memset(big, 'v', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    const char *l[] = { "version", big, NULL };
+    assert_int_equal(ingest_buf_line(&buf, "x", l, 1), -ENOSPC);
+    assert_int_equal(buf.len, 0);
+    assert_true(buf.overflow);
+}
+
+static void test_buffer_full_keeps_whole_lines(void **state)
+{
+    (void)state;
+    ingest_buf_reset(&buf);
+    const char *l[] = { "child", "browser-0", NULL };
+    int rc = 0, lines = 0;
+    while ((rc = ingest_buf_line(&buf, "rendervisor_child_resident_memory_bytes", l, 123456789)) == 0)
+        lines++;
+    assert_int_equal(rc, -ENOSPC);
+    assert_true(buf.overflow);
+    size_t one = strlen("rendervisor_child_resident_memory_bytes{child=\"browser-0\"} 123456789\n");
+    assert_int_equal(buf.len, one * (size_t)lines);
+    assert_true(buf.len <= sizeof(buf.data));
+    assert_int_equal(buf.data[buf.len - 1], '\n');
+}
+
+static void test_send_never_blocks(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rv-ingest-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/ingest.sock", dir);
+
+    struct ingest_sender s;
+    assert_int_equal(ingest_sender_init(&s, path), 0);
+    ingest_buf_reset(&buf);
+    ingest_buf_line(&buf, "x", NULL, 1);
+
+    /* nobody listening: dropped and counted, not an error that stops us */
+    assert_int_not_equal(ingest_send(&s, &buf), 0);
+    assert_int_equal(s.dropped, 1);
+
+    int rfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    strcpy(sa.sun_path, path);
+    assert_int_equal(bind(rfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(ingest_send(&s, &buf), 0);
+    char got[64];
+    ssize_t n = recv(rfd, got, sizeof(got), 0);
+    assert_int_equal(n, 4);
+    assert_memory_equal(got, "x 1\n", 4);
+
+    /* fill the receiver's queue: the sender returns at once with a drop */
+    unsigned long long before = s.dropped;
+    int full = 0;
+    for (int i = 0; i < 100000 && !full; i++)
+        full = ingest_send(&s, &buf) == -EAGAIN;
+    assert_true(full);
+    assert_int_equal(s.dropped, before + 1);
+
+    close(rfd);
+    unlink(path);
+    rmdir(dir);
+    ingest_sender_fini(&s);
+}
+
+static void test_sender_path_too_long(void **state)
+{
+    (void)state;
+    char path[200];
+    memset(path, 'a', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    struct ingest_sender s;
+    assert_int_equal(ingest_sender_init(&s, path), -ENAMETOOLONG);
+    ingest_sender_fini(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_value_formats),
+        cmocka_unit_test(test_line_without_labels),
+        cmocka_unit_test(test_line_with_labels),
+        cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_line_too_long),
+        cmocka_unit_test(test_buffer_full_keeps_whole_lines),
+        cmocka_unit_test(test_send_never_blocks),
+        cmocka_unit_test(test_sender_path_too_long),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
