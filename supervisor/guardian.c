@@ -1,0 +1,165 @@
+/* See guardian.h for why this process exists. It is forked, not exec'd, and
+ * does nothing but read its pipe, so it costs one small process. */
+#include "guardian.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#define GUARDIAN_MAX_GROUPS 1024
+
+/* The session id of a process, from /proc/PID/stat (field 6, after the
+ * command name, which ends at the last ')'). */
+static int guardian_sid_of(const char *pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    int ppid, pgrp, sid;
+    char state;
+    if (!p || sscanf(p + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4)
+        return -1;
+    return sid;
+}
+
+static void guardian_kill_all(const int *groups, int n)
+{
+    for (int i = 0; i < n; i++)
+        kill(-groups[i], SIGKILL);
+    /* Processes that left their group but not their session. */
+    DIR *d = opendir("/proc");
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        int sid = guardian_sid_of(e->d_name);
+        for (int i = 0; i < n; i++)
+            if (sid == groups[i])
+                kill(atoi(e->d_name), SIGKILL);
+    }
+    closedir(d);
+}
+
+static void guardian_main(int rfd)
+{
+    int groups[GUARDIAN_MAX_GROUPS];
+    int n = 0;
+    char buf[4096];
+    size_t have = 0;
+
+    prctl(PR_SET_NAME, "rv-guardian");
+    /* A terminal's ^C or a signal to the supervisor's group must not take the
+     * guardian away before the pipe says the supervisor is gone. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    int fl = fcntl(rfd, F_GETFL);
+    if (fl >= 0)
+        fcntl(rfd, F_SETFL, fl & ~O_NONBLOCK);
+
+    for (;;) {
+        ssize_t r = read(rfd, buf + have, sizeof(buf) - 1 - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = memchr(line, '\n', (size_t)(buf + have - line)))) {
+            *nl = '\0';
+            int pgid = atoi(line + 1);
+            if (pgid > 1 && line[0] == '+' && n < GUARDIAN_MAX_GROUPS) {
+                groups[n++] = pgid;
+            } else if (pgid > 1 && line[0] == '-') {
+                for (int i = 0; i < n; i++)
+                    if (groups[i] == pgid) {
+                        groups[i] = groups[--n];
+                        break;
+                    }
+            }
+            line = nl + 1;
+        }
+        have = (size_t)(buf + have - line);
+        memmove(buf, line, have);
+    }
+    guardian_kill_all(groups, n);
+    _exit(0);
+}
+
+int guardian_start(struct guardian *g)
+{
+    int fds[2];
+    g->pid = -1;
+    g->fd = -1;
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return -err;
+    }
+    if (pid == 0) {
+        close(fds[1]);
+        /* Drop every other descriptor the supervisor had open. */
+        for (int fd = 3; fd < 1024; fd++)
+            if (fd != fds[0])
+                close(fd);
+        guardian_main(fds[0]);
+    }
+    close(fds[0]);
+    fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    g->pid = pid;
+    g->fd = fds[1];
+    return 0;
+}
+
+static void guardian_send(struct guardian *g, char op, int pgid)
+{
+    if (g->fd < 0)
+        return;
+    char msg[32];
+    int n = snprintf(msg, sizeof(msg), "%c%d\n", op, pgid);
+    /* A full pipe would mean the guardian is stuck; losing a line then is
+     * better than stalling the supervisor. */
+    (void)!write(g->fd, msg, (size_t)n);
+}
+
+void guardian_watch(struct guardian *g, int pgid)
+{
+    guardian_send(g, '+', pgid);
+}
+
+void guardian_forget(struct guardian *g, int pgid)
+{
+    guardian_send(g, '-', pgid);
+}
+
+void guardian_stop(struct guardian *g)
+{
+    if (g->fd >= 0)
+        close(g->fd);
+    g->fd = -1;
+}

@@ -1,0 +1,203 @@
+/* rendervisor: the one process an operator starts. It reads the config,
+ * prepares runtime_dir, becomes a child subreaper and hands over to the
+ * supervisor loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "supervisor.h"
+#include "xalloc.h"
+
+static void main_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: rendervisor [--config FILE]\n"
+            "       rendervisor --check-config FILE\n"
+            "       rendervisor --version | --help\n"
+            "\n"
+            "Supervises the rendervisor exporter, the Chromium browsers and the renderer:\n"
+            "starts them, measures them from /proc, restarts them when they die or outgrow\n"
+            "their memory limit. Without --config the embedded default is used.\n"
+            "\n"
+            "  -c, --config FILE        read the configuration from FILE\n"
+            "  -t, --check-config FILE  check FILE, print what is wrong, exit 0 if it is valid\n"
+            "  -V, --version            print the version\n"
+            "  -h, --help               print this help\n"
+            "\n"
+            "Signals: TERM/INT stop every child and exit; HUP re-reads the config.\n");
+}
+
+static struct config *main_load(const char *path)
+{
+    char *errors = NULL;
+    struct config *cfg = config_load_file(path, &errors);
+    if (!cfg) {
+        fprintf(stderr, "rendervisor: the configuration is not valid:\n%s", errors);
+        if (errors && errors[0] && errors[strlen(errors) - 1] != '\n')
+            fputc('\n', stderr);
+        free(errors);
+    }
+    return cfg;
+}
+
+/* runtime_dir holds the sockets: it must be ours and closed to others. */
+static int main_runtime_dir(const char *dir)
+{
+    char *path = xstrdup(dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+            int err = errno;
+            log_error_errno(err, "cannot create directory path=%s", path);
+            free(path);
+            return -err;
+        }
+        *p = '/';
+    }
+    free(path);
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        int err = errno;
+        log_error_errno(err, "cannot create runtime_dir path=%s", dir);
+        return -err;
+    }
+    struct stat st;
+    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+        log_error("runtime_dir is not a directory owned by us path=%s", dir);
+        return -ENOTDIR;
+    }
+    if ((st.st_mode & 07777) != 0700 && chmod(dir, 0700) < 0) {
+        int err = errno;
+        log_error_errno(err, "cannot make runtime_dir private path=%s", dir);
+        return -err;
+    }
+    return 0;
+}
+
+/* One supervisor per runtime_dir: a second one would fight over the sockets
+ * and the browsers' ports. The lock lives as long as the process. */
+static int main_lock(const char *dir)
+{
+    char *path = xasprintf("%s/rendervisor.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int err = errno;
+        if (err == EWOULDBLOCK)
+            log_error("another rendervisor is running with this runtime_dir path=%s", dir);
+        else
+            log_error_errno(err, "cannot lock runtime_dir path=%s", path);
+        free(path);
+        return -err;
+    }
+    free(path);
+    return fd;
+}
+
+/* The children need a file to read: the embedded default is written out. */
+static char *main_write_default(const char *dir)
+{
+    char *path = xasprintf("%s/rendervisor.ini", dir);
+    char *tmp = xasprintf("%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    size_t off = 0;
+    while (fd >= 0 && off < config_default_ini_len) {
+        ssize_t n = write(fd, config_default_ini + off, config_default_ini_len - off);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    if (fd < 0 || off != config_default_ini_len || close(fd) < 0 || rename(tmp, path) < 0) {
+        log_error_errno(errno, "cannot write the default config path=%s", path);
+        free(tmp);
+        free(path);
+        return NULL;
+    }
+    free(tmp);
+    return path;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "check-config", required_argument, NULL, 't' },
+        { "version", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config_file = NULL;
+    const char *check_file = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:t:Vh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_file = optarg; break;
+        case 't': check_file = optarg; break;
+        case 'V': printf("rendervisor %s\n", RENDERVISOR_VERSION); return 0;
+        case 'h': main_usage(stdout); return 0;
+        default: main_usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "rendervisor: unexpected argument: %s\n", argv[optind]);
+        main_usage(stderr);
+        return 2;
+    }
+
+    if (check_file) {
+        struct config *cfg = main_load(check_file);
+        if (!cfg)
+            return 1;
+        printf("%s: valid\n", check_file);
+        config_free(cfg);
+        return 0;
+    }
+
+    struct config *cfg = config_file ? main_load(config_file) : config_load_default();
+    if (!cfg)
+        return 1;
+    log_init("supervisor", cfg->supervisor.log_level, cfg->supervisor.log_format);
+
+    if (main_runtime_dir(cfg->supervisor.runtime_dir) < 0) {
+        config_free(cfg);
+        return 1;
+    }
+    int lock = main_lock(cfg->supervisor.runtime_dir);
+    if (lock < 0) {
+        config_free(cfg);
+        return 1;
+    }
+    char *path;
+    if (config_file) {
+        path = realpath(config_file, NULL);
+        if (!path)
+            path = xstrdup(config_file);
+    } else if (!(path = main_write_default(cfg->supervisor.runtime_dir))) {
+        config_free(cfg);
+        return 1;
+    }
+
+    /* Orphaned grandchildren (Chromium's helpers, a shell's background jobs)
+     * are reparented to us, so we reap them and they never linger as zombies. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        log_warn_errno(errno, "cannot become a child subreaper");
+
+    log_info("rendervisor starting version=%s config=%s runtime_dir=%s", RENDERVISOR_VERSION, path,
+             cfg->supervisor.runtime_dir);
+    struct supervisor sv;
+    int rc = supervisor_init(&sv, cfg, path, config_file != NULL);
+    if (rc == 0)
+        rc = supervisor_run(&sv);
+    supervisor_fini(&sv);
+    close(lock);
+    return rc == 0 ? 0 : 1;
+}

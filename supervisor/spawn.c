@@ -1,0 +1,123 @@
+/* fork + exec for the supervisor's children. Everything a child must not
+ * inherit (blocked signals, the supervisor's fds) is undone here, between
+ * fork and exec, so the rest of the supervisor never has to think about it. */
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int spawn_unlink_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
+    return rc < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int spawn_remove_tree(const char *path)
+{
+    if (nftw(path, spawn_unlink_cb, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+        return -errno;
+    return 0;
+}
+
+/* Runs in the child after fork; never returns. Only async-signal-safe calls
+ * matter little here (the supervisor is single-threaded), but errors must end
+ * the child with a message on its stderr, which the supervisor logs. */
+static void spawn_exec(const struct child_spec *spec, pid_t parent, int out_w, int err_w)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+
+    setsid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* The supervisor may have died before prctl: then nobody would kill us. */
+    if (getppid() != parent)
+        _exit(1);
+
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out_w, STDOUT_FILENO) < 0 ||
+        dup2(err_w, STDERR_FILENO) < 0)
+        _exit(126);
+
+    if (spec->fresh_dir) {
+        if (spawn_remove_tree(spec->fresh_dir) < 0 || mkdir(spec->fresh_dir, 0700) < 0) {
+            dprintf(STDERR_FILENO, "rendervisor: cannot prepare %s: %s\n", spec->fresh_dir, strerror(errno));
+            _exit(126);
+        }
+    }
+    execvp(spec->command.argv[0], spec->command.argv);
+    dprintf(STDERR_FILENO, "rendervisor: cannot run %s: %s\n", spec->command.argv[0], strerror(errno));
+    _exit(127);
+}
+
+static int spawn_pipe(int fds[2])
+{
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    /* Only our end is non-blocking: a child writing to a full pipe should
+     * wait, not see EAGAIN. */
+    if (fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0) {
+        int err = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return -err;
+    }
+    return 0;
+}
+
+int spawn_child(const struct child_spec *spec, struct spawn_result *out)
+{
+    int outp[2], errp[2];
+    int rc = spawn_pipe(outp);
+    if (rc < 0)
+        return rc;
+    rc = spawn_pipe(errp);
+    if (rc < 0) {
+        close(outp[0]);
+        close(outp[1]);
+        return rc;
+    }
+
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        close(outp[0]);
+        close(outp[1]);
+        close(errp[0]);
+        close(errp[1]);
+        return rc;
+    }
+    if (pid == 0)
+        spawn_exec(spec, parent, outp[1], errp[1]);
+
+    close(outp[1]);
+    close(errp[1]);
+    /* The child cannot be reaped before we wait for it, so its pid is ours
+     * to turn into a pidfd without a race. */
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+        rc = -errno;
+        kill(pid, SIGKILL);
+        close(outp[0]);
+        close(errp[0]);
+        return rc;
+    }
+    out->pid = pid;
+    out->pidfd = pidfd;
+    out->out_fd = outp[0];
+    out->err_fd = errp[0];
+    return 0;
+}

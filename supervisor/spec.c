@@ -1,0 +1,133 @@
+/* Turning the config into child specs. Kept apart from the loop so that the
+ * question "does this reload restart that child?" is answered by comparing
+ * two strings, and can be tested without starting anything. */
+#include "spec.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xalloc.h"
+
+/* Copy cmd and append extra words (NULL-terminated list). */
+static void spec_command(struct config_command *dst, const struct config_command *cmd, ...)
+{
+    va_list ap;
+    int extra = 0;
+    va_start(ap, cmd);
+    while (va_arg(ap, const char *))
+        extra++;
+    va_end(ap);
+
+    dst->argc = cmd->argc + extra;
+    dst->argv = xcalloc((size_t)dst->argc + 1, sizeof(char *));
+    for (int i = 0; i < cmd->argc; i++)
+        dst->argv[i] = xstrdup(cmd->argv[i]);
+    va_start(ap, cmd);
+    for (int i = cmd->argc; i < dst->argc; i++)
+        dst->argv[i] = xstrdup(va_arg(ap, const char *));
+    va_end(ap);
+}
+
+/* The fingerprint starts with the command line, one word per line, then the
+ * role's other settings. */
+static char *spec_fingerprint(const struct config_command *cmd, const char *settings)
+{
+    size_t len = strlen(settings) + 1;
+    for (int i = 0; i < cmd->argc; i++)
+        len += strlen(cmd->argv[i]) + 1;
+    char *fp = xmalloc(len);
+    char *p = fp;
+    for (int i = 0; i < cmd->argc; i++) {
+        size_t n = strlen(cmd->argv[i]);
+        memcpy(p, cmd->argv[i], n);
+        p[n] = '\n';
+        p += n + 1;
+    }
+    memcpy(p, settings, strlen(settings) + 1);
+    return fp;
+}
+
+static void spec_buckets_text(char *buf, size_t size, const struct config_buckets *b)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < b->count && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%.17g", i ? " " : "", b->bounds[i]);
+}
+
+struct child_spec *spec_build(const struct config *cfg, const char *config_path, size_t *count)
+{
+    size_t n = 2 + cfg->browsers.count;
+    struct child_spec *specs = xcalloc(n, sizeof(*specs));
+    size_t k = 0;
+    char settings[1024];
+    char reqb[512], stepb[512];
+
+    /* The exporter: its sockets and buckets are all it depends on. */
+    struct child_spec *s = &specs[k++];
+    snprintf(s->name, sizeof(s->name), "exporter");
+    s->role = SPEC_ROLE_EXPORTER;
+    spec_command(&s->command, &cfg->exporter.command, "--config", config_path, (char *)NULL);
+    s->memory_limit = cfg->exporter.memory_limit;
+    spec_buckets_text(reqb, sizeof(reqb), &cfg->exporter.request_buckets);
+    spec_buckets_text(stepb, sizeof(stepb), &cfg->exporter.step_buckets);
+    snprintf(settings, sizeof(settings), "listen=%s\nsocket=%s\ningest=%s\nrequest_buckets=%s\nstep_buckets=%s\n",
+             cfg->exporter.listen, cfg->exporter.socket, cfg->exporter.ingest, reqb, stepb);
+    s->fingerprint = spec_fingerprint(&s->command, settings);
+
+    for (unsigned i = 0; i < cfg->browsers.count; i++) {
+        s = &specs[k++];
+        snprintf(s->name, sizeof(s->name), "browser-%u", i);
+        s->role = SPEC_ROLE_BROWSER;
+        char port[48];
+        s->fresh_dir = xasprintf("%s/%s.profile", cfg->supervisor.runtime_dir, s->name);
+        snprintf(port, sizeof(port), "--remote-debugging-port=%u", cfg->browsers.port_base + i);
+        char *dirarg = xasprintf("--user-data-dir=%s", s->fresh_dir);
+        spec_command(&s->command, &cfg->browsers.command, port, dirarg, (char *)NULL);
+        free(dirarg);
+        s->memory_limit = cfg->browsers.memory_limit;
+        s->fingerprint = spec_fingerprint(&s->command, "");
+    }
+
+    /* The renderer finds the browsers and the exporter through the config,
+     * so those settings are part of what it depends on. */
+    s = &specs[k++];
+    snprintf(s->name, sizeof(s->name), "renderer");
+    s->role = SPEC_ROLE_RENDERER;
+    spec_command(&s->command, &cfg->renderer.command, "--config", config_path, (char *)NULL);
+    s->memory_limit = cfg->renderer.memory_limit;
+    snprintf(settings, sizeof(settings),
+             "listen=%s\nauth_token=%s\nconcurrency=%u\nbrowsers=%u\nport_base=%u\nsocket=%s\ningest=%s\n",
+             cfg->renderer.listen, cfg->renderer.auth_token, cfg->renderer.concurrency,
+             cfg->browsers.count, cfg->browsers.port_base, cfg->exporter.socket, cfg->exporter.ingest);
+    s->fingerprint = spec_fingerprint(&s->command, settings);
+
+    *count = k;
+    return specs;
+}
+
+static void spec_fini(struct child_spec *s)
+{
+    config_command_fini(&s->command);
+    free(s->fresh_dir);
+    free(s->fingerprint);
+    memset(s, 0, sizeof(*s));
+}
+
+void spec_free(struct child_spec *specs, size_t count)
+{
+    if (!specs)
+        return;
+    for (size_t i = 0; i < count; i++)
+        spec_fini(&specs[i]);
+    free(specs);
+}
+
+void spec_move(struct child_spec *dst, struct child_spec *src)
+{
+    spec_fini(dst);
+    *dst = *src;
+    memset(src, 0, sizeof(*src));
+}

@@ -1,0 +1,613 @@
+/* The supervisor's event loop. Everything that happens to a child arrives here
+ * as an event (a readable pidfd or pipe, a signal, a deadline), is turned into
+ * a child_step() call, and the action it returns is carried out. Reaping
+ * happens in one place, sv_reap(), for children and adopted orphans alike. */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "report.h"
+#include "sampler.h"
+#include "spawn.h"
+#include "xalloc.h"
+
+#define SV_MAX_STRAYS 256
+
+static void sv_report_child(struct supervisor *sv, struct sv_child *c);
+
+static int sv_epoll_add(struct supervisor *sv, int fd, struct sv_watch *w)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = w };
+    return epoll_ctl(sv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void sv_close_watched(struct supervisor *sv, int *fd)
+{
+    if (*fd < 0)
+        return;
+    epoll_ctl(sv->epfd, EPOLL_CTL_DEL, *fd, NULL);
+    close(*fd);
+    *fd = -1;
+}
+
+/* ---- output pipes ---------------------------------------------------- */
+
+static void sv_stream_flush(struct sv_child *c, struct sv_stream *s)
+{
+    if (s->len)
+        log_child_output(c->spec.name, s->name, s->buf, s->len);
+    s->len = 0;
+}
+
+/* Read what is there and log each complete line; a line longer than the
+ * buffer is logged in pieces rather than growing without bound. */
+static void sv_stream_read(struct supervisor *sv, struct sv_child *c, struct sv_stream *s)
+{
+    for (;;) {
+        ssize_t n = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            sv_stream_flush(c, s);
+            sv_close_watched(sv, &s->fd);
+            return;
+        }
+        s->len += (size_t)n;
+        char *start = s->buf, *nl;
+        while ((nl = memchr(start, '\n', (size_t)(s->buf + s->len - start)))) {
+            log_child_output(c->spec.name, s->name, start, (size_t)(nl - start));
+            start = nl + 1;
+        }
+        s->len = (size_t)(s->buf + s->len - start);
+        memmove(s->buf, start, s->len);
+        if (s->len == sizeof(s->buf))
+            sv_stream_flush(c, s);
+    }
+}
+
+static void sv_stream_open(struct supervisor *sv, struct sv_child *c, struct sv_stream *s, int fd)
+{
+    s->fd = fd;
+    s->len = 0;
+    s->watch = (struct sv_watch){ .kind = SV_WATCH_STREAM, .child = c, .stream = s };
+    if (sv_epoll_add(sv, fd, &s->watch) < 0) {
+        log_warn_errno(errno, "cannot watch child output child=%s stream=%s", c->spec.name, s->name);
+        close(fd);
+        s->fd = -1;
+    }
+}
+
+/* ---- carrying out the state machine's actions ------------------------ */
+
+static void sv_signal_group(struct sv_child *c, int sig)
+{
+    if (c->pid <= 0)
+        return;
+    /* The pidfd names the leader without any chance of a reused pid; the
+     * group id is safe too, because the leader is not reaped yet (we only
+     * get here while it is ours to wait for). */
+    if (c->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0);
+    kill(-c->pid, sig);
+}
+
+static int sv_spawn(struct supervisor *sv, struct sv_child *c)
+{
+    struct spawn_result r;
+    int rc = spawn_child(&c->spec, &r);
+    if (rc < 0) {
+        log_error_errno(rc, "cannot start child child=%s program=%s", c->spec.name, c->spec.command.argv[0]);
+        return rc;
+    }
+    c->pid = r.pid;
+    c->pidfd = r.pidfd;
+    c->start_wall = clock_wall_s();
+    c->pid_watch = (struct sv_watch){ .kind = SV_WATCH_PIDFD, .child = c };
+    if (sv_epoll_add(sv, c->pidfd, &c->pid_watch) < 0)
+        log_warn_errno(errno, "cannot watch child pidfd child=%s", c->spec.name);
+    sv_stream_open(sv, c, &c->out, r.out_fd);
+    sv_stream_open(sv, c, &c->err, r.err_fd);
+    guardian_watch(&sv->guardian, c->pid);
+    log_info("child started child=%s pid=%d program=%s", c->spec.name, c->pid, c->spec.command.argv[0]);
+    return 0;
+}
+
+/* Feed one event to a child's machine and carry out what it asks for. */
+static void sv_step(struct supervisor *sv, struct sv_child *c, enum child_event ev, int arg)
+{
+    int64_t now = clock_now_ns();
+    enum child_state before = c->m.state;
+    enum child_action act = child_step(&c->m, ev, now, arg);
+
+    switch (act) {
+    case CHILD_ACT_SPAWN:
+        if (sv_spawn(sv, c) == 0)
+            child_step(&c->m, CHILD_EV_SPAWNED, clock_now_ns(), 0);
+        else
+            child_step(&c->m, CHILD_EV_SPAWN_FAILED, clock_now_ns(), 0);
+        break;
+    case CHILD_ACT_TERM:
+        log_info("stopping child child=%s pid=%d reason=%s timeout_ms=%lld", c->spec.name, c->pid,
+                 c->m.stop_for_good ? "shutdown" : child_reason_name(c->m.stop_reason),
+                 (long long)(c->m.stop_timeout_ns / CLOCK_NS_PER_MS));
+        sv_signal_group(c, SIGTERM);
+        break;
+    case CHILD_ACT_KILL:
+        log_warn("child did not stop in time, killing child=%s pid=%d", c->spec.name, c->pid);
+        sv_signal_group(c, SIGKILL);
+        break;
+    case CHILD_ACT_NONE:
+        break;
+    }
+    if (c->m.state != before || act == CHILD_ACT_SPAWN)
+        sv_report_child(sv, c);
+}
+
+/* ---- exits and reaping ----------------------------------------------- */
+
+static void sv_child_exited(struct supervisor *sv, struct sv_child *c, int status)
+{
+    int pid = c->pid;
+    double ran = clock_wall_s() - c->start_wall;
+    if (WIFSIGNALED(status))
+        log_warn("child killed child=%s pid=%d signal=%s ran_s=%.3f", c->spec.name, pid,
+                 sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?", ran);
+    else
+        log_warn("child exited child=%s pid=%d code=%d ran_s=%.3f", c->spec.name, pid,
+                 WEXITSTATUS(status), ran);
+
+    /* Whatever the child left behind in its group goes with it. */
+    kill(-pid, SIGKILL);
+    guardian_forget(&sv->guardian, pid);
+    sv_close_watched(sv, &c->pidfd);
+    if (c->out.fd >= 0)
+        sv_stream_read(sv, c, &c->out);
+    if (c->err.fd >= 0)
+        sv_stream_read(sv, c, &c->err);
+    sv_stream_flush(c, &c->out);
+    sv_stream_flush(c, &c->err);
+    sv_close_watched(sv, &c->out.fd);
+    sv_close_watched(sv, &c->err.fd);
+    c->pid = 0;
+
+    sv_step(sv, c, CHILD_EV_EXITED, status);
+    if (c->m.state == CHILD_BACKOFF)
+        log_info("child will restart child=%s in_ms=%lld restarts=%llu", c->spec.name,
+                 (long long)((c->m.deadline_ns - clock_now_ns()) / CLOCK_NS_PER_MS),
+                 c->m.restarts[CHILD_REASON_EXIT] + c->m.restarts[CHILD_REASON_SIGNAL] +
+                     c->m.restarts[CHILD_REASON_MEMORY_LIMIT] + c->m.restarts[CHILD_REASON_UNHEALTHY] +
+                     c->m.restarts[CHILD_REASON_REQUESTED]);
+}
+
+static void sv_reap(struct supervisor *sv)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        struct sv_child *owner = NULL;
+        for (size_t i = 0; i < sv->nchildren && !owner; i++)
+            if (sv->children[i]->pid == pid)
+                owner = sv->children[i];
+        if (owner) {
+            sv_child_exited(sv, owner, status);
+        } else if (pid == sv->guardian.pid) {
+            log_warn("guardian exited, starting a new one pid=%d", pid);
+            guardian_stop(&sv->guardian);
+            if (!sv->shutting_down && guardian_start(&sv->guardian) == 0)
+                for (size_t i = 0; i < sv->nchildren; i++)
+                    if (sv->children[i]->pid > 0)
+                        guardian_watch(&sv->guardian, sv->children[i]->pid);
+        } else {
+            log_debug("reaped orphan pid=%d", pid);
+        }
+    }
+}
+
+/* ---- reports and samples --------------------------------------------- */
+
+static void sv_report_child(struct supervisor *sv, struct sv_child *c)
+{
+    struct report_child r = {
+        .name = c->spec.name,
+        .state = c->m.state,
+        .fig = &c->fig,
+        .memory_limit = c->spec.memory_limit,
+        .start_time = c->start_wall,
+        .restarts = c->m.restarts,
+    };
+    ingest_buf_reset(&sv->report);
+    report_child_lines(&sv->report, &r);
+    report_dropped_line(&sv->report, sv->sender.dropped);
+    /* A missing or full socket drops this report; the next one catches up. */
+    ingest_send(&sv->sender, &sv->report);
+}
+
+static void sv_sample(struct supervisor *sv)
+{
+    int roots[sv->nchildren + 1];
+    struct proctree_ledger ledgers[sv->nchildren + 1];
+    struct proctree_figures figs[sv->nchildren + 1];
+    int strays[SV_MAX_STRAYS];
+    size_t nstrays = SV_MAX_STRAYS;
+
+    for (size_t i = 0; i < sv->nchildren; i++) {
+        roots[i] = sv->children[i]->pid;
+        ledgers[i] = sv->children[i]->ledger;
+    }
+    int rc = sampler_run(sv->sampler, sv->self_pid, roots, sv->nchildren, ledgers, figs, strays, &nstrays);
+    for (size_t i = 0; i < sv->nchildren; i++)
+        sv->children[i]->ledger = ledgers[i];
+    if (rc < 0) {
+        log_warn_errno(rc, "cannot sample the process table");
+        return;
+    }
+
+    for (size_t i = 0; i < nstrays; i++) {
+        log_warn("ending orphan that belongs to no child pid=%d", strays[i]);
+        kill(strays[i], SIGKILL);
+    }
+
+    for (size_t i = 0; i < sv->nchildren; i++) {
+        struct sv_child *c = sv->children[i];
+        c->fig = figs[i];
+        uint64_t limit = c->spec.memory_limit;
+        if (c->m.state == CHILD_RUNNING && limit && c->fig.proportional_bytes > limit) {
+            log_warn("child over its memory limit child=%s pss_bytes=%llu rss_bytes=%llu limit_bytes=%llu "
+                     "processes=%u",
+                     c->spec.name, (unsigned long long)c->fig.proportional_bytes,
+                     (unsigned long long)c->fig.resident_bytes, (unsigned long long)limit, c->fig.processes);
+            sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_MEMORY_LIMIT);
+        }
+        sv_report_child(sv, c);
+    }
+}
+
+/* ---- children come and go with the config ---------------------------- */
+
+static struct sv_child *sv_child_new(struct supervisor *sv, struct child_spec *spec)
+{
+    struct sv_child *c = xcalloc(1, sizeof(*c));
+    spec_move(&c->spec, spec);
+    child_machine_init(&c->m, sv->cfg->supervisor.stop_timeout_ns);
+    c->pidfd = -1;
+    c->out = (struct sv_stream){ .fd = -1, .name = "stdout" };
+    c->err = (struct sv_stream){ .fd = -1, .name = "stderr" };
+    proctree_ledger_init(&c->ledger);
+    return c;
+}
+
+static void sv_child_free(struct sv_child *c)
+{
+    struct child_spec none = { 0 };
+    spec_move(&c->spec, &none);
+    proctree_ledger_fini(&c->ledger);
+    free(c);
+}
+
+static void sv_set_children(struct supervisor *sv, struct child_spec *specs, size_t n)
+{
+    sv->children = xreallocarray(NULL, n, sizeof(*sv->children));
+    sv->nchildren = n;
+    for (size_t i = 0; i < n; i++)
+        sv->children[i] = sv_child_new(sv, &specs[i]);
+}
+
+static void sv_reload(struct supervisor *sv)
+{
+    if (!sv->config_from_file) {
+        log_info("reload asked for, but the config is the embedded default: nothing to re-read");
+        return;
+    }
+    char *errors = NULL;
+    struct config *cfg = config_load_file(sv->config_path, &errors);
+    if (!cfg) {
+        for (char *line = strtok(errors, "\n"); line; line = strtok(NULL, "\n"))
+            log_error("config reload refused, keeping the running config reason=\"%s\"", line);
+        free(errors);
+        return;
+    }
+    if (strcmp(cfg->supervisor.runtime_dir, sv->cfg->supervisor.runtime_dir) != 0) {
+        log_warn("runtime_dir changes take effect when rendervisor restarts runtime_dir=%s",
+                 sv->cfg->supervisor.runtime_dir);
+        free(cfg->supervisor.runtime_dir);
+        cfg->supervisor.runtime_dir = xstrdup(sv->cfg->supervisor.runtime_dir);
+    }
+    log_set((enum config_log_level)cfg->supervisor.log_level, cfg->supervisor.log_format);
+
+    size_t n;
+    struct child_spec *specs = spec_build(cfg, sv->config_path, &n);
+    char *ingest = config_runtime_path(cfg, cfg->exporter.ingest);
+    if (strcmp(ingest, sv->sender.path) != 0) {
+        ingest_sender_fini(&sv->sender);
+        if (ingest_sender_init(&sv->sender, ingest) < 0)
+            log_error("cannot send reports path=%s", ingest);
+    }
+    free(ingest);
+
+    config_free(sv->cfg);
+    sv->cfg = cfg;
+
+    /* Children that stay keep their state; changed ones restart; the rest go. */
+    struct sv_child **next = xreallocarray(NULL, n + sv->nchildren, sizeof(*next));
+    size_t nnext = 0;
+    int *kept = xcalloc(sv->nchildren + 1, sizeof(int));
+    for (size_t i = 0; i < n; i++) {
+        struct sv_child *c = NULL;
+        for (size_t j = 0; j < sv->nchildren && !c; j++)
+            if (!kept[j] && strcmp(sv->children[j]->spec.name, specs[i].name) == 0) {
+                c = sv->children[j];
+                kept[j] = 1;
+            }
+        if (!c) {
+            c = sv_child_new(sv, &specs[i]);
+            next[nnext++] = c;
+            log_info("child added child=%s", c->spec.name);
+            sv_step(sv, c, CHILD_EV_START, 0);
+            continue;
+        }
+        next[nnext++] = c;
+        c->m.stop_timeout_ns = cfg->supervisor.stop_timeout_ns;
+        int changed = strcmp(c->spec.fingerprint, specs[i].fingerprint) != 0;
+        spec_move(&c->spec, &specs[i]);
+        if (changed) {
+            log_info("child settings changed, restarting child=%s", c->spec.name);
+            if (c->m.state == CHILD_STOPPED)
+                sv_step(sv, c, CHILD_EV_START, 0);
+            else
+                sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_REQUESTED);
+        }
+    }
+    /* Removed children stay in the list until they have stopped. */
+    for (size_t j = 0; j < sv->nchildren; j++) {
+        if (kept[j])
+            continue;
+        struct sv_child *c = sv->children[j];
+        log_info("child removed from the config child=%s", c->spec.name);
+        sv_step(sv, c, CHILD_EV_STOP, 0);
+        next[nnext++] = c;
+    }
+    free(kept);
+    spec_free(specs, n);
+    free(sv->children);
+    sv->children = next;
+    sv->nchildren = nnext;
+    log_info("config reloaded path=%s children=%zu", sv->config_path, n);
+}
+
+/* Forget children that are stopped for good and are no longer configured. */
+static void sv_prune(struct supervisor *sv)
+{
+    if (sv->shutting_down)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < sv->nchildren; i++) {
+        struct sv_child *c = sv->children[i];
+        if (c->m.state == CHILD_STOPPED && c->pid == 0) {
+            sv_child_free(c);
+            continue;
+        }
+        sv->children[n++] = c;
+    }
+    sv->nchildren = n;
+}
+
+/* ---- signals ---------------------------------------------------------- */
+
+static void sv_shutdown(struct supervisor *sv, const char *why)
+{
+    if (sv->shutting_down)
+        return;
+    sv->shutting_down = 1;
+    log_info("stopping all children signal=%s", why);
+    /* The renderer first, the exporter last, so reports of the others'
+     * ending can still be taken. All of them get the signal at once. */
+    for (size_t i = sv->nchildren; i-- > 0;)
+        sv_step(sv, sv->children[i], CHILD_EV_STOP, 0);
+}
+
+static void sv_read_signals(struct supervisor *sv)
+{
+    struct signalfd_siginfo si;
+    while (read(sv->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGCHLD:
+            sv_reap(sv);
+            break;
+        case SIGTERM:
+            sv_shutdown(sv, "TERM");
+            break;
+        case SIGINT:
+            sv_shutdown(sv, "INT");
+            break;
+        case SIGHUP:
+            if (!sv->shutting_down)
+                sv_reload(sv);
+            break;
+        }
+    }
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+static int sv_all_stopped(const struct supervisor *sv)
+{
+    for (size_t i = 0; i < sv->nchildren; i++)
+        if (sv->children[i]->m.state != CHILD_STOPPED || sv->children[i]->pid != 0)
+            return 0;
+    return 1;
+}
+
+static int64_t sv_next_deadline(const struct supervisor *sv)
+{
+    int64_t next = sv->shutting_down ? 0 : sv->next_sample_ns;
+    for (size_t i = 0; i < sv->nchildren; i++) {
+        int64_t d = sv->children[i]->m.deadline_ns;
+        if (d && (!next || d < next))
+            next = d;
+    }
+    return next;
+}
+
+static void sv_dispatch(struct supervisor *sv, struct sv_watch *w)
+{
+    switch (w->kind) {
+    case SV_WATCH_SIGNAL:
+        sv_read_signals(sv);
+        break;
+    case SV_WATCH_PIDFD:
+        /* The pidfd says the process ended; reaping stays in one place. */
+        sv_reap(sv);
+        break;
+    case SV_WATCH_STREAM:
+        sv_stream_read(sv, w->child, w->stream);
+        break;
+    }
+}
+
+int supervisor_run(struct supervisor *sv)
+{
+    for (size_t i = 0; i < sv->nchildren; i++)
+        sv_step(sv, sv->children[i], CHILD_EV_START, 0);
+    sv->next_sample_ns = clock_now_ns();
+
+    while (!(sv->shutting_down && sv_all_stopped(sv))) {
+        int64_t now = clock_now_ns();
+        int64_t next = sv_next_deadline(sv);
+        struct timespec ts, *tsp = NULL;
+        if (next) {
+            int64_t wait = next > now ? next - now : 0;
+            ts.tv_sec = wait / CLOCK_NS_PER_S;
+            ts.tv_nsec = wait % CLOCK_NS_PER_S;
+            tsp = &ts;
+        }
+        struct epoll_event evs[32];
+        int n = epoll_pwait2(sv->epfd, evs, 32, tsp, NULL);
+        if (n < 0 && errno != EINTR) {
+            log_error_errno(errno, "epoll_pwait2 failed");
+            return -errno;
+        }
+        for (int i = 0; i < n; i++)
+            sv_dispatch(sv, evs[i].data.ptr);
+
+        now = clock_now_ns();
+        for (size_t i = 0; i < sv->nchildren; i++) {
+            struct sv_child *c = sv->children[i];
+            if (c->m.deadline_ns && c->m.deadline_ns <= now)
+                sv_step(sv, c, CHILD_EV_TICK, 0);
+        }
+        if (!sv->shutting_down && now >= sv->next_sample_ns) {
+            sv_sample(sv);
+            sv->next_sample_ns = now + sv->cfg->supervisor.sample_interval_ns;
+        }
+        sv_prune(sv);
+    }
+    log_info("all children stopped, exiting");
+    return 0;
+}
+
+/* ---- set-up and tear-down -------------------------------------------- */
+
+int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path, int config_from_file)
+{
+    memset(sv, 0, sizeof(*sv));
+    sv->cfg = cfg;
+    sv->config_path = config_path;
+    sv->config_from_file = config_from_file;
+    sv->epfd = -1;
+    sv->sigfd = -1;
+    sv->guardian.fd = -1;
+    sv->self_pid = getpid();
+    sv->sender.fd = -1;
+
+    /* Signals are blocked before anything is spawned, so none is lost
+     * between fork and the first epoll_wait. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = guardian_start(&sv->guardian);
+    if (rc < 0) {
+        log_error_errno(rc, "cannot start the guardian process");
+        return rc;
+    }
+    sv->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    sv->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (sv->sigfd < 0 || sv->epfd < 0) {
+        rc = -errno;
+        log_error_errno(rc, "cannot create the event loop");
+        return rc;
+    }
+    sv->sig_watch = (struct sv_watch){ .kind = SV_WATCH_SIGNAL };
+    if ((rc = sv_epoll_add(sv, sv->sigfd, &sv->sig_watch)) < 0) {
+        log_error_errno(rc, "cannot watch signals");
+        return rc;
+    }
+
+    sv->sampler = sampler_new();
+    if (!sv->sampler) {
+        rc = -errno;
+        log_error_errno(rc, "cannot read the process table (libproc2)");
+        return rc;
+    }
+    char *ingest = config_runtime_path(cfg, cfg->exporter.ingest);
+    rc = ingest_sender_init(&sv->sender, ingest);
+    if (rc < 0)
+        log_error_errno(rc, "cannot create the report socket path=%s", ingest);
+    free(ingest);
+    if (rc < 0)
+        return rc;
+
+    size_t n;
+    struct child_spec *specs = spec_build(cfg, config_path, &n);
+    sv_set_children(sv, specs, n);
+    spec_free(specs, n);
+    return 0;
+}
+
+void supervisor_fini(struct supervisor *sv)
+{
+    for (size_t i = 0; i < sv->nchildren; i++) {
+        struct sv_child *c = sv->children[i];
+        sv_close_watched(sv, &c->pidfd);
+        sv_close_watched(sv, &c->out.fd);
+        sv_close_watched(sv, &c->err.fd);
+        if (c->spec.fresh_dir)
+            spawn_remove_tree(c->spec.fresh_dir);
+        sv_child_free(c);
+    }
+    free(sv->children);
+    sv->children = NULL;
+    sv->nchildren = 0;
+    guardian_stop(&sv->guardian);
+    if (sv->sampler)
+        sampler_free(sv->sampler);
+    ingest_sender_fini(&sv->sender);
+    if (sv->sigfd >= 0)
+        close(sv->sigfd);
+    if (sv->epfd >= 0)
+        close(sv->epfd);
+    config_free(sv->cfg);
+    free(sv->config_path);
+}

@@ -1,0 +1,80 @@
+/* The supervisor: one thread, one epoll loop over a signalfd, a pidfd and two
+ * output pipes per child, with the nearest deadline (restart, SIGKILL, sample)
+ * as the wait's timeout. */
+#ifndef RV_SUPERVISOR_H
+#define RV_SUPERVISOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "child.h"
+#include "config.h"
+#include "guardian.h"
+#include "ingest.h"
+#include "proctree.h"
+#include "spec.h"
+
+#define SUPERVISOR_LINE_MAX 4096
+
+enum sv_watch_kind {
+    SV_WATCH_SIGNAL,
+    SV_WATCH_PIDFD,
+    SV_WATCH_STREAM,
+};
+
+struct sv_child;
+
+/* What an epoll event points at. */
+struct sv_watch {
+    enum sv_watch_kind kind;
+    struct sv_child *child;
+    struct sv_stream *stream;
+};
+
+/* One of a child's output pipes, cut into lines for the log. */
+struct sv_stream {
+    int fd;
+    const char *name; /* "stdout" or "stderr" */
+    struct sv_watch watch;
+    char buf[SUPERVISOR_LINE_MAX];
+    size_t len;
+};
+
+struct sv_child {
+    struct child_spec spec;
+    struct child_machine m;
+    int pid;   /* 0 when no process */
+    int pidfd; /* -1 when no process */
+    struct sv_watch pid_watch;
+    struct sv_stream out, err;
+    double start_wall;
+    struct proctree_ledger ledger;
+    struct proctree_figures fig;
+};
+
+struct supervisor {
+    struct config *cfg;
+    char *config_path; /* the file the children get; NULL until set */
+    int config_from_file; /* 0: embedded default, nothing to reload */
+    int epfd;
+    int sigfd;
+    struct sv_watch sig_watch;
+    struct guardian guardian;
+    struct sampler *sampler;
+    struct ingest_sender sender;
+    struct ingest_buf report;
+    struct sv_child **children;
+    size_t nchildren;
+    int64_t next_sample_ns;
+    int shutting_down;
+    int self_pid;
+};
+
+/* Set up everything (runtime_dir must exist); cfg and config_path are taken
+ * over. Returns 0 or a negative errno, having logged why. */
+int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path, int config_from_file);
+/* Start the children and run until SIGTERM/SIGINT has stopped them all. */
+int supervisor_run(struct supervisor *sv);
+void supervisor_fini(struct supervisor *sv);
+
+#endif
