@@ -16,10 +16,10 @@
 
 /* The session id of a process, from /proc/PID/stat (field 6, after the
  * command name, which ends at the last ')'). */
-static int guardian_sid_of(const char *pid)
+static int guardian_sid_of(int pid)
 {
     char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -48,10 +48,11 @@ static void guardian_kill_all(const int *groups, int n)
     while ((e = readdir(d))) {
         if (e->d_name[0] < '1' || e->d_name[0] > '9')
             continue;
-        int sid = guardian_sid_of(e->d_name);
+        int pid = atoi(e->d_name);
+        int sid = guardian_sid_of(pid);
         for (int i = 0; i < n; i++)
             if (sid == groups[i])
-                kill(atoi(e->d_name), SIGKILL);
+                kill(pid, SIGKILL);
     }
     closedir(d);
 }

@@ -62,8 +62,8 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     size_t n = 2 + cfg->browsers.count;
     struct child_spec *specs = xcalloc(n, sizeof(*specs));
     size_t k = 0;
-    char settings[1024];
     char reqb[512], stepb[512];
+    char *settings;
 
     /* The exporter: its sockets and buckets are all it depends on. */
     struct child_spec *s = &specs[k++];
@@ -73,9 +73,10 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     s->memory_limit = cfg->exporter.memory_limit;
     spec_buckets_text(reqb, sizeof(reqb), &cfg->exporter.request_buckets);
     spec_buckets_text(stepb, sizeof(stepb), &cfg->exporter.step_buckets);
-    snprintf(settings, sizeof(settings), "listen=%s\nsocket=%s\ningest=%s\nrequest_buckets=%s\nstep_buckets=%s\n",
-             cfg->exporter.listen, cfg->exporter.socket, cfg->exporter.ingest, reqb, stepb);
+    settings = xasprintf("listen=%s\nsocket=%s\ningest=%s\nrequest_buckets=%s\nstep_buckets=%s\n",
+                         cfg->exporter.listen, cfg->exporter.socket, cfg->exporter.ingest, reqb, stepb);
     s->fingerprint = spec_fingerprint(&s->command, settings);
+    free(settings);
 
     for (unsigned i = 0; i < cfg->browsers.count; i++) {
         s = &specs[k++];
@@ -98,11 +99,11 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     s->role = SPEC_ROLE_RENDERER;
     spec_command(&s->command, &cfg->renderer.command, "--config", config_path, (char *)NULL);
     s->memory_limit = cfg->renderer.memory_limit;
-    snprintf(settings, sizeof(settings),
-             "listen=%s\nauth_token=%s\nconcurrency=%u\nbrowsers=%u\nport_base=%u\nsocket=%s\ningest=%s\n",
-             cfg->renderer.listen, cfg->renderer.auth_token, cfg->renderer.concurrency,
-             cfg->browsers.count, cfg->browsers.port_base, cfg->exporter.socket, cfg->exporter.ingest);
+    settings = xasprintf("listen=%s\nauth_token=%s\nconcurrency=%u\nbrowsers=%u\nport_base=%u\nsocket=%s\ningest=%s\n",
+                         cfg->renderer.listen, cfg->renderer.auth_token, cfg->renderer.concurrency,
+                         cfg->browsers.count, cfg->browsers.port_base, cfg->exporter.socket, cfg->exporter.ingest);
     s->fingerprint = spec_fingerprint(&s->command, settings);
+    free(settings);
 
     *count = k;
     return specs;
