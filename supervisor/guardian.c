@@ -14,11 +14,11 @@
 
 #define GUARDIAN_MAX_GROUPS 1024
 
-/* The session id of a process, from /proc/PID/stat (field 6, after the
- * command name, which ends at the last ')'). */
-static int guardian_sid_of(int pid)
+/* Session id and start time of a process from /proc/PID/stat (fields 6 and
+ * 22, counted after the command name, which ends at the last ')'). */
+static int guardian_stat(int pid, int *sid, unsigned long long *start)
 {
-    char path[64], buf[512];
+    char path[64], buf[1024];
     snprintf(path, sizeof(path), "/proc/%d/stat", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -29,18 +29,37 @@ static int guardian_sid_of(int pid)
         return -1;
     buf[n] = '\0';
     char *p = strrchr(buf, ')');
-    int ppid, pgrp, sid;
-    char state;
-    if (!p || sscanf(p + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4)
+    if (!p)
         return -1;
-    return sid;
+    /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime stime cutime cstime priority nice threads itrealvalue starttime */
+    int field = 3;
+    for (p++; *p && field < 22; field++) {
+        while (*p == ' ')
+            p++;
+        if (field == 6)
+            *sid = atoi(p);
+        while (*p && *p != ' ')
+            p++;
+    }
+    while (*p == ' ')
+        p++;
+    *start = strtoull(p, NULL, 10);
+    return field == 22 ? 0 : -1;
 }
 
-static void guardian_kill_all(const int *groups, int n)
+struct guardian_proc {
+    int pid;
+    unsigned long long start;
+};
+
+static void guardian_kill_all(const int *groups, int n, const struct guardian_proc *escaped, int nesc)
 {
     for (int i = 0; i < n; i++)
         kill(-groups[i], SIGKILL);
-    /* Processes that left their group but not their session. */
+    /* Processes that left their group but not their session, and the ones
+     * the supervisor saw leave their session too (checked by start time, so
+     * a reused pid is left alone). */
     DIR *d = opendir("/proc");
     if (!d)
         return;
@@ -49,10 +68,17 @@ static void guardian_kill_all(const int *groups, int n)
         if (e->d_name[0] < '1' || e->d_name[0] > '9')
             continue;
         int pid = atoi(e->d_name);
-        int sid = guardian_sid_of(pid);
-        for (int i = 0; i < n; i++)
-            if (sid == groups[i])
-                kill(pid, SIGKILL);
+        int sid = -1;
+        unsigned long long start = 0;
+        if (guardian_stat(pid, &sid, &start) < 0)
+            continue;
+        int doomed = 0;
+        for (int i = 0; i < n && !doomed; i++)
+            doomed = sid == groups[i];
+        for (int i = 0; i < nesc && !doomed; i++)
+            doomed = escaped[i].pid == pid && escaped[i].start == start;
+        if (doomed)
+            kill(pid, SIGKILL);
     }
     closedir(d);
 }
@@ -61,6 +87,8 @@ static void guardian_main(int rfd)
 {
     int groups[GUARDIAN_MAX_GROUPS];
     int n = 0;
+    static struct guardian_proc escaped[GUARDIAN_MAX_GROUPS];
+    int nesc = 0;
     char buf[4096];
     size_t have = 0;
 
@@ -92,6 +120,11 @@ static void guardian_main(int rfd)
             int pgid = atoi(line + 1);
             if (pgid > 1 && line[0] == '+' && n < GUARDIAN_MAX_GROUPS) {
                 groups[n++] = pgid;
+            } else if (line[0] == 'R') {
+                nesc = 0;
+            } else if (pgid > 1 && line[0] == '=' && nesc < GUARDIAN_MAX_GROUPS) {
+                char *sp = strchr(line, ' ');
+                escaped[nesc++] = (struct guardian_proc){ pgid, sp ? strtoull(sp + 1, NULL, 10) : 0 };
             } else if (pgid > 1 && line[0] == '-') {
                 for (int i = 0; i < n; i++)
                     if (groups[i] == pgid) {
@@ -104,7 +137,7 @@ static void guardian_main(int rfd)
         have = (size_t)(buf + have - line);
         memmove(buf, line, have);
     }
-    guardian_kill_all(groups, n);
+    guardian_kill_all(groups, n, escaped, nesc);
     _exit(0);
 }
 
@@ -137,12 +170,12 @@ int guardian_start(struct guardian *g)
     return 0;
 }
 
-static void guardian_send(struct guardian *g, char op, int pgid)
+static void guardian_send(struct guardian *g, char op, int pgid, unsigned long long start)
 {
     if (g->fd < 0)
         return;
-    char msg[32];
-    int n = snprintf(msg, sizeof(msg), "%c%d\n", op, pgid);
+    char msg[64];
+    int n = snprintf(msg, sizeof(msg), "%c%d %llu\n", op, pgid, start);
     /* A full pipe would mean the guardian is stuck; losing a line then is
      * better than stalling the supervisor. */
     (void)!write(g->fd, msg, (size_t)n);
@@ -150,12 +183,19 @@ static void guardian_send(struct guardian *g, char op, int pgid)
 
 void guardian_watch(struct guardian *g, int pgid)
 {
-    guardian_send(g, '+', pgid);
+    guardian_send(g, '+', pgid, 0);
 }
 
 void guardian_forget(struct guardian *g, int pgid)
 {
-    guardian_send(g, '-', pgid);
+    guardian_send(g, '-', pgid, 0);
+}
+
+void guardian_escaped(struct guardian *g, const int *pids, const unsigned long long *starts, size_t n)
+{
+    guardian_send(g, 'R', 0, 0);
+    for (size_t i = 0; i < n && i < GUARDIAN_MAX_GROUPS; i++)
+        guardian_send(g, '=', pids[i], starts[i]);
 }
 
 void guardian_stop(struct guardian *g)

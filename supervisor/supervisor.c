@@ -164,12 +164,16 @@ static void sv_child_exited(struct supervisor *sv, struct sv_child *c, int statu
 {
     int pid = c->pid;
     double ran = clock_wall_s() - c->start_wall;
-    if (WIFSIGNALED(status))
-        log_warn("child killed child=%s pid=%d signal=%s ran_s=%.3f", c->spec.name, pid,
-                 sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?", ran);
-    else
-        log_warn("child exited child=%s pid=%d code=%d ran_s=%.3f", c->spec.name, pid,
-                 WEXITSTATUS(status), ran);
+    /* An end we asked for is news; one we did not is a warning. */
+    enum config_log_level level = c->m.state == CHILD_STOPPING ? CONFIG_LOG_INFO : CONFIG_LOG_WARN;
+    if (WIFSIGNALED(status)) {
+        const char *sig = sigabbrev_np(WTERMSIG(status));
+        log_write(level, 0, "child killed child=%s pid=%d signal=%s ran_s=%.3f", c->spec.name, pid,
+                  sig ? sig : "?", ran);
+    } else {
+        log_write(level, 0, "child exited child=%s pid=%d code=%d ran_s=%.3f", c->spec.name, pid,
+                  WEXITSTATUS(status), ran);
+    }
 
     /* Whatever the child left behind in its group goes with it. */
     kill(-pid, SIGKILL);
@@ -260,6 +264,9 @@ static void sv_sample(struct supervisor *sv)
     }
 
     for (size_t i = 0; i < nstrays; i++) {
+        /* The guardian is our own child, not an orphan. */
+        if (strays[i] == sv->guardian.pid)
+            continue;
         log_warn("ending orphan that belongs to no child pid=%d", strays[i]);
         kill(strays[i], SIGKILL);
     }

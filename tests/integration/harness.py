@@ -1,0 +1,233 @@
+"""Shared harness for the integration tests: starts the real rendervisor with a
+config of small real children, collects its log and the reports it sends to
+the ingest socket, and makes sure every process a test started is gone at
+the end (each test marks its processes through an environment variable)."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+SUPERVISOR = os.environ.get('RV_SUPERVISOR', 'build/supervisor/rendervisor')
+ALLOC = os.environ.get('RV_ALLOC', 'build/tests/integration/rv-alloc')
+
+FIELD = re.compile(r'(\w[\w.]*)=("(?:[^"\\]|\\.)*"|\S*)')
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_logfmt(line):
+    out = {}
+    for key, val in FIELD.findall(line):
+        if val.startswith('"'):
+            val = bytes(val[1:-1], 'utf-8').decode('unicode_escape')
+        out[key] = val
+    return out
+
+
+def parse_report_line(line):
+    m = SAMPLE.match(line)
+    if not m:
+        raise ValueError('not a sample line: %r' % line)
+    labels = tuple(sorted(LABEL.findall(m.group(2) or '')))
+    return m.group(1), labels, float(m.group(3))
+
+
+def wait_until(fn, timeout, interval=0.02, what='condition'):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError('timed out after %.1fs waiting for %s' % (timeout, what))
+        time.sleep(interval)
+
+
+def proc_stat(pid):
+    """(state, ppid, pgrp, sid) of a process, or None when it is gone."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rindex(')') + 2:].split()
+    return rest[0], int(rest[1]), int(rest[2]), int(rest[3])
+
+
+def alive(pid):
+    st = proc_stat(pid)
+    return st is not None and st[0] != 'Z'
+
+
+def all_pids():
+    return [int(p) for p in os.listdir('/proc') if p.isdigit()]
+
+
+def children_of(pid):
+    out = []
+    for p in all_pids():
+        st = proc_stat(p)
+        if st and st[1] == pid:
+            out.append(p)
+    return out
+
+
+def marked_pids(mark):
+    """Every live process whose environment carries this run's mark."""
+    needle = ('RV_TEST_MARK=%s' % mark).encode()
+    found = []
+    for p in all_pids():
+        if p == os.getpid():
+            continue
+        try:
+            with open('/proc/%d/environ' % p, 'rb') as f:
+                env = f.read()
+        except OSError:
+            continue
+        if needle in env.split(b'\0') and alive(p):
+            found.append(p)
+    return found
+
+
+def sh(script):
+    """A child command line running a shell script (the arguments the
+    supervisor appends become $0, $1, ... and are ignored)."""
+    return "sh -c '%s'" % script.replace("'", "'\\''")
+
+
+class Rendervisor:
+    """One supervisor under test, with its own runtime_dir and ingest socket."""
+
+    def __init__(self, exporter=None, browsers=None, renderer=None, browser_count=1,
+                 sample_interval='100ms', stop_timeout='2s', extra=None, collect=True):
+        self.mark = uuid.uuid4().hex
+        self.dir = tempfile.mkdtemp(prefix='rvit')
+        self.run_dir = os.path.join(self.dir, 'run')
+        os.mkdir(self.run_dir, 0o700)
+        self.config = os.path.join(self.dir, 'rendervisor.ini')
+        self.settings = {
+            'supervisor': {'runtime_dir': self.run_dir, 'sample_interval': sample_interval,
+                           'stop_timeout': stop_timeout, 'log_level': 'debug'},
+            'exporter': {'command': exporter or sh('exec sleep 1000'), 'listen': ''},
+            'renderer': {'command': renderer or sh('exec sleep 1000')},
+            'browsers': {'count': str(browser_count), 'command': browsers or sh('exec sleep 1000'),
+                         'port_base': '30000'},
+        }
+        for section, kv in (extra or {}).items():
+            self.settings.setdefault(section, {}).update(kv)
+        self.write_config()
+        self.proc = None
+        self.logs = []  # (monotonic time, raw line, fields)
+        self.reports = {}  # (family, labels) -> value
+        self.report_log = []  # (monotonic time, family, labels, value)
+        self.lock = threading.Lock()
+        self.sock = None
+        if collect:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(os.path.join(self.run_dir, 'ingest.sock'))
+            self.sock.settimeout(0.2)
+            threading.Thread(target=self._collect, daemon=True).start()
+
+    def write_config(self, text=None):
+        if text is None:
+            parts = []
+            for section, kv in self.settings.items():
+                parts.append('[%s]' % section)
+                parts += ['%s = %s' % (k, v) for k, v in kv.items()]
+                parts.append('')
+            text = '\n'.join(parts)
+        with open(self.config, 'w') as f:
+            f.write(text)
+
+    # ---- process ---------------------------------------------------------
+    def start(self):
+        env = dict(os.environ, RV_TEST_MARK=self.mark)
+        self.proc = subprocess.Popen([SUPERVISOR, '--config', self.config], env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        threading.Thread(target=self._read_log, daemon=True).start()
+        return self
+
+    def _read_log(self):
+        for raw in self.proc.stderr:
+            line = raw.decode('utf-8', 'replace').rstrip('\n')
+            with self.lock:
+                self.logs.append((time.monotonic(), line, parse_logfmt(line)))
+
+    def _collect(self):
+        while self.sock:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            now = time.monotonic()
+            with self.lock:
+                for line in data.decode().splitlines():
+                    fam, labels, value = parse_report_line(line)
+                    self.reports[(fam, labels)] = value
+                    self.report_log.append((now, fam, labels, value))
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        """Kill the supervisor and everything this test started."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for _ in range(50):
+            left = marked_pids(self.mark)
+            if not left:
+                break
+            for p in left:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        if self.sock:
+            s, self.sock = self.sock, None
+            s.close()
+        subprocess.run(['rm', '-rf', self.dir], check=False)
+
+    # ---- what the log says -------------------------------------------------
+    def records(self, msg=None, **fields):
+        with self.lock:
+            logs = list(self.logs)
+        out = []
+        for t, line, f in logs:
+            if msg is not None and f.get('msg') != msg:
+                continue
+            if all(f.get(k) == str(v) for k, v in fields.items()):
+                out.append((t, f))
+        return out
+
+    def log_text(self):
+        with self.lock:
+            return '\n'.join(line for _, line, _ in self.logs)
+
+    def starts(self, child):
+        return self.records('child started', child=child)
+
+    def pid(self, child):
+        """The pid of the child's most recent start."""
+        s = self.starts(child)
+        return int(s[-1][1]['pid']) if s else None
+
+    def wait_started(self, child, count=1, timeout=5):
+        wait_until(lambda: len(self.starts(child)) >= count, timeout,
+                   what='%s started %d time(s)' % (child, count))
+        return self.pid(child)
+
+    # ---- what the reports say -----------------------------------------------
+    def value(self, family, **labels):
+        key = (family, tuple(sorted((k, str(v)) for k, v in labels.items())))
+        with self.lock:
+            return self.reports.get(key)
