@@ -69,7 +69,8 @@ size_t proctree_strays(const struct proctree_entry *entries, size_t n, int self_
 
 /* Sum the entries owned by root r into out[r] (processes, RSS, PSS, virtual,
  * fds; CPU through ledgers[r], which is updated). ticks_per_s converts CPU
- * ticks to seconds. max_fds is left for the caller. */
+ * ticks to seconds. out[r] is zeroed first; max_fds is left (at 0) for the
+ * caller. */
 void proctree_aggregate(const struct proctree_entry *entries, size_t n, const int *owner,
                         size_t nroots, struct proctree_ledger *ledgers, double ticks_per_s,
                         struct proctree_figures *out);
