@@ -381,7 +381,7 @@ int main(int argc, char **argv)
     /* Untimed: the first sample sizes the buffers, the rest warm the caches. */
     for (int i = 0; i < o.warmup; i++) {
         nstrays = sizeof(strays) / sizeof(strays[0]);
-        if (sampler_run(s, self, roots, BENCH_TREES, ledgers, out, strays, &nstrays) < 0)
+        if (sampler_run(s, self, roots, NULL, BENCH_TREES, ledgers, out, strays, &nstrays) < 0)
             bench_die("sampler_run");
     }
 
@@ -404,7 +404,7 @@ int main(int argc, char **argv)
             nstrays = sizeof(strays) / sizeof(strays[0]);
             getrusage(RUSAGE_SELF, &ru0);
             int64_t t0 = bench_now_ns();
-            int r = sampler_run(s, self, roots, BENCH_TREES, ledgers, out, strays, &nstrays);
+            int r = sampler_run(s, self, roots, NULL, BENCH_TREES, ledgers, out, strays, &nstrays);
             ours[nours++] = bench_now_ns() - t0;
             getrusage(RUSAGE_SELF, &ru1);
             if (r < 0)

@@ -9,8 +9,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "procfs.h"
 #include "xalloc.h"
+
+/* PSS is what a memory limit is checked against, and reading it
+ * (smaps_rollup: the kernel walks every page table) is the most expensive
+ * part of a sample by far. A process's PSS is read again when its RSS has
+ * moved by more than 1/SAMPLER_PSS_DRIFT since the last read, or when that
+ * read is older than SAMPLER_PSS_MAX_AGE_NS; in between, the last PSS is
+ * carried forward with the RSS change added (new pages counted as private,
+ * the pessimistic guess). A tree whose estimate is over its limit is read
+ * exactly before anyone acts on it. */
+#define SAMPLER_PSS_DRIFT 16
+#define SAMPLER_PSS_MAX_AGE_NS (10 * CLOCK_NS_PER_S)
 
 /* Every item comes from /proc/PID/stat, so libproc2 opens one file per
  * process (PIDS_ID_PID comes from the directory name). Adding an item from
@@ -39,12 +51,26 @@ enum sampler_rel {
 
 #define SAMPLER_NITEMS ((int)(sizeof(sampler_items) / sizeof(sampler_items[0])))
 
+/* The last exact PSS read of one process. */
+struct sampler_pss {
+    int pid;
+    unsigned long long start_ticks;
+    uint64_t pss_bytes;
+    uint64_t rss_bytes; /* RSS (from stat) when PSS was read */
+    int64_t read_ns;
+};
+
 struct sampler {
     struct pids_info *info;
+    /* Sorted by pid: the PSS reads of the processes of the last sample. */
+    struct sampler_pss *pss, *pss_next;
+    size_t npss, npss_next, pss_cap;
     /* Reused from one sample to the next; grown, never shrunk. */
     struct proctree_entry *entries;
     int *owner;
+    unsigned char *estimated; /* entry i's PSS was carried forward */
     size_t cap;
+    size_t nentries; /* of the last sample */
     double ticks_per_s;
     uint64_t page_size;
 };
@@ -74,8 +100,11 @@ void sampler_free(struct sampler *s)
     if (!s)
         return;
     procps_pids_unref(&s->info);
+    free(s->pss);
+    free(s->pss_next);
     free(s->entries);
     free(s->owner);
+    free(s->estimated);
     free(s);
 }
 
@@ -88,27 +117,96 @@ static void sampler_reserve(struct sampler *s, size_t n)
         cap *= 2;
     s->entries = xreallocarray(s->entries, cap, sizeof(*s->entries));
     s->owner = xreallocarray(s->owner, cap, sizeof(*s->owner));
+    s->estimated = xreallocarray(s->estimated, cap, sizeof(*s->estimated));
     s->cap = cap;
 }
 
-/* PSS and fds of one process of a child. A process that has gone since the
- * stat pass keeps its stat figures (they are this sample's) and no more; one
- * we may not inspect (a non-dumpable process, e.g.) falls back to RSS. */
-static void sampler_detail(struct proctree_entry *e)
+static const struct sampler_pss *sampler_pss_find(const struct sampler *s, int pid)
 {
-    struct procfs_smaps_rollup roll;
-    unsigned fds;
-
-    if (procfs_read_smaps_rollup(e->pid, &roll) == 0) {
-        e->pss_bytes = roll.pss_bytes;
-        e->pss_known = 1;
+    size_t lo = 0, hi = s->npss;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->pss[mid].pid == pid)
+            return &s->pss[mid];
+        if (s->pss[mid].pid < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    if (procfs_count_fds(e->pid, &fds) == 0)
-        e->open_fds = fds;
+    return NULL;
 }
 
-int sampler_run(struct sampler *s, int self_pid, const int *roots, size_t nroots,
-                struct proctree_ledger *ledgers, struct proctree_figures *out,
+static int sampler_pss_cmp(const void *a, const void *b)
+{
+    const struct sampler_pss *x = a, *y = b;
+    return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* Exact PSS of one process; 0 when it was read. A process we may not
+ * inspect (non-dumpable) or that has just gone keeps pss_known = 0 and
+ * counts with its RSS. */
+static int sampler_read_pss(struct proctree_entry *e)
+{
+    struct procfs_smaps_rollup roll;
+    if (procfs_read_smaps_rollup(e->pid, &roll) < 0)
+        return -1;
+    e->pss_bytes = roll.pss_bytes;
+    e->pss_known = 1;
+    return 0;
+}
+
+/* PSS (read or carried forward, see SAMPLER_PSS_DRIFT) and fds of one
+ * process of a child; remembers the read in pss_next. Returns 1 when the
+ * PSS is an estimate. */
+static int sampler_detail(struct sampler *s, struct proctree_entry *e, int64_t now)
+{
+    unsigned fds;
+    if (procfs_count_fds(e->pid, &fds) == 0)
+        e->open_fds = fds;
+
+    const struct sampler_pss *old = sampler_pss_find(s, e->pid);
+    struct sampler_pss rec;
+    int estimate = 0;
+    if (old && old->start_ticks == e->start_ticks && now - old->read_ns < SAMPLER_PSS_MAX_AGE_NS &&
+        e->rss_bytes <= old->rss_bytes + old->rss_bytes / SAMPLER_PSS_DRIFT &&
+        e->rss_bytes + old->rss_bytes / SAMPLER_PSS_DRIFT >= old->rss_bytes) {
+        int64_t pss = (int64_t)old->pss_bytes + ((int64_t)e->rss_bytes - (int64_t)old->rss_bytes);
+        e->pss_bytes = pss > 0 ? (uint64_t)pss : 0;
+        e->pss_known = 1;
+        rec = *old;
+        estimate = 1;
+    } else if (sampler_read_pss(e) == 0) {
+        rec = (struct sampler_pss){ e->pid, e->start_ticks, e->pss_bytes, e->rss_bytes, now };
+    } else {
+        return 0;
+    }
+    if (s->npss_next == s->pss_cap) {
+        s->pss_cap = s->pss_cap ? s->pss_cap * 2 : 64;
+        s->pss = xreallocarray(s->pss, s->pss_cap, sizeof(*s->pss));
+        s->pss_next = xreallocarray(s->pss_next, s->pss_cap, sizeof(*s->pss_next));
+    }
+    s->pss_next[s->npss_next++] = rec;
+    return estimate;
+}
+
+/* Read exactly every process of tree r whose PSS was carried forward, and
+ * sum its memory again. */
+static void sampler_exact_tree(struct sampler *s, size_t n, int r, struct proctree_figures *out)
+{
+    uint64_t pss = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct proctree_entry *e = &s->entries[i];
+        if (s->owner[i] != r)
+            continue;
+        if (s->estimated[i])
+            sampler_read_pss(e);
+        pss += e->pss_known ? e->pss_bytes : e->rss_bytes;
+    }
+    out->proportional_bytes = pss;
+}
+
+int sampler_run(struct sampler *s, int self_pid, const int *roots, const uint64_t *limits,
+                size_t nroots, struct proctree_ledger *ledgers, struct proctree_figures *out,
                 int *strays, size_t *nstrays)
 {
     errno = 0;
@@ -133,10 +231,22 @@ int sampler_run(struct sampler *s, int self_pid, const int *roots, size_t nroots
     }
 
     proctree_assign(s->entries, n, self_pid, roots, nroots, s->owner);
+    int64_t now = clock_now_ns();
+    s->npss_next = 0;
     for (size_t i = 0; i < n; i++)
-        if (s->owner[i] >= 0)
-            sampler_detail(&s->entries[i]);
+        s->estimated[i] = s->owner[i] >= 0 && sampler_detail(s, &s->entries[i], now);
+    /* This sample's reads become the ones the next sample looks up. */
+    struct sampler_pss *swap = s->pss;
+    s->pss = s->pss_next;
+    s->pss_next = swap;
+    s->npss = s->npss_next;
+    qsort(s->pss, s->npss, sizeof(*s->pss), sampler_pss_cmp);
+
     proctree_aggregate(s->entries, n, s->owner, nroots, ledgers, s->ticks_per_s, out);
+    for (size_t r = 0; limits && r < nroots; r++)
+        if (limits[r] && out[r].proportional_bytes > limits[r])
+            sampler_exact_tree(s, n, (int)r, &out[r]);
+    s->nentries = n;
 
     for (size_t r = 0; r < nroots; r++) {
         uint64_t max_fds;
@@ -151,4 +261,19 @@ int sampler_run(struct sampler *s, int self_pid, const int *roots, size_t nroots
     if (nstrays)
         *nstrays = found < room ? found : room;
     return 0;
+}
+
+size_t sampler_escaped(const struct sampler *s, const int *roots, size_t nroots, int *pids,
+                       unsigned long long *starts, size_t room)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s->nentries && k < room; i++) {
+        int r = s->owner[i];
+        if (r < 0 || (size_t)r >= nroots || s->entries[i].sid == roots[r])
+            continue;
+        pids[k] = s->entries[i].pid;
+        starts[k] = s->entries[i].start_ticks;
+        k++;
+    }
+    return k;
 }

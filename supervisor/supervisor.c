@@ -214,6 +214,7 @@ static void sv_reap(struct supervisor *sv)
         } else if (pid == sv->guardian.pid) {
             log_warn("guardian exited, starting a new one pid=%d", pid);
             guardian_stop(&sv->guardian);
+            sv->escaped_sig = 0;
             if (!sv->shutting_down && guardian_start(&sv->guardian) == 0)
                 for (size_t i = 0; i < sv->nchildren; i++)
                     if (sv->children[i]->pid > 0)
@@ -243,9 +244,26 @@ static void sv_report_child(struct supervisor *sv, struct sv_child *c)
     ingest_send(&sv->sender, &sv->report);
 }
 
+/* Processes that left their child's session escape the guardian's session
+ * sweep; it is told about them whenever that set changes. */
+static void sv_tell_guardian_escaped(struct supervisor *sv, const int *roots)
+{
+    int pids[SV_MAX_STRAYS];
+    unsigned long long starts[SV_MAX_STRAYS];
+    size_t n = sampler_escaped(sv->sampler, roots, sv->nchildren, pids, starts, SV_MAX_STRAYS);
+    unsigned long long sig = n;
+    for (size_t i = 0; i < n; i++)
+        sig = sig * 1000003ULL + (unsigned long long)pids[i] * 31ULL + starts[i];
+    if (sig == sv->escaped_sig)
+        return;
+    sv->escaped_sig = sig;
+    guardian_escaped(&sv->guardian, pids, starts, n);
+}
+
 static void sv_sample(struct supervisor *sv)
 {
     int roots[sv->nchildren + 1];
+    uint64_t limits[sv->nchildren + 1];
     struct proctree_ledger ledgers[sv->nchildren + 1];
     struct proctree_figures figs[sv->nchildren + 1];
     int strays[SV_MAX_STRAYS];
@@ -253,15 +271,19 @@ static void sv_sample(struct supervisor *sv)
 
     for (size_t i = 0; i < sv->nchildren; i++) {
         roots[i] = sv->children[i]->pid;
+        limits[i] = sv->children[i]->spec.memory_limit;
         ledgers[i] = sv->children[i]->ledger;
     }
-    int rc = sampler_run(sv->sampler, sv->self_pid, roots, sv->nchildren, ledgers, figs, strays, &nstrays);
+    int rc = sampler_run(sv->sampler, sv->self_pid, roots, limits, sv->nchildren, ledgers, figs, strays,
+                         &nstrays);
     for (size_t i = 0; i < sv->nchildren; i++)
         sv->children[i]->ledger = ledgers[i];
     if (rc < 0) {
         log_warn_errno(rc, "cannot sample the process table");
         return;
     }
+
+    sv_tell_guardian_escaped(sv, roots);
 
     for (size_t i = 0; i < nstrays; i++) {
         /* The guardian is our own child, not an orphan. */

@@ -66,6 +66,7 @@ struct supervisor {
     struct sv_child **children;
     size_t nchildren;
     int64_t next_sample_ns;
+    unsigned long long escaped_sig; /* what the guardian was last told */
     int shutting_down;
     int self_pid;
 };

@@ -126,6 +126,11 @@ class SupervisorTest(unittest.TestCase):
         for c in ('exporter', 'browser-0', 'browser-1', 'renderer'):
             r.wait_started(c)
         wait_until(lambda: len(marked_pids(r.mark)) >= 1 + 1 + 2 * 3 + 1 + 1, 5, what='all processes up')
+        # The guardian learns of a process that left its session (setsid) from
+        # the next sample; wait until a sample has seen both browsers' trees.
+        for b in ('browser-0', 'browser-1'):
+            wait_until(lambda: r.value('rendervisor_child_processes', child=b) == 3, 3,
+                       what='a sample of %s with its 3 processes' % b)
         r.proc.kill()
         r.proc.wait(5)
         wait_until(lambda: not marked_pids(r.mark), 2, what='every process gone after SIGKILL of the supervisor')
