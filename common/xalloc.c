@@ -64,13 +64,20 @@ char *xstrdup(const char *s)
 
 char *xasprintf(const char *fmt, ...)
 {
+    /* Most strings fit here, and formatting into a real buffer first also
+     * keeps GCC's format checks quiet under -fsanitize. */
+    char small[256];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
     if (n < 0)
         xalloc_die(0);
     char *p = xmalloc((size_t)n + 1);
+    if ((size_t)n < sizeof(small)) {
+        memcpy(p, small, (size_t)n + 1);
+        return p;
+    }
     va_start(ap, fmt);
     vsnprintf(p, (size_t)n + 1, fmt, ap);
     va_end(ap);
