@@ -398,6 +398,7 @@ int main(int argc, char **argv)
     int rounds = o.samples > o.peer_scrapes || !o.peer ? o.samples : o.peer_scrapes;
     int nours = 0, ntheirs = 0;
     double user_us = 0, sys_us = 0; /* our CPU time inside sampler_run */
+    double read_sum = 0; /* processes each sample read from the table */
     for (int i = 0; i < rounds; i++) {
         if (i < o.samples) {
             struct rusage ru0, ru1;
@@ -407,6 +408,7 @@ int main(int argc, char **argv)
             int r = sampler_run(s, self, roots, NULL, BENCH_TREES, ledgers, out, strays, &nstrays);
             ours[nours++] = bench_now_ns() - t0;
             getrusage(RUSAGE_SELF, &ru1);
+            read_sum += (double)sampler_table_size(s);
             if (r < 0)
                 bench_die("sampler_run");
             user_us += bench_tv_us(&ru1.ru_utime) - bench_tv_us(&ru0.ru_utime);
@@ -440,10 +442,10 @@ int main(int argc, char **argv)
         struct bench_stats st = bench_stats(ours, nours);
         printf("ours samples=%d processes=%u table_processes=%d p50_us=%.1f p99_us=%.1f "
                "mean_us=%.1f min_us=%.1f p50_us_per_process=%.2f p99_us_per_process=%.2f "
-               "cpu_user_us=%.1f cpu_system_us=%.1f\n",
+               "cpu_user_us=%.1f cpu_system_us=%.1f mean_processes_read=%.1f\n",
                nours, measured, bench_count_processes(), st.p50_us, st.p99_us, st.mean_us,
                st.min_us, st.p50_us / measured, st.p99_us / measured, user_us / nours,
-               sys_us / nours);
+               sys_us / nours, read_sum / nours);
         if (ntheirs > 0) {
             struct bench_stats pt = bench_stats(theirs, ntheirs);
             printf("peer scrapes=%d processes=%ld body_bytes=%zu p50_us=%.1f p99_us=%.1f "

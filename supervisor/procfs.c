@@ -283,3 +283,30 @@ int procfs_max_fds(int pid, uint64_t *out)
         return r;
     return procfs_parse_limits_nofile(buf, len, out);
 }
+
+int procfs_parse_loadavg_last_pid(const char *buf, size_t len, int *last_pid)
+{
+    /* "0.00 0.01 0.05 1/123 4567\n": the number after the last space. */
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+        len--;
+    size_t start = len;
+    while (start > 0 && buf[start - 1] >= '0' && buf[start - 1] <= '9')
+        start--;
+    if (start == len || len - start > 9 || start == 0 || buf[start - 1] != ' ')
+        return -EINVAL;
+    int v = 0;
+    for (size_t i = start; i < len; i++)
+        v = v * 10 + (buf[i] - '0');
+    *last_pid = v;
+    return 0;
+}
+
+int procfs_last_pid(int *last_pid)
+{
+    char buf[128];
+    size_t len;
+    int r = procfs_read_small("/proc/loadavg", buf, sizeof(buf), &len);
+    if (r < 0)
+        return r;
+    return procfs_parse_loadavg_last_pid(buf, len, last_pid);
+}

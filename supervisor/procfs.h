@@ -48,4 +48,9 @@ int procfs_count_dir_entries(const char *path, unsigned *out);
  * another negative errno. */
 int procfs_max_fds(int pid, uint64_t *out);
 
+/* The last field of /proc/loadavg: the pid (or thread id) the kernel handed
+ * out most recently. While it stays the same, no process was created. */
+int procfs_parse_loadavg_last_pid(const char *buf, size_t len, int *last_pid);
+int procfs_last_pid(int *last_pid);
+
 #endif

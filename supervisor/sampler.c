@@ -24,6 +24,15 @@
 #define SAMPLER_PSS_DRIFT 16
 #define SAMPLER_PSS_MAX_AGE_NS (10 * CLOCK_NS_PER_S)
 
+/* The full pass reads /proc/PID/stat of every process on the host, most of
+ * which are not ours. When no process has been created since the last
+ * sample (/proc/loadavg's last pid has not moved), the same roots are
+ * supervised, and every process the last sample kept (the children's trees
+ * and our direct children) still exists, the trees cannot have changed:
+ * only those processes are read again, through libproc2's select. Any change
+ * falls back to the full pass. libproc2 selects at most this many pids. */
+#define SAMPLER_SELECT_MAX 255
+
 /* Every item comes from /proc/PID/stat, so libproc2 opens one file per
  * process (PIDS_ID_PID comes from the directory name). Adding an item from
  * status, statm or cmdline would add an open() per process on the host. */
@@ -71,6 +80,14 @@ struct sampler {
     unsigned char *estimated; /* entry i's PSS was carried forward */
     size_t cap;
     size_t nentries; /* of the last sample */
+    /* What the quick path needs to know about the last sample. */
+    unsigned known[SAMPLER_SELECT_MAX];
+    size_t nknown;
+    int known_valid;
+    int last_pid;
+    int *last_roots;
+    size_t nlast_roots;
+    size_t table_size; /* processes read by the last sample */
     double ticks_per_s;
     uint64_t page_size;
 };
@@ -105,6 +122,7 @@ void sampler_free(struct sampler *s)
     free(s->entries);
     free(s->owner);
     free(s->estimated);
+    free(s->last_roots);
     free(s);
 }
 
@@ -205,15 +223,8 @@ static void sampler_exact_tree(struct sampler *s, size_t n, int r, struct proctr
     out->proportional_bytes = pss;
 }
 
-int sampler_run(struct sampler *s, int self_pid, const int *roots, const uint64_t *limits,
-                size_t nroots, struct proctree_ledger *ledgers, struct proctree_figures *out,
-                int *strays, size_t *nstrays)
+static size_t sampler_fill(struct sampler *s, const struct pids_fetch *f)
 {
-    errno = 0;
-    struct pids_fetch *f = procps_pids_reap(s->info, PIDS_FETCH_TASKS_ONLY);
-    if (!f)
-        return errno ? -errno : -EIO;
-
     size_t n = f->counts->total > 0 ? (size_t)f->counts->total : 0;
     sampler_reserve(s, n);
     for (size_t i = 0; i < n; i++) {
@@ -229,8 +240,79 @@ int sampler_run(struct sampler *s, int self_pid, const int *roots, const uint64_
         e->rss_bytes = (uint64_t)PIDS_VAL(SAMPLER_RSS, ul_int, st, s->info) * s->page_size;
         e->vsize_bytes = PIDS_VAL(SAMPLER_VSIZE, ul_int, st, s->info);
     }
+    return n;
+}
+
+static int sampler_same_roots(const struct sampler *s, const int *roots, size_t nroots)
+{
+    return s->last_roots && s->nlast_roots == nroots &&
+           memcmp(s->last_roots, roots, nroots * sizeof(*roots)) == 0;
+}
+
+/* Read the process table: the quick select of the known processes when
+ * nothing can have changed, else the full pass. Returns the entry count. */
+static int sampler_read_table(struct sampler *s, const int *roots, size_t nroots, size_t *n)
+{
+    int last_pid = -1;
+    int have_last = procfs_last_pid(&last_pid) == 0;
+    struct pids_fetch *f = NULL;
+
+    if (have_last && s->known_valid && last_pid == s->last_pid && s->nknown > 0 &&
+        sampler_same_roots(s, roots, nroots)) {
+        f = procps_pids_select(s->info, s->known, (int)s->nknown, PIDS_SELECT_PID);
+        if (f && (size_t)f->counts->total != s->nknown)
+            f = NULL; /* one has gone: its orphans may have moved */
+    }
+    if (!f) {
+        errno = 0;
+        f = procps_pids_reap(s->info, PIDS_FETCH_TASKS_ONLY);
+        if (!f)
+            return errno ? -errno : -EIO;
+    }
+    *n = sampler_fill(s, f);
+    /* Taken before the read, so a process born during it forces a full
+     * pass next time. */
+    s->last_pid = last_pid;
+    s->known_valid = have_last;
+    return 0;
+}
+
+/* Remember which processes the next sample may read alone: the children's
+ * trees and our direct children (the guardian, orphans). */
+static void sampler_remember(struct sampler *s, size_t n, int self_pid, const int *roots, size_t nroots)
+{
+    s->nknown = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s->owner[i] < 0 && s->entries[i].ppid != self_pid)
+            continue;
+        if (s->nknown == SAMPLER_SELECT_MAX) {
+            s->known_valid = 0;
+            break;
+        }
+        s->known[s->nknown++] = (unsigned)s->entries[i].pid;
+    }
+    s->last_roots = xreallocarray(s->last_roots, nroots + 1, sizeof(*roots));
+    memcpy(s->last_roots, roots, nroots * sizeof(*roots));
+    s->nlast_roots = nroots;
+    s->table_size = n;
+}
+
+size_t sampler_table_size(const struct sampler *s)
+{
+    return s->table_size;
+}
+
+int sampler_run(struct sampler *s, int self_pid, const int *roots, const uint64_t *limits,
+                size_t nroots, struct proctree_ledger *ledgers, struct proctree_figures *out,
+                int *strays, size_t *nstrays)
+{
+    size_t n = 0;
+    int rc = sampler_read_table(s, roots, nroots, &n);
+    if (rc < 0)
+        return rc;
 
     proctree_assign(s->entries, n, self_pid, roots, nroots, s->owner);
+    sampler_remember(s, n, self_pid, roots, nroots);
     int64_t now = clock_now_ns();
     s->npss_next = 0;
     for (size_t i = 0; i < n; i++)

@@ -29,6 +29,10 @@ int sampler_run(struct sampler *s, int self_pid, const int *roots, const uint64_
                 size_t nroots, struct proctree_ledger *ledgers, struct proctree_figures *out,
                 int *strays, size_t *nstrays);
 
+/* How many processes the last sample read from the table: every process on
+ * the host after a full pass, only the children's after a quick one. */
+size_t sampler_table_size(const struct sampler *s);
+
 /* After sampler_run(): the processes of the children's trees that are not in
  * their child's session (they called setsid()), which the guardian must be
  * told about since killing the child's session would miss them. Writes at
