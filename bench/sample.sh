@@ -94,8 +94,12 @@ if command -v valgrind >/dev/null 2>&1; then
         sed -n 's/.*Collected : //p' "$TMP/cg.$k.err" >"$TMP/cg.$k.total"
         callgrind_annotate --inclusive=yes "$TMP/cg.$k" 2>/dev/null |
             awk '/:sampler_run /{gsub(",","",$1); print $1; exit}' >"$TMP/cg.$k.sampler"
+        # libproc2: the full pass (reap) and the quick one (select by pid).
         callgrind_annotate --inclusive=yes "$TMP/cg.$k" 2>/dev/null |
-            awk '/:procps_pids_reap /{gsub(",","",$1); print $1; exit}' >"$TMP/cg.$k.libproc2"
+            awk '/:procps_pids_reap / && !r {gsub(",","",$1); r = $1}
+                 /:procps_pids_select / && !s {gsub(",","",$1); s = $1}
+                 END {print r + s}' \
+            >"$TMP/cg.$k.libproc2"
     done
     table=$(sed -n 's/.*table_processes=\([0-9]*\).*/\1/p' "$TMP/cg.$CG_SAMPLES.out")
     awk -v k="$CG_SAMPLES" -v procs="$PROCS" -v table="$table" \
@@ -105,8 +109,8 @@ if command -v valgrind >/dev/null 2>&1; then
         'BEGIN {
             t = (t1 - t0) / k; s = (s1 - s0) / k; l = (l1 - l0) / k;
             printf "callgrind samples=%d total_ir_per_sample=%.0f sampler_ir_per_sample=%.0f ", k, t, s;
-            printf "libproc2_ir_per_sample=%.0f libproc2_ir_per_table_process=%.0f table_processes=%d ",
-                l, l / table, table;
+            printf "libproc2_ir_per_sample=%.0f libproc2_ir_per_process=%.0f table_processes=%d ",
+                l, l / procs, table;
             printf "own_ir_per_sample=%.0f sampler_ir_per_process=%.0f total_ir_per_process=%.0f\n",
                 s - l, s / procs, t / procs;
         }'
