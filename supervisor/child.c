@@ -32,6 +32,14 @@ void child_machine_init(struct child_machine *m, int64_t stop_timeout_ns)
     };
 }
 
+unsigned long long child_restarts_total(const struct child_machine *m)
+{
+    unsigned long long n = 0;
+    for (int r = 0; r < CHILD_REASON_COUNT; r++)
+        n += m->restarts[r];
+    return n;
+}
+
 int64_t child_backoff_next(int64_t current_ns)
 {
     if (current_ns < CHILD_BACKOFF_MIN_NS)

@@ -64,6 +64,9 @@ struct child_machine {
 void child_machine_init(struct child_machine *m, int64_t stop_timeout_ns);
 enum child_action child_step(struct child_machine *m, enum child_event ev, int64_t now_ns, int arg);
 
+/* Restarts for every reason together. */
+unsigned long long child_restarts_total(const struct child_machine *m);
+
 /* The delay after `current`: doubled, capped at CHILD_BACKOFF_MAX_NS. */
 int64_t child_backoff_next(int64_t current_ns);
 

@@ -193,9 +193,7 @@ static void sv_child_exited(struct supervisor *sv, struct sv_child *c, int statu
     if (c->m.state == CHILD_BACKOFF)
         log_info("child will restart child=%s in_ms=%lld restarts=%llu", c->spec.name,
                  (long long)((c->m.deadline_ns - clock_now_ns()) / CLOCK_NS_PER_MS),
-                 c->m.restarts[CHILD_REASON_EXIT] + c->m.restarts[CHILD_REASON_SIGNAL] +
-                     c->m.restarts[CHILD_REASON_MEMORY_LIMIT] + c->m.restarts[CHILD_REASON_UNHEALTHY] +
-                     c->m.restarts[CHILD_REASON_REQUESTED]);
+                 child_restarts_total(&c->m));
 }
 
 static void sv_reap(struct supervisor *sv)
@@ -358,7 +356,7 @@ static void sv_reload(struct supervisor *sv)
         free(cfg->supervisor.runtime_dir);
         cfg->supervisor.runtime_dir = xstrdup(sv->cfg->supervisor.runtime_dir);
     }
-    log_set((enum config_log_level)cfg->supervisor.log_level, cfg->supervisor.log_format);
+    log_set(cfg->supervisor.log_level, cfg->supervisor.log_format);
 
     size_t n;
     struct child_spec *specs = spec_build(cfg, sv->config_path, &n);

@@ -1,5 +1,6 @@
 """The real rendervisor supervising small real children: restarts, backoff,
 memory limits, orphans, shutdown, reloads and the reports it sends."""
+import json
 import os
 import signal
 import subprocess
@@ -190,6 +191,26 @@ class SupervisorTest(unittest.TestCase):
         wait_until(lambda: not alive(pids['browser-1']), 5, what='browser-1 stopped')
         wait_until(lambda: r.records('child removed from the config', child='browser-1'), 3, what='removal log')
         self.assertTrue(alive(pids['browser-0']))
+
+    def test_json_logs_are_one_object_per_line(self):
+        r = self.rv(renderer=sh('echo "a \\"quoted\\" line"; exit 3'),
+                    extra={'supervisor': {'log_format': 'json'}}).start()
+        wait_until(lambda: r.log_text().count('"child started"') >= 5, 5, what='starts logged')
+        r.signal(signal.SIGTERM)
+        self.assertEqual(r.proc.wait(10), 0)
+        lines = r.log_text().splitlines()
+        self.assertTrue(lines)
+        records = [json.loads(line) for line in lines]
+        for rec in records:
+            for key in ('time', 'level', 'component', 'message'):
+                self.assertIn(key, rec)
+            self.assertEqual(rec['component'], 'supervisor')
+        started = [x for x in records if x['message'] == 'child started' and x['child'] == 'renderer']
+        self.assertGreaterEqual(len(started), 2)
+        self.assertIsInstance(started[0]['pid'], int)
+        out = [x for x in records if x['message'] == 'child output' and x['child'] == 'renderer']
+        self.assertEqual(out[0]['line'], 'a "quoted" line')
+        self.assertEqual(out[0]['stream'], 'stdout')
 
     # ---- reports -------------------------------------------------------------
     def test_reports_carry_true_figures(self):

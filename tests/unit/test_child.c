@@ -100,6 +100,7 @@ static void test_growing_intervals(void **state)
         expect = expect * 2 > 30 * S ? 30 * S : expect * 2;
     }
     assert_int_equal(m.restarts[CHILD_REASON_EXIT], 12);
+    assert_int_equal(child_restarts_total(&m), 12);
 }
 
 static void test_backoff_resets_after_healthy_minute(void **state)
@@ -154,6 +155,7 @@ static void test_memory_limit_restart(void **state)
     child_step(&m, CHILD_EV_EXITED, now + 10 * MS, signalled(SIGTERM));
     assert_int_equal(m.restarts[CHILD_REASON_MEMORY_LIMIT], 1);
     assert_int_equal(m.restarts[CHILD_REASON_SIGNAL], 0);
+    assert_int_equal(child_restarts_total(&m), 1);
     assert_int_equal(m.state, CHILD_BACKOFF);
     assert_int_equal(m.deadline_ns, now + 10 * MS + 100 * MS);
 }

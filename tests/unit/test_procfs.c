@@ -215,6 +215,35 @@ static void test_live_zombie(void **state)
     assert_int_equal(procfs_read_smaps_rollup(pid, &r), -ESRCH);
 }
 
+static void test_loadavg_last_pid(void **state)
+{
+    (void)state;
+    int pid = -1;
+    static const char good[] = "0.52 0.58 0.59 2/613 123456\n";
+    assert_int_equal(procfs_parse_loadavg_last_pid(good, strlen(good), &pid), 0);
+    assert_int_equal(pid, 123456);
+    static const char no_newline[] = "0.00 0.01 0.05 1/99 7";
+    assert_int_equal(procfs_parse_loadavg_last_pid(no_newline, strlen(no_newline), &pid), 0);
+    assert_int_equal(pid, 7);
+
+    pid = -1;
+    static const char *bad[] = { "", "\n", "123", "0.00 0.01 0.05 1/99 ", "0.00 0.01 0.05 1/99 x1",
+                                 "0.00 0.01 0.05 1/99 12345678901" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(procfs_parse_loadavg_last_pid(bad[i], strlen(bad[i]), &pid), -EINVAL);
+    assert_int_equal(pid, -1);
+
+    /* the live file parses, and a new process moves it */
+    int before = 0, after = 0;
+    assert_int_equal(procfs_last_pid(&before), 0);
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    waitpid(child, NULL, 0);
+    assert_int_equal(procfs_last_pid(&after), 0);
+    assert_int_not_equal(before, after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_live_self),
         cmocka_unit_test(test_live_absent),
         cmocka_unit_test(test_live_zombie),
+        cmocka_unit_test(test_loadavg_last_pid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
