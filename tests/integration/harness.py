@@ -227,6 +227,12 @@ class Rendervisor:
         return self.pid(child)
 
     # ---- what the reports say -----------------------------------------------
+    def report_count(self, family, **labels):
+        """How many reports of this series have arrived so far."""
+        want = tuple(sorted((k, str(v)) for k, v in labels.items()))
+        with self.lock:
+            return sum(1 for _, f, l, _ in self.report_log if f == family and l == want)
+
     def value(self, family, **labels):
         key = (family, tuple(sorted((k, str(v)) for k, v in labels.items())))
         with self.lock:

@@ -128,10 +128,14 @@ class SupervisorTest(unittest.TestCase):
             r.wait_started(c)
         wait_until(lambda: len(marked_pids(r.mark)) >= 1 + 1 + 2 * 3 + 1 + 1, 5, what='all processes up')
         # The guardian learns of a process that left its session (setsid) from
-        # the next sample; wait until a sample has seen both browsers' trees.
+        # the sample after it did: wait until a sample has seen both browsers'
+        # trees whole, then for two more samples (setsid may come just after).
         for b in ('browser-0', 'browser-1'):
             wait_until(lambda: r.value('rendervisor_child_processes', child=b) == 3, 3,
                        what='a sample of %s with its 3 processes' % b)
+        seen = r.report_count('rendervisor_child_processes', child='browser-1')
+        wait_until(lambda: r.report_count('rendervisor_child_processes', child='browser-1') >= seen + 2, 3,
+                   what='two more samples')
         r.proc.kill()
         r.proc.wait(5)
         wait_until(lambda: not marked_pids(r.mark), 2, what='every process gone after SIGKILL of the supervisor')
