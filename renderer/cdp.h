@@ -1,0 +1,284 @@
+/* Chrome DevTools Protocol messages, without I/O: building the commands the
+ * renderer sends and checking every reply and event before anything acts on
+ * it. The websocket client feeds frames in and sends the text it gets out. */
+#ifndef RV_CDP_H
+#define RV_CDP_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+
+/* The largest frame accepted. A full-page PNG at deviceScaleFactor 2 is a few
+ * MiB, base64 adds a third; 64 MiB leaves room and still bounds what one
+ * reply can cost (the text, its parsed copy and the decoded image). The
+ * websocket layer should stop gathering fragments at the same size. */
+#define CDP_FRAME_MAX (64u * 1024 * 1024)
+/* Chrome's ids (contexts, targets, sessions, frames, requests, download
+ * guids) are 32 hex digits, uuids or "123.4"; far longer is not Chrome. */
+#define CDP_ID_MAX 128
+#define CDP_METHOD_MAX 128
+/* Browser.getVersion's product becomes a Prometheus label value. */
+#define CDP_PRODUCT_MAX 128
+/* Strings we put into commands (URL, header, cookie, timezone, path). */
+#define CDP_ARG_MAX (64u * 1024)
+#define CDP_EXPRESSION_MAX (1024u * 1024)
+/* Chrome's own bound for emulated viewport sizes, in CSS pixels. */
+#define CDP_VIEWPORT_MAX 10000000
+#define CDP_SCALE_MAX 100.0
+/* Longest a readiness expression may wait inside the page. */
+#define CDP_READINESS_WAIT_MAX 600000u
+
+/* Command ids of one connection: positive, increasing, wrapping to 1. */
+struct cdp {
+    int last_id;
+};
+
+void cdp_init(struct cdp *c);
+
+/* Builders. Each appends one command, serialized as compact JSON, to out (so
+ * the caller may reserve LWS_PRE bytes in front) and returns its id (> 0), or
+ * -EINVAL for a missing, empty, oversized or non-UTF-8 argument, leaving out
+ * and the id counter untouched. session is the flattened session the command
+ * goes to (sessionId on the message); NULL means the browser itself. */
+
+/* Any command; params (may be NULL) is consumed whatever happens. */
+int cdp_command(struct cdp *c, struct buf *out, const char *session,
+                const char *method, json_t *params);
+
+int cdp_browser_get_version(struct cdp *c, struct buf *out);
+/* Disposed by Chrome when our connection goes, so a dead renderer leaks nothing. */
+int cdp_create_browser_context(struct cdp *c, struct buf *out);
+int cdp_dispose_browser_context(struct cdp *c, struct buf *out, const char *context_id);
+/* An about:blank page in the context. */
+int cdp_create_target(struct cdp *c, struct buf *out, const char *context_id);
+/* flatten: the page's session speaks over this connection. */
+int cdp_attach_to_target(struct cdp *c, struct buf *out, const char *target_id);
+int cdp_close_target(struct cdp *c, struct buf *out, const char *target_id);
+/* allowAndName: files land in path (absolute) named by the download's guid;
+ * events on the browser session. */
+int cdp_set_download_behavior(struct cdp *c, struct buf *out,
+                              const char *context_id, const char *path);
+
+int cdp_page_enable(struct cdp *c, struct buf *out, const char *session);
+int cdp_page_set_lifecycle_events(struct cdp *c, struct buf *out,
+                                  const char *session, int enabled);
+int cdp_page_navigate(struct cdp *c, struct buf *out, const char *session, const char *url);
+int cdp_page_get_layout_metrics(struct cdp *c, struct buf *out, const char *session);
+/* A page blocked in alert()/confirm() never becomes ready: dismiss it. */
+int cdp_page_handle_dialog(struct cdp *c, struct buf *out, const char *session, int accept);
+
+struct cdp_screenshot {
+    int full_page;          /* capture beyond the viewport, clipped to width x height at 0,0 */
+    double width, height;   /* the clip in CSS pixels (full_page only) */
+    int optimize_for_speed; /* cheaper PNG encoding, larger file */
+};
+/* PNG of the viewport, or per shot (NULL: the viewport, default encoding). */
+int cdp_page_capture_screenshot(struct cdp *c, struct buf *out, const char *session,
+                                const struct cdp_screenshot *shot);
+
+struct cdp_pdf {
+    double paper_width, paper_height; /* inches; 0: Chrome's default (Letter) */
+    int landscape;
+    int print_background;
+    double scale;                     /* 0: default (1); else 0.1 .. 2 */
+    const char *page_ranges;          /* "1-5, 8"; NULL or "": all pages */
+};
+int cdp_page_print_to_pdf(struct cdp *c, struct buf *out, const char *session,
+                          const struct cdp_pdf *pdf);
+/* Paper size of a pdf.format name (letter, legal, tabloid, ledger, a0..a6,
+ * any case) in inches; -EINVAL for an unknown name. */
+int cdp_pdf_paper(const char *name, double *width, double *height);
+
+/* Not needed for Runtime.evaluate; only for Runtime's events. */
+int cdp_runtime_enable(struct cdp *c, struct buf *out, const char *session);
+/* returnByValue, so the value itself comes back; with await_promise the
+ * reply waits for a returned promise to settle. */
+int cdp_runtime_evaluate(struct cdp *c, struct buf *out, const char *session,
+                         const char *expression, int await_promise);
+int cdp_inspector_enable(struct cdp *c, struct buf *out, const char *session);
+
+/* mobile false; width and height in CSS pixels, 1 .. CDP_VIEWPORT_MAX;
+ * scale > 0 .. CDP_SCALE_MAX. */
+int cdp_set_device_metrics(struct cdp *c, struct buf *out, const char *session,
+                           int width, int height, double scale);
+/* An IANA name ("Europe/Paris"); Chrome answers an error for an unknown one. */
+int cdp_set_timezone(struct cdp *c, struct buf *out, const char *session, const char *timezone);
+
+int cdp_network_enable(struct cdp *c, struct buf *out, const char *session);
+/* headers: name, value, name, value, ..., NULL (at least one pair). */
+int cdp_set_extra_headers(struct cdp *c, struct buf *out, const char *session,
+                          const char *const *headers);
+/* A cookie for domain, path "/" (Grafana's renderKey). */
+int cdp_set_cookie(struct cdp *c, struct buf *out, const char *session,
+                   const char *name, const char *value, const char *domain);
+
+/* What a frame from the browser is. */
+enum cdp_msg_type {
+    CDP_MSG_RESULT, /* a reply carrying result */
+    CDP_MSG_ERROR,  /* a reply carrying error {code, message} */
+    CDP_MSG_EVENT,
+};
+
+/* The events the renderer acts on; anything else is CDP_EVENT_OTHER. */
+enum cdp_event {
+    CDP_EVENT_OTHER,
+    CDP_EVENT_ATTACHED_TO_TARGET,   /* Target.attachedToTarget */
+    CDP_EVENT_DETACHED_FROM_TARGET, /* Target.detachedFromTarget */
+    CDP_EVENT_TARGET_CRASHED,       /* Inspector.targetCrashed */
+    CDP_EVENT_INSPECTOR_DETACHED,   /* Inspector.detached */
+    CDP_EVENT_LIFECYCLE,            /* Page.lifecycleEvent */
+    CDP_EVENT_LOAD_EVENT_FIRED,     /* Page.loadEventFired */
+    CDP_EVENT_DIALOG_OPENING,       /* Page.javascriptDialogOpening */
+    CDP_EVENT_REQUEST_WILL_BE_SENT, /* Network.requestWillBeSent */
+    CDP_EVENT_LOADING_FINISHED,     /* Network.loadingFinished */
+    CDP_EVENT_LOADING_FAILED,       /* Network.loadingFailed */
+    CDP_EVENT_DOWNLOAD_WILL_BEGIN,  /* Browser.downloadWillBegin */
+    CDP_EVENT_DOWNLOAD_PROGRESS,    /* Browser.downloadProgress */
+};
+
+/* One parsed frame. Every pointer is borrowed from root and lives until
+ * cdp_msg_fini. */
+struct cdp_msg {
+    enum cdp_msg_type type;
+    int id;                    /* replies: the command's id */
+    const char *session;       /* NULL: the browser's own session */
+    json_t *result;            /* RESULT: an object */
+    int error_code;            /* ERROR */
+    const char *error_message; /* ERROR: never NULL */
+    const char *error_data;    /* ERROR: details, or NULL */
+    const char *method;        /* EVENT */
+    enum cdp_event event;      /* EVENT */
+    json_t *params;            /* EVENT: an object, or NULL when absent */
+    json_t *root;              /* owned */
+    const char *why;           /* after a failed parse: what was wrong (static text) */
+};
+
+/* Parse and check one text frame (need not be NUL-terminated). 0, or
+ * -EMSGSIZE for a frame over CDP_FRAME_MAX, -EBADMSG for anything that is not
+ * a well-formed reply or event (m->why says what); m holds nothing then and
+ * cdp_msg_fini is harmless. */
+int cdp_msg_parse(struct cdp_msg *m, const char *text, size_t len);
+void cdp_msg_fini(struct cdp_msg *m);
+
+/* The session an event says is gone (detached, crashed), so the caller can
+ * fail its pending commands; NULL for any other message. */
+const char *cdp_msg_lost_session(const struct cdp_msg *m);
+
+/* Result extractors: 0, -EREMOTEIO when m is an error reply (its message says
+ * why), -EINVAL when it is an event, -EBADMSG when a field is missing, of the
+ * wrong type or out of bounds. Strings live until cdp_msg_fini. */
+int cdp_result_browser_context_id(const struct cdp_msg *m, const char **id);
+int cdp_result_target_id(const struct cdp_msg *m, const char **id);
+int cdp_result_session_id(const struct cdp_msg *m, const char **id);
+/* "HeadlessChrome/…" or "Chrome/…": printable ASCII, no quote or backslash. */
+int cdp_result_product(const struct cdp_msg *m, const char **product);
+/* The base64 text of a screenshot or PDF; -ENODATA when empty. */
+int cdp_result_data(const struct cdp_msg *m, const char **data, size_t *len);
+/* The page's content size in CSS pixels (cssContentSize, else contentSize). */
+int cdp_result_content_size(const struct cdp_msg *m, double *width, double *height);
+/* Page.navigate: error_text is NULL unless the navigation failed
+ * ("net::ERR_NAME_NOT_RESOLVED"), which Chrome reports as a result. */
+int cdp_result_navigate(const struct cdp_msg *m, const char **frame_id,
+                        const char **loader_id, const char **error_text);
+
+enum cdp_value_type {
+    CDP_VALUE_UNDEFINED,
+    CDP_VALUE_NULL,
+    CDP_VALUE_BOOLEAN,
+    CDP_VALUE_NUMBER,
+    CDP_VALUE_STRING,
+    CDP_VALUE_JSON,  /* an object or array, returned by value */
+    CDP_VALUE_OTHER, /* function, symbol, bigint: nothing usable by value */
+};
+
+struct cdp_value {
+    enum cdp_value_type type;
+    int boolean;
+    double number;        /* NaN and the infinities too */
+    const char *string;   /* STRING */
+    size_t len;           /* STRING */
+    json_t *json;         /* JSON: borrowed */
+    const char *exception; /* set when the expression threw: the text to log */
+};
+/* Runtime.evaluate's value. -ENOEXEC when the expression threw or its
+ * promise was rejected (v->exception says what, v->type is UNDEFINED). */
+int cdp_result_evaluate(const struct cdp_msg *m, struct cdp_value *v);
+
+/* Event extractors: 0, -EINVAL when m is not that event, -EBADMSG when a
+ * field is missing or wrong. */
+struct cdp_lifecycle {
+    const char *frame_id;
+    const char *loader_id;
+    const char *name;     /* init, DOMContentLoaded, load, networkAlmostIdle, networkIdle, ... */
+    double timestamp;     /* seconds, monotonic, browser's clock */
+};
+int cdp_event_lifecycle(const struct cdp_msg *m, struct cdp_lifecycle *lc);
+
+/* Network.requestWillBeSent, loadingFinished, loadingFailed: enough to keep a
+ * set of requests in flight for a network-quiet window. */
+struct cdp_request {
+    const char *request_id;
+    const char *type;       /* Document, XHR, Fetch, EventSource, ... or NULL */
+    const char *frame_id;   /* or NULL */
+    int redirect;           /* requestWillBeSent again for a redirect: same request */
+    const char *error_text; /* loadingFailed */
+    int canceled;           /* loadingFailed */
+    double timestamp;
+};
+int cdp_event_request(const struct cdp_msg *m, struct cdp_request *r);
+
+enum cdp_download_state {
+    CDP_DOWNLOAD_IN_PROGRESS,
+    CDP_DOWNLOAD_COMPLETED,
+    CDP_DOWNLOAD_CANCELED,
+};
+struct cdp_download {
+    const char *guid;     /* [0-9A-Za-z-] only: safe as a file name in downloadPath */
+    enum cdp_download_state state; /* progress events */
+    double received, total;        /* progress events, bytes */
+    const char *url;               /* downloadWillBegin */
+    const char *suggested_filename; /* downloadWillBegin: untrusted, not a path */
+};
+/* Browser.downloadWillBegin or Browser.downloadProgress. */
+int cdp_event_download(const struct cdp_msg *m, struct cdp_download *d);
+
+/* Target.attachedToTarget, Target.detachedFromTarget: the session and its
+ * target (target_id may be NULL for a detach). */
+int cdp_event_target(const struct cdp_msg *m, const char **session_id, const char **target_id);
+/* Inspector.detached's reason, or NULL when it gave none. */
+int cdp_event_inspector_detached(const struct cdp_msg *m, const char **reason);
+
+/* Base64 (standard alphabet, padded, as Chrome sends it) to bytes, through
+ * libwebsockets' decoder after a strict check of the text: 0 with *out
+ * (xmalloc'd, the caller frees; never NULL, even for no bytes) and *out_len,
+ * -EINVAL for text that is not base64, -EMSGSIZE above CDP_FRAME_MAX. */
+int cdp_decode_base64(const char *in, size_t len, unsigned char **out, size_t *out_len);
+
+/* Readiness (DESIGN.md): an expression for Runtime.evaluate with
+ * await_promise, whose value is {"ready":bool,"kind":"scenes"|"panels"|"none"}.
+ * scenes: window.__grafanaSceneContext is set; ready once
+ * __grafanaRunningQueryCount === 0. panels: .panel-solo or
+ * [class$='panel-container'] elements, or window.panelsRendered; ready once
+ * panelsRendered >= their count. none: neither (never ready; wait for load and
+ * a quiet network instead). With wait_ms 0 it answers at once; otherwise it
+ * answers as soon as the page is ready or after wait_ms (at most
+ * CDP_READINESS_WAIT_MAX), polling inside the page, so waiting costs no
+ * round trips. Appends to out; -EINVAL for a wait over the bound. */
+int cdp_readiness_expression(struct buf *out, unsigned wait_ms);
+
+enum cdp_page_kind {
+    CDP_PAGE_NONE,
+    CDP_PAGE_SCENES,
+    CDP_PAGE_PANELS,
+};
+struct cdp_readiness {
+    int ready;
+    enum cdp_page_kind kind;
+};
+/* The reply to the readiness evaluation: cdp_result_evaluate's codes, and
+ * -EBADMSG when the value is not the object above. */
+int cdp_result_readiness(const struct cdp_msg *m, struct cdp_readiness *r);
+
+#endif
