@@ -12,41 +12,9 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#define GUARDIAN_MAX_GROUPS 1024
+#include "procstat.h"
 
-/* Session id and start time of a process from /proc/PID/stat (fields 6 and
- * 22, counted after the command name, which ends at the last ')'). */
-static int guardian_stat(int pid, int *sid, unsigned long long *start)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-     * utime stime cutime cstime priority nice threads itrealvalue starttime */
-    int field = 3;
-    for (p++; *p && field < 22; field++) {
-        while (*p == ' ')
-            p++;
-        if (field == 6)
-            *sid = atoi(p);
-        while (*p && *p != ' ')
-            p++;
-    }
-    while (*p == ' ')
-        p++;
-    *start = strtoull(p, NULL, 10);
-    return field == 22 ? 0 : -1;
-}
+#define GUARDIAN_MAX_GROUPS 1024
 
 struct guardian_proc {
     int pid;
@@ -68,15 +36,14 @@ static void guardian_kill_all(const int *groups, int n, const struct guardian_pr
         if (e->d_name[0] < '1' || e->d_name[0] > '9')
             continue;
         int pid = atoi(e->d_name);
-        int sid = -1;
-        unsigned long long start = 0;
-        if (guardian_stat(pid, &sid, &start) < 0)
+        struct procstat st;
+        if (procstat_read(pid, &st) < 0)
             continue;
         int doomed = 0;
         for (int i = 0; i < n && !doomed; i++)
-            doomed = sid == groups[i];
+            doomed = st.sid == groups[i];
         for (int i = 0; i < nesc && !doomed; i++)
-            doomed = escaped[i].pid == pid && escaped[i].start == start;
+            doomed = escaped[i].pid == pid && escaped[i].start == st.start_ticks;
         if (doomed)
             kill(pid, SIGKILL);
     }
