@@ -40,4 +40,50 @@ void ingest_sender_fini(struct ingest_sender *s);
  * datagram was dropped (counted in s->dropped). */
 int ingest_send(struct ingest_sender *s, const struct ingest_buf *b);
 
+/* ---- parsing (the exporter's side) ---------------------------------- */
+
+#define INGEST_MAX_NAME 128        /* family and label names */
+#define INGEST_MAX_LABEL_VALUE 128 /* after unescaping */
+#define INGEST_MAX_LABELS 4
+
+/* Why a line was refused; each is counted in rendervisor_ingest_rejected_total
+ * under the name ingest_reject_name() gives. */
+enum ingest_reject {
+    INGEST_OK = 0,
+    INGEST_REJECT_PARSE,          /* "parse": not a sample line */
+    INGEST_REJECT_UNKNOWN_FAMILY, /* "unknown_family" */
+    INGEST_REJECT_UNKNOWN_LABEL,  /* "unknown_label": a label name, or a value not in the allowed set */
+    INGEST_REJECT_BAD_VALUE,      /* "bad_value": not a finite number, or wrong for the type */
+    INGEST_REJECT_TOO_LONG,       /* "too_long": the line, a name or a label value */
+    INGEST_REJECT_CARDINALITY,    /* "cardinality": the label already has as many values as it may */
+    INGEST_REJECT_PEER,           /* "peer": sent by another user */
+    INGEST_REJECT_COUNT,
+};
+
+struct ingest_label {
+    char name[INGEST_MAX_NAME];
+    char value[INGEST_MAX_LABEL_VALUE]; /* unescaped */
+};
+
+struct ingest_sample {
+    char family[INGEST_MAX_NAME];
+    struct ingest_label labels[INGEST_MAX_LABELS];
+    size_t nlabels;
+    double value;
+};
+
+const char *ingest_reject_name(enum ingest_reject r);
+
+/* Parse one line (without its newline): `name{k="v",...} value` or
+ * `name value`, as ingest_buf_line() writes them, with the exposition
+ * format's escapes (\\, \", \n) in label values. Names match
+ * [a-zA-Z_:][a-zA-Z0-9_:]* (labels: [a-zA-Z_][a-zA-Z0-9_]*); a label name may
+ * not repeat; no timestamp. Exactly one space before the value, nothing
+ * after it (a '\r' too is PARSE). The value is a decimal number as Go's
+ * ParseFloat reads one, finite: +Inf, NaN, hexadecimal, overflow are
+ * BAD_VALUE. Label values must be UTF-8 (PARSE). Returns INGEST_OK or why the
+ * line is refused (PARSE, BAD_VALUE, TOO_LONG); *out is only meaningful on
+ * INGEST_OK. Reads only line[0..len). */
+enum ingest_reject ingest_parse_line(const char *line, size_t len, struct ingest_sample *out);
+
 #endif
