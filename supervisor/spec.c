@@ -65,7 +65,7 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     char reqb[512], stepb[512];
     char *settings;
 
-    /* The exporter: its sockets and buckets are all it depends on. */
+    /* The exporter: its sockets, buckets and the children it reports on. */
     struct child_spec *s = &specs[k++];
     snprintf(s->name, sizeof(s->name), "exporter");
     s->role = SPEC_ROLE_EXPORTER;
@@ -73,8 +73,11 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     s->memory_limit = cfg->exporter.memory_limit;
     spec_buckets_text(reqb, sizeof(reqb), &cfg->exporter.request_buckets);
     spec_buckets_text(stepb, sizeof(stepb), &cfg->exporter.step_buckets);
-    settings = xasprintf("listen=%s\nsocket=%s\ningest=%s\nrequest_buckets=%s\nstep_buckets=%s\n",
-                         cfg->exporter.listen, cfg->exporter.socket, cfg->exporter.ingest, reqb, stepb);
+    /* The browsers' count is there because the exporter serves one series
+     * per child: a browser that leaves the config leaves /metrics. */
+    settings = xasprintf("listen=%s\nsocket=%s\ningest=%s\nrequest_buckets=%s\nstep_buckets=%s\nbrowsers=%u\n",
+                         cfg->exporter.listen, cfg->exporter.socket, cfg->exporter.ingest, reqb, stepb,
+                         cfg->browsers.count);
     s->fingerprint = spec_fingerprint(&s->command, settings);
     free(settings);
 

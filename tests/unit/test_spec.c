@@ -87,7 +87,8 @@ static void test_order_names_and_arguments(void **state)
 }
 
 /* Which children a change of `from` to `to` would restart, as a bit mask in
- * start order (exporter, browser-0, browser-1, renderer). */
+ * the old start order (exporter, browser-0, browser-1, renderer); children
+ * are matched by name, as a reload matches them. */
 static unsigned changed(const char *from, const char *to)
 {
     struct config *a = load(base);
@@ -97,9 +98,10 @@ static unsigned changed(const char *from, const char *to)
     struct child_spec *sa = spec_build(a, "/etc/rv.ini", &na);
     struct child_spec *sb = spec_build(b, "/etc/rv.ini", &nb);
     unsigned mask = 0;
-    for (size_t i = 0; i < na && i < nb; i++)
-        if (strcmp(sa[i].name, sb[i].name) == 0 && strcmp(sa[i].fingerprint, sb[i].fingerprint) != 0)
-            mask |= 1u << i;
+    for (size_t i = 0; i < na; i++)
+        for (size_t j = 0; j < nb; j++)
+            if (strcmp(sa[i].name, sb[j].name) == 0 && strcmp(sa[i].fingerprint, sb[j].fingerprint) != 0)
+                mask |= 1u << i;
     spec_free(sa, na);
     spec_free(sb, nb);
     config_free(a);
@@ -132,6 +134,13 @@ static void test_exporter_settings_restart_exporter_and_renderer(void **state)
     assert_int_equal(changed("memory_limit = 64M\n", "memory_limit = 64M\nlisten = 127.0.0.1:9999\n"), 1);
 }
 
+static void test_browser_count_restarts_exporter_and_renderer(void **state)
+{
+    (void)state;
+    /* browser-0 stays as it is; browser-1 is gone (not compared) */
+    assert_int_equal(changed("count = 2\n", "count = 1\n"), 1 | 8);
+}
+
 static void test_spec_move(void **state)
 {
     (void)state;
@@ -158,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_order_names_and_arguments),
         cmocka_unit_test(test_fingerprints),
         cmocka_unit_test(test_exporter_settings_restart_exporter_and_renderer),
+        cmocka_unit_test(test_browser_count_restarts_exporter_and_renderer),
         cmocka_unit_test(test_spec_move),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

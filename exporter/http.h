@@ -1,0 +1,41 @@
+/* The exporter's HTTP side (libmicrohttpd, run from the exporter's own epoll
+ * loop): /metrics, /dashboard.json, /alerts.yml and a status page at /. One
+ * daemon per listening socket (the Unix socket, and the TCP listener when
+ * configured), sharing one handler. */
+#ifndef RV_HTTP_H
+#define RV_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "registry.h"
+
+struct http_site {
+    struct registry *reg;
+    const struct config *cfg;
+    const char *dashboard; /* embedded dashboards/rendervisor.json */
+    size_t dashboard_len;
+    const char *alerts; /* embedded alerts/rendervisor.rules.yml */
+    size_t alerts_len;
+};
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    int epoll_fd; /* MHD's own epoll fd, to be watched by the caller */
+};
+
+/* Serve site on an already listening socket (taken over). 0 or -errno. */
+int http_start(struct http_server *srv, int listen_fd, struct http_site *site);
+/* Do the work that is ready; call when epoll_fd is readable or the timeout
+ * from http_timeout_ms() has passed. */
+void http_run(struct http_server *srv);
+/* How long the caller may wait before http_run() must be called (-1: no
+ * limit). */
+int64_t http_timeout_ms(struct http_server *srv);
+void http_stop(struct http_server *srv);
+
+/* The status page as HTML (also used by tests). */
+void http_status_page(const struct http_site *site, struct buf *out);
+
+#endif

@@ -1,0 +1,29 @@
+/* The exporter's ingest socket: a Unix datagram socket whose every line is
+ * parsed, checked against the registry and applied, or refused and counted.
+ * Only datagrams from the exporter's own uid are taken (SCM_CREDENTIALS). */
+#ifndef RV_INTAKE_H
+#define RV_INTAKE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "ingest.h"
+#include "registry.h"
+
+struct intake {
+    int fd;
+    struct registry *reg;
+    uid_t uid; /* the only sender we accept */
+    char buf[INGEST_MAX_DATAGRAM + 1];
+};
+
+/* Bind path (mode 0600) and ask for senders' credentials. 0 or -errno. */
+int intake_open(struct intake *in, const char *path, struct registry *reg);
+void intake_close(struct intake *in);
+/* Take every datagram waiting on the socket; never blocks. */
+void intake_drain(struct intake *in);
+/* Apply one datagram's lines; from_us says whether its sender is allowed.
+ * Every line is counted once, accepted or refused with its reason. */
+void intake_datagram(struct registry *reg, const char *data, size_t len, int from_us);
+
+#endif

@@ -1,0 +1,182 @@
+/* rendervisor-exporter: takes the supervisor's and the renderer's reports on
+ * the ingest socket and serves them, with its own process figures, as
+ * Prometheus metrics; also the dashboard, the alert rules and a status page.
+ * One thread, one epoll loop: signals, the ingest socket, MHD's epoll fds. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "http.h"
+#include "intake.h"
+#include "log.h"
+#include "net.h"
+#include "registry.h"
+#include "selfstat.h"
+#include "xalloc.h"
+
+extern const char exporter_dashboard_json[];
+extern const size_t exporter_dashboard_json_len;
+extern const char exporter_alerts_yml[];
+extern const size_t exporter_alerts_yml_len;
+
+enum main_watch { MAIN_SIGNALS, MAIN_INTAKE, MAIN_HTTP_UNIX, MAIN_HTTP_TCP };
+
+static void main_usage(FILE *out)
+{
+    fprintf(out, "Usage: rendervisor-exporter --config FILE\n"
+                 "       rendervisor-exporter --version | --help\n\n"
+                 "Serves the reports sent to the ingest socket as Prometheus metrics, with\n"
+                 "/dashboard.json, /alerts.yml and a status page at /. Normally started by\n"
+                 "rendervisor, which passes --config.\n");
+}
+
+static int main_watch(int epfd, int fd, enum main_watch what)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = what };
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "version", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config_file = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_file = optarg; break;
+        case 'V': printf("rendervisor-exporter %s\n", RENDERVISOR_VERSION); return 0;
+        case 'h': main_usage(stdout); return 0;
+        default: main_usage(stderr); return 2;
+        }
+    }
+    if (!config_file || optind < argc) {
+        main_usage(stderr);
+        return 2;
+    }
+    char *errors = NULL;
+    struct config *cfg = config_load_file(config_file, &errors);
+    if (!cfg) {
+        fprintf(stderr, "rendervisor-exporter: the configuration is not valid:\n%s", errors);
+        free(errors);
+        return 1;
+    }
+    log_init("exporter", cfg->supervisor.log_level, cfg->supervisor.log_format);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    struct registry *reg = registry_new(cfg);
+    struct intake in = { .fd = -1 };
+    struct http_server unix_srv = { NULL, -1 }, tcp_srv = { NULL, -1 };
+    struct http_site site = {
+        .reg = reg,
+        .cfg = cfg,
+        .dashboard = exporter_dashboard_json,
+        .dashboard_len = exporter_dashboard_json_len,
+        .alerts = exporter_alerts_yml,
+        .alerts_len = exporter_alerts_yml_len,
+    };
+    char *ingest_path = config_runtime_path(cfg, cfg->exporter.ingest);
+    char *http_path = config_runtime_path(cfg, cfg->exporter.socket);
+    int sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (sigfd < 0 || epfd < 0) {
+        log_error_errno(errno, "cannot create the event loop");
+        goto out;
+    }
+    if (selfstat_init() < 0)
+        log_warn("cannot read the boot time: process_start_time_seconds will be off");
+
+    int err = intake_open(&in, ingest_path, reg);
+    if (err < 0) {
+        log_error_errno(err, "cannot open the ingest socket path=%s", ingest_path);
+        goto out;
+    }
+    int ufd = net_listen_unix(http_path, SOCK_STREAM, 0600, 64);
+    if (ufd < 0 || (err = http_start(&unix_srv, ufd, &site)) < 0) {
+        log_error_errno(ufd < 0 ? ufd : err, "cannot serve HTTP on the Unix socket path=%s", http_path);
+        goto out;
+    }
+    if (cfg->exporter.listen[0]) {
+        int tfd = net_listen_tcp(cfg->exporter.listen, 64);
+        if (tfd < 0 || (err = http_start(&tcp_srv, tfd, &site)) < 0) {
+            log_error_errno(tfd < 0 ? tfd : err, "cannot listen listen=%s", cfg->exporter.listen);
+            goto out;
+        }
+    }
+    if (main_watch(epfd, sigfd, MAIN_SIGNALS) < 0 || main_watch(epfd, in.fd, MAIN_INTAKE) < 0 ||
+        main_watch(epfd, unix_srv.epoll_fd, MAIN_HTTP_UNIX) < 0 ||
+        (tcp_srv.daemon && main_watch(epfd, tcp_srv.epoll_fd, MAIN_HTTP_TCP) < 0)) {
+        log_error_errno(errno, "cannot watch the sockets");
+        goto out;
+    }
+    log_info("exporter ready ingest=%s socket=%s listen=%s", ingest_path, http_path,
+             cfg->exporter.listen[0] ? cfg->exporter.listen : "none");
+
+    for (;;) {
+        int64_t t1 = http_timeout_ms(&unix_srv), t2 = http_timeout_ms(&tcp_srv);
+        int64_t t = t1 < 0 ? t2 : t2 < 0 ? t1 : (t1 < t2 ? t1 : t2);
+        struct epoll_event evs[16];
+        int n = epoll_wait(epfd, evs, 16, t < 0 ? -1 : t > 60000 ? 60000 : (int)t);
+        if (n < 0 && errno != EINTR) {
+            log_error_errno(errno, "epoll_wait failed");
+            goto out;
+        }
+        for (int i = 0; i < n; i++) {
+            switch (evs[i].data.u32) {
+            case MAIN_SIGNALS: {
+                struct signalfd_siginfo si;
+                while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                    if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+                        log_info("exporter stopping signal=%s", si.ssi_signo == SIGTERM ? "TERM" : "INT");
+                        rc = 0;
+                        goto out;
+                    }
+                    /* SIGHUP: the supervisor restarts us when our settings change. */
+                }
+                break;
+            }
+            case MAIN_INTAKE:
+                intake_drain(&in);
+                break;
+            }
+        }
+        /* MHD decides for itself what is ready; calling it when nothing is
+         * costs one epoll_wait with a zero timeout. */
+        http_run(&unix_srv);
+        http_run(&tcp_srv);
+    }
+
+out:
+    http_stop(&tcp_srv);
+    http_stop(&unix_srv);
+    intake_close(&in);
+    if (sigfd >= 0)
+        close(sigfd);
+    if (epfd >= 0)
+        close(epfd);
+    free(ingest_path);
+    free(http_path);
+    registry_free(reg);
+    config_free(cfg);
+    return rc;
+}
