@@ -1,11 +1,14 @@
 # Two commands on a fresh Debian 12 machine (see README):
 #   make run    install what is missing, build, start rendervisor (default config)
 #   make test   install what is missing, build, run every test, also under ASan+UBSan
+SHELL := /bin/bash
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_RUNS ?= 200000
 MESON_ARGS ?=
 
-.PHONY: all deps run test test-plain test-asan clean
+.PHONY: all deps run test test-plain test-asan fuzz fuzz-log clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -19,14 +22,18 @@ $(BUILD)/build.ninja:
 $(BUILD_ASAN)/build.ninja:
 	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false $(MESON_ARGS)
 
+$(BUILD_FUZZ)/build.ninja:
+	CC=clang meson setup $(BUILD_FUZZ) -Dfuzz=true -Dtests=false -Db_lundef=false $(MESON_ARGS)
+
 # The children are found in PATH: put the freshly built ones first.
 run: deps all
 	PATH="$(CURDIR)/$(BUILD)/exporter:$(CURDIR)/$(BUILD)/renderer:$$PATH" \
 	  exec $(BUILD)/supervisor/rendervisor
 
 test: deps
-	$(MAKE) -k --no-print-directory test-plain test-asan; status=$$?; \
-	  python3 tools/test-summary.py $(BUILD) $(BUILD_ASAN); exit $$status
+	$(MAKE) -k --no-print-directory test-plain test-asan fuzz-log; status=$$?; \
+	  python3 tools/test-summary.py --extra $(BUILD_FUZZ)/fuzz.log $(BUILD) $(BUILD_ASAN) || status=1; \
+	  exit $$status
 
 test-plain: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -37,5 +44,14 @@ test-asan: $(BUILD_ASAN)/build.ninja
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  meson test -C $(BUILD_ASAN) --print-errorlogs
 
+# libFuzzer targets (clang), a bounded number of runs each; the last line
+# of the output is the tally.
+fuzz: $(BUILD_FUZZ)/build.ninja
+	tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_RUNS)
+
+# The same, its output also kept for the closing count of `make test`.
+fuzz-log: $(BUILD_FUZZ)/build.ninja
+	set -o pipefail; tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_RUNS) 2>&1 | tee $(BUILD_FUZZ)/fuzz.log
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

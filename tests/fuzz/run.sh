@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Build the libFuzzer targets in a clang build dir and run each for a bounded
+# number of executions on a scratch copy of its seed corpus (the checked-in
+# corpus is never written to). Any crash, leak or sanitizer report fails.
+# Usage: tests/fuzz/run.sh BUILD_DIR [RUNS]. The last line is the tally:
+# "fuzz: N passed, M failed".
+set -uo pipefail
+
+build=${1:?usage: run.sh BUILD_DIR [RUNS]}
+runs=${2:-200000}
+src=$(cd "$(dirname "$0")" && pwd)
+targets=(ingest)
+passed=0
+failed=0
+
+tally() {
+  echo "fuzz: $passed passed, $failed failed"
+  ((failed == 0))
+  exit
+}
+
+if ! command -v clang >/dev/null; then
+  echo "fuzz: clang is not installed (Debian: apt-get install clang)" >&2
+  failed=${#targets[@]}
+  tally
+fi
+if ! ninja -C "$build" $(printf 'tests/fuzz/fuzz_%s ' "${targets[@]}"); then
+  echo "fuzz: the targets do not build" >&2
+  failed=${#targets[@]}
+  tally
+fi
+
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+for t in "${targets[@]}"; do
+  mkdir -p "$scratch/$t/corpus" "$scratch/$t/artifacts"
+  cp "$src/corpus/$t/"* "$scratch/$t/corpus/"
+  echo "fuzz: $t: $runs runs"
+  if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+     "$build/tests/fuzz/fuzz_$t" -runs="$runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+       -print_final_stats=1 -artifact_prefix="$scratch/$t/artifacts/" "$scratch/$t/corpus"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    # Keep the inputs that failed where the operator can replay them.
+    mkdir -p "$build/fuzz-artifacts/$t"
+    cp "$scratch/$t/artifacts/"* "$build/fuzz-artifacts/$t/" 2>/dev/null
+    echo "fuzz: $t failed; inputs in $build/fuzz-artifacts/$t (replay: $build/tests/fuzz/fuzz_$t FILE)" >&2
+  fi
+done
+tally
