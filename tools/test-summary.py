@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Count the test cases of one or more meson build dirs and print the closing
-line `N passed, N failed`. A meson test is a cmocka executable (its own
+line `N passed, N failed`. `--extra FILE` adds a tally line `NAME: N passed,
+M failed` from FILE (the fuzz run's log); a missing FILE counts as a failure. A meson test is a cmocka executable (its own
 '[  PASSED  ]'/'[  FAILED  ]' lines count its cases) or a Python unittest
 file ('Ran N tests', 'FAILED (failures=…, errors=…)'). A test that crashed or
 timed out before counting anything counts as one failure."""
@@ -43,9 +44,24 @@ def count(entry):
     return passed, failed, skipped
 
 
+EXTRA = re.compile(r'^(\w+): (\d+) passed, (\d+) failed', re.M)
+
+
 def main():
     total = [0, 0, 0]
-    for build in sys.argv[1:]:
+    args = sys.argv[1:]
+    while len(args) >= 2 and args[0] == '--extra':
+        path = args[1]
+        args = args[2:]
+        found = EXTRA.findall(open(path).read()) if os.path.exists(path) else []
+        if not found:
+            print('%s: no tally line (the run did not happen or did not finish)' % path)
+            total[1] += 1
+        for name, p, f in found[-1:]:
+            print('%s: %s passed, %s failed' % (name, p, f))
+            total[0] += int(p)
+            total[1] += int(f)
+    for build in args:
         log = os.path.join(build, 'meson-logs', 'testlog.json')
         if not os.path.exists(log):
             print('%s: no test log (the build or the test run did not happen)' % build)
