@@ -39,9 +39,13 @@ for t in "${targets[@]}"; do
   if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
      "$build/tests/fuzz/fuzz_$t" -runs="$runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-       -print_final_stats=1 -artifact_prefix="$scratch/$t/artifacts/" "$scratch/$t/corpus"; then
+       -print_final_stats=1 -artifact_prefix="$scratch/$t/artifacts/" "$scratch/$t/corpus" \
+       >"$build/fuzz_$t.log" 2>&1; then
+    # libFuzzer's progress lines are many; its final stats say what ran.
+    grep -E '^(stat::|Done )' "$build/fuzz_$t.log"
     passed=$((passed + 1))
   else
+    tail -n 60 "$build/fuzz_$t.log" >&2
     failed=$((failed + 1))
     # Keep the inputs that failed where the operator can replay them.
     mkdir -p "$build/fuzz-artifacts/$t"

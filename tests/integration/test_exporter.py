@@ -295,5 +295,16 @@ class ExporterTest(unittest.TestCase):
         self.assertFalse(alive(exporter))
 
 
+    def test_zzz_exporter_stops_cleanly(self):
+        # last: SIGTERM to the supervisor stops the exporter with SIGTERM; it
+        # must exit 0 (under the sanitizer build, a leak would make it 23)
+        rv = self.rv
+        rv.signal(signal.SIGTERM)
+        self.assertEqual(rv.proc.wait(15), 0)
+        exits = rv.records('child exited', child='exporter')
+        self.assertTrue(exits, rv.log_text())
+        self.assertEqual(exits[-1][1]['code'], '0', rv.log_text())
+
+
 if __name__ == '__main__':
     unittest.main()
