@@ -463,11 +463,13 @@ void registry_count(struct registry *reg, enum ingest_reject result)
 
 /* ---- exposition ---------------------------------------------------------- */
 
-void registry_escape_label_value(struct buf *out, const char *value)
+/* The exposition format escapes \ and newline everywhere, and " inside
+ * label values only. */
+static void registry_escape(struct buf *out, const char *text, int quotes)
 {
-    const char *run = value;
-    for (const char *s = value; *s; s++) {
-        const char *rep = *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : *s == '\n' ? "\\n" : NULL;
+    const char *run = text;
+    for (const char *s = text; *s; s++) {
+        const char *rep = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : quotes && *s == '"' ? "\\\"" : NULL;
         if (!rep)
             continue;
         buf_append(out, run, (size_t)(s - run));
@@ -477,18 +479,14 @@ void registry_escape_label_value(struct buf *out, const char *value)
     buf_puts(out, run);
 }
 
+void registry_escape_label_value(struct buf *out, const char *value)
+{
+    registry_escape(out, value, 1);
+}
+
 void registry_escape_help(struct buf *out, const char *help)
 {
-    const char *run = help;
-    for (const char *s = help; *s; s++) {
-        const char *rep = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : NULL;
-        if (!rep)
-            continue;
-        buf_append(out, run, (size_t)(s - run));
-        buf_append(out, rep, 2);
-        run = s + 1;
-    }
-    buf_puts(out, run);
+    registry_escape(out, help, 0);
 }
 
 static void registry_put_value(struct buf *out, double v)
