@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "procfs.h"
+#include "procstat.h"
 #include "xalloc.h"
 
 /* PSS is what a memory limit is checked against, and reading it
@@ -29,8 +30,8 @@
  * sample (/proc/loadavg's last pid has not moved), the same roots are
  * supervised, and every process the last sample kept (the children's trees
  * and our direct children) still exists, the trees cannot have changed:
- * only those processes are read again, through libproc2's select. Any change
- * falls back to the full pass. libproc2 selects at most this many pids. */
+ * only those processes are read again. Any change falls back to the full
+ * pass. At most this many processes are remembered for that. */
 #define SAMPLER_SELECT_MAX 255
 
 /* Every item comes from /proc/PID/stat, so libproc2 opens one file per
@@ -249,26 +250,47 @@ static int sampler_same_roots(const struct sampler *s, const int *roots, size_t 
            memcmp(s->last_roots, roots, nroots * sizeof(*roots)) == 0;
 }
 
-/* Read the process table: the quick select of the known processes when
- * nothing can have changed, else the full pass. Returns the entry count. */
+/* The quick path: read /proc/PID/stat of each known process directly (one
+ * open, read and close each, parsed by common/procstat.c); libproc2's select
+ * would add a stat() of /proc/PID per process and a generic sscanf. Any
+ * process gone (its orphans may have moved) sends us to the full pass. */
+static int sampler_reread(struct sampler *s, size_t *n)
+{
+    sampler_reserve(s, s->nknown);
+    for (size_t i = 0; i < s->nknown; i++) {
+        struct procstat st;
+        if (procstat_read((int)s->known[i], &st) < 0 || st.state == 'Z')
+            return -ESRCH;
+        s->entries[i] = (struct proctree_entry){
+            .pid = (int)s->known[i],
+            .ppid = st.ppid,
+            .sid = st.sid,
+            .start_ticks = st.start_ticks,
+            .utime_ticks = st.utime_ticks,
+            .stime_ticks = st.stime_ticks,
+            .rss_bytes = st.rss_pages > 0 ? (uint64_t)st.rss_pages * s->page_size : 0,
+            .vsize_bytes = st.vsize_bytes,
+        };
+    }
+    *n = s->nknown;
+    return 0;
+}
+
+/* Read the process table: the known processes alone when nothing can have
+ * changed, else libproc2's full pass. Sets *n to the entry count. */
 static int sampler_read_table(struct sampler *s, const int *roots, size_t nroots, size_t *n)
 {
     int last_pid = -1;
     int have_last = procfs_last_pid(&last_pid) == 0;
-    struct pids_fetch *f = NULL;
 
     if (have_last && s->known_valid && last_pid == s->last_pid && s->nknown > 0 &&
-        sampler_same_roots(s, roots, nroots)) {
-        f = procps_pids_select(s->info, s->known, (int)s->nknown, PIDS_SELECT_PID);
-        if (f && (size_t)f->counts->total != s->nknown)
-            f = NULL; /* one has gone: its orphans may have moved */
-    }
-    if (!f) {
-        errno = 0;
-        f = procps_pids_reap(s->info, PIDS_FETCH_TASKS_ONLY);
-        if (!f)
-            return errno ? -errno : -EIO;
-    }
+        sampler_same_roots(s, roots, nroots) && sampler_reread(s, n) == 0)
+        return 0;
+
+    errno = 0;
+    struct pids_fetch *f = procps_pids_reap(s->info, PIDS_FETCH_TASKS_ONLY);
+    if (!f)
+        return errno ? -errno : -EIO;
     *n = sampler_fill(s, f);
     /* Taken before the read, so a process born during it forces a full
      * pass next time. */
