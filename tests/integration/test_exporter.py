@@ -108,6 +108,10 @@ class ExporterTest(unittest.TestCase):
 
     # ---- /metrics ----------------------------------------------------------
     def test_metrics_carry_every_childs_figures(self):
+        # the browsers' shells start their sleeps a moment after the sample
+        # that first reported them
+        wait_until(lambda: self.value('rendervisor_child_processes', child='browser-0') == 3, 5,
+                   what='browser-0 reported with its 3 processes')
         status, headers, text = self.get('/metrics')
         self.assertEqual(status, 200)
         self.assertTrue(headers['Content-Type'].startswith('text/plain; version=0.0.4'))

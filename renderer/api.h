@@ -1,0 +1,17 @@
+/* The renderer's HTTP API (DESIGN.md, "Renderer HTTP API") on libmicrohttpd
+ * with its own polling thread: /render suspends the connection until the
+ * browser thread has the answer. */
+#ifndef RV_API_H
+#define RV_API_H
+
+#include "browser.h"
+#include "config.h"
+#include "jobs.h"
+
+struct api;
+
+/* Serves on listen_fd (taken over). NULL with errno set on failure. */
+struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs, struct browser_pool *pool);
+void api_stop(struct api *a);
+
+#endif

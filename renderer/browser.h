@@ -1,0 +1,78 @@
+/* The CDP connections to the supervised browsers: one websocket per browser
+ * (libwebsockets, client mode), found through /json/version and reconnected
+ * with backoff when the supervisor restarts the browser. Commands carry a
+ * deadline and are matched to their reply by id; events are dispatched by
+ * sessionId. Everything here runs on the one thread that calls
+ * browser_pool_service(), except browser_pool_wake() and
+ * browser_pool_up_count(). */
+#ifndef RV_BROWSER_H
+#define RV_BROWSER_H
+
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "buf.h"
+#include "cdp.h"
+#include "ingest.h"
+
+struct browser;
+struct browser_pool;
+
+/* A reply: err 0 and m the reply (a result or an error reply, to be read
+ * with cdp_result_*), or err -ETIMEDOUT (no reply by the deadline) or
+ * -ECONNRESET (the connection went) with m NULL. */
+typedef void (*browser_reply_fn)(void *arg, const struct cdp_msg *m, int err);
+/* An event on a session; m NULL means the connection is gone (the session
+ * with it), and the subscription has been removed. */
+typedef void (*browser_event_fn)(void *arg, const struct cdp_msg *m);
+
+struct browser_pool_ops {
+    /* browser_pool_wake() was called (from any thread). */
+    void (*wake)(void *arg);
+    /* A browser's connection came up (after Browser.getVersion) or went. */
+    void (*changed)(void *arg, struct browser *b, int up);
+};
+
+struct browser_pool *browser_pool_new(unsigned count, unsigned port_base, struct ingest_sender *ingest,
+                                      const struct browser_pool_ops *ops, void *arg);
+void browser_pool_free(struct browser_pool *p);
+/* Runs the loop once (waits for sockets or timers); < 0 when it broke. */
+int browser_pool_service(struct browser_pool *p);
+/* Any thread: make the service thread call ops->wake soon. */
+void browser_pool_wake(struct browser_pool *p);
+/* Any thread: how many browsers have a working connection. */
+unsigned browser_pool_up_count(struct browser_pool *p);
+unsigned browser_pool_count(const struct browser_pool *p);
+struct browser *browser_pool_get(struct browser_pool *p, unsigned i);
+struct lws_context *browser_pool_lws(struct browser_pool *p);
+
+unsigned browser_index(const struct browser *b);
+struct lws_context *browser_lws(struct browser *b);
+int browser_is_up(const struct browser *b);
+/* Bumped at every new connection: a render notices its browser changed. */
+unsigned browser_generation(const struct browser *b);
+/* Work the caller has placed on this browser (renders), for load balancing. */
+unsigned browser_load(const struct browser *b);
+void browser_load_add(struct browser *b, int delta);
+
+/* A command: browser_cmd_init(&out), then a cdp_* builder with
+ * browser_cdp(b) and &out, then browser_submit with its id. */
+void browser_cmd_init(struct buf *out);
+struct cdp *browser_cdp(struct browser *b);
+/* Queue the command in out (taken over, left empty) with a deadline
+ * timeout_ms from now; fn is called exactly once unless this returns < 0
+ * (-ENOTCONN: no connection, -EINVAL: id < 0 from a builder) or the owner
+ * calls browser_forget(). */
+int browser_submit(struct browser *b, struct buf *out, int id, unsigned timeout_ms, browser_reply_fn fn,
+                   void *arg);
+/* Drop every pending command and subscription whose arg is arg, without
+ * calling them: its owner is going away. */
+void browser_forget(struct browser *b, void *arg);
+
+/* Events whose sessionId is session (and the lost-session events naming it)
+ * go to fn. -EEXIST when the session already has a subscriber. */
+int browser_subscribe(struct browser *b, const char *session, browser_event_fn fn, void *arg);
+void browser_unsubscribe(struct browser *b, const char *session);
+
+#endif

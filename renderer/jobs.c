@@ -1,0 +1,235 @@
+/* The meeting point of the HTTP thread and the browser thread. Only the
+ * inbox and the job count are shared (under one mutex); the wait list, the
+ * renders and the browsers belong to the browser thread alone. */
+#include "jobs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "render.h"
+#include "xalloc.h"
+
+struct jobs {
+    pthread_mutex_t lock;
+    struct job *inbox, *inbox_tail; /* under lock */
+    unsigned active;                /* under lock: submitted and not yet done */
+    unsigned concurrency;
+    unsigned waiting_max;
+    struct browser_pool *pool;
+    struct ingest_sender *ingest;
+    struct job *wait_head, *wait_tail; /* waiting for a browser */
+    struct job *running;               /* linked through next */
+    int stopping;
+};
+
+struct jobs *jobs_new(unsigned concurrency, unsigned waiting, struct ingest_sender *ingest)
+{
+    struct jobs *s = xcalloc(1, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    s->concurrency = concurrency ? concurrency : 1;
+    s->waiting_max = waiting;
+    s->ingest = ingest;
+    return s;
+}
+
+void jobs_set_pool(struct jobs *s, struct browser_pool *p)
+{
+    s->pool = p;
+}
+
+void jobs_free(struct jobs *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+int jobs_submit(struct jobs *s, struct job *j)
+{
+    unsigned browsers = browser_pool_count(s->pool);
+    pthread_mutex_lock(&s->lock);
+    if (s->active >= s->concurrency * browsers + s->waiting_max) {
+        pthread_mutex_unlock(&s->lock);
+        return -EBUSY;
+    }
+    s->active++;
+    j->jobs = s;
+    j->next = NULL;
+    if (s->inbox_tail)
+        s->inbox_tail->next = j;
+    else
+        s->inbox = j;
+    s->inbox_tail = j;
+    pthread_mutex_unlock(&s->lock);
+    browser_pool_wake(s->pool);
+    return 0;
+}
+
+/* ---- the browser thread ------------------------------------------------ */
+
+static void jobs_dispatch(struct jobs *s);
+
+static void jobs_answer(struct jobs *s, struct job *j)
+{
+    pthread_mutex_lock(&s->lock);
+    s->active--;
+    pthread_mutex_unlock(&s->lock);
+    j->done(j);
+}
+
+static void jobs_fail(struct jobs *s, struct job *j, unsigned status, const char *why)
+{
+    j->status = status;
+    j->error = xstrdup(why);
+    jobs_answer(s, j);
+}
+
+static void jobs_unlink(struct job **head, struct job **tail, struct job *j)
+{
+    struct job *prev = NULL;
+    for (struct job *x = *head; x; prev = x, x = x->next) {
+        if (x == j) {
+            if (prev)
+                prev->next = j->next;
+            else
+                *head = j->next;
+            if (tail && *tail == j)
+                *tail = prev;
+            j->next = NULL;
+            return;
+        }
+    }
+}
+
+static void jobs_wait_expired(lws_sorted_usec_list_t *sul)
+{
+    struct job *j = lws_container_of(sul, struct job, wait_sul);
+    struct jobs *s = j->jobs;
+    jobs_unlink(&s->wait_head, &s->wait_tail, j);
+    if (browser_pool_up_count(s->pool) == 0)
+        jobs_fail(s, j, 500, "no browser is available");
+    else
+        jobs_fail(s, j, 408, "timed out waiting for a free browser");
+}
+
+static void jobs_enqueue(struct jobs *s, struct job *j, int front)
+{
+    j->next = NULL;
+    if (front) {
+        j->next = s->wait_head;
+        s->wait_head = j;
+        if (!s->wait_tail)
+            s->wait_tail = j;
+    } else {
+        if (s->wait_tail)
+            s->wait_tail->next = j;
+        else
+            s->wait_head = j;
+        s->wait_tail = j;
+    }
+    int64_t left = (j->deadline_ns - clock_now_ns()) / 1000;
+    lws_sul_schedule(browser_pool_lws(s->pool), 0, &j->wait_sul, jobs_wait_expired,
+                     left > 0 ? left : 1);
+}
+
+static void jobs_render_done(void *arg, struct render *r)
+{
+    struct job *j = arg;
+    struct jobs *s = j->jobs;
+    const struct render_result *res = render_result(r);
+    struct browser *b = render_browser(r);
+    jobs_unlink(&s->running, NULL, j);
+    j->render = NULL;
+    if (res->status != 200 && res->retryable && j->tries < 2 && clock_now_ns() < j->deadline_ns) {
+        log_info("render retried on another browser browser=%u error=\"%s\"", browser_index(b), res->error);
+        render_free(r);
+        jobs_enqueue(s, j, 1);
+        jobs_dispatch(s);
+        return;
+    }
+    j->status = res->status;
+    if (res->status == 200) {
+        j->content_type = res->content_type;
+        j->body = render_take_body(r, &j->len);
+    } else {
+        j->error = xstrdup(res->error ? res->error : "render failed");
+    }
+    render_free(r);
+    jobs_answer(s, j);
+    jobs_dispatch(s);
+}
+
+static struct browser *jobs_pick(struct jobs *s, struct browser *avoid)
+{
+    struct browser *best = NULL;
+    for (unsigned i = 0; i < browser_pool_count(s->pool); i++) {
+        struct browser *b = browser_pool_get(s->pool, i);
+        if (!browser_is_up(b) || browser_load(b) >= s->concurrency)
+            continue;
+        if (!best || browser_load(b) < browser_load(best) || (best == avoid && b != avoid))
+            best = b;
+    }
+    return best;
+}
+
+static void jobs_dispatch(struct jobs *s)
+{
+    while (!s->stopping && s->wait_head) {
+        struct browser *b = jobs_pick(s, NULL);
+        if (!b)
+            return;
+        struct job *j = s->wait_head;
+        jobs_unlink(&s->wait_head, &s->wait_tail, j);
+        lws_sul_schedule(browser_pool_lws(s->pool), 0, &j->wait_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
+        j->tries++;
+        j->next = s->running;
+        s->running = j;
+        j->render = render_start(b, &j->req, j->deadline_ns, s->ingest, jobs_render_done, j);
+    }
+}
+
+void jobs_wake(void *arg)
+{
+    struct jobs *s = arg;
+    pthread_mutex_lock(&s->lock);
+    struct job *in = s->inbox;
+    s->inbox = s->inbox_tail = NULL;
+    pthread_mutex_unlock(&s->lock);
+    while (in) {
+        struct job *j = in;
+        in = j->next;
+        jobs_enqueue(s, j, 0);
+    }
+    jobs_dispatch(s);
+}
+
+void jobs_changed(void *arg, struct browser *b, int up)
+{
+    (void)b;
+    if (up)
+        jobs_dispatch(arg);
+}
+
+void jobs_abort_all(struct jobs *s)
+{
+    s->stopping = 1;
+    jobs_wake(s); /* take the inbox in */
+    while (s->running) {
+        struct job *j = s->running;
+        s->running = j->next;
+        render_free(j->render);
+        j->render = NULL;
+        jobs_fail(s, j, 503, "the renderer is shutting down");
+    }
+    while (s->wait_head) {
+        struct job *j = s->wait_head;
+        jobs_unlink(&s->wait_head, &s->wait_tail, j);
+        lws_sul_schedule(browser_pool_lws(s->pool), 0, &j->wait_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
+        jobs_fail(s, j, 503, "the renderer is shutting down");
+    }
+}

@@ -1,0 +1,172 @@
+/* rendervisor-renderer: Grafana's remote-rendering API in front of the
+ * browsers the supervisor runs. Three threads: main waits for signals, MHD's
+ * own thread serves HTTP, and the browser thread runs libwebsockets, the
+ * CDP connections and every render. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "api.h"
+#include "browser.h"
+#include "config.h"
+#include "ingest.h"
+#include "log.h"
+#include "net.h"
+#include "jobs.h"
+#include "xalloc.h"
+
+struct main_state {
+    struct browser_pool *pool;
+    atomic_int stop;
+};
+
+static void main_usage(FILE *out)
+{
+    fprintf(out, "Usage: rendervisor-renderer --config FILE\n"
+                 "       rendervisor-renderer --version | --help\n\n"
+                 "Serves Grafana's remote-rendering API (GET /render) using the browsers the\n"
+                 "supervisor runs. Normally started by rendervisor, which passes --config.\n");
+}
+
+static void *main_json_alloc(size_t size)
+{
+    return xmalloc(size);
+}
+
+static void main_json_free(void *ptr)
+{
+    free(ptr);
+}
+
+static void *main_browser_thread(void *arg)
+{
+    struct main_state *ms = arg;
+    while (!atomic_load(&ms->stop))
+        if (browser_pool_service(ms->pool) < 0)
+            break;
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "version", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config_file = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_file = optarg; break;
+        case 'V': printf("rendervisor-renderer %s\n", RENDERVISOR_VERSION); return 0;
+        case 'h': main_usage(stdout); return 0;
+        default: main_usage(stderr); return 2;
+        }
+    }
+    if (!config_file || optind < argc) {
+        main_usage(stderr);
+        return 2;
+    }
+    char *errors = NULL;
+    struct config *cfg = config_load_file(config_file, &errors);
+    if (!cfg) {
+        fprintf(stderr, "rendervisor-renderer: the configuration is not valid:\n%s", errors);
+        free(errors);
+        return 1;
+    }
+    log_init("renderer", cfg->supervisor.log_level, cfg->supervisor.log_format);
+    json_set_alloc_funcs(main_json_alloc, main_json_free);
+
+    /* Every thread inherits this mask; main takes the signals with sigwait. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    struct main_state ms = { .pool = NULL };
+    atomic_init(&ms.stop, 0);
+    struct api *api = NULL;
+    pthread_t thread;
+    int thread_started = 0;
+    struct ingest_sender ingest = { .fd = -1 };
+    char *ingest_path = config_runtime_path(cfg, cfg->exporter.ingest);
+    int err = ingest_sender_init(&ingest, ingest_path);
+    if (err < 0) {
+        log_error_errno(err, "cannot open the ingest socket path=%s", ingest_path);
+        goto out;
+    }
+    /* Up to one more render per browser slot may wait for a free browser. */
+    struct jobs *sched = jobs_new(cfg->renderer.concurrency,
+                                    cfg->renderer.concurrency * cfg->browsers.count, &ingest);
+    static const struct browser_pool_ops ops = { jobs_wake, jobs_changed };
+    ms.pool = browser_pool_new(cfg->browsers.count, cfg->browsers.port_base, &ingest, &ops, sched);
+    if (!ms.pool) {
+        log_error("cannot create the libwebsockets context");
+        jobs_free(sched);
+        goto out;
+    }
+    jobs_set_pool(sched, ms.pool);
+
+    int fd = net_listen_tcp(cfg->renderer.listen, 128);
+    if (fd < 0) {
+        log_error_errno(fd, "cannot listen listen=%s", cfg->renderer.listen);
+        goto out_pool;
+    }
+    if ((err = pthread_create(&thread, NULL, main_browser_thread, &ms)) != 0) {
+        close(fd);
+        log_error_errno(err, "cannot start the browser thread");
+        goto out_pool;
+    }
+    thread_started = 1;
+    api = api_start(fd, cfg, sched, ms.pool);
+    if (!api) {
+        log_error_errno(errno, "cannot serve HTTP listen=%s", cfg->renderer.listen);
+        goto out_thread;
+    }
+    log_info("renderer ready listen=%s browsers=%u port_base=%u concurrency=%u", cfg->renderer.listen,
+             cfg->browsers.count, cfg->browsers.port_base, cfg->renderer.concurrency);
+
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("renderer stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
+            rc = 0;
+            break;
+        }
+        /* SIGHUP: the supervisor restarts us when our settings change. */
+    }
+
+out_thread:
+    atomic_store(&ms.stop, 1);
+    browser_pool_wake(ms.pool);
+    if (thread_started)
+        pthread_join(thread, NULL);
+    /* The browser thread is gone: answer what is left (resuming those
+     * connections) before MHD stops, which it cannot do with any suspended. */
+    jobs_abort_all(sched);
+    api_stop(api);
+out_pool:
+    browser_pool_free(ms.pool);
+    jobs_free(sched);
+out:
+    ingest_sender_fini(&ingest);
+    free(ingest_path);
+    config_free(cfg);
+    return rc;
+}

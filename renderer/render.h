@@ -1,0 +1,40 @@
+/* One render on one browser: an explicit state machine driven by CDP
+ * replies, events and deadlines, from a fresh browser context to a decoded
+ * image, always ending with the context disposed. Runs on the browser
+ * pool's thread. */
+#ifndef RV_RENDER_H
+#define RV_RENDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "browser.h"
+#include "ingest.h"
+#include "query.h"
+
+struct render;
+/* The render is over (the context is disposed, or the connection gone);
+ * read the result with render_result, then render_free. */
+typedef void (*render_done_fn)(void *arg, struct render *r);
+
+struct render_result {
+    unsigned status;          /* 200, 400, 408, 500 */
+    const char *content_type; /* 200 only */
+    unsigned char *body;      /* 200: the image; taken with render_take_body */
+    size_t len;
+    const char *error;        /* otherwise: one line for the client */
+    int retryable;            /* the browser or its connection went: another may do */
+};
+
+/* Start rendering req (borrowed until done) on b, giving up at deadline_ns
+ * (CLOCK_MONOTONIC). Step timings go to ingest. done is called once, never
+ * from inside render_start. */
+struct render *render_start(struct browser *b, const struct render_request *req, int64_t deadline_ns,
+                            struct ingest_sender *ingest, render_done_fn done, void *arg);
+const struct render_result *render_result(const struct render *r);
+/* Hands the image over to the caller (who frees it). */
+unsigned char *render_take_body(struct render *r, size_t *len);
+struct browser *render_browser(const struct render *r);
+void render_free(struct render *r);
+
+#endif
