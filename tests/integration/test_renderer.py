@@ -8,6 +8,7 @@ import http.client
 import http.server
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -286,6 +287,17 @@ class RendererTest(unittest.TestCase):
         for step in ('launch', 'newPage', 'prepare', 'panelsRendered', 'screenshot'):
             self.assertIn('grafana_image_renderer_step_duration_seconds_count{step="%s"}' % step, text)
 
+
+    def test_zzz_renderer_and_exporter_stop_cleanly(self):
+        # last: SIGTERM to the supervisor stops every child with SIGTERM; the
+        # renderer and the exporter must exit 0 (a leak under ASan makes it 23)
+        rv = self.rv
+        rv.signal(signal.SIGTERM)
+        self.assertEqual(rv.proc.wait(20), 0)
+        for child in ('renderer', 'exporter'):
+            exits = rv.records('child exited', child=child)
+            self.assertTrue(exits, rv.log_text()[-3000:])
+            self.assertEqual(exits[-1][1]['code'], '0', rv.log_text()[-3000:])
 
 if __name__ == '__main__':
     unittest.main()
