@@ -3,7 +3,6 @@
  * Prometheus metrics; also the dashboard, the alert rules and a status page.
  * One thread, one epoll loop: signals, the ingest socket, MHD's epoll fds. */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "http.h"
 #include "intake.h"
@@ -29,14 +29,10 @@ extern const size_t exporter_alerts_yml_len;
 
 enum main_watch { MAIN_SIGNALS, MAIN_INTAKE, MAIN_HTTP_UNIX, MAIN_HTTP_TCP };
 
-static void main_usage(FILE *out)
-{
-    fprintf(out, "Usage: rendervisor-exporter --config FILE\n"
-                 "       rendervisor-exporter --version | --help\n\n"
-                 "Serves the reports sent to the ingest socket as Prometheus metrics, with\n"
-                 "/dashboard.json, /alerts.yml and a status page at /. Normally started by\n"
-                 "rendervisor, which passes --config.\n");
-}
+static const char main_about[] =
+    "Serves the reports sent to the ingest socket as Prometheus metrics, with\n"
+    "/dashboard.json, /alerts.yml and a status page at /. Normally started by\n"
+    "rendervisor, which passes --config.\n";
 
 static int main_watch(int epfd, int fd, enum main_watch what)
 {
@@ -46,33 +42,10 @@ static int main_watch(int epfd, int fd, enum main_watch what)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "version", no_argument, NULL, 'V' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *config_file = NULL;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config_file = optarg; break;
-        case 'V': printf("rendervisor-exporter %s\n", RENDERVISOR_VERSION); return 0;
-        case 'h': main_usage(stdout); return 0;
-        default: main_usage(stderr); return 2;
-        }
-    }
-    if (!config_file || optind < argc) {
-        main_usage(stderr);
-        return 2;
-    }
-    char *errors = NULL;
-    struct config *cfg = config_load_file(config_file, &errors);
-    if (!cfg) {
-        fprintf(stderr, "rendervisor-exporter: the configuration is not valid:\n%s", errors);
-        free(errors);
-        return 1;
-    }
+    int exit_code;
+    struct config *cfg = cli_child_config(argc, argv, "rendervisor-exporter", main_about, &exit_code);
+    if (!cfg)
+        return exit_code;
     log_init("exporter", cfg->supervisor.log_level, cfg->supervisor.log_format);
 
     sigset_t set;

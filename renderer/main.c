@@ -3,7 +3,6 @@
  * own thread serves HTTP, and the browser thread runs libwebsockets, the
  * CDP connections and every render. */
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -16,6 +15,7 @@
 
 #include "api.h"
 #include "browser.h"
+#include "cli.h"
 #include "config.h"
 #include "ingest.h"
 #include "log.h"
@@ -28,13 +28,9 @@ struct main_state {
     atomic_int stop;
 };
 
-static void main_usage(FILE *out)
-{
-    fprintf(out, "Usage: rendervisor-renderer --config FILE\n"
-                 "       rendervisor-renderer --version | --help\n\n"
-                 "Serves Grafana's remote-rendering API (GET /render) using the browsers the\n"
-                 "supervisor runs. Normally started by rendervisor, which passes --config.\n");
-}
+static const char main_about[] =
+    "Serves Grafana's remote-rendering API (GET /render) using the browsers the\n"
+    "supervisor runs. Normally started by rendervisor, which passes --config.\n";
 
 static void *main_json_alloc(size_t size)
 {
@@ -57,33 +53,10 @@ static void *main_browser_thread(void *arg)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "version", no_argument, NULL, 'V' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *config_file = NULL;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config_file = optarg; break;
-        case 'V': printf("rendervisor-renderer %s\n", RENDERVISOR_VERSION); return 0;
-        case 'h': main_usage(stdout); return 0;
-        default: main_usage(stderr); return 2;
-        }
-    }
-    if (!config_file || optind < argc) {
-        main_usage(stderr);
-        return 2;
-    }
-    char *errors = NULL;
-    struct config *cfg = config_load_file(config_file, &errors);
-    if (!cfg) {
-        fprintf(stderr, "rendervisor-renderer: the configuration is not valid:\n%s", errors);
-        free(errors);
-        return 1;
-    }
+    int exit_code;
+    struct config *cfg = cli_child_config(argc, argv, "rendervisor-renderer", main_about, &exit_code);
+    if (!cfg)
+        return exit_code;
     log_init("renderer", cfg->supervisor.log_level, cfg->supervisor.log_format);
     json_set_alloc_funcs(main_json_alloc, main_json_free);
 
