@@ -1,0 +1,513 @@
+#!/usr/bin/env python3
+"""Render latency, throughput and memory: rendervisor against a reference
+peer (bench/peers/reference.js: puppeteer-core doing what the reference
+Grafana image renderer does in its best mode), in one run, on the same
+Chromium, rendering the same page.
+
+    bench/render.py BUILD_DIR [--renders N] [--seconds S] [--concurrency C]
+                    [--skip-rendervisor] [--skip-peer]
+
+bench/pages/ is served on 127.0.0.1 by a thread. For each side: 5 warm-up
+renders (the first is checked: a 1000x500 PNG with the panel's late-drawn
+marker), N sequential renders of pages/panel.html at 1000x500, then C
+threads rendering it for S seconds; then 2 s idle and the resident memory:
+for rendervisor the supervisor, exporter and renderer processes (not the
+browsers), for the peer its node process (not Chromium).
+
+rendervisor runs from BUILD_DIR with a temporary config: one browser with
+the command of etc/rendervisor.ini, the renderer on a free 127.0.0.1 port.
+It is skipped, with a message, while BUILD_DIR/renderer/rendervisor-renderer
+does not exist. The peer needs `npm ci` in bench/peers first; it is skipped,
+with a message, without it. Everything listens on 127.0.0.1 only."""
+import argparse
+import configparser
+import functools
+import http.client
+import http.server
+import math
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(HERE)
+PAGES = os.path.join(HERE, 'pages')
+PEER_DIR = os.path.join(HERE, 'peers')
+TOKEN = '-'
+WIDTH, HEIGHT = 1000, 500
+WARMUP = 5
+# The marker square panel.html paints with the panel, and its colour.
+MARKER_XY = (40, 70)
+MARKER_RGB = (0x73, 0xbf, 0x69)
+REQUEST_TIMEOUT = 60
+GOALS = {'p50': 0.2, 'rps': 3.0, 'rss_mib': 12.0}
+
+
+# ---- small helpers -------------------------------------------------------
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def free_port_range(count):
+    for base in range(41000, 49000, 37):
+        socks = []
+        try:
+            for i in range(count):
+                s = socket.socket()
+                s.bind(('127.0.0.1', base + i))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise SystemExit('no free port range for the browsers')
+
+
+def default_browser_command():
+    """[browsers] command of etc/rendervisor.ini, as indented continuation
+    lines (a config line holds at most 199 characters)."""
+    cp = configparser.ConfigParser(inline_comment_prefixes=(';',))
+    cp.read(os.path.join(SOURCE, 'etc', 'rendervisor.ini'))
+    words = cp['browsers']['command'].split()
+    lines, line = [], ''
+    for w in words:
+        if line and len(line) + 1 + len(w) > 100:
+            lines.append(line)
+            line = w
+        else:
+            line = (line + ' ' + w).strip()
+    lines.append(line)
+    return '\n    '.join(lines)
+
+
+def rss_kib(pid):
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def children(ppid):
+    out = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(')') + 2:].split()[1]) == ppid:
+            out.append(int(name))
+    return out
+
+
+def exe_name(pid):
+    try:
+        return os.path.basename(os.readlink('/proc/%d/exe' % pid))
+    except OSError:
+        return ''
+
+
+def percentile(values, p):
+    s = sorted(values)
+    if not s:
+        return float('nan')
+    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
+
+
+def png_check(data, width, height):
+    """None if data is a width x height PNG whose marker pixel has the
+    panel's colour, else what is wrong. Decodes 8-bit RGB/RGBA PNGs."""
+    if data[:8] != b'\x89PNG\r\n\x1a\n':
+        return 'not a PNG'
+    pos, idat, ihdr = 8, [], None
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack('>I4s', data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b'IHDR':
+            ihdr = struct.unpack('>IIBBBBB', body)
+        elif kind == b'IDAT':
+            idat.append(body)
+        elif kind == b'IEND':
+            break
+        pos += 12 + length
+    if not ihdr:
+        return 'no IHDR'
+    w, h, depth, ctype, _, _, interlace = ihdr
+    if (w, h) != (width, height):
+        return 'size %dx%d, wanted %dx%d' % (w, h, width, height)
+    if depth != 8 or ctype not in (2, 6) or interlace:
+        return 'unexpected PNG format (depth %d, colour type %d)' % (depth, ctype)
+    bpp = 3 if ctype == 2 else 4
+    raw = zlib.decompress(b''.join(idat))
+    stride = w * bpp
+    prev = bytearray(stride)
+    x, y = MARKER_XY
+    for row in range(y + 1):
+        off = row * (stride + 1)
+        ftype, line = raw[off], bytearray(raw[off + 1:off + 1 + stride])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if ftype == 1:
+                line[i] = (line[i] + a) & 255
+            elif ftype == 2:
+                line[i] = (line[i] + b) & 255
+            elif ftype == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif ftype == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                line[i] = (line[i] + pred) & 255
+        prev = line
+    px = tuple(prev[x * bpp:x * bpp + 3])
+    if any(abs(p - q) > 8 for p, q in zip(px, MARKER_RGB)):
+        return 'marker pixel (%d,%d) is #%02x%02x%02x, not the panel\'s green' % ((x, y) + px)
+    return None
+
+
+# ---- the page server -----------------------------------------------------
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def start_pages():
+    handler = functools.partial(QuietHandler, directory=PAGES)
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
+# ---- load ----------------------------------------------------------------
+
+def render_once(port, path):
+    """(status, seconds, body); status 0 for a connection failure."""
+    t0 = time.monotonic()
+    try:
+        c = http.client.HTTPConnection('127.0.0.1', port, timeout=REQUEST_TIMEOUT)
+        c.request('GET', path, headers={'X-Auth-Token': TOKEN})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, time.monotonic() - t0, body
+    except (OSError, http.client.HTTPException) as e:
+        return 0, time.monotonic() - t0, str(e).encode()
+
+
+def run_load(name, port, page_url, args, rss_of):
+    path = '/render?' + urllib.parse.urlencode({
+        'url': page_url, 'width': WIDTH, 'height': HEIGHT, 'deviceScaleFactor': 1})
+    res = {'name': name, 'invalid': None}
+    print('%s: warm-up (%d renders)' % (name, WARMUP), flush=True)
+    for i in range(WARMUP):
+        status, _, body = render_once(port, path)
+        if status != 200:
+            res['invalid'] = 'warm-up render %d: status %d: %s' % (i + 1, status, body[:200])
+            return res
+        if i == 0:
+            bad = png_check(body, WIDTH, HEIGHT)
+            if bad:
+                res['invalid'] = 'first render: ' + bad
+                return res
+
+    print('%s: %d sequential renders' % (name, args.renders), flush=True)
+    seq, seq_err = [], 0
+    t0 = time.monotonic()
+    for _ in range(args.renders):
+        status, dt, _ = render_once(port, path)
+        if status == 200:
+            seq.append(dt)
+        else:
+            seq_err += 1
+    seq_wall = time.monotonic() - t0
+
+    print('%s: concurrency %d for %d s' % (name, args.concurrency, args.seconds), flush=True)
+    lock = threading.Lock()
+    conc, conc_err = [], [0]
+    start = time.monotonic()
+    deadline = start + args.seconds
+
+    def worker():
+        while time.monotonic() < deadline:
+            status, dt, _ = render_once(port, path)
+            with lock:
+                if status == 200:
+                    conc.append(dt)
+                else:
+                    conc_err[0] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    conc_wall = time.monotonic() - start
+
+    time.sleep(2)
+    res.update({
+        'seq': seq, 'seq_err': seq_err, 'seq_rps': len(seq) / seq_wall if seq_wall else 0,
+        'conc': conc, 'conc_err': conc_err[0], 'conc_rps': len(conc) / conc_wall if conc_wall else 0,
+        'rss': rss_of(),
+    })
+    return res
+
+
+# ---- rendervisor ---------------------------------------------------------
+
+class Rendervisor:
+    def __init__(self, build, tmp):
+        self.build = build
+        self.tmp = tmp
+        self.port = free_port()
+        self.proc = None
+        self.log = os.path.join(tmp, 'rendervisor.log')
+
+    def start(self):
+        cfg = os.path.join(self.tmp, 'rendervisor.ini')
+        with open(cfg, 'w') as f:
+            f.write('[supervisor]\nruntime_dir = %s\nlog_level = warn\n'
+                    '[exporter]\ncommand = %s\nlisten =\n'
+                    '[renderer]\ncommand = %s\nlisten = 127.0.0.1:%d\n'
+                    '[browsers]\ncount = 1\ncommand = %s\nport_base = %d\n' % (
+                        os.path.join(self.tmp, 'run'),
+                        os.path.join(self.build, 'exporter', 'rendervisor-exporter'),
+                        os.path.join(self.build, 'renderer', 'rendervisor-renderer'),
+                        self.port, default_browser_command(), free_port_range(1)))
+        self.logf = open(self.log, 'wb')
+        self.proc = subprocess.Popen([os.path.join(self.build, 'supervisor', 'rendervisor'), '--config', cfg],
+                                     stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('rendervisor exited with %d' % self.proc.returncode)
+            try:
+                c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=2)
+                c.request('GET', '/healthz')
+                if c.getresponse().status == 200:
+                    c.close()
+                    return
+                c.close()
+            except (OSError, http.client.HTTPException):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError('/healthz did not answer 200 within 60 s')
+
+    def pids(self):
+        """The supervisor, its exporter and its renderer (not the browsers)."""
+        pids = [self.proc.pid]
+        for pid in children(self.proc.pid):
+            if exe_name(pid) in ('rendervisor-exporter', 'rendervisor-renderer'):
+                pids.append(pid)
+        return pids
+
+    def rss(self):
+        pids = self.pids()
+        if len(pids) != 3:
+            print('warning: found %d of the 3 rendervisor processes' % len(pids), file=sys.stderr)
+        return sum(rss_kib(p) for p in pids)
+
+    def log_tail(self):
+        try:
+            with open(self.log, 'rb') as f:
+                return f.read()[-3000:].decode(errors='replace')
+        except OSError:
+            return ''
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                print('rendervisor did not stop within 30 s: SIGKILL', file=sys.stderr)
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.logf.close()
+
+
+# ---- the peer ------------------------------------------------------------
+
+class Peer:
+    def __init__(self):
+        self.port = free_port()
+        self.proc = None
+        self.browser_pid = None
+
+    def start(self):
+        self.proc = subprocess.Popen(['node', os.path.join(PEER_DIR, 'reference.js'), str(self.port)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        line = b''
+        while time.monotonic() < deadline and not line.endswith(b'\n'):
+            if self.proc.poll() is not None:
+                raise RuntimeError('the peer exited with %d' % self.proc.returncode)
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if r:
+                line += os.read(self.proc.stdout.fileno(), 200)
+        words = line.split()
+        if len(words) != 3 or words[0] != b'ready':
+            raise RuntimeError('the peer did not get ready within 60 s (%r)' % line)
+        self.browser_pid = int(words[2])
+
+    def rss(self):
+        return rss_kib(self.proc.pid)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.proc.stdout.close()
+        # puppeteer starts Chromium in its own process group: if node died
+        # without closing it, end that one browser (checked to be Chromium).
+        if self.browser_pid:
+            try:
+                with open('/proc/%d/cmdline' % self.browser_pid, 'rb') as f:
+                    if b'chrom' in f.read().split(b'\0')[0]:
+                        os.kill(self.browser_pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+# ---- report --------------------------------------------------------------
+
+def ms(v):
+    return '%.0f' % (v * 1000)
+
+
+def report(results):
+    print()
+    print('| | seq p50 ms | seq p90 ms | seq p99 ms | seq renders/s | c%d p50 ms | c%d p90 ms | c%d p99 ms '
+          '| c%d renders/s | errors | idle RSS MiB |' % ((ARGS.concurrency,) * 4))
+    print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+    for r in results:
+        if r.get('invalid'):
+            print('| %s | invalid: %s |' % (r['name'], r['invalid']))
+            continue
+        s, c = r['seq'], r['conc']
+        print('| %s | %s | %s | %s | %.2f | %s | %s | %s | %.2f | %d | %.1f |' % (
+            r['name'], ms(percentile(s, 50)), ms(percentile(s, 90)), ms(percentile(s, 99)), r['seq_rps'],
+            ms(percentile(c, 50)), ms(percentile(c, 90)), ms(percentile(c, 99)), r['conc_rps'],
+            r['seq_err'] + r['conc_err'], r['rss'] / 1024))
+    ok = {r['name']: r for r in results if not r.get('invalid')}
+    ours, peer = ok.get('rendervisor'), ok.get('reference peer')
+    print()
+    if ours:
+        rss = ours['rss'] / 1024
+        print('rendervisor RSS (supervisor + exporter + renderer): %.1f MiB (goal < %.0f MiB: %s)' % (
+            rss, GOALS['rss_mib'], 'met' if rss < GOALS['rss_mib'] else 'NOT met'))
+    if ours and peer:
+        p50 = percentile(ours['seq'], 50) / percentile(peer['seq'], 50)
+        rps = ours['conc_rps'] / peer['conc_rps'] if peer['conc_rps'] else float('inf')
+        rss = ours['rss'] / peer['rss'] if peer['rss'] else float('nan')
+        print('p50 ours/peer: %.2fx (goal <= %.1fx: %s)' % (p50, GOALS['p50'], 'met' if p50 <= GOALS['p50'] else 'NOT met'))
+        print('renders/s at concurrency %d ours/peer: %.2fx (goal >= %.0fx: %s)' % (
+            ARGS.concurrency, rps, GOALS['rps'], 'met' if rps >= GOALS['rps'] else 'NOT met'))
+        print('idle RSS ours/peer node: %.3fx' % rss)
+
+
+def chromium_version():
+    try:
+        out = subprocess.run(['chromium', '--version'], capture_output=True, timeout=20, text=True).stdout
+        return out.split(' built')[0].strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return 'unknown'
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('build', nargs='?', default='build')
+    ap.add_argument('--renders', type=int, default=50, help='sequential renders (default 50)')
+    ap.add_argument('--seconds', type=float, default=20, help='length of the concurrent run (default 20)')
+    ap.add_argument('--concurrency', type=int, default=4, help='concurrent clients (default 4)')
+    ap.add_argument('--skip-rendervisor', action='store_true')
+    ap.add_argument('--skip-peer', action='store_true')
+    ARGS = args = ap.parse_args()
+    build = os.path.abspath(args.build)
+
+    run_ours = not args.skip_rendervisor
+    if run_ours and not os.path.exists(os.path.join(build, 'renderer', 'rendervisor-renderer')):
+        print('skipping rendervisor: %s/renderer/rendervisor-renderer does not exist yet (build it first)' % build)
+        run_ours = False
+    run_peer = not args.skip_peer
+    if run_peer and not os.path.isdir(os.path.join(PEER_DIR, 'node_modules', 'puppeteer-core')):
+        print('skipping the reference peer: puppeteer-core is not installed (run `npm ci` in bench/peers)')
+        run_peer = False
+    if run_peer and not shutil.which('node'):
+        print('skipping the reference peer: node is not in PATH')
+        run_peer = False
+    if not run_ours and not run_peer:
+        raise SystemExit('nothing to run')
+
+    print('%s, %d CPUs; page %dx%d; %d sequential renders; concurrency %d for %g s' % (
+        chromium_version(), os.cpu_count(), WIDTH, HEIGHT, args.renders, args.concurrency, args.seconds))
+    pages, pages_thread = start_pages()
+    page_url = 'http://127.0.0.1:%d/panel.html' % pages.server_address[1]
+    tmp = tempfile.mkdtemp(prefix='rv-bench-render.')
+    results = []
+    try:
+        if run_ours:
+            rv = Rendervisor(build, tmp)
+            try:
+                rv.start()
+                results.append(run_load('rendervisor', rv.port, page_url, args, rv.rss))
+            except Exception as e:
+                results.append({'name': 'rendervisor', 'invalid': str(e)})
+                print('rendervisor failed: %s\n%s' % (e, rv.log_tail()), file=sys.stderr)
+            finally:
+                rv.stop()
+        if run_peer:
+            peer = Peer()
+            try:
+                peer.start()
+                results.append(run_load('reference peer', peer.port, page_url, args, peer.rss))
+            except Exception as e:
+                results.append({'name': 'reference peer', 'invalid': str(e)})
+                print('the peer failed: %s' % e, file=sys.stderr)
+            finally:
+                peer.stop()
+    finally:
+        pages.shutdown()
+        pages.server_close()
+        pages_thread.join(5)
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(results)
+    if any(r.get('invalid') for r in results):
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()
