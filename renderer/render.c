@@ -35,6 +35,7 @@ enum render_state {
     RENDER_QUIET,      /* no Grafana signal: waiting for a quiet network */
     RENDER_LAYOUT,     /* full page: Page.getLayoutMetrics */
     RENDER_RESIZE,     /* full page: the viewport to the content's height */
+    RENDER_SETTLE,     /* full page: two frames, so lazy panels see they are in view */
     RENDER_CAPTURE,    /* Page.captureScreenshot / Page.printToPDF */
     RENDER_DISPOSE,    /* Target.disposeBrowserContext */
     RENDER_DONE,
@@ -42,7 +43,8 @@ enum render_state {
 
 static const char *const render_state_names[] = {
     "launch", "newPage", "newPage", "prepare", "navigate", "panelsRendered",
-    "panelsRendered", "screenshot", "screenshot", "screenshot", "dispose", "done",
+    "panelsRendered", "dashboardScrolling", "dashboardScrolling", "dashboardScrolling", "screenshot",
+    "dispose", "done",
 };
 
 struct render {
@@ -61,6 +63,7 @@ struct render {
     int prepare_left; /* RENDER_PREPARE: replies still to come */
     int navigated;    /* Page.navigate answered */
     int full_page_h;
+    int scrolled;     /* full page: the viewport holds the whole page now */
     char context_id[CDP_ID_MAX + 1];
     char target_id[CDP_ID_MAX + 1];
     char session_id[CDP_ID_MAX + 1];
@@ -279,8 +282,29 @@ static void render_capture(struct render *r)
         render_fail(r, 500, 1, "lost the browser before the capture");
 }
 
+/* Full page: the viewport has grown to the whole page, which brings every
+ * lazy panel into view (what scrolling through the dashboard does). Let the
+ * page run two frames so their intersection observers fire and their
+ * queries start, then wait for readiness once more. */
+static void render_settle(struct render *r)
+{
+    static const char expr[] = "new Promise(function(resolve){requestAnimationFrame(function(){"
+                               "requestAnimationFrame(function(){resolve(true);});});})";
+    struct buf out;
+    browser_cmd_init(&out);
+    int id = cdp_runtime_evaluate(browser_cdp(r->b), &out, r->session_id, expr, 1);
+    r->state = RENDER_SETTLE;
+    if (render_send(r, &out, id, RENDER_CMD_TIMEOUT_MS) < 0)
+        render_fail(r, 500, 1, "lost the browser while scrolling the page");
+}
+
 static void render_ready(struct render *r)
 {
+    if (r->scrolled) {
+        render_report_step(r, "dashboardScrolling");
+        render_capture(r);
+        return;
+    }
     render_report_step(r, "panelsRendered");
     if (r->req->height == QUERY_FULL_PAGE && r->req->encoding == QUERY_ENCODING_PNG) {
         struct buf out;
@@ -584,7 +608,14 @@ static void render_reply(void *arg, const struct cdp_msg *m, int err)
             render_fail(r, 500, 0, "cannot resize the page: %s", m->error_message);
             return;
         }
-        render_capture(r);
+        r->scrolled = 1;
+        render_settle(r);
+        return;
+    case RENDER_SETTLE:
+        /* Whatever the frames said (a page may have navigated meanwhile):
+         * readiness again, and a plain page waits for a quiet network again. */
+        r->quiet_start_ns = 0;
+        render_evaluate(r, 0);
         return;
     case RENDER_CAPTURE:
         render_on_capture(r, m);

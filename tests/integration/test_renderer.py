@@ -2,8 +2,13 @@
 default browser command of etc/rendervisor.ini), rendering fixture pages
 served on localhost that behave like Grafana: an old-style panel that
 reports window.panelsRendered late, and a scenes page whose running-query
-count falls to 0 late. Asserts on the PNG itself and on the HTTP API."""
+count falls to 0 late. Asserts on the PNG itself and on the HTTP API: what
+the page received (cookie, timezone, Accept-Language) painted as colours,
+full page (with a lazy panel), PDF page sizes, 408, 429, 500, and a render
+whose browser is SIGKILLed under it. A case that needs another
+configuration starts its own Rendervisor and stops it."""
 import configparser
+import re
 import http.client
 import http.server
 import json
@@ -19,7 +24,7 @@ import urllib.parse
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Rendervisor, wait_until  # noqa: E402
+from harness import Rendervisor, all_pids, proc_stat, wait_until  # noqa: E402
 
 EXPORTER = os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter')
 RENDERER = os.environ.get('RV_RENDERER', 'build/renderer/rendervisor-renderer')
@@ -50,6 +55,75 @@ setTimeout(function(){
   requestAnimationFrame(function(){ window.__grafanaRunningQueryCount = 0; });
 }, 400);
 </script></body></html>"""
+
+
+# What the page received, painted: each 100x100 square is green when the
+# render passed it on, red otherwise. The Accept-Language header is echoed
+# by the test server into the page (Chromium sends it on navigation).
+ECHO_PAGE = """<!doctype html><html><head><style>
+html,body{margin:0;background:#fff}
+div{position:absolute;top:0;width:100px;height:100px;background:rgb(255,0,0)}
+</style></head><body><div id="c" style="left:0"></div><div id="t" style="left:100px"></div>
+<div id="l" style="left:200px"></div><script>
+var ok = 'rgb(0,255,0)';
+if (document.cookie.split('; ').indexOf('renderKey=%(key)s') >= 0)
+  document.getElementById('c').style.background = ok;
+if (Intl.DateTimeFormat().resolvedOptions().timeZone === '%(tz)s' &&
+    new Date(Date.UTC(2024, 0, 15, 12)).getHours() === %(hour)d)
+  document.getElementById('t').style.background = ok;
+if (%(lang)s.indexOf('de-DE') === 0)
+  document.getElementById('l').style.background = ok;
+</script></body></html>"""
+ECHO_KEY = 'k3y-value_42'
+ECHO_TZ = 'Europe/Paris'  # 12:00 UTC on 15 January is 13:00 there (CET)
+
+# 3000 CSS px tall, a blue band at the very bottom, a green one at the top.
+TALL_PAGE = b"""<!doctype html><html><head><style>
+html,body{margin:0;background:#fff}
+#top{position:absolute;left:0;top:0;width:100%;height:50px;background:rgb(0,255,0)}
+#bottom{position:absolute;left:0;top:2900px;width:100%;height:100px;background:rgb(0,0,255)}
+</style></head><body><div id="top"></div><div id="bottom"></div></body></html>"""
+
+# A scenes dashboard whose bottom panel loads only once it is in view (as
+# Grafana's lazy panels do): its query runs for 300 ms, then it paints.
+LAZY_PAGE = b"""<!doctype html><html><head><style>
+html,body{margin:0;background:#fff}
+#bottom{position:absolute;left:0;top:2900px;width:100%;height:100px}
+</style></head><body><div style="height:3000px"></div><div id="bottom"></div><script>
+window.__grafanaSceneContext = {};
+window.__grafanaRunningQueryCount = 0;
+var bottom = document.getElementById('bottom'), started = false;
+new IntersectionObserver(function(entries){
+  if (started || !entries.some(function(e){ return e.isIntersecting; })) return;
+  started = true;
+  window.__grafanaRunningQueryCount = 1;
+  setTimeout(function(){
+    bottom.style.background = 'rgb(0,0,255)';
+    requestAnimationFrame(function(){ window.__grafanaRunningQueryCount = 0; });
+  }, 300);
+}).observe(bottom);
+</script></body></html>"""
+
+# A Grafana panel that never reports itself rendered.
+NEVER_PAGE = b"""<!doctype html><html><head></head><body>
+<div class="panel-solo">never ready</div></body></html>"""
+
+# A Grafana panel that takes about 1.5 s to render.
+SLOW_PAGE = b"""<!doctype html><html><head><style>
+html,body{margin:0;background:#fff}
+.panel-solo{position:absolute;left:0;top:0;width:50px;height:50px}
+</style></head><body><div class="panel-solo" id="p"></div><script>
+setTimeout(function(){
+  document.getElementById('p').style.background='rgb(255,0,0)';
+  requestAnimationFrame(function(){ window.panelsRendered = 1; });
+}, 1500);
+</script></body></html>"""
+
+
+def png_size(data):
+    """(width, height) from a PNG's IHDR, without decoding it."""
+    assert data[:8] == b'\x89PNG\r\n\x1a\n' and data[12:16] == b'IHDR', 'not a PNG'
+    return struct.unpack('>II', data[16:24])
 
 
 def read_png(data):
@@ -109,8 +183,8 @@ def free_port_range(count):
         try:
             for i in range(count):
                 s = socket.socket()
-                s.bind(('127.0.0.1', base + i))
                 socks.append(s)
+                s.bind(('127.0.0.1', base + i))
             return base
         except OSError:
             continue
@@ -138,10 +212,21 @@ def default_browser_command():
 
 
 class Pages(http.server.BaseHTTPRequestHandler):
-    pages = {'/panels.html': PANELS_PAGE, '/scenes.html': SCENES_PAGE}
+    pages = {'/panels.html': PANELS_PAGE, '/scenes.html': SCENES_PAGE, '/tall.html': TALL_PAGE,
+             '/never.html': NEVER_PAGE, '/slow.html': SLOW_PAGE, '/lazy.html': LAZY_PAGE}
+    seen = []  # request paths with their query, in order
+    seen_lock = threading.Lock()
 
     def do_GET(self):
-        body = self.pages.get(urllib.parse.urlsplit(self.path).path)
+        with self.seen_lock:
+            self.seen.append(self.path)
+        path = urllib.parse.urlsplit(self.path).path
+        if path == '/echo.html':
+            lang = self.headers.get('Accept-Language', '')
+            body = (ECHO_PAGE % {'key': ECHO_KEY, 'tz': ECHO_TZ, 'hour': 13,
+                                 'lang': json.dumps(lang).replace('<', '\\u003c')}).encode()
+        else:
+            body = self.pages.get(path)
         if body is None:
             self.send_error(404)
             return
@@ -155,10 +240,19 @@ class Pages(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class PagesServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # a browser context closed under a request (its favicon, usually)
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class RendererTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.web = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Pages)
+        cls.web = PagesServer(('127.0.0.1', 0), Pages)
         cls.web.daemon_threads = True
         threading.Thread(target=cls.web.serve_forever, daemon=True).start()
         cls.site = 'http://127.0.0.1:%d' % cls.web.server_address[1]
@@ -197,14 +291,34 @@ class RendererTest(unittest.TestCase):
         except OSError:
             return 0, {}, b''
 
-    def render(self, page, **params):
-        q = dict(url=self.site + page, **params)
-        status, headers, body = self.get('/render?' + urllib.parse.urlencode(q), {'X-Auth-Token': TOKEN})
+    @classmethod
+    def request(cls, page, headers=None, port=None, http_timeout=60, **params):
+        """One /render of a fixture page: (status, headers, body)."""
+        q = dict(url=cls.site + page, **params)
+        h = {'X-Auth-Token': TOKEN}
+        h.update(headers or {})
+        if port is None:
+            return cls.get('/render?' + urllib.parse.urlencode(q), h, timeout=http_timeout)
+        try:
+            c = http.client.HTTPConnection('127.0.0.1', port, timeout=http_timeout)
+            c.request('GET', '/render?' + urllib.parse.urlencode(q), headers=h)
+            r = c.getresponse()
+            out = r.status, dict(r.getheaders()), r.read()
+            c.close()
+            return out
+        except OSError:
+            return 0, {}, b''
+
+    def render_raw(self, page, headers=None, content_type='image/png', **params):
+        status, headers, body = self.request(page, headers, **params)
         if status != 200:
             print(self.rv.log_text()[-4000:])
         self.assertEqual(status, 200, body[:500])
-        self.assertEqual(headers['Content-Type'], 'image/png')
-        return read_png(body)
+        self.assertEqual(headers['Content-Type'], content_type)
+        return body
+
+    def render(self, page, headers=None, **params):
+        return read_png(self.render_raw(page, headers, **params))
 
     # ---- pictures ------------------------------------------------------------
     def test_panels_page_waits_for_panels_rendered(self):
@@ -238,6 +352,159 @@ class RendererTest(unittest.TestCase):
             t.join()
         self.assertEqual(results, [200] * 4)
 
+    def test_cookie_timezone_and_language_reach_the_page(self):
+        w, h, rows = self.render('/echo.html', {'Accept-Language': 'de-DE,de;q=0.9'}, width=300, height=100,
+                                 renderKey=ECHO_KEY, domain='127.0.0.1', timezone=ECHO_TZ)
+        self.assertEqual((w, h), (300, 100))
+        green = (0, 255, 0)
+        self.assertEqual(rows[50][50], green, 'the renderKey cookie did not reach the page')
+        self.assertEqual(rows[50][150], green, 'the timezone did not reach the page')
+        self.assertEqual(rows[50][250], green, 'Accept-Language did not reach the page')
+
+    def test_without_them_the_page_sees_nothing(self):
+        # the same page without the parameters paints red: the test above is not vacuous
+        w, h, rows = self.render('/echo.html', {'Accept-Language': 'en-US'}, width=300, height=100)
+        red = (255, 0, 0)
+        self.assertEqual((rows[50][50], rows[50][150], rows[50][250]), (red, red, red))
+
+    def test_full_page(self):
+        # height=-1: the whole 3000 CSS px, times deviceScaleFactor
+        self.assertEqual(png_size(self.render_raw('/tall.html', width=100, height=-1, deviceScaleFactor=2)),
+                         (200, 6000))
+        w, h, rows = self.render('/tall.html', width=100, height=-1, deviceScaleFactor=1)
+        self.assertEqual((w, h), (100, 3000))
+        self.assertEqual(rows[10][50], (0, 255, 0))
+        self.assertEqual(rows[1500][50], (255, 255, 255))
+        self.assertEqual(rows[2950][50], (0, 0, 255))
+        self.assertEqual(rows[2999][99], (0, 0, 255))
+
+    def test_full_page_waits_for_lazy_panels(self):
+        # the bottom panel starts loading only when it comes into view
+        w, h, rows = self.render('/lazy.html', width=100, height=-1)
+        self.assertEqual((w, h), (100, 3000))
+        self.assertEqual(rows[2950][50], (0, 0, 255))
+
+    def test_pdf_page_size(self):
+        def media_boxes(pdf):
+            boxes = re.findall(rb'/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]', pdf)
+            return [(float(a), float(b)) for a, b in boxes]
+        for landscape, want in (('false', (595, 842)), ('true', (842, 595))):
+            body = self.render_raw('/panels.html', content_type='application/pdf', encoding='pdf',
+                                   **{'pdf.format': 'A4', 'pdf.landscape': landscape})
+            self.assertTrue(body.startswith(b'%PDF-'), body[:20])
+            boxes = media_boxes(body)
+            self.assertTrue(boxes, 'no MediaBox in the PDF')
+            for bw, bh in boxes:
+                self.assertAlmostEqual(bw, want[0], delta=2, msg=(landscape, boxes))
+                self.assertAlmostEqual(bh, want[1], delta=2, msg=(landscape, boxes))
+
+    def test_pdf_options_from_the_target_url(self):
+        # Grafana puts pdf.* in the dashboard URL itself
+        body = self.render_raw('/panels.html?pdf.format=A4&pdf.landscape=true', content_type='application/pdf',
+                               encoding='pdf')
+        boxes = re.findall(rb'/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]', body)
+        self.assertTrue(boxes)
+        self.assertAlmostEqual(float(boxes[0][0]), 842, delta=2)
+        self.assertAlmostEqual(float(boxes[0][1]), 595, delta=2)
+
+    def test_timeout_is_408_and_the_service_goes_on(self):
+        t0 = time.monotonic()
+        status, headers, body = self.request('/never.html', width=100, height=100, timeout=2)
+        took = time.monotonic() - t0
+        self.assertEqual(status, 408, body[:300])
+        self.assertIn('error', json.loads(body))
+        self.assertGreaterEqual(took, 1.9)
+        self.assertLess(took, 3.5)
+        w, h, rows = self.render('/panels.html', width=100, height=100)
+        self.assertEqual(rows[50][50], (255, 0, 0))
+
+    def test_render_survives_its_browser_being_killed(self):
+        # Both browsers idle and connected: a lone render goes to browser-0
+        # (the least loaded, first in order). Kill browser-0 once the page was
+        # fetched; the render must be retried on browser-1.
+        rv = self.rv
+        wait_until(lambda: b'2 of 2' in self.get('/healthz')[2], 30, interval=0.1, what='both browsers up')
+        victim = rv.pid('browser-0')
+        starts = len(rv.starts('browser-0'))
+        tag = 'kill-%d' % time.monotonic_ns()
+        result = []
+        t = threading.Thread(target=lambda: result.append(
+            self.request('/slow.html?' + tag, width=100, height=100, timeout=20)))
+        t.start()
+        try:
+            wait_until(lambda: any(tag in p for p in Pages.seen), 10, what='the page requested')
+            time.sleep(0.2)
+            os.kill(victim, signal.SIGKILL)
+        finally:
+            t.join(30)
+        self.assertEqual(len(result), 1)
+        status, headers, body = result[0]
+        if status != 200:
+            print(rv.log_text()[-4000:])
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(read_png(body)[2][25][25], (255, 0, 0))
+        # the page was fetched again, by the other browser
+        self.assertEqual(sum(1 for p in Pages.seen if tag in p), 2)
+        self.assertRegex(rv.log_text(), r'render retried on another browser.*browser=0')
+        # the supervisor reaps the whole dead tree and restarts the browser
+        rv.wait_started('browser-0', starts + 1, timeout=10)
+        sup = rv.proc.pid
+
+        def zombies():
+            return [p for p in all_pids() if (proc_stat(p) or ('', 0))[:2] == ('Z', sup)]
+        wait_until(lambda: not zombies(), 10, interval=0.1, what='no zombie under the supervisor')
+        wait_until(lambda: b'2 of 2' in self.get('/healthz')[2], 30, interval=0.1, what='browser-0 back')
+        self.assertEqual(self.render('/panels.html', width=100, height=100)[2][50][50], (255, 0, 0))
+
+    def test_no_capacity_is_429_with_retry_after(self):
+        # One browser, one render at a time and one waiting: of four slow
+        # renders sent together two are refused at once, the other two done.
+        port = free_port()
+        rv = Rendervisor(exporter=os.path.abspath(EXPORTER), browsers=default_browser_command(),
+                         renderer=os.path.abspath(RENDERER), browser_count=1,
+                         sample_interval='500ms', stop_timeout='3s', collect=False,
+                         extra={'renderer': {'listen': '127.0.0.1:%d' % port, 'auth_token': TOKEN,
+                                             'concurrency': '1'},
+                                'browsers': {'port_base': str(free_port_range(1))}})
+        rv.start()
+        try:
+            def healthy():
+                try:
+                    c = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
+                    c.request('GET', '/healthz')
+                    ok = c.getresponse().status == 200
+                    c.close()
+                    return ok
+                except OSError:
+                    return False
+            wait_until(healthy, 60, interval=0.1, what='the second renderer connected to its browser')
+            results = [None] * 4
+            go = threading.Barrier(4)
+
+            def one(i):
+                go.wait()
+                results[i] = self.request('/slow.html', port=port, width=100, height=100)
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+            t0 = time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            took = time.monotonic() - t0
+            statuses = sorted(r[0] for r in results)
+            if statuses != [200, 200, 429, 429]:
+                print(rv.log_text()[-4000:])
+            self.assertEqual(statuses, [200, 200, 429, 429])
+            for status, headers, body in results:
+                if status == 429:
+                    self.assertEqual(headers.get('Retry-After'), '1')
+                    self.assertIn('error', json.loads(body))
+                else:
+                    self.assertEqual(read_png(body)[2][25][25], (255, 0, 0))
+            self.assertGreater(took, 3.0)  # one after the other, each about 1.5 s
+        finally:
+            rv.stop()
+
     # ---- errors -----------------------------------------------------------------
     def test_no_token_is_401(self):
         q = urllib.parse.urlencode(dict(url=self.site + '/panels.html'))
@@ -255,6 +522,13 @@ class RendererTest(unittest.TestCase):
         status, headers, body = self.get('/render?' + q, {'X-Auth-Token': TOKEN})
         self.assertEqual(status, 403)
         self.assertIn('url', json.loads(body)['error'])
+
+    def test_unreachable_page_is_500_with_json(self):
+        q = urllib.parse.urlencode(dict(url='http://127.0.0.1:%d/' % free_port(), width=100, height=100))
+        status, headers, body = self.get('/render?' + q, {'X-Auth-Token': TOKEN})
+        self.assertEqual(status, 500, body[:300])
+        self.assertEqual(headers['Content-Type'], 'application/json')
+        self.assertIn('ERR_CONNECTION_REFUSED', json.loads(body)['error'])
 
     def test_unknown_path_is_404(self):
         self.assertEqual(self.get('/nothing')[0], 404)
