@@ -5,7 +5,7 @@ Grafana image renderer does in its best mode), in one run, on the same
 Chromium, rendering the same page.
 
     bench/render.py BUILD_DIR [--renders N] [--seconds S] [--concurrency C]
-                    [--skip-rendervisor] [--skip-peer]
+                    [--browser shell|chromium] [--skip-rendervisor] [--skip-peer]
 
 bench/pages/ is served on 127.0.0.1 by a thread. For each side: 5 warm-up
 renders (the first is checked: a 1000x500 PNG with the panel's late-drawn
@@ -16,6 +16,15 @@ browsers), for the peer its node process (not Chromium).
 
 rendervisor runs from BUILD_DIR with a temporary config: one browser with
 the command of etc/rendervisor.ini, the renderer on a free 127.0.0.1 port.
+Both sides run the same browser program: --browser shell (the default, and
+the default config's: Debian's chromium-headless-shell) or --browser
+chromium (the full browser, `chromium --headless`).
+
+Besides latency and throughput it reports the CPU time the whole machine
+spent per render during the concurrent run (/proc/stat; the machine must be
+otherwise quiet for it to mean anything) and where a sequential render's
+time went, step by step: for rendervisor from its step histograms, for the
+peer from its Server-Timing header.
 It is skipped, with a message, while BUILD_DIR/renderer/rendervisor-renderer
 does not exist. The peer needs `npm ci` in bench/peers first; it is skipped,
 with a message, without it. Everything listens on 127.0.0.1 only."""
@@ -51,6 +60,11 @@ MARKER_XY = (40, 70)
 MARKER_RGB = (0x73, 0xbf, 0x69)
 REQUEST_TIMEOUT = 60
 GOALS = {'p50': 0.2, 'rps': 3.0, 'rss_mib': 12.0}
+# --browser: the program both sides run, and what it needs to be headless.
+BROWSERS = {
+    'shell': ('/usr/lib/chromium/chromium-headless-shell', []),
+    'chromium': ('/usr/bin/chromium', ['--headless']),
+}
 
 
 # ---- small helpers -------------------------------------------------------
@@ -80,12 +94,14 @@ def free_port_range(count):
     raise SystemExit('no free port range for the browsers')
 
 
-def default_browser_command():
-    """[browsers] command of etc/rendervisor.ini, as indented continuation
-    lines (a config line holds at most 199 characters)."""
+def default_browser_command(browser='shell'):
+    """[browsers] command of etc/rendervisor.ini with the program of
+    BROWSERS[browser], as indented continuation lines (a config line holds
+    at most 199 characters)."""
     cp = configparser.ConfigParser(inline_comment_prefixes=(';',))
     cp.read(os.path.join(SOURCE, 'etc', 'rendervisor.ini'))
-    words = cp['browsers']['command'].split()
+    program, extra = BROWSERS[browser]
+    words = [program] + extra + cp['browsers']['command'].split()[1:]
     lines, line = [], ''
     for w in words:
         if line and len(line) + 1 + len(w) > 100:
@@ -208,7 +224,8 @@ def start_pages():
 # ---- load ----------------------------------------------------------------
 
 def render_once(port, path):
-    """(status, seconds, body); status 0 for a connection failure."""
+    """(status, seconds, body, Server-Timing header or None); status 0 for a
+    connection failure."""
     t0 = time.monotonic()
     try:
         c = http.client.HTTPConnection('127.0.0.1', port, timeout=REQUEST_TIMEOUT)
@@ -216,18 +233,53 @@ def render_once(port, path):
         r = c.getresponse()
         body = r.read()
         c.close()
-        return r.status, time.monotonic() - t0, body
+        return r.status, time.monotonic() - t0, body, r.getheader('Server-Timing')
     except (OSError, http.client.HTTPException) as e:
-        return 0, time.monotonic() - t0, str(e).encode()
+        return 0, time.monotonic() - t0, str(e).encode(), None
 
 
-def run_load(name, port, page_url, args, rss_of):
+def host_cpu_seconds():
+    """CPU time the whole machine has spent (user, nice, system, irq,
+    softirq), from /proc/stat."""
+    with open('/proc/stat') as f:
+        fields = f.readline().split()[1:]
+    return sum(int(fields[i]) for i in (0, 1, 2, 5, 6)) / os.sysconf('SC_CLK_TCK')
+
+
+def add_server_timing(steps, header):
+    """Adds a Server-Timing header's durations (ms) to steps {name: [ms]}."""
+    for part in (header or '').split(','):
+        name, _, params = part.strip().partition(';')
+        if params.startswith('dur=') and name != 'total':
+            steps.setdefault(name, []).append(float(params[4:]))
+
+
+def metrics_steps(port):
+    """{step: (sum seconds, count)} from the renderer's /metrics."""
+    c = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+    c.request('GET', '/metrics')
+    text = c.getresponse().read().decode()
+    c.close()
+    out = {}
+    for line in text.splitlines():
+        if not line.startswith('grafana_image_renderer_step_duration_seconds_'):
+            continue
+        name, _, value = line.rpartition(' ')
+        kind = name.split('{')[0].rsplit('_', 1)[1]
+        if kind in ('sum', 'count') and 'step="' in name:
+            step = name.split('step="')[1].split('"')[0]
+            s, n = out.get(step, (0.0, 0))
+            out[step] = (s + float(value), n) if kind == 'sum' else (s, n + int(float(value)))
+    return out
+
+
+def run_load(name, port, page_url, args, rss_of, steps_of=None):
     path = '/render?' + urllib.parse.urlencode({
         'url': page_url, 'width': WIDTH, 'height': HEIGHT, 'deviceScaleFactor': 1})
     res = {'name': name, 'invalid': None}
     print('%s: warm-up (%d renders)' % (name, WARMUP), flush=True)
     for i in range(WARMUP):
-        status, _, body = render_once(port, path)
+        status, _, body, _ = render_once(port, path)
         if status != 200:
             res['invalid'] = 'warm-up render %d: status %d: %s' % (i + 1, status, body[:200])
             return res
@@ -238,15 +290,23 @@ def run_load(name, port, page_url, args, rss_of):
                 return res
 
     print('%s: %d sequential renders' % (name, args.renders), flush=True)
-    seq, seq_err = [], 0
+    seq, seq_err, timing = [], 0, {}
+    before = steps_of() if steps_of else None
     t0 = time.monotonic()
     for _ in range(args.renders):
-        status, dt, _ = render_once(port, path)
+        status, dt, _, server_timing = render_once(port, path)
         if status == 200:
             seq.append(dt)
+            add_server_timing(timing, server_timing)
         else:
             seq_err += 1
     seq_wall = time.monotonic() - t0
+    if steps_of:
+        after = steps_of()
+        steps = {k: (v[0] - before.get(k, (0, 0))[0]) / (v[1] - before.get(k, (0, 0))[1]) * 1000
+                 for k, v in after.items() if v[1] > before.get(k, (0, 0))[1]}
+    else:
+        steps = {k: sum(v) / len(v) for k, v in timing.items()}
 
     print('%s: concurrency %d for %d s' % (name, args.concurrency, args.seconds), flush=True)
     lock = threading.Lock()
@@ -256,24 +316,29 @@ def run_load(name, port, page_url, args, rss_of):
 
     def worker():
         while time.monotonic() < deadline:
-            status, dt, _ = render_once(port, path)
+            status, dt, _, _ = render_once(port, path)
             with lock:
                 if status == 200:
                     conc.append(dt)
                 else:
                     conc_err[0] += 1
 
+    cpu0 = host_cpu_seconds()
     threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     conc_wall = time.monotonic() - start
+    cpu = host_cpu_seconds() - cpu0
 
     time.sleep(2)
     res.update({
         'seq': seq, 'seq_err': seq_err, 'seq_rps': len(seq) / seq_wall if seq_wall else 0,
         'conc': conc, 'conc_err': conc_err[0], 'conc_rps': len(conc) / conc_wall if conc_wall else 0,
+        'cpu_per_render': cpu / len(conc) if conc else float('nan'),
+        'cpu_busy': cpu / conc_wall / os.cpu_count() if conc_wall else float('nan'),
+        'steps': steps,
         'rss': rss_of(),
     })
     return res
@@ -282,8 +347,9 @@ def run_load(name, port, page_url, args, rss_of):
 # ---- rendervisor ---------------------------------------------------------
 
 class Rendervisor:
-    def __init__(self, build, tmp):
+    def __init__(self, build, tmp, browser):
         self.build = build
+        self.browser = browser
         self.tmp = tmp
         self.port = free_port()
         self.proc = None
@@ -299,7 +365,7 @@ class Rendervisor:
                         os.path.join(self.tmp, 'run'),
                         os.path.join(self.build, 'exporter', 'rendervisor-exporter'),
                         os.path.join(self.build, 'renderer', 'rendervisor-renderer'),
-                        self.port, default_browser_command(), free_port_range(1)))
+                        self.port, default_browser_command(self.browser), free_port_range(1)))
         self.logf = open(self.log, 'wb')
         self.proc = subprocess.Popen([os.path.join(self.build, 'supervisor', 'rendervisor'), '--config', cfg],
                                      stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
@@ -356,14 +422,16 @@ class Rendervisor:
 # ---- the peer ------------------------------------------------------------
 
 class Peer:
-    def __init__(self):
+    def __init__(self, browser):
+        self.browser = browser
         self.port = free_port()
         self.proc = None
         self.browser_pid = None
 
     def start(self):
+        env = dict(os.environ, PEER_CHROMIUM=BROWSERS[self.browser][0], PEER_TOKEN=TOKEN)
         self.proc = subprocess.Popen(['node', os.path.join(PEER_DIR, 'reference.js'), str(self.port)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
         deadline = time.monotonic() + 60
         line = b''
         while time.monotonic() < deadline and not line.endswith(b'\n'):
@@ -421,6 +489,14 @@ def report(results):
             r['name'], ms(percentile(s, 50)), ms(percentile(s, 90)), ms(percentile(s, 99)), r['seq_rps'],
             ms(percentile(c, 50)), ms(percentile(c, 90)), ms(percentile(c, 99)), r['conc_rps'],
             r['seq_err'] + r['conc_err'], r['rss'] / 1024))
+    print()
+    for r in results:
+        if r.get('invalid'):
+            continue
+        print('%s: at concurrency %d the machine spent %.0f ms of CPU per render (%.0f%% of its CPUs busy)' % (
+            r['name'], ARGS.concurrency, r['cpu_per_render'] * 1000, r['cpu_busy'] * 100))
+        print('%s: mean step times of a sequential render: %s' % (
+            r['name'], ', '.join('%s %.0f ms' % kv for kv in r['steps'].items()) or 'none reported'))
     ok = {r['name']: r for r in results if not r.get('invalid')}
     ours, peer = ok.get('rendervisor'), ok.get('reference peer')
     print()
@@ -438,12 +514,13 @@ def report(results):
         print('idle RSS ours/peer node: %.3fx' % rss)
 
 
-def chromium_version():
+def browser_version(browser):
+    program = BROWSERS[browser][0]
     try:
-        out = subprocess.run(['chromium', '--version'], capture_output=True, timeout=20, text=True).stdout
-        return out.split(' built')[0].strip()
+        out = subprocess.run([program, '--version'], capture_output=True, timeout=20, text=True).stdout
+        return '%s (%s)' % (out.split(' built')[0].strip(), program)
     except (OSError, subprocess.TimeoutExpired):
-        return 'unknown'
+        return 'unknown (%s)' % program
 
 
 def main():
@@ -453,6 +530,8 @@ def main():
     ap.add_argument('--renders', type=int, default=50, help='sequential renders (default 50)')
     ap.add_argument('--seconds', type=float, default=20, help='length of the concurrent run (default 20)')
     ap.add_argument('--concurrency', type=int, default=4, help='concurrent clients (default 4)')
+    ap.add_argument('--browser', choices=sorted(BROWSERS), default='shell',
+                    help='the browser both sides run (default shell: chromium-headless-shell)')
     ap.add_argument('--skip-rendervisor', action='store_true')
     ap.add_argument('--skip-peer', action='store_true')
     ARGS = args = ap.parse_args()
@@ -471,26 +550,29 @@ def main():
         run_peer = False
     if not run_ours and not run_peer:
         raise SystemExit('nothing to run')
+    if not os.access(BROWSERS[args.browser][0], os.X_OK):
+        raise SystemExit('%s is not installed' % BROWSERS[args.browser][0])
 
     print('%s, %d CPUs; page %dx%d; %d sequential renders; concurrency %d for %g s' % (
-        chromium_version(), os.cpu_count(), WIDTH, HEIGHT, args.renders, args.concurrency, args.seconds))
+        browser_version(args.browser), os.cpu_count(), WIDTH, HEIGHT, args.renders, args.concurrency, args.seconds))
     pages, pages_thread = start_pages()
     page_url = 'http://127.0.0.1:%d/panel.html' % pages.server_address[1]
     tmp = tempfile.mkdtemp(prefix='rv-bench-render.')
     results = []
     try:
         if run_ours:
-            rv = Rendervisor(build, tmp)
+            rv = Rendervisor(build, tmp, args.browser)
             try:
                 rv.start()
-                results.append(run_load('rendervisor', rv.port, page_url, args, rv.rss))
+                results.append(run_load('rendervisor', rv.port, page_url, args, rv.rss,
+                                        lambda: metrics_steps(rv.port)))
             except Exception as e:
                 results.append({'name': 'rendervisor', 'invalid': str(e)})
                 print('rendervisor failed: %s\n%s' % (e, rv.log_tail()), file=sys.stderr)
             finally:
                 rv.stop()
         if run_peer:
-            peer = Peer()
+            peer = Peer(args.browser)
             try:
                 peer.start()
                 results.append(run_load('reference peer', peer.port, page_url, args, peer.rss))

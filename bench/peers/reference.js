@@ -14,8 +14,10 @@
 // Listens on 127.0.0.1 only. Prints one line "ready <port> <browser pid>"
 // when it can take renders; SIGTERM closes the browser and exits.
 //
-// Environment: PEER_CHROMIUM (default /usr/bin/chromium), PEER_TOKEN (the
-// X-Auth-Token to require, default "-"; empty disables the check).
+// Environment: PEER_CHROMIUM (default /usr/lib/chromium/chromium-headless-shell,
+// the browser of rendervisor's default config; /usr/bin/chromium for the full
+// browser in its new headless mode), PEER_TOKEN (the X-Auth-Token to require,
+// default "-"; empty disables the check).
 'use strict';
 
 const http = require('http');
@@ -26,7 +28,10 @@ if (!Number.isInteger(port) || port < 1 || port > 65535) {
   console.error('usage: node reference.js PORT');
   process.exit(2);
 }
-const chromium = process.env.PEER_CHROMIUM || '/usr/bin/chromium';
+const chromium = process.env.PEER_CHROMIUM || '/usr/lib/chromium/chromium-headless-shell';
+// puppeteer's 'shell' mode is plain --headless, what the headless shell takes;
+// `true` is the full browser's new headless mode.
+const headless = /headless-shell/.test(chromium) ? 'shell' : true;
 const token = process.env.PEER_TOKEN === undefined ? '-' : process.env.PEER_TOKEN;
 
 // Flags as rendervisor's default browser command; puppeteer adds its own
@@ -163,7 +168,7 @@ process.on('SIGINT', () => shutdown(0));
 (async () => {
   browser = await puppeteer.launch({
     executablePath: chromium,
-    headless: true,
+    headless,
     args: chromiumArgs,
     handleSIGINT: false,
     handleSIGTERM: false,

@@ -557,7 +557,7 @@ class RendererTest(unittest.TestCase):
                   in text)
             return text if ok else None
         text = wait_until(metrics, 10, interval=0.1, what='step timings in the proxied /metrics')
-        self.assertIn('grafana_image_renderer_browser_info{version="Chrome/', text)
+        self.assertIn('grafana_image_renderer_browser_info{version="HeadlessChrome/', text)
         for step in ('launch', 'newPage', 'prepare', 'panelsRendered', 'screenshot'):
             self.assertIn('grafana_image_renderer_step_duration_seconds_count{step="%s"}' % step, text)
 
