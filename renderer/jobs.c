@@ -23,6 +23,7 @@ struct jobs {
     struct ingest_sender *ingest;
     struct job *wait_head, *wait_tail; /* waiting for a browser */
     struct job *running;               /* linked through next */
+    struct render **spares;            /* per browser: a page made ahead, or NULL */
     int stopping;
 };
 
@@ -39,6 +40,7 @@ struct jobs *jobs_new(unsigned concurrency, unsigned waiting, struct ingest_send
 void jobs_set_pool(struct jobs *s, struct browser_pool *p)
 {
     s->pool = p;
+    s->spares = xcalloc(browser_pool_count(p), sizeof(*s->spares));
 }
 
 void jobs_free(struct jobs *s)
@@ -46,6 +48,7 @@ void jobs_free(struct jobs *s)
     if (!s)
         return;
     pthread_mutex_destroy(&s->lock);
+    free(s->spares);
     free(s);
 }
 
@@ -137,6 +140,31 @@ static void jobs_enqueue(struct jobs *s, struct job *j, int front)
                      left > 0 ? left : 1);
 }
 
+/* ---- spares: a context and page kept ready per browser ------------------- */
+
+static void jobs_spare_done(void *arg, struct render *r)
+{
+    struct jobs *s = arg;
+    unsigned i = browser_index(render_browser(r));
+    if (s->spares[i] == r)
+        s->spares[i] = NULL;
+    render_free(r);
+    /* Not made again at once: a browser that cannot make one would spin.
+     * The next render done or the next connection makes the next one. */
+}
+
+/* Made when the browser comes up and whenever a render takes the last one
+ * (or has to start without one), so the next request finds its page ready
+ * or on its way. */
+static void jobs_spare_ensure(struct jobs *s, struct browser *b)
+{
+    unsigned i = browser_index(b);
+    if (!s->stopping && !s->spares[i] && browser_is_up(b))
+        s->spares[i] = render_spare_start(b, s->ingest, jobs_spare_done, s);
+}
+
+static struct render *jobs_render_start(struct jobs *s, struct browser *b, struct job *j);
+
 static void jobs_render_done(void *arg, struct render *r)
 {
     struct job *j = arg;
@@ -148,6 +176,7 @@ static void jobs_render_done(void *arg, struct render *r)
     if (res->status != 200 && res->retryable && j->tries < 2 && clock_now_ns() < j->deadline_ns) {
         log_info("render retried on another browser browser=%u error=\"%s\"", browser_index(b), res->error);
         render_free(r);
+        jobs_spare_ensure(s, b);
         jobs_enqueue(s, j, 1);
         jobs_dispatch(s);
         return;
@@ -161,7 +190,27 @@ static void jobs_render_done(void *arg, struct render *r)
     }
     render_free(r);
     jobs_answer(s, j);
+    jobs_spare_ensure(s, b);
     jobs_dispatch(s);
+}
+
+/* The browser's spare if it can still serve, else a render from scratch. */
+static struct render *jobs_render_start(struct jobs *s, struct browser *b, struct job *j)
+{
+    unsigned i = browser_index(b);
+    struct render *spare = s->spares[i];
+    if (spare) {
+        s->spares[i] = NULL;
+        if (render_claim(spare, &j->req, j->deadline_ns, jobs_render_done, j) == 0) {
+            /* The next one gets made while this render waits on its page. */
+            jobs_spare_ensure(s, b);
+            return spare;
+        }
+        /* It ends through jobs_spare_done, which frees it. */
+    }
+    struct render *r = render_start(b, &j->req, j->deadline_ns, s->ingest, jobs_render_done, j);
+    jobs_spare_ensure(s, b);
+    return r;
 }
 
 static struct browser *jobs_pick(struct jobs *s, struct browser *avoid)
@@ -189,7 +238,7 @@ static void jobs_dispatch(struct jobs *s)
         j->tries++;
         j->next = s->running;
         s->running = j;
-        j->render = render_start(b, &j->req, j->deadline_ns, s->ingest, jobs_render_done, j);
+        j->render = jobs_render_start(s, b, j);
     }
 }
 
@@ -210,15 +259,20 @@ void jobs_wake(void *arg)
 
 void jobs_changed(void *arg, struct browser *b, int up)
 {
-    (void)b;
-    if (up)
-        jobs_dispatch(arg);
+    if (!up)
+        return; /* its spare, if any, fails with the connection */
+    jobs_dispatch(arg);
+    jobs_spare_ensure(arg, b);
 }
 
 void jobs_abort_all(struct jobs *s)
 {
     s->stopping = 1;
     jobs_wake(s); /* take the inbox in */
+    for (unsigned i = 0; s->spares && i < browser_pool_count(s->pool); i++) {
+        render_free(s->spares[i]);
+        s->spares[i] = NULL;
+    }
     while (s->running) {
         struct job *j = s->running;
         s->running = j->next;

@@ -24,12 +24,24 @@
 /* One readiness evaluation waits in the page at most this long. */
 #define RENDER_READY_POLL_MS 10000u
 #define RENDER_LOADERS 8
+/* A spare is begun this long after it is asked for (when a render has just
+ * taken the last one), so that making its context and page does not compete
+ * with that render's navigation for the browser's main thread: the bench
+ * page navigates in 18 ms with the delay, 32 ms without. A request that
+ * claims it sooner begins it at once. */
+#define RENDER_SPARE_DELAY_MS 60
+
+/* What a page needs before navigation, in two parts: the domains every
+ * render enables (done ahead by a spare), and what the request asks for. */
+#define PREPARE_ENABLES 1u
+#define PREPARE_REQUEST 2u
 
 enum render_state {
     RENDER_CONTEXT,    /* Target.createBrowserContext */
     RENDER_TARGET,     /* Target.createTarget */
     RENDER_ATTACH,     /* Target.attachToTarget */
     RENDER_PREPARE,    /* enables, viewport, timezone, headers, cookie */
+    RENDER_PARKED,     /* a spare with its page ready, waiting for a request */
     RENDER_NAVIGATE,   /* Page.navigate and its load event */
     RENDER_READY,      /* readiness evaluation */
     RENDER_QUIET,      /* no Grafana signal: waiting for a quiet network */
@@ -42,7 +54,7 @@ enum render_state {
 };
 
 static const char *const render_state_names[] = {
-    "launch", "newPage", "newPage", "prepare", "navigate", "panelsRendered",
+    "launch", "newPage", "newPage", "prepare", "parked", "navigate", "panelsRendered",
     "panelsRendered", "dashboardScrolling", "dashboardScrolling", "dashboardScrolling", "screenshot",
     "dispose", "done",
 };
@@ -61,6 +73,9 @@ struct render {
     int64_t last_activity_ns;
     int wait_id;      /* the one command the state waits for */
     int prepare_left; /* RENDER_PREPARE: replies still to come */
+    unsigned prepared; /* PREPARE_* parts sent */
+    int spare;        /* made ahead and not claimed by a request yet */
+    int counted;      /* counted in its browser's load */
     int navigated;    /* Page.navigate answered */
     int full_page_h;
     int scrolled;     /* full page: the viewport holds the whole page now */
@@ -84,6 +99,8 @@ static void render_reply(void *arg, const struct cdp_msg *m, int err);
 
 static void render_report_step(struct render *r, const char *step)
 {
+    if (r->spare)
+        return; /* no request is waiting on it */
     int64_t now = clock_now_ns();
     struct ingest_buf *ib = xmalloc(sizeof(*ib));
     ingest_buf_reset(ib);
@@ -165,8 +182,8 @@ static void render_fail(struct render *r, unsigned status, int retryable, const 
     for (const char *p = why; *p && n + 1 < sizeof(logged); p++)
         logged[n++] = *p == '"' ? '\'' : *p;
     logged[n] = '\0';
-    log_info("render failed browser=%u step=%s status=%u error=\"%s\"", browser_index(r->b),
-             render_state_names[r->state], status, logged);
+    log_info("%s failed browser=%u step=%s status=%u error=\"%s\"", r->spare ? "spare page" : "render",
+             browser_index(r->b), render_state_names[r->state], status, logged);
     render_dispose(r);
 }
 
@@ -429,16 +446,22 @@ static int render_copy_id(char *dst, const char *src)
     return 0;
 }
 
-static void render_prepare(struct render *r)
+/* Sends the parts of the preparation asked for, all at once; the state
+ * moves on when every reply is in. */
+static void render_prepare(struct render *r, unsigned parts)
 {
     struct cdp *c = browser_cdp(r->b);
     const char *s = r->session_id;
     const struct render_request *q = r->req;
-    int height = q->height == QUERY_FULL_PAGE ? QUERY_HEIGHT_DEFAULT : q->height;
+    int height = !q || q->height == QUERY_FULL_PAGE ? QUERY_HEIGHT_DEFAULT : q->height;
     struct buf out;
     r->state = RENDER_PREPARE;
     r->prepare_left = 0;
+    r->prepared |= parts;
     for (int step = 0; step < 8; step++) {
+        int request_step = step >= 3 && step <= 6;
+        if (!(parts & (request_step ? PREPARE_REQUEST : PREPARE_ENABLES)))
+            continue;
         int id = 0;
         browser_cmd_init(&out);
         switch (step) {
@@ -515,16 +538,25 @@ static void render_reply(void *arg, const struct cdp_msg *m, int err)
     }
     if (r->state == RENDER_PREPARE) {
         if (m->type == CDP_MSG_ERROR) {
-            if (r->req->timezone[0] && strstr(m->error_message, "imezone"))
+            if (r->req && r->req->timezone[0] && strstr(m->error_message, "imezone"))
                 render_fail(r, 400, 0, "timezone: the browser does not know \"%s\"", r->req->timezone);
             else
                 render_fail(r, 500, 0, "the browser refused to prepare the page: %s", m->error_message);
             return;
         }
-        if (--r->prepare_left == 0) {
-            render_report_step(r, "prepare");
-            render_navigate(r);
+        if (--r->prepare_left > 0)
+            return;
+        if (!(r->prepared & PREPARE_REQUEST)) {
+            /* A spare's page is ready: park it, or go on for the request
+             * that claimed it meanwhile. */
+            if (r->spare)
+                r->state = RENDER_PARKED;
+            else
+                render_prepare(r, PREPARE_REQUEST);
+            return;
         }
+        render_report_step(r, "prepare");
+        render_navigate(r);
         return;
     }
     if (m->id != r->wait_id)
@@ -564,7 +596,7 @@ static void render_reply(void *arg, const struct cdp_msg *m, int err)
             return;
         }
         render_report_step(r, "newPage");
-        render_prepare(r);
+        render_prepare(r, r->spare ? PREPARE_ENABLES : PREPARE_ENABLES | PREPARE_REQUEST);
         return;
     case RENDER_NAVIGATE: {
         const char *frame, *loader, *error_text;
@@ -637,24 +669,69 @@ static void render_begin_cb(lws_sorted_usec_list_t *sul)
         render_fail(r, 500, 1, "no connection to the browser");
 }
 
-struct render *render_start(struct browser *b, const struct render_request *req, int64_t deadline_ns,
-                            struct ingest_sender *ingest, render_done_fn done, void *arg)
+static struct render *render_new(struct browser *b, struct ingest_sender *ingest, render_done_fn done, void *arg)
 {
     struct render *r = xcalloc(1, sizeof(*r));
     r->b = b;
-    r->req = req;
     r->ingest = ingest;
     r->done = done;
     r->arg = arg;
-    r->deadline_ns = deadline_ns;
     r->generation = browser_generation(b);
     r->state = RENDER_CONTEXT;
     r->step_start_ns = clock_now_ns();
-    browser_load_add(b, 1);
-    int64_t left = (deadline_ns - r->step_start_ns) / CLOCK_NS_PER_MS;
-    render_schedule(r, &r->deadline_sul, render_deadline_cb, left);
     render_schedule(r, &r->wake_sul, render_begin_cb, 0);
     return r;
+}
+
+/* The request's part: its deadline, its place in the browser's load. */
+static void render_take(struct render *r, const struct render_request *req, int64_t deadline_ns,
+                        render_done_fn done, void *arg)
+{
+    r->req = req;
+    r->done = done;
+    r->arg = arg;
+    r->deadline_ns = deadline_ns;
+    r->counted = 1;
+    browser_load_add(r->b, 1);
+    int64_t left = (deadline_ns - clock_now_ns()) / CLOCK_NS_PER_MS;
+    render_schedule(r, &r->deadline_sul, render_deadline_cb, left);
+}
+
+struct render *render_start(struct browser *b, const struct render_request *req, int64_t deadline_ns,
+                            struct ingest_sender *ingest, render_done_fn done, void *arg)
+{
+    struct render *r = render_new(b, ingest, done, arg);
+    render_take(r, req, deadline_ns, done, arg);
+    return r;
+}
+
+struct render *render_spare_start(struct browser *b, struct ingest_sender *ingest, render_done_fn done, void *arg)
+{
+    struct render *r = render_new(b, ingest, done, arg);
+    r->spare = 1;
+    render_schedule(r, &r->wake_sul, render_begin_cb, RENDER_SPARE_DELAY_MS);
+    return r;
+}
+
+int render_claim(struct render *r, const struct render_request *req, int64_t deadline_ns, render_done_fn done,
+                 void *arg)
+{
+    if (!r->spare || r->have_result || r->state >= RENDER_DISPOSE || browser_generation(r->b) != r->generation ||
+        !browser_is_up(r->b))
+        return -ESTALE;
+    r->spare = 0;
+    r->step_start_ns = clock_now_ns();
+    render_take(r, req, deadline_ns, done, arg);
+    /* The steps the spare has done took the request no time. */
+    if (r->state > RENDER_CONTEXT)
+        render_report_step(r, "launch");
+    if (r->state > RENDER_ATTACH)
+        render_report_step(r, "newPage");
+    if (r->state == RENDER_CONTEXT && r->wait_id == 0)
+        render_schedule(r, &r->wake_sul, render_begin_cb, 0); /* not begun yet */
+    if (r->state == RENDER_PARKED)
+        render_prepare(r, PREPARE_REQUEST);
+    return 0;
 }
 
 const struct render_result *render_result(const struct render *r)
@@ -686,7 +763,8 @@ void render_free(struct render *r)
     if (r->session_id[0])
         browser_unsubscribe(r->b, r->session_id);
     browser_forget(r->b, r);
-    browser_load_add(r->b, -1);
+    if (r->counted)
+        browser_load_add(r->b, -1);
     for (size_t i = 0; i < r->ninflight; i++)
         free(r->inflight[i]);
     free(r->inflight);

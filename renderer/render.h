@@ -31,6 +31,17 @@ struct render_result {
  * from inside render_start. */
 struct render *render_start(struct browser *b, const struct render_request *req, int64_t deadline_ns,
                             struct ingest_sender *ingest, render_done_fn done, void *arg);
+/* A spare: a context and page made ahead on b, with the domains every
+ * render needs enabled, parked until render_claim. Its done is called only
+ * if it fails or its browser goes before it is claimed. */
+struct render *render_spare_start(struct browser *b, struct ingest_sender *ingest, render_done_fn done,
+                                  void *arg);
+/* Makes the spare r the render of req, from wherever its preparation has
+ * got to (as render_start, with done and arg replacing the spare's). -ESTALE
+ * when it cannot serve: it failed or its browser changed; it then still ends
+ * through its own done. */
+int render_claim(struct render *r, const struct render_request *req, int64_t deadline_ns, render_done_fn done,
+                 void *arg);
 const struct render_result *render_result(const struct render *r);
 /* Hands the image over to the caller (who frees it). */
 unsigned char *render_take_body(struct render *r, size_t *len);
