@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "ingest.h"
 #include "log.h"
+#include "render.h"
 #include "xalloc.h"
 
 #define API_TEXT "text/plain; charset=utf-8"
@@ -192,6 +193,12 @@ static enum MHD_Result api_render_answer(struct api_req *rq)
         if (!resp)
             return MHD_NO;
         j->body = NULL;
+        if (j->filename) {
+            /* render.c kept only " ._()-", letters and digits: safe to quote. */
+            char disposition[64 + RENDER_FILENAME_MAX];
+            snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s\"", j->filename);
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition);
+        }
         return api_send(rq, 200, j->content_type, resp);
     }
     return api_send_error(rq, j->status, j->error ? j->error : "render failed");
@@ -203,8 +210,6 @@ static enum MHD_Result api_render(struct api_req *rq, enum query_route route)
     const char *token = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Auth-Token");
     if (!query_token_equal(token, a->cfg->renderer.auth_token))
         return api_send_error(rq, MHD_HTTP_UNAUTHORIZED, "X-Auth-Token: missing or wrong");
-    if (route == QUERY_ROUTE_CSV)
-        return api_send_error(rq, MHD_HTTP_NOT_IMPLEMENTED, "csv rendering is not implemented yet");
 
     struct api_params ps = { .n = 0 };
     MHD_get_connection_values_n(rq->conn, MHD_GET_ARGUMENT_KIND, api_param_cb, &ps);
@@ -340,6 +345,7 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
     query_fini(&rq->job.req);
     free(rq->job.body);
     free(rq->job.error);
+    free(rq->job.filename);
     free(rq);
 }
 

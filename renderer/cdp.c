@@ -376,6 +376,9 @@ static const struct {
     { "Network.loadingFailed", CDP_EVENT_LOADING_FAILED },
     { "Browser.downloadWillBegin", CDP_EVENT_DOWNLOAD_WILL_BEGIN },
     { "Browser.downloadProgress", CDP_EVENT_DOWNLOAD_PROGRESS },
+    /* The same, sent on the page's own session (what a render listens to). */
+    { "Page.downloadWillBegin", CDP_EVENT_DOWNLOAD_WILL_BEGIN },
+    { "Page.downloadProgress", CDP_EVENT_DOWNLOAD_PROGRESS },
 };
 
 /* A string member no longer than max; NULL when absent or wrong. Strings
@@ -636,6 +639,11 @@ int cdp_result_navigate(const struct cdp_msg *m, const char **frame_id,
     return 0;
 }
 
+int cdp_result_is_download(const struct cdp_msg *m)
+{
+    return cdp_result_check(m) == 0 && json_is_true(json_object_get(m->result, "isDownload"));
+}
+
 /* The text of a thrown exception: its description ("TypeError: ..."), else
  * the details' own text ("Uncaught"). */
 static const char *cdp_exception_text(json_t *details)
@@ -809,9 +817,10 @@ int cdp_event_download(const struct cdp_msg *m, struct cdp_download *d)
     if (!cdp_guid_ok(d->guid))
         return -EBADMSG;
     if (m->event == CDP_EVENT_DOWNLOAD_WILL_BEGIN) {
+        d->frame_id = cdp_get_id(m->params, "frameId");
         d->url = cdp_get_str(m->params, "url", CDP_ARG_MAX);
         d->suggested_filename = cdp_get_str(m->params, "suggestedFilename", CDP_ARG_MAX);
-        if (!d->url || !d->suggested_filename)
+        if (!d->frame_id || !d->url || !d->suggested_filename)
             return -EBADMSG;
         return 0;
     }

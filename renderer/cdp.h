@@ -182,6 +182,8 @@ int cdp_result_content_size(const struct cdp_msg *m, double *width, double *heig
  * ("net::ERR_NAME_NOT_RESOLVED"), which Chrome reports as a result. */
 int cdp_result_navigate(const struct cdp_msg *m, const char **frame_id,
                         const char **loader_id, const char **error_text);
+/* 1 when Page.navigate's reply says the url was a download, not a page. */
+int cdp_result_is_download(const struct cdp_msg *m);
 
 enum cdp_value_type {
     CDP_VALUE_UNDEFINED,
@@ -238,10 +240,13 @@ struct cdp_download {
     const char *guid;     /* [0-9A-Za-z-] only: safe as a file name in downloadPath */
     enum cdp_download_state state; /* progress events */
     double received, total;        /* progress events, bytes */
+    const char *frame_id;          /* downloadWillBegin: the frame that started it */
     const char *url;               /* downloadWillBegin */
     const char *suggested_filename; /* downloadWillBegin: untrusted, not a path */
 };
-/* Browser.downloadWillBegin or Browser.downloadProgress. */
+/* Browser.downloadWillBegin or Browser.downloadProgress, or their Page.*
+ * twins on the page's session (sent when the page's context has a download
+ * behaviour with events enabled). */
 int cdp_event_download(const struct cdp_msg *m, struct cdp_download *d);
 
 /* Target.attachedToTarget, Target.detachedFromTarget: the session and its

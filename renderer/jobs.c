@@ -184,6 +184,7 @@ static void jobs_render_done(void *arg, struct render *r)
     j->status = res->status;
     if (res->status == 200) {
         j->content_type = res->content_type;
+        j->filename = res->filename ? xstrdup(res->filename) : NULL;
         j->body = render_take_body(r, &j->len);
     } else {
         j->error = xstrdup(res->error ? res->error : "render failed");

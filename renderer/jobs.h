@@ -25,6 +25,7 @@ struct job {
     /* The answer, set before done(). */
     unsigned status;
     const char *content_type;
+    char *filename;      /* a csv's name, or NULL */
     unsigned char *body; /* the HTTP side frees it (or hands it to MHD) */
     size_t len;
     char *error;

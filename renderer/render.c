@@ -3,12 +3,16 @@
  * always passes through Target.disposeBrowserContext. */
 #include "render.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
@@ -33,6 +37,9 @@
 
 /* What a page needs before navigation, in two parts: the domains every
  * render enables (done ahead by a spare), and what the request asks for. */
+/* A csv larger than this is refused rather than read into memory. */
+#define RENDER_CSV_MAX (64u * 1024 * 1024)
+
 #define PREPARE_ENABLES 1u
 #define PREPARE_REQUEST 2u
 
@@ -49,6 +56,7 @@ enum render_state {
     RENDER_RESIZE,     /* full page: the viewport to the content's height */
     RENDER_SETTLE,     /* full page: two frames, so lazy panels see they are in view */
     RENDER_CAPTURE,    /* Page.captureScreenshot / Page.printToPDF */
+    RENDER_DOWNLOAD,   /* csv: waiting for the page's download to complete */
     RENDER_DISPOSE,    /* Target.disposeBrowserContext */
     RENDER_DONE,
 };
@@ -56,7 +64,7 @@ enum render_state {
 static const char *const render_state_names[] = {
     "launch", "newPage", "newPage", "prepare", "parked", "navigate", "panelsRendered",
     "panelsRendered", "dashboardScrolling", "dashboardScrolling", "dashboardScrolling", "screenshot",
-    "dispose", "done",
+    "downloadCSV", "dispose", "done",
 };
 
 struct render {
@@ -91,11 +99,17 @@ struct render {
     lws_sorted_usec_list_t wake_sul; /* quiet window, readiness retry, finishing */
     struct render_result result;
     int have_result;
+    /* csv: a private folder the browser downloads into, and the download. */
+    char *dl_dir;
+    char dl_guid[CDP_ID_MAX + 1];
+    char dl_name[RENDER_FILENAME_MAX + 1];
+    int dl_done;
 };
 
 static void render_fail(struct render *r, unsigned status, int retryable, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void render_reply(void *arg, const struct cdp_msg *m, int err);
+static void render_on_download(struct render *r, const struct cdp_msg *m);
 
 static void render_report_step(struct render *r, const char *step)
 {
@@ -420,6 +434,11 @@ static void render_event(void *arg, const struct cdp_msg *m)
         }
         break;
     }
+    case CDP_EVENT_DOWNLOAD_WILL_BEGIN:
+    case CDP_EVENT_DOWNLOAD_PROGRESS:
+        if (r->dl_dir && r->state < RENDER_DISPOSE)
+            render_on_download(r, m);
+        break;
     case CDP_EVENT_DIALOG_OPENING: {
         struct buf out;
         browser_cmd_init(&out);
@@ -446,6 +465,134 @@ static int render_copy_id(char *dst, const char *src)
     return 0;
 }
 
+/* ---- csv ------------------------------------------------------------------------ */
+
+/* A folder of its own, 0700, for the browser to download the csv into. */
+static int render_dl_dir_make(struct render *r)
+{
+    const char *tmp = getenv("TMPDIR");
+    struct buf path;
+    buf_init(&path);
+    buf_printf(&path, "%s/rendervisor-csv.XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp");
+    if (!mkdtemp(path.data)) {
+        int err = errno;
+        buf_fini(&path);
+        errno = err;
+        return -1;
+    }
+    r->dl_dir = path.data; /* taken over from the buf */
+    return 0;
+}
+
+/* The folder and whatever the browser left in it (a finished file, or a
+ * partial one of a render that failed). */
+static void render_dl_dir_remove(struct render *r)
+{
+    if (!r->dl_dir)
+        return;
+    DIR *d = opendir(r->dl_dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                unlinkat(dirfd(d), e->d_name, 0);
+        closedir(d);
+    }
+    if (rmdir(r->dl_dir) < 0)
+        log_warn_errno(-errno, "cannot remove a download folder path=%s", r->dl_dir);
+    free(r->dl_dir);
+    r->dl_dir = NULL;
+}
+
+/* The page's name for the file, made safe for a Content-Disposition header:
+ * its last path part, with anything but letters, digits and " ._()-"
+ * replaced. */
+static void render_dl_name(struct render *r, const char *suggested)
+{
+    const char *base = suggested;
+    for (const char *p = suggested; *p; p++)
+        if (*p == '/' || *p == '\\')
+            base = p + 1;
+    while (*base == '.' || *base == ' ')
+        base++;
+    size_t n = 0;
+    for (; *base && n < RENDER_FILENAME_MAX; base++) {
+        char ch = *base;
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 strchr(" ._()-", ch);
+        r->dl_name[n++] = ok ? ch : '_';
+    }
+    r->dl_name[n] = '\0';
+    if (n == 0)
+        snprintf(r->dl_name, sizeof(r->dl_name), "data.csv");
+}
+
+static void render_dl_finish(struct render *r)
+{
+    if (r->state != RENDER_DOWNLOAD || !r->dl_done)
+        return;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", r->dl_dir, r->dl_guid);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        render_fail(r, 500, 0, "the downloaded file is not there: %s", strerror(errno));
+        return;
+    }
+    struct buf body;
+    buf_init(&body);
+    char chunk[16384];
+    ssize_t got;
+    while ((got = read(fd, chunk, sizeof(chunk))) > 0 && body.len + (size_t)got <= RENDER_CSV_MAX)
+        buf_append(&body, chunk, (size_t)got);
+    int err = got < 0 ? errno : 0;
+    close(fd);
+    if (got != 0) {
+        buf_fini(&body);
+        if (err)
+            render_fail(r, 500, 0, "cannot read the downloaded file: %s", strerror(err));
+        else
+            render_fail(r, 500, 0, "the csv is larger than %u bytes", RENDER_CSV_MAX);
+        return;
+    }
+    render_report_step(r, "downloadCSV");
+    r->have_result = 1;
+    r->result.status = 200;
+    r->result.content_type = "text/csv";
+    r->result.filename = r->dl_name;
+    r->result.len = body.len;
+    r->result.body = (unsigned char *)body.data;
+    if (!r->result.body) /* an empty csv is still an answer */
+        r->result.body = xmalloc(1);
+    render_dispose(r);
+}
+
+static void render_on_download(struct render *r, const struct cdp_msg *m)
+{
+    struct cdp_download d;
+    int rc = cdp_event_download(m, &d);
+    if (rc < 0) {
+        log_warn("the browser sent a download event we cannot read browser=%u", browser_index(r->b));
+        return;
+    }
+    if (m->event == CDP_EVENT_DOWNLOAD_WILL_BEGIN) {
+        if (!r->dl_guid[0] && strlen(d.guid) <= CDP_ID_MAX) {
+            snprintf(r->dl_guid, sizeof(r->dl_guid), "%s", d.guid);
+            render_dl_name(r, d.suggested_filename);
+        }
+        return;
+    }
+    if (strcmp(d.guid, r->dl_guid) != 0)
+        return; /* only the page's first download is the answer */
+    if (d.state == CDP_DOWNLOAD_CANCELED)
+        render_fail(r, 500, 0, "the browser canceled the download");
+    else if (d.received > RENDER_CSV_MAX)
+        render_fail(r, 500, 0, "the csv is larger than %u bytes", RENDER_CSV_MAX);
+    else if (d.state == CDP_DOWNLOAD_COMPLETED) {
+        r->dl_done = 1;
+        render_dl_finish(r);
+    }
+}
+
 /* Sends the parts of the preparation asked for, all at once; the state
  * moves on when every reply is in. */
 static void render_prepare(struct render *r, unsigned parts)
@@ -458,8 +605,8 @@ static void render_prepare(struct render *r, unsigned parts)
     r->state = RENDER_PREPARE;
     r->prepare_left = 0;
     r->prepared |= parts;
-    for (int step = 0; step < 8; step++) {
-        int request_step = step >= 3 && step <= 6;
+    for (int step = 0; step < 9; step++) {
+        int request_step = step >= 3;
         if (!(parts & (request_step ? PREPARE_REQUEST : PREPARE_ENABLES)))
             continue;
         int id = 0;
@@ -484,6 +631,16 @@ static void render_prepare(struct render *r, unsigned parts)
                 id = cdp_set_cookie(c, &out, s, "renderKey", q->render_key, q->domain);
             break;
         case 7: id = cdp_runtime_enable(c, &out, s); break;
+        case 8:
+            if (q->encoding == QUERY_ENCODING_CSV) {
+                if (render_dl_dir_make(r) < 0) {
+                    buf_fini(&out);
+                    render_fail(r, 500, 0, "cannot make a folder for the download: %s", strerror(errno));
+                    return;
+                }
+                id = cdp_set_download_behavior(c, &out, r->context_id, r->dl_dir);
+            }
+            break;
         }
         if (id == 0) {
             buf_fini(&out);
@@ -601,6 +758,19 @@ static void render_reply(void *arg, const struct cdp_msg *m, int err)
     case RENDER_NAVIGATE: {
         const char *frame, *loader, *error_text;
         rc = cdp_result_navigate(m, &frame, &loader, &error_text);
+        if (r->req->encoding == QUERY_ENCODING_CSV) {
+            /* The csv comes as the page's download, or the url itself is
+             * one (its navigation then "fails" as aborted). */
+            if (rc < 0 || (error_text && !cdp_result_is_download(m))) {
+                render_fail(r, 500, 0, "cannot load the url: %s",
+                            error_text ? error_text : m->type == CDP_MSG_ERROR ? m->error_message : "bad reply");
+                return;
+            }
+            render_report_step(r, "navigateCSV");
+            r->state = RENDER_DOWNLOAD;
+            render_dl_finish(r);
+            return;
+        }
         if (rc < 0 || error_text) {
             render_fail(r, 500, 0, "cannot load the url: %s",
                         error_text ? error_text : m->type == CDP_MSG_ERROR ? m->error_message : "bad reply");
@@ -768,6 +938,7 @@ void render_free(struct render *r)
     for (size_t i = 0; i < r->ninflight; i++)
         free(r->inflight[i]);
     free(r->inflight);
+    render_dl_dir_remove(r);
     free(r->result.body);
     free((char *)r->result.error);
     free(r);

@@ -13,6 +13,9 @@
 #include "query.h"
 
 struct render;
+
+/* The longest csv file name handed to the client. */
+#define RENDER_FILENAME_MAX 128
 /* The render is over (the context is disposed, or the connection gone);
  * read the result with render_result, then render_free. */
 typedef void (*render_done_fn)(void *arg, struct render *r);
@@ -20,6 +23,7 @@ typedef void (*render_done_fn)(void *arg, struct render *r);
 struct render_result {
     unsigned status;          /* 200, 400, 408, 500 */
     const char *content_type; /* 200 only */
+    const char *filename;     /* 200 csv: the page's name for it, safe in a header */
     unsigned char *body;      /* 200: the image; taken with render_take_body */
     size_t len;
     const char *error;        /* otherwise: one line for the client */

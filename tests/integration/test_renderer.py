@@ -21,6 +21,7 @@ import threading
 import time
 import unittest
 import urllib.parse
+import urllib.request
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -103,6 +104,23 @@ new IntersectionObserver(function(entries){
   }, 300);
 }).observe(bottom);
 </script></body></html>"""
+
+# Grafana's CSV export: the page makes the file and downloads it, late. The
+# last row says whether the renderKey cookie reached the page.
+CSV_PAGE = b"""<!doctype html><html><body><script>
+window.addEventListener('load', function(){ setTimeout(function(){
+  var key = document.cookie.split('; ').indexOf('renderKey=csv-key') >= 0 ? 'yes' : 'no';
+  var blob = new Blob(['time,value\\n1700000000,42\\nrenderKey,' + key + '\\n'], {type: 'text/csv'});
+  var a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = 'Requests per second-data.csv';
+  document.body.appendChild(a);
+  a.click();
+}, 200); });
+</script></body></html>"""
+CSV_BODY = b'time,value\n1700000000,42\nrenderKey,yes\n'
+# A url that is itself a download (served as an attachment).
+CSV_ATTACHMENT = b'a,b\n1,2\n'
 
 # A Grafana panel that never reports itself rendered.
 NEVER_PAGE = b"""<!doctype html><html><head></head><body>
@@ -213,7 +231,8 @@ def default_browser_command():
 
 class Pages(http.server.BaseHTTPRequestHandler):
     pages = {'/panels.html': PANELS_PAGE, '/scenes.html': SCENES_PAGE, '/tall.html': TALL_PAGE,
-             '/never.html': NEVER_PAGE, '/slow.html': SLOW_PAGE, '/lazy.html': LAZY_PAGE}
+             '/never.html': NEVER_PAGE, '/slow.html': SLOW_PAGE, '/lazy.html': LAZY_PAGE,
+             '/csv.html': CSV_PAGE}
     seen = []  # request paths with their query, in order
     seen_lock = threading.Lock()
 
@@ -225,6 +244,14 @@ class Pages(http.server.BaseHTTPRequestHandler):
             lang = self.headers.get('Accept-Language', '')
             body = (ECHO_PAGE % {'key': ECHO_KEY, 'tz': ECHO_TZ, 'hour': 13,
                                  'lang': json.dumps(lang).replace('<', '\\u003c')}).encode()
+        elif path == '/data.csv':
+            self.send_response(200)
+            self.send_header('Content-Type', 'text/csv')
+            self.send_header('Content-Disposition', 'attachment; filename="report;1.csv"')
+            self.send_header('Content-Length', str(len(CSV_ATTACHMENT)))
+            self.end_headers()
+            self.wfile.write(CSV_ATTACHMENT)
+            return
         else:
             body = self.pages.get(path)
         if body is None:
@@ -257,12 +284,13 @@ class RendererTest(unittest.TestCase):
         threading.Thread(target=cls.web.serve_forever, daemon=True).start()
         cls.site = 'http://127.0.0.1:%d' % cls.web.server_address[1]
         cls.port = free_port()
+        cls.port_base = free_port_range(2)
         cls.rv = Rendervisor(exporter=os.path.abspath(EXPORTER), browsers=default_browser_command(),
                              renderer=os.path.abspath(RENDERER), browser_count=2,
                              sample_interval='500ms', stop_timeout='3s', collect=False,
                              extra={'renderer': {'listen': '127.0.0.1:%d' % cls.port, 'auth_token': TOKEN,
                                                  'concurrency': '2'},
-                                    'browsers': {'port_base': str(free_port_range(2))}})
+                                    'browsers': {'port_base': str(cls.port_base)}})
         cls.rv.start()
         try:
             wait_until(lambda: cls.get('/healthz')[0] == 200, 60, interval=0.1,
@@ -292,13 +320,13 @@ class RendererTest(unittest.TestCase):
             return 0, {}, b''
 
     @classmethod
-    def request(cls, page, headers=None, port=None, http_timeout=60, **params):
-        """One /render of a fixture page: (status, headers, body)."""
+    def request(cls, page, headers=None, port=None, http_timeout=60, route='/render', **params):
+        """One render of a fixture page: (status, headers, body)."""
         q = dict(url=cls.site + page, **params)
         h = {'X-Auth-Token': TOKEN}
         h.update(headers or {})
         if port is None:
-            return cls.get('/render?' + urllib.parse.urlencode(q), h, timeout=http_timeout)
+            return cls.get(route + '?' + urllib.parse.urlencode(q), h, timeout=http_timeout)
         try:
             c = http.client.HTTPConnection('127.0.0.1', port, timeout=http_timeout)
             c.request('GET', '/render?' + urllib.parse.urlencode(q), headers=h)
@@ -319,6 +347,43 @@ class RendererTest(unittest.TestCase):
 
     def render(self, page, headers=None, **params):
         return read_png(self.render_raw(page, headers, **params))
+
+    # ---- csv -----------------------------------------------------------------
+    @staticmethod
+    def csv_folders():
+        tmp = os.environ.get('TMPDIR', '/tmp')
+        return {n for n in os.listdir(tmp) if n.startswith('rendervisor-csv.')}
+
+    def test_csv_is_the_page_download(self):
+        before = self.csv_folders()
+        status, headers, body = self.request('/csv.html', route='/render/csv', renderKey='csv-key',
+                                             domain='127.0.0.1')
+        self.assertEqual(status, 200, body[:500])
+        self.assertEqual(headers['Content-Type'], 'text/csv')
+        self.assertEqual(headers['Content-Disposition'], 'attachment; filename="Requests per second-data.csv"')
+        self.assertEqual(body, CSV_BODY)
+        # the private download folder goes with the render
+        wait_until(lambda: not (self.csv_folders() - before), 5, what='the csv folder removed')
+
+    def test_csv_of_a_url_that_is_a_download(self):
+        status, headers, body = self.request('/data.csv', route='/render/csv')
+        self.assertEqual(status, 200, body[:500])
+        self.assertEqual(body, CSV_ATTACHMENT)
+        name = re.fullmatch(r'attachment; filename="([^"]+)"', headers['Content-Disposition']).group(1)
+        self.assertRegex(name, r'^[A-Za-z0-9 ._()-]+$')   # nothing unsafe reaches the header
+        self.assertTrue(name.endswith('.csv'), name)
+
+    def test_csv_page_that_never_downloads_is_408(self):
+        before = self.csv_folders()
+        status, _, body = self.request('/never.html', route='/render/csv', timeout=1)
+        self.assertEqual(status, 408, body[:500])
+        self.assertIn(b'downloadCSV', body)
+        wait_until(lambda: not (self.csv_folders() - before), 5, what='the csv folder removed')
+
+    def test_csv_rejects_image_parameters(self):
+        status, _, body = self.request('/csv.html', route='/render/csv', encoding='png')
+        self.assertEqual(status, 400, body[:500])
+        self.assertIn(b'encoding', body)
 
     # ---- pictures ------------------------------------------------------------
     def test_panels_page_waits_for_panels_rendered(self):
@@ -547,6 +612,8 @@ class RendererTest(unittest.TestCase):
 
     def test_metrics_are_proxied_with_step_timings(self):
         self.render('/panels.html', width=100, height=100)
+        self.render('/tall.html', width=100, height=-1)   # dashboardScrolling
+        self.assertEqual(self.request('/csv.html', route='/render/csv')[0], 200)
 
         def metrics():
             status, headers, body = self.get('/metrics')
@@ -558,8 +625,27 @@ class RendererTest(unittest.TestCase):
             return text if ok else None
         text = wait_until(metrics, 10, interval=0.1, what='step timings in the proxied /metrics')
         self.assertIn('grafana_image_renderer_browser_info{version="HeadlessChrome/', text)
-        for step in ('launch', 'newPage', 'prepare', 'panelsRendered', 'screenshot'):
-            self.assertIn('grafana_image_renderer_step_duration_seconds_count{step="%s"}' % step, text)
+        for step in ('launch', 'newPage', 'prepare', 'panelsRendered', 'screenshot', 'dashboardScrolling',
+                     'navigateCSV', 'downloadCSV'):
+            wait_until(lambda: 'grafana_image_renderer_step_duration_seconds_count{step="%s"}' % step
+                       in self.get('/metrics')[2].decode(), 10, interval=0.1, what='step %s in /metrics' % step)
+
+    def test_an_idle_browser_keeps_one_page_ready(self):
+        # After renders, each browser holds exactly one page: the spare made
+        # ahead for the next request (the headless shell opens none of its
+        # own). More would be a leaked context; none, no spare.
+        for _ in range(3):
+            self.render('/panels.html', width=100, height=100)
+        base = self.port_base
+
+        def pages(i):
+            with urllib.request.urlopen('http://127.0.0.1:%d/json/list' % (base + i), timeout=5) as r:
+                return [t for t in json.load(r) if t['type'] == 'page']
+
+        def settled():
+            ps = [pages(i) for i in range(2)]
+            return ps if all(len(p) == 1 and p[0]['url'] == 'about:blank' for p in ps) else None
+        wait_until(settled, 10, interval=0.2, what='one blank page per idle browser')
 
 
     def test_zzz_renderer_and_exporter_stop_cleanly(self):

@@ -623,6 +623,20 @@ static void test_replies_recorded(void **state)
     assert_int_equal(m.type, CDP_MSG_RESULT);
     assert_int_equal(cdp_result_navigate(&m, &frame, &loader, &err), 0);
     assert_string_equal(err, "net::ERR_UNSAFE_PORT");
+    assert_int_equal(cdp_result_is_download(&m), 0);
+    cdp_msg_fini(&m);
+
+    /* A url served as an attachment: the navigation "fails" into a download. */
+    parse_fixture("navigate_download", &m);
+    assert_int_equal(cdp_result_navigate(&m, &frame, &loader, &err), 0);
+    assert_string_equal(err, "net::ERR_ABORTED");
+    assert_int_equal(cdp_result_is_download(&m), 1);
+    cdp_msg_fini(&m);
+    parse_fixture("navigate", &m);
+    assert_int_equal(cdp_result_is_download(&m), 0);
+    cdp_msg_fini(&m);
+    parse_fixture("error_method", &m);
+    assert_int_equal(cdp_result_is_download(&m), 0);
     cdp_msg_fini(&m);
 }
 
@@ -1061,7 +1075,22 @@ static void test_download_events(void **state)
     assert_int_equal(cdp_event_download(&m, &d), 0);
     assert_string_equal(d.guid, "9b0b9918-aded-4599-a3c0-dd751ab545ff");
     assert_string_equal(d.suggested_filename, "data.csv");
+    assert_string_equal(d.frame_id, "CAB9790AA9A900AB058D58775AFEB7BA");
     assert_non_null(strstr(d.url, "/data.csv"));
+    cdp_msg_fini(&m);
+
+    /* The page session's twins, as a render sees them (a blob the page made). */
+    parse_fixture("event_page_download_will_begin", &m);
+    assert_string_equal(m.session, "48EA8A39D579403A68F1AD87DC460C1C");
+    assert_int_equal(cdp_event_download(&m, &d), 0);
+    assert_string_equal(d.guid, "0dd545f8-8543-46c8-9e8e-06fcd294f96a");
+    assert_string_equal(d.suggested_filename, "panel data.csv");
+    assert_string_equal(d.frame_id, "98BC67F432EBE7C1FB811088C886447E");
+    cdp_msg_fini(&m);
+    parse_fixture("event_page_download_completed", &m);
+    assert_int_equal(cdp_event_download(&m, &d), 0);
+    assert_int_equal(d.state, CDP_DOWNLOAD_COMPLETED);
+    assert_true(d.received == 15 && d.total == 15);
     cdp_msg_fini(&m);
 
     parse_fixture("event_download_completed", &m);
@@ -1094,6 +1123,7 @@ static void test_download_events(void **state)
         "{\"method\":\"Browser.downloadProgress\",\"params\":{\"guid\":\"g\",\"receivedBytes\":1,\"state\":\"completed\"}}",
         "{\"method\":\"Browser.downloadProgress\",\"params\":{\"guid\":\"g\",\"totalBytes\":-1,\"receivedBytes\":1,\"state\":\"completed\"}}",
         "{\"method\":\"Browser.downloadWillBegin\",\"params\":{\"guid\":\"g\",\"url\":\"u\"}}",
+        "{\"method\":\"Page.downloadWillBegin\",\"params\":{\"guid\":\"g\",\"url\":\"u\",\"suggestedFilename\":\"f\"}}",
         "{\"method\":\"Browser.downloadWillBegin\",\"params\":{\"guid\":\"g\",\"suggestedFilename\":\"f\"}}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
