@@ -5,7 +5,6 @@
 #include "log.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,7 +151,10 @@ size_t log_format_record(char *buf, size_t size, enum config_log_format format, 
         return 0;
 
     char when[40];
-    long long total_ms = llround(wall_s * 1000.0);
+    /* Rounded by hand (wall time is never negative): llround() was the only
+     * libm function the binaries called, and libm costs each of them about
+     * 300 KiB of resident memory just for being mapped. */
+    long long total_ms = (long long)(wall_s * 1000.0 + 0.5);
     time_t secs = (time_t)(total_ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);

@@ -3,16 +3,19 @@
 #include "intake.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "net.h"
+#include "xalloc.h"
 
 int intake_open(struct intake *in, const char *path, struct registry *reg)
 {
     in->reg = reg;
     in->uid = geteuid();
+    in->buf = xmalloc(INGEST_MAX_DATAGRAM);
     in->fd = net_listen_unix(path, SOCK_DGRAM, 0600, 0);
     if (in->fd < 0)
         return in->fd;
@@ -34,6 +37,8 @@ void intake_close(struct intake *in)
     if (in->fd >= 0)
         close(in->fd);
     in->fd = -1;
+    free(in->buf);
+    in->buf = NULL;
 }
 
 void intake_datagram(struct registry *reg, const char *data, size_t len, int from_us)
@@ -65,7 +70,7 @@ void intake_drain(struct intake *in)
             char buf[CMSG_SPACE(sizeof(struct ucred))];
             struct cmsghdr align;
         } ctl;
-        struct iovec iov = { in->buf, sizeof(in->buf) - 1 };
+        struct iovec iov = { in->buf, INGEST_MAX_DATAGRAM };
         struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
                               .msg_controllen = sizeof(ctl.buf) };
         ssize_t n = recvmsg(in->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);

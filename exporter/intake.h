@@ -14,10 +14,14 @@ struct intake {
     int fd;
     struct registry *reg;
     uid_t uid; /* the only sender we accept */
-    char buf[INGEST_MAX_DATAGRAM + 1];
+    /* INGEST_MAX_DATAGRAM bytes, on the heap: a struct intake is zeroed on
+     * main()'s stack, which would make all 64 KiB resident for good, while
+     * recvmsg() only touches what the datagrams fill. */
+    char *buf;
 };
 
-/* Bind path (mode 0600) and ask for senders' credentials. 0 or -errno. */
+/* Bind path (mode 0600) and ask for senders' credentials. 0 or -errno.
+ * intake_close() is due either way. */
 int intake_open(struct intake *in, const char *path, struct registry *reg);
 void intake_close(struct intake *in);
 /* Take every datagram waiting on the socket; never blocks. */

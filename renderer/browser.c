@@ -567,6 +567,12 @@ struct browser_pool *browser_pool_new(unsigned count, unsigned port_base, struct
     info.gid = -1;
     info.uid = -1;
     info.user = p;
+    /* lws sizes its fd tables (pollfd and fd -> wsi, 16 bytes a slot, all
+     * written at creation) by RLIMIT_NOFILE unless told otherwise: 320 KiB
+     * resident at a limit of 20000, 16 MiB at a container's 1048576. We hold
+     * one websocket per browser, a second while one is being replaced, and
+     * lws's own cancel pipe; past this limit a connect fails and is retried. */
+    info.fd_limit_per_thread = 2 * count + 8;
     p->lws = lws_create_context(&info);
     if (!p->lws) {
         free(p);

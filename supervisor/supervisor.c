@@ -235,11 +235,11 @@ static void sv_report_child(struct supervisor *sv, struct sv_child *c)
         .start_time = c->start_wall,
         .restarts = c->m.restarts,
     };
-    ingest_buf_reset(&sv->report);
-    report_child_lines(&sv->report, &r);
-    report_dropped_line(&sv->report, sv->sender.dropped);
+    ingest_buf_reset(sv->report);
+    report_child_lines(sv->report, &r);
+    report_dropped_line(sv->report, sv->sender.dropped);
     /* A missing or full socket drops this report; the next one catches up. */
-    ingest_send(&sv->sender, &sv->report);
+    ingest_send(&sv->sender, sv->report);
 }
 
 /* Processes that left their child's session escape the guardian's session
@@ -562,6 +562,7 @@ int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path
     sv->guardian.fd = -1;
     sv->self_pid = getpid();
     sv->sender.fd = -1;
+    sv->report = xmalloc(sizeof(*sv->report));
 
     /* Signals are blocked before anything is spawned, so none is lost
      * between fork and the first epoll_wait. */
@@ -631,6 +632,7 @@ void supervisor_fini(struct supervisor *sv)
     if (sv->sampler)
         sampler_free(sv->sampler);
     ingest_sender_fini(&sv->sender);
+    free(sv->report);
     if (sv->sigfd >= 0)
         close(sv->sigfd);
     if (sv->epfd >= 0)

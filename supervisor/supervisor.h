@@ -62,7 +62,10 @@ struct supervisor {
     struct guardian guardian;
     struct sampler *sampler;
     struct ingest_sender sender;
-    struct ingest_buf report;
+    /* On the heap: supervisor_init() zeroes the struct, which sits on
+     * main()'s stack, and would make all 64 KiB of it resident for good; a
+     * report fills a few hundred bytes of it. */
+    struct ingest_buf *report;
     struct sv_child **children;
     size_t nchildren;
     int64_t next_sample_ns;
