@@ -1,16 +1,25 @@
-/* Grafana's remote-rendering API. MHD runs one internal polling thread, so
- * every handler and completion callback here runs on that one thread: the
+/* Grafana's remote-rendering API. This module runs its own HTTP thread,
+ * which drives MHD (external epoll mode) from one epoll set, so every
+ * handler and completion callback here runs on that one thread: the
  * request metrics need no lock. A render is handed to the browser thread
  * (jobs_submit) and its connection suspended; the browser thread resumes
- * it when the answer is ready, and MHD calls the handler again. */
+ * it when the answer is ready, and MHD calls the handler again. While it
+ * waits, the client's socket is watched in the same epoll set, so a client
+ * that goes away cancels its render (jobs_cancel). */
 #include "api.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -30,6 +39,9 @@
 #define API_MAX_PARAMS 64
 #define API_PROXY_TIMEOUT_MS 3000
 #define API_PROXY_MAX (16 * 1024 * 1024)
+#define API_EVENTS 32
+/* At shutdown, how long the answers of renders in flight (503) may take to go out. */
+#define API_DRAIN_MS 2000
 
 struct api {
     struct MHD_Daemon *daemon;
@@ -39,6 +51,10 @@ struct api {
     struct ingest_sender ingest; /* this thread's own sender */
     char *exporter_path;
     unsigned in_flight;
+    int epfd;    /* the HTTP thread's: MHD's epoll fd, wake_fd, watched clients */
+    int wake_fd; /* eventfd: a connection was resumed, or api_stop */
+    atomic_int stopping;
+    pthread_t thread;
 };
 
 /* One request, from its first handler call to MHD's completion callback. */
@@ -51,6 +67,9 @@ struct api_req {
     struct job job;
     int submitted;
     int answered; /* the browser thread is done with job */
+    int watched;  /* fd is in the epoll set, for the client's hangup */
+    int fd;
+    int64_t gone_ns; /* when the client went away, or 0 */
 };
 
 static void api_report(struct api *a, const char *family, const char *const *labels, double value)
@@ -177,17 +196,85 @@ static enum MHD_Result api_param_cb(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
+/* Any thread. MHD's own signal for a resumed connection does not reach an
+ * external event loop (MHD_USE_ITC is ignored there): this is ours. */
+static void api_wake(struct api *a)
+{
+    uint64_t one = 1;
+    if (write(a->wake_fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is full, the loop wakes all the same. */
+    }
+}
+
 /* The browser thread: the answer is in rq->job; wake the connection. */
 static void api_job_done(struct job *j)
 {
     struct api_req *rq = j->owner;
+    struct api *a = rq->api;
     rq->answered = 1;
     MHD_resume_connection(rq->conn);
+    /* rq is the HTTP thread's again, and may be freed any time now. */
+    api_wake(a);
+}
+
+/* ---- a client that goes away ------------------------------------------------
+ * While its render runs the connection is suspended, and libmicrohttpd
+ * 0.9.75 does not look at a suspended connection's socket at all: neither
+ * NOTIFY_COMPLETED nor NOTIFY_CONNECTION fires when its client closes (both
+ * come only after the resume), and it never times out. So the HTTP thread
+ * watches the socket itself, in its own epoll set, for the peer's hangup:
+ * EPOLLRDHUP (closed, or shut down its sending side, which nginx takes for
+ * a client gone too) and EPOLLHUP/EPOLLERR (reset), with no EPOLLIN, so a
+ * pipelined request is no hangup. No periodic peeking is needed. The fd
+ * stays MHD's: it is watched from the submit to the handler's call after
+ * the resume (or the completion), and MHD closes it only inside MHD_run,
+ * on this same thread, after both. */
+static void api_watch(struct api *a, struct api_req *rq)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    struct epoll_event ev = { .events = EPOLLRDHUP, .data.ptr = rq };
+    if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, ci->connect_fd, &ev) < 0) {
+        log_warn_errno(-errno, "cannot watch the client of a render; it is not cancelled if it goes");
+        return;
+    }
+    rq->fd = ci->connect_fd;
+    rq->watched = 1;
+}
+
+static void api_unwatch(struct api *a, struct api_req *rq)
+{
+    if (!rq->watched)
+        return;
+    epoll_ctl(a->epfd, EPOLL_CTL_DEL, rq->fd, NULL);
+    rq->watched = 0;
+}
+
+static void api_client_gone(struct api *a, struct api_req *rq)
+{
+    api_unwatch(a, rq);
+    rq->gone_ns = clock_now_ns();
+    /* -EALREADY: the answer is on its way; it is counted as 499 all the same. */
+    jobs_cancel(a->jobs, &rq->job);
+}
+
+/* host[:port] of a URL query_parse accepted (no user info), for the log. */
+static void api_url_host(const char *url, char *out, size_t size)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    snprintf(out, size, "%.*s", (int)strcspn(p, "/?#"), p);
 }
 
 static enum MHD_Result api_render_answer(struct api_req *rq)
 {
     struct job *j = &rq->job;
+    api_unwatch(rq->api, rq);
+    /* Nobody reads it: an answer to close the request quietly, and a
+     * client that only shut down its sending side learns why. */
+    if (rq->gone_ns)
+        return api_send_error(rq, 499, "the client went away");
     if (j->status == 200) {
         struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(j->len, j->body, free);
         if (!resp)
@@ -228,9 +315,11 @@ static enum MHD_Result api_render(struct api_req *rq, enum query_route route)
     rq->job.owner = rq;
     /* Suspend first: the browser thread may resume before jobs_submit returns. */
     MHD_suspend_connection(rq->conn);
-    if (jobs_submit(a->jobs, &rq->job) < 0) {
+    if ((rc = jobs_submit(a->jobs, &rq->job)) < 0) {
         MHD_resume_connection(rq->conn);
         query_fini(&rq->job.req);
+        if (rc == -ESHUTDOWN)
+            return api_send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "the renderer is shutting down");
         struct MHD_Response *resp = MHD_create_response_from_buffer(
             sizeof("{\"error\":\"too many renders in progress\"}\n") - 1,
             (void *)"{\"error\":\"too many renders in progress\"}\n", MHD_RESPMEM_PERSISTENT);
@@ -239,6 +328,7 @@ static enum MHD_Result api_render(struct api_req *rq, enum query_route route)
         return api_send(rq, MHD_HTTP_TOO_MANY_REQUESTS, API_JSON, resp);
     }
     rq->submitted = 1;
+    api_watch(a, rq);
     return MHD_YES;
 }
 
@@ -326,9 +416,19 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
     if (!rq)
         return;
     *req_cls = NULL;
+    api_unwatch(a, rq);
     if (rq->is_render) {
         /* Sent in full, or the client went first: 499, as nginx counts it. */
         unsigned status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && rq->status ? rq->status : 499;
+        if (rq->gone_ns) {
+            int64_t now = clock_now_ns();
+            char host[128];
+            api_url_host(rq->job.req.url, host, sizeof(host));
+            log_info("client went away url_host=%s ran_ms=%lld stop_ms=%lld render_status=%u", host,
+                     (long long)((rq->gone_ns - rq->start_ns) / CLOCK_NS_PER_MS),
+                     (long long)((now - rq->gone_ns) / CLOCK_NS_PER_MS), rq->job.status);
+            status = 499;
+        }
         char code[16];
         snprintf(code, sizeof(code), "%u", status);
         const char *labels[] = { "status_code", code, NULL };
@@ -360,45 +460,136 @@ static void api_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("libmicrohttpd says=\"%s\"", text);
 }
 
+/* ---- the HTTP thread -------------------------------------------------------- */
+
+static int api_wait_ms(struct api *a, int64_t drain_end)
+{
+    MHD_UNSIGNED_LONG_LONG mhd_ms;
+    int64_t ms = -1;
+    if (MHD_get_timeout(a->daemon, &mhd_ms) == MHD_YES)
+        ms = mhd_ms > INT_MAX ? INT_MAX : (int64_t)mhd_ms;
+    if (drain_end) {
+        int64_t left = (drain_end - clock_now_ns()) / CLOCK_NS_PER_MS + 1;
+        if (ms < 0 || left < ms)
+            ms = left > 0 ? left : 0;
+    }
+    return (int)ms;
+}
+
+static void *api_loop(void *arg)
+{
+    struct api *a = arg;
+    int64_t drain_end = 0;
+    for (;;) {
+        if (!drain_end && atomic_load(&a->stopping)) {
+            /* Take no new connections; let the answers in flight go out. */
+            MHD_socket l = MHD_quiesce_daemon(a->daemon);
+            if (l != MHD_INVALID_SOCKET)
+                close(l);
+            drain_end = clock_now_ns() + API_DRAIN_MS * CLOCK_NS_PER_MS;
+        }
+        if (drain_end && (a->in_flight == 0 || clock_now_ns() >= drain_end))
+            break;
+        struct epoll_event ev[API_EVENTS];
+        int n = epoll_wait(a->epfd, ev, API_EVENTS, api_wait_ms(a, drain_end));
+        if (n < 0 && errno != EINTR) {
+            log_error_errno(-errno, "the HTTP thread cannot wait for events");
+            break;
+        }
+        /* Hangups first: a request is freed only inside MHD_run, which also
+         * takes its socket out of the set, so each rq here is alive. */
+        for (int i = 0; i < n; i++) {
+            void *p = ev[i].data.ptr;
+            if (p == &a->wake_fd) {
+                uint64_t v;
+                if (read(a->wake_fd, &v, sizeof(v)) < 0) {
+                    /* EAGAIN: another event read it already. */
+                }
+            } else if (p != a) {
+                api_client_gone(a, p);
+            }
+        }
+        MHD_run(a->daemon);
+    }
+    return NULL;
+}
+
+static void api_free(struct api *a)
+{
+    if (a->daemon)
+        MHD_stop_daemon(a->daemon);
+    if (a->epfd >= 0)
+        close(a->epfd);
+    if (a->wake_fd >= 0)
+        close(a->wake_fd);
+    ingest_sender_fini(&a->ingest);
+    free(a->exporter_path);
+    free(a);
+}
+
 struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs, struct browser_pool *pool)
 {
     struct api *a = xcalloc(1, sizeof(*a));
     a->cfg = cfg;
     a->jobs = jobs;
     a->pool = pool;
+    a->ingest.fd = -1;
+    a->epfd = epoll_create1(EPOLL_CLOEXEC);
+    int err = a->epfd < 0 ? errno : 0;
+    a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!err && a->wake_fd < 0)
+        err = errno;
+    atomic_init(&a->stopping, 0);
     a->exporter_path = config_runtime_path(cfg, cfg->exporter.socket);
     char *ingest_path = config_runtime_path(cfg, cfg->exporter.ingest);
     int rc = ingest_sender_init(&a->ingest, ingest_path);
     free(ingest_path);
+    if (rc == 0 && err)
+        rc = -err;
     if (rc < 0) {
-        free(a->exporter_path);
-        free(a);
+        api_free(a);
         close(listen_fd);
         errno = -rc;
         return NULL;
     }
     a->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
-        NULL, api_handle, a, MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, api_handle, a,
+        MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, api_completed, a, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
     if (!a->daemon) {
-        ingest_sender_fini(&a->ingest);
-        free(a->exporter_path);
-        free(a);
+        api_free(a);
         close(listen_fd);
         errno = EIO;
+        return NULL;
+    }
+    /* From here on the daemon owns listen_fd. */
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    struct epoll_event mhd_ev = { .events = EPOLLIN, .data.ptr = a };
+    struct epoll_event wake_ev = { .events = EPOLLIN, .data.ptr = &a->wake_fd };
+    if (!di || epoll_ctl(a->epfd, EPOLL_CTL_ADD, di->epoll_fd, &mhd_ev) < 0 ||
+        epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->wake_fd, &wake_ev) < 0) {
+        rc = di ? errno : EIO;
+        api_free(a);
+        errno = rc;
+        return NULL;
+    }
+    if ((rc = pthread_create(&a->thread, NULL, api_loop, a)) != 0) {
+        api_free(a);
+        errno = rc;
         return NULL;
     }
     return a;
 }
 
+/* The renders must have been answered (jobs_abort_all): MHD cannot stop
+ * with a connection suspended. */
 void api_stop(struct api *a)
 {
     if (!a)
         return;
-    MHD_stop_daemon(a->daemon);
-    ingest_sender_fini(&a->ingest);
-    free(a->exporter_path);
-    free(a);
+    atomic_store(&a->stopping, 1);
+    api_wake(a);
+    pthread_join(a->thread, NULL);
+    api_free(a);
 }

@@ -1,6 +1,7 @@
 /* The meeting point of the HTTP thread and the browser thread. Only the
- * inbox and the job count are shared (under one mutex); the wait list, the
- * renders and the browsers belong to the browser thread alone. */
+ * inbox, the job count and the cancellation marks are shared (under one
+ * mutex); the wait list, the renders and the browsers belong to the browser
+ * thread alone. */
 #include "jobs.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@ struct jobs {
     pthread_mutex_t lock;
     struct job *inbox, *inbox_tail; /* under lock */
     unsigned active;                /* under lock: submitted and not yet done */
+    int cancels;                    /* under lock: a job was marked cancelled */
     unsigned concurrency;
     unsigned waiting_max;
     struct browser_pool *pool;
@@ -24,7 +26,7 @@ struct jobs {
     struct job *wait_head, *wait_tail; /* waiting for a browser */
     struct job *running;               /* linked through next */
     struct render **spares;            /* per browser: a page made ahead, or NULL */
-    int stopping;
+    int stopping; /* set under lock once the browser thread is gone */
 };
 
 struct jobs *jobs_new(unsigned concurrency, unsigned waiting, struct ingest_sender *ingest)
@@ -56,11 +58,14 @@ int jobs_submit(struct jobs *s, struct job *j)
 {
     unsigned browsers = browser_pool_count(s->pool);
     pthread_mutex_lock(&s->lock);
-    if (s->active >= s->concurrency * browsers + s->waiting_max) {
+    if (s->stopping || s->active >= s->concurrency * browsers + s->waiting_max) {
+        int rc = s->stopping ? -ESHUTDOWN : -EBUSY;
         pthread_mutex_unlock(&s->lock);
-        return -EBUSY;
+        return rc;
     }
     s->active++;
+    j->held = 1;
+    atomic_store(&j->cancelled, 0);
     j->jobs = s;
     j->next = NULL;
     if (s->inbox_tail)
@@ -73,6 +78,26 @@ int jobs_submit(struct jobs *s, struct job *j)
     return 0;
 }
 
+/* Only marks the job: the browser thread alone knows where it is (inbox,
+ * wait list, a render) and acts at its next wake. The mark is set only
+ * while the job is held, so the browser thread never looks at a job the
+ * HTTP side may have freed: a job leaves the lists before jobs_answer
+ * releases it, under this same lock. */
+int jobs_cancel(struct jobs *s, struct job *j)
+{
+    pthread_mutex_lock(&s->lock);
+    int held = j->held;
+    if (held) {
+        atomic_store(&j->cancelled, 1);
+        s->cancels = 1;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!held)
+        return -EALREADY;
+    browser_pool_wake(s->pool);
+    return 0;
+}
+
 /* ---- the browser thread ------------------------------------------------ */
 
 static void jobs_dispatch(struct jobs *s);
@@ -81,8 +106,9 @@ static void jobs_answer(struct jobs *s, struct job *j)
 {
     pthread_mutex_lock(&s->lock);
     s->active--;
+    j->held = 0;
     pthread_mutex_unlock(&s->lock);
-    j->done(j);
+    j->done(j); /* j may be freed from here on */
 }
 
 static void jobs_fail(struct jobs *s, struct job *j, unsigned status, const char *why)
@@ -173,7 +199,8 @@ static void jobs_render_done(void *arg, struct render *r)
     struct browser *b = render_browser(r);
     jobs_unlink(&s->running, NULL, j);
     j->render = NULL;
-    if (res->status != 200 && res->retryable && j->tries < 2 && clock_now_ns() < j->deadline_ns) {
+    if (res->status != 200 && res->retryable && j->tries < 2 && clock_now_ns() < j->deadline_ns &&
+        !atomic_load(&j->cancelled)) {
         log_info("render retried on another browser browser=%u error=\"%s\"", browser_index(b), res->error);
         render_free(r);
         jobs_spare_ensure(s, b);
@@ -236,11 +263,34 @@ static void jobs_dispatch(struct jobs *s)
         struct job *j = s->wait_head;
         jobs_unlink(&s->wait_head, &s->wait_tail, j);
         lws_sul_schedule(browser_pool_lws(s->pool), 0, &j->wait_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
+        if (atomic_load(&j->cancelled)) {
+            jobs_fail(s, j, 499, "the client went away");
+            continue;
+        }
         j->tries++;
         j->next = s->running;
         s->running = j;
         j->render = jobs_render_start(s, b, j);
     }
+}
+
+/* A waiting job is answered 499 at once; a running one is stopped through
+ * its render's failure path (so its context is still disposed) and answered
+ * when that ends. render_cancel never calls back from inside, so the
+ * running list stays as it is while we walk it. */
+static void jobs_stop_cancelled(struct jobs *s)
+{
+    for (struct job *j = s->wait_head, *next; j; j = next) {
+        next = j->next;
+        if (!atomic_load(&j->cancelled))
+            continue;
+        jobs_unlink(&s->wait_head, &s->wait_tail, j);
+        lws_sul_schedule(browser_pool_lws(s->pool), 0, &j->wait_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
+        jobs_fail(s, j, 499, "the client went away");
+    }
+    for (struct job *j = s->running; j; j = j->next)
+        if (atomic_load(&j->cancelled))
+            render_cancel(j->render);
 }
 
 void jobs_wake(void *arg)
@@ -249,12 +299,16 @@ void jobs_wake(void *arg)
     pthread_mutex_lock(&s->lock);
     struct job *in = s->inbox;
     s->inbox = s->inbox_tail = NULL;
+    int cancels = s->cancels;
+    s->cancels = 0;
     pthread_mutex_unlock(&s->lock);
     while (in) {
         struct job *j = in;
         in = j->next;
         jobs_enqueue(s, j, 0);
     }
+    if (cancels)
+        jobs_stop_cancelled(s);
     jobs_dispatch(s);
 }
 
@@ -268,7 +322,9 @@ void jobs_changed(void *arg, struct browser *b, int up)
 
 void jobs_abort_all(struct jobs *s)
 {
-    s->stopping = 1;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = 1; /* jobs_submit refuses from now on */
+    pthread_mutex_unlock(&s->lock);
     jobs_wake(s); /* take the inbox in */
     for (unsigned i = 0; s->spares && i < browser_pool_count(s->pool); i++) {
         render_free(s->spares[i]);

@@ -5,6 +5,7 @@
 #ifndef RV_JOBS_H
 #define RV_JOBS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,13 +15,20 @@
 
 struct render;
 
-/* One /render request. The HTTP side fills the request and deadline, and
- * owns the job again once done() has been called (on the browser thread). */
+/* One /render request. The HTTP side allocates it, fills the request and
+ * deadline, and owns the job again once done() has been called (on the
+ * browser thread): only then may it free it. In between, the HTTP side
+ * touches the job only through jobs_cancel. */
 struct job {
     struct render_request req;
     int64_t deadline_ns;
     void (*done)(struct job *j); /* the last the browser thread does with j */
     void *owner;
+
+    /* Shared: held under the jobs lock; cancelled set under it, read on the
+     * browser thread without it. */
+    int held; /* submitted and done() not called yet */
+    atomic_int cancelled;
 
     /* The answer, set before done(). */
     unsigned status;
@@ -46,8 +54,14 @@ struct jobs *jobs_new(unsigned concurrency, unsigned waiting, struct ingest_send
 void jobs_set_pool(struct jobs *s, struct browser_pool *p);
 void jobs_free(struct jobs *s);
 
-/* HTTP thread: 0 (done() will be called), or -EBUSY when full (answer 429). */
+/* HTTP thread: 0 (done() will be called), -EBUSY when full (answer 429),
+ * or -ESHUTDOWN once jobs_abort_all has run (answer 503). */
 int jobs_submit(struct jobs *s, struct job *j);
+/* HTTP thread: the client of j went away. 0: the browser thread will drop
+ * j or stop its render, and done() follows (status 499 unless the render
+ * ended first); -EALREADY: done() has been called, or is being called,
+ * with the answer as it was. */
+int jobs_cancel(struct jobs *s, struct job *j);
 
 /* Browser thread. */
 void jobs_wake(void *s);                                /* browser_pool_ops.wake */

@@ -1,6 +1,6 @@
 /* rendervisor-renderer: Grafana's remote-rendering API in front of the
- * browsers the supervisor runs. Three threads: main waits for signals, MHD's
- * own thread serves HTTP, and the browser thread runs libwebsockets, the
+ * browsers the supervisor runs. Three threads: main waits for signals, the
+ * HTTP thread (api.c) serves HTTP, and the browser thread runs libwebsockets, the
  * CDP connections and every render. */
 #include <errno.h>
 #include <malloc.h>

@@ -943,3 +943,11 @@ void render_free(struct render *r)
     free((char *)r->result.error);
     free(r);
 }
+
+/* The request's client went away. Ends like any other failure, so the
+ * browser context is still disposed and done is called (never from in
+ * here); nothing happens if the render is already ending. */
+void render_cancel(struct render *r)
+{
+    render_fail(r, 499, 0, "the client went away");
+}

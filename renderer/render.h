@@ -21,7 +21,7 @@ struct render;
 typedef void (*render_done_fn)(void *arg, struct render *r);
 
 struct render_result {
-    unsigned status;          /* 200, 400, 408, 500 */
+    unsigned status;          /* 200, 400, 408, 499 (render_cancel), 500 */
     const char *content_type; /* 200 only */
     const char *filename;     /* 200 csv: the page's name for it, safe in a header */
     unsigned char *body;      /* 200: the image; taken with render_take_body */
@@ -51,5 +51,8 @@ const struct render_result *render_result(const struct render *r);
 unsigned char *render_take_body(struct render *r, size_t *len);
 struct browser *render_browser(const struct render *r);
 void render_free(struct render *r);
+/* Stop r because its client went away: it ends with 499 through done, as
+ * any failure does, after its context is disposed. */
+void render_cancel(struct render *r);
 
 #endif

@@ -4,8 +4,9 @@ served on localhost that behave like Grafana: an old-style panel that
 reports window.panelsRendered late, and a scenes page whose running-query
 count falls to 0 late. Asserts on the PNG itself and on the HTTP API: what
 the page received (cookie, timezone, Accept-Language) painted as colours,
-full page (with a lazy panel), PDF page sizes, 408, 429, 500, and a render
-whose browser is SIGKILLed under it. A case that needs another
+full page (with a lazy panel), PDF page sizes, 408, 429, 500, a render
+whose browser is SIGKILLed under it, a client that goes away (499, its render
+stopped), no browser at all (500) and SIGTERM with renders in flight (503). A case that needs another
 configuration starts its own Rendervisor and stops it."""
 import configparser
 import re
@@ -13,6 +14,7 @@ import http.client
 import http.server
 import json
 import os
+import random
 import signal
 import socket
 import struct
@@ -25,7 +27,7 @@ import urllib.request
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Rendervisor, all_pids, proc_stat, wait_until  # noqa: E402
+from harness import Rendervisor, all_pids, parse_logfmt, proc_stat, wait_until  # noqa: E402
 
 EXPORTER = os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter')
 RENDERER = os.environ.get('RV_RENDERER', 'build/renderer/rendervisor-renderer')
@@ -647,6 +649,203 @@ class RendererTest(unittest.TestCase):
             return ps if all(len(p) == 1 and p[0]['url'] == 'about:blank' for p in ps) else None
         wait_until(settled, 10, interval=0.2, what='one blank page per idle browser')
 
+
+    # ---- a client that goes away, no browser, shutdown -------------------------
+    @classmethod
+    def sample(cls, line_name, port=None):
+        """The value of one sample of the proxied /metrics (name with its
+        labels, as printed), None when it is absent or /metrics failed."""
+        try:
+            c = http.client.HTTPConnection('127.0.0.1', port or cls.port, timeout=5)
+            c.request('GET', '/metrics')
+            r = c.getresponse()
+            body = r.read().decode()
+            c.close()
+        except OSError:
+            return None
+        if r.status != 200:
+            return None
+        for line in body.splitlines():
+            name, _, value = line.rpartition(' ')
+            if name == line_name:
+                return float(value)
+        return None
+
+    def browser_pages(self, needle):
+        """The pages whose URL holds needle, over both browsers' DevTools /json/list."""
+        found = []
+        for i in range(2):
+            with urllib.request.urlopen('http://127.0.0.1:%d/json/list' % (self.port_base + i), timeout=5) as r:
+                found += [t['url'] for t in json.load(r) if t['type'] == 'page' and needle in t['url']]
+        return found
+
+    def renderer_records(self, rv, msg):
+        """The renderer's own log lines (through the supervisor) with this message."""
+        out = []
+        for _, f in rv.records('child output', child='renderer'):
+            fields = parse_logfmt(f.get('line', ''))
+            if fields.get('msg') == msg:
+                out.append(fields)
+        return out
+
+    def private_rendervisor(self, browser_count, browsers=None, concurrency=1):
+        """A Rendervisor of its own (stopped by the caller) and its renderer's port."""
+        port = free_port()
+        rv = Rendervisor(exporter=os.path.abspath(EXPORTER), browsers=browsers,
+                         renderer=os.path.abspath(RENDERER), browser_count=browser_count,
+                         sample_interval='500ms', stop_timeout='3s', collect=False,
+                         extra={'renderer': {'listen': '127.0.0.1:%d' % port, 'auth_token': TOKEN,
+                                             'concurrency': str(concurrency)},
+                                'browsers': {'port_base': str(free_port_range(browser_count))}})
+        rv.start()
+        return rv, port
+
+    def test_a_client_that_goes_away_cancels_its_render(self):
+        # never.html never reports ready and the timeout is a minute: only a
+        # cancellation frees its page and its in-flight slot within seconds.
+        gone = 'grafana_image_renderer_service_http_request_duration_seconds_count{status_code="499"}'
+        in_flight = 'grafana_image_renderer_http_request_in_flight'
+        before = self.sample(gone) or 0
+        tag = 'gone-%d' % time.monotonic_ns()
+        q = urllib.parse.urlencode(dict(url=self.site + '/never.html?' + tag, width=100, height=100, timeout=60))
+        s = socket.create_connection(('127.0.0.1', self.port), timeout=5)
+        try:
+            s.sendall(('GET /render?%s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: %s\r\n\r\n'
+                       % (q, TOKEN)).encode())
+            time.sleep(0.3)
+            # under way: its page is open in a browser and the request counted in flight
+            wait_until(lambda: self.browser_pages(tag), 10, interval=0.05, what='the page open in a browser')
+            wait_until(lambda: self.sample(in_flight) == 1, 10, interval=0.05, what='one render in flight')
+        finally:
+            s.close()
+        t0 = time.monotonic()
+        try:
+            wait_until(lambda: self.sample(gone) == before + 1, 5, interval=0.05, what='a 499 in /metrics')
+            wait_until(lambda: self.sample(in_flight) == 0, 5, interval=0.05, what='nothing in flight')
+            wait_until(lambda: not self.browser_pages(tag), 5, interval=0.05, what='its page closed')
+        except AssertionError:
+            print(self.rv.log_text()[-4000:])
+            raise
+        self.assertLess(time.monotonic() - t0, 5)
+        recs = wait_until(lambda: self.renderer_records(self.rv, 'client went away'), 5,
+                          what='the renderer saying so')
+        f = recs[-1]
+        self.assertEqual(f['url_host'], '127.0.0.1:%d' % self.web.server_address[1])
+        self.assertGreaterEqual(int(f['ran_ms']), 250)
+        self.assertLess(int(f['ran_ms']), 10000)
+        self.assertEqual(f['render_status'], '499')  # stopped, not finished by its timeout
+        # and the renderer goes on
+        self.assertEqual(self.render('/panels.html', width=100, height=100)[2][50][50], (255, 0, 0))
+
+    def test_clients_leaving_at_any_moment(self):
+        # Clients that leave while their job waits, while it renders, as it
+        # ends or after the answer, some with a reset: the moments where the
+        # HTTP thread and the browser thread meet (the sanitizer build runs
+        # this too, and test_zzz then wants a clean exit). No request is
+        # counted twice, nothing stays in flight or open, and the renderer is
+        # the same process, still rendering. (Not "exactly once": the ingest
+        # datagrams are dropped when the exporter's queue is full, which a
+        # burst like this one can do under the sanitizers.)
+        def counts():
+            _, _, body = self.get('/metrics')
+            return sum(float(v) for v in re.findall(
+                r'^grafana_image_renderer_service_http_request_duration_seconds_count\{[^}]*\} (\S+)$',
+                body.decode(), re.M))
+        before = counts()
+        pid = self.rv.pid('renderer')
+        tag = 'leave-%d' % time.monotonic_ns()
+        rnd = random.Random(4242)
+        plan = [(rnd.uniform(0, 1.2), rnd.random() < 0.3) for _ in range(24)]
+
+        def one(i, after, reset):
+            q = urllib.parse.urlencode(dict(url=self.site + '/panels.html?%s-%d' % (tag, i), width=100,
+                                            height=100, timeout=10))
+            s = socket.create_connection(('127.0.0.1', self.port), timeout=5)
+            s.sendall(('GET /render?%s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: %s\r\n\r\n'
+                       % (q, TOKEN)).encode())
+            if reset:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            time.sleep(after)
+            s.close()
+        threads = []
+        for i, (after, reset) in enumerate(plan):
+            threads.append(threading.Thread(target=one, args=(i, after, reset)))
+            threads[-1].start()
+            time.sleep(0.02)
+        for t in threads:
+            t.join(10)
+        wait_until(lambda: not self.browser_pages(tag), 10, interval=0.1, what='no page of theirs left')
+        self.assertEqual(self.rv.pid('renderer'), pid)
+        self.assertEqual(self.render('/panels.html', width=100, height=100)[2][50][50], (255, 0, 0))
+        # the gauge as the last request left it, reported in quiet
+        wait_until(lambda: self.sample('grafana_image_renderer_http_request_in_flight') == 0, 5, interval=0.1,
+                   what='nothing in flight')
+        time.sleep(0.3)
+        self.assertLessEqual(counts(), before + len(plan) + 1)
+
+    def test_no_browser_is_500_with_json(self):
+        # Browsers that never listen on their DevTools port: the renderer
+        # serves, reports itself unhealthy, and a render fails at its timeout.
+        rv, port = self.private_rendervisor(1)
+        try:
+            wait_until(lambda: self.get_from(port, '/')[0] == 200, 20, interval=0.1, what='the renderer listening')
+            self.assertEqual(self.get_from(port, '/healthz')[0], 503)
+            t0 = time.monotonic()
+            status, headers, body = self.request('/panels.html', port=port, http_timeout=10, timeout=1)
+            took = time.monotonic() - t0
+            self.assertEqual(status, 500, body[:300])
+            self.assertEqual(headers['Content-Type'], 'application/json')
+            self.assertEqual(json.loads(body), {'error': 'no browser is available'})
+            self.assertLess(took, 3)
+        finally:
+            rv.stop()
+
+    def test_sigterm_answers_renders_in_flight_503(self):
+        # One browser, one render at a time: one render runs and one waits
+        # when the renderer (not the supervisor: the browser must outlive it)
+        # gets SIGTERM. Both are answered 503, and the renderer exits 0.
+        rv, port = self.private_rendervisor(1, browsers=default_browser_command())
+        try:
+            wait_until(lambda: self.get_from(port, '/healthz')[0] == 200, 60, interval=0.1,
+                       what='the renderer connected to its browser')
+            tag = 'term-%d' % time.monotonic_ns()
+            results = [None, None]
+
+            def one(i):
+                results[i] = self.request('/never.html?%s-%d' % (tag, i), port=port, http_timeout=20,
+                                          width=100, height=100, timeout=30)
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+            for t in threads:
+                t.start()
+            try:
+                wait_until(lambda: any(tag in p for p in Pages.seen), 10, what='a page requested')
+                wait_until(lambda: self.sample('grafana_image_renderer_http_request_in_flight', port) == 2, 10,
+                           interval=0.05, what='two renders in flight')
+                os.kill(rv.pid('renderer'), signal.SIGTERM)
+            finally:
+                for t in threads:
+                    t.join(20)
+            if [r and r[0] for r in results] != [503, 503]:
+                print(rv.log_text()[-4000:])
+            for status, headers, body in results:
+                self.assertEqual(status, 503, body[:300])
+                self.assertEqual(json.loads(body), {'error': 'the renderer is shutting down'})
+            wait_until(lambda: rv.records('child exited', child='renderer'), 10, what='the renderer exited')
+            self.assertEqual(rv.records('child exited', child='renderer')[-1][1]['code'], '0')
+        finally:
+            rv.stop()
+
+    @staticmethod
+    def get_from(port, path):
+        try:
+            c = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
+            c.request('GET', path)
+            r = c.getresponse()
+            out = r.status, dict(r.getheaders()), r.read()
+            c.close()
+            return out
+        except OSError:
+            return 0, {}, b''
 
     def test_zzz_renderer_and_exporter_stop_cleanly(self):
         # last: SIGTERM to the supervisor stops every child with SIGTERM; the
