@@ -28,6 +28,8 @@
 /* One readiness evaluation waits in the page at most this long. */
 #define RENDER_READY_POLL_MS 10000u
 #define RENDER_LOADERS 8
+/* More than any render takes (a full-page png: 7). */
+#define RENDER_STEPS_MAX 12
 /* A spare is begun this long after it is asked for (when a render has just
  * taken the last one), so that making its context and page does not compete
  * with that render's navigation for the browser's main thread: the bench
@@ -84,6 +86,7 @@ struct render {
     unsigned prepared; /* PREPARE_* parts sent */
     int spare;        /* made ahead and not claimed by a request yet */
     int counted;      /* counted in its browser's load */
+    int context_coming; /* RENDER_DISPOSE: waiting for the context's id to dispose of it */
     int navigated;    /* Page.navigate answered */
     int full_page_h;
     int scrolled;     /* full page: the viewport holds the whole page now */
@@ -104,6 +107,12 @@ struct render {
     char dl_guid[CDP_ID_MAX + 1];
     char dl_name[RENDER_FILENAME_MAX + 1];
     int dl_done;
+    /* Step times not sent yet (render_report_step). */
+    struct {
+        const char *name;
+        double seconds;
+    } steps[RENDER_STEPS_MAX];
+    unsigned nsteps;
 };
 
 static void render_fail(struct render *r, unsigned status, int retryable, const char *fmt, ...)
@@ -111,19 +120,36 @@ static void render_fail(struct render *r, unsigned status, int retryable, const 
 static void render_reply(void *arg, const struct cdp_msg *m, int err);
 static void render_on_download(struct render *r, const struct cdp_msg *m);
 
+/* A step's time is kept with the render and sent with the others in one
+ * datagram when it ends: the exporter's socket queues only a few datagrams
+ * (net.unix.max_dgram_qlen, 10 by default), and a datagram per step lost
+ * counts under bursts of renders. */
 static void render_report_step(struct render *r, const char *step)
 {
     if (r->spare)
         return; /* no request is waiting on it */
     int64_t now = clock_now_ns();
+    if (r->nsteps < RENDER_STEPS_MAX) {
+        r->steps[r->nsteps].name = step;
+        r->steps[r->nsteps].seconds = (double)(now - r->step_start_ns) / CLOCK_NS_PER_S;
+        r->nsteps++;
+    }
+    r->step_start_ns = now;
+}
+
+static void render_send_steps(struct render *r)
+{
+    if (r->nsteps == 0)
+        return;
     struct ingest_buf *ib = xmalloc(sizeof(*ib));
     ingest_buf_reset(ib);
-    const char *labels[] = { "step", step, NULL };
-    ingest_buf_line(ib, "grafana_image_renderer_step_duration_seconds", labels,
-                    (double)(now - r->step_start_ns) / CLOCK_NS_PER_S);
+    for (unsigned i = 0; i < r->nsteps; i++) {
+        const char *labels[] = { "step", r->steps[i].name, NULL };
+        ingest_buf_line(ib, "grafana_image_renderer_step_duration_seconds", labels, r->steps[i].seconds);
+    }
     ingest_send(r->ingest, ib);
     free(ib);
-    r->step_start_ns = now;
+    r->nsteps = 0;
 }
 
 static void render_schedule(struct render *r, lws_sorted_usec_list_t *sul, sul_cb_t cb, int64_t ms)
@@ -140,6 +166,7 @@ static void render_finish_cb(lws_sorted_usec_list_t *sul)
 /* The end of the line: no more commands of ours are wanted. */
 static void render_finish(struct render *r)
 {
+    render_send_steps(r);
     r->state = RENDER_DONE;
     if (r->session_id[0])
         browser_unsubscribe(r->b, r->session_id);
@@ -159,13 +186,26 @@ static int render_send(struct render *r, struct buf *out, int id, unsigned timeo
 
 static void render_dispose(struct render *r)
 {
-    browser_forget(r->b, r); /* late replies of the old state are not wanted */
+    /* Ended while Target.createBrowserContext was on its way (a timeout, a
+     * client gone): the context will exist, so its reply is still wanted. */
+    int context_coming = r->state == RENDER_CONTEXT && r->wait_id > 0 && !r->context_id[0];
+    if (!context_coming)
+        browser_forget(r->b, r); /* late replies of the old state are not wanted */
     if (r->session_id[0]) {
         browser_unsubscribe(r->b, r->session_id);
         r->session_id[0] = '\0';
     }
     lws_sul_schedule(browser_lws(r->b), 0, &r->wake_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
-    if (!r->context_id[0] || browser_generation(r->b) != r->generation || !browser_is_up(r->b)) {
+    if (browser_generation(r->b) != r->generation || !browser_is_up(r->b)) {
+        render_finish(r);
+        return;
+    }
+    if (context_coming) {
+        r->state = RENDER_DISPOSE;
+        r->context_coming = 1;
+        return;
+    }
+    if (!r->context_id[0]) {
         render_finish(r);
         return;
     }
@@ -682,6 +722,20 @@ static void render_reply(void *arg, const struct cdp_msg *m, int err)
         render_fail(r, 500, 1, "lost the connection to the browser");
         return;
     }
+    if (r->state == RENDER_DISPOSE && r->context_coming) {
+        r->context_coming = 0;
+        const char *id;
+        if (err < 0 || cdp_result_browser_context_id(m, &id) < 0 || render_copy_id(r->context_id, id) < 0) {
+            render_finish(r);
+            return;
+        }
+        struct buf out;
+        browser_cmd_init(&out);
+        if (render_send(r, &out, cdp_dispose_browser_context(browser_cdp(r->b), &out, r->context_id),
+                        RENDER_DISPOSE_TIMEOUT_MS) < 0)
+            render_finish(r);
+        return;
+    }
     if (r->state == RENDER_DISPOSE) {
         if (err < 0 || m->type == CDP_MSG_ERROR)
             log_warn("cannot dispose of a browser context browser=%u context=%s", browser_index(r->b),
@@ -939,6 +993,7 @@ void render_free(struct render *r)
         free(r->inflight[i]);
     free(r->inflight);
     render_dl_dir_remove(r);
+    render_send_steps(r);
     free(r->result.body);
     free((char *)r->result.error);
     free(r);
