@@ -146,6 +146,53 @@ def exe_name(pid):
         return ''
 
 
+# Where our processes' resident memory is, by what maps it (shared libraries
+# count in full in every process that maps them).
+RSS_GROUPS = [
+    ('libc + ld.so', ('/libc.so', '/ld-linux', '/libpthread.so', '/libdl.so')),
+    ('gnutls and its libraries (libmicrohttpd links them)',
+     ('gnutls', 'p11-kit', 'nettle', 'hogweed', 'gmp', 'tasn1', 'idn2', 'unistring', 'ffi')),
+    ('libmicrohttpd', ('microhttpd',)),
+    ('OpenSSL (libwebsockets links it)', ('/libcrypto.', '/libssl.')),
+    ('libwebsockets, libz, jansson', ('websockets', '/libz.', 'jansson')),
+    ('libproc2 and what it links (libsystemd, libgcrypt, ...)',
+     ('proc2', 'systemd', 'gcrypt', 'gpg-error', 'zstd', 'lzma', 'lz4', 'numa')),
+    ('libcap, inih', ('/libcap.', 'inih')),
+    ('our binaries', ('rendervisor',)),
+]
+
+
+def rss_breakdown(named_pids):
+    """A markdown table: RSS in KiB by RSS_GROUPS for each (name, pid), and
+    the total RSS and PSS."""
+    cols = []
+    for _, pid in named_pids:
+        rss, pss, group = {}, 0, None
+        with open('/proc/%d/smaps' % pid) as f:
+            for line in f:
+                w = line.split()
+                if not w[0].endswith(':'):
+                    path = w[5] if len(w) > 5 else ''
+                    group = next((g for g, keys in RSS_GROUPS if any(k in path for k in keys)),
+                                 'heap, stacks, anonymous' if not path.startswith('/') else 'other files')
+                elif w[0] == 'Rss:':
+                    rss[group] = rss.get(group, 0) + int(w[1])
+                elif w[0] == 'Pss:':
+                    pss += int(w[1])
+        cols.append((rss, pss))
+    groups = sorted({g for rss, _ in cols for g in rss}, key=lambda g: -sum(c[0].get(g, 0) for c in cols))
+    out = ['| KiB | %s | all |' % ' | '.join(n for n, _ in named_pids),
+           '|---|' + '---:|' * (len(named_pids) + 1)]
+    for g in groups:
+        v = [c[0].get(g, 0) for c in cols]
+        out.append('| %s | %s | %d |' % (g, ' | '.join(map(str, v)), sum(v)))
+    v = [sum(c[0].values()) for c in cols]
+    out.append('| **RSS** | %s | **%d** |' % (' | '.join(map(str, v)), sum(v)))
+    v = [c[1] for c in cols]
+    out.append('| PSS | %s | %d |' % (' | '.join(map(str, v)), sum(v)))
+    return '\n'.join(out)
+
+
 def percentile(values, p):
     s = sorted(values)
     if not s:
@@ -497,6 +544,11 @@ def report(results):
             r['name'], ARGS.concurrency, r['cpu_per_render'] * 1000, r['cpu_busy'] * 100))
         print('%s: mean step times of a sequential render: %s' % (
             r['name'], ', '.join('%s %.0f ms' % kv for kv in r['steps'].items()) or 'none reported'))
+    for r in results:
+        if r.get('rss_table'):
+            print()
+            print('%s: resident memory after the runs, by what maps it' % r['name'])
+            print(r['rss_table'])
     ok = {r['name']: r for r in results if not r.get('invalid')}
     ours, peer = ok.get('rendervisor'), ok.get('reference peer')
     print()
@@ -566,6 +618,7 @@ def main():
                 rv.start()
                 results.append(run_load('rendervisor', rv.port, page_url, args, rv.rss,
                                         lambda: metrics_steps(rv.port)))
+                results[-1]['rss_table'] = rss_breakdown([(exe_name(p), p) for p in rv.pids()])
             except Exception as e:
                 results.append({'name': 'rendervisor', 'invalid': str(e)})
                 print('rendervisor failed: %s\n%s' % (e, rv.log_tail()), file=sys.stderr)

@@ -16,20 +16,12 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Rendervisor, alive, sh, wait_until  # noqa: E402
+from harness import Rendervisor, alive, free_port, sh, wait_until  # noqa: E402
 
 EXPORTER = os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter')
 SOURCE = os.environ.get('RV_SOURCE', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 QUERIES = os.path.join(SOURCE, 'tools', 'dashboard-queries.py')
 REFERENCE = os.path.join(SOURCE, '..', 'shared', 'reference', 'image-rendering-service.dashboard.json')
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

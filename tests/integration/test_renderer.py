@@ -27,7 +27,8 @@ import urllib.request
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Rendervisor, all_pids, parse_logfmt, proc_stat, wait_until  # noqa: E402
+from harness import (Rendervisor, all_pids, free_port, free_port_range, parse_logfmt,  # noqa: E402
+                     proc_stat, wait_until)
 
 EXPORTER = os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter')
 RENDERER = os.environ.get('RV_RENDERER', 'build/renderer/rendervisor-renderer')
@@ -186,32 +187,6 @@ def read_png(data):
         rows.append([tuple(line[x * bpp:x * bpp + 3]) for x in range(width)])
         prev = line
     return width, height, rows
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def free_port_range(count):
-    """A base port with count free ports after it, from a quiet range."""
-    for base in range(41000, 49000, 37):
-        socks = []
-        try:
-            for i in range(count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(('127.0.0.1', base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError('no free port range')
 
 
 def default_browser_command():
