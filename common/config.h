@@ -59,6 +59,7 @@ struct config {
         char *auth_token;
         uint64_t memory_limit;
         unsigned concurrency;
+        uint64_t render_memory; /* bytes a render needs to be admitted; 0 = no check */
     } renderer;
 
     struct {

@@ -113,6 +113,7 @@ static const char *const registry_modes[] = { "user", "system", NULL };
 static const char *const registry_reasons[] = { "exit", "signal", "memory_limit", "unhealthy", "requested", NULL };
 static const char *const registry_senders[] = { "supervisor", "renderer", NULL };
 static const char *const registry_results[] = { "accepted", "rejected", NULL };
+static const char *const registry_refusals[] = { "capacity", "memory", NULL };
 
 #define REGISTRY_FIXED(n, v) { .name = n, .kind = REGISTRY_VALUES_FIXED, .values = v }
 
@@ -130,6 +131,7 @@ static const struct registry_label_spec registry_l_mode = REGISTRY_FIXED("mode",
 static const struct registry_label_spec registry_l_reason = REGISTRY_FIXED("reason", registry_reasons);
 static const struct registry_label_spec registry_l_sender = REGISTRY_FIXED("sender", registry_senders);
 static const struct registry_label_spec registry_l_result = REGISTRY_FIXED("result", registry_results);
+static const struct registry_label_spec registry_l_refusal = REGISTRY_FIXED("reason", registry_refusals);
 
 #define REGISTRY_GAUGE_PER_CHILD(n, h) \
     { n, REGISTRY_GAUGE, h, { &registry_l_child, NULL }, REGISTRY_BOUNDS_NONE, 0 }
@@ -169,6 +171,14 @@ static const struct registry_spec registry_specs[] = {
                              "Start time of the child's current or last run since the unix epoch in seconds."),
     { "rendervisor_child_restarts_total", REGISTRY_COUNTER, "Restarts of the child, by reason.",
       { &registry_l_child, &registry_l_reason }, REGISTRY_BOUNDS_NONE, 0 },
+    { "rendervisor_renderer_refused_total", REGISTRY_COUNTER,
+      "Render requests answered 429: every browser busy and the queue full (capacity), or not enough memory "
+      "available for another render (memory).",
+      { &registry_l_refusal, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+    { "rendervisor_renderer_memory_available_bytes", REGISTRY_GAUGE,
+      "Memory available for renders as the renderer last saw it: the host's MemAvailable or the headroom of "
+      "its cgroup, whichever is smaller.",
+      { NULL, NULL }, REGISTRY_BOUNDS_NONE, 0 },
     { "rendervisor_ingest_lines_total", REGISTRY_COUNTER, "Ingest lines the exporter accepted or rejected.",
       { &registry_l_result, NULL }, REGISTRY_BOUNDS_NONE, 1 },
     { "rendervisor_ingest_rejected_total", REGISTRY_COUNTER, "Ingest lines the exporter rejected, by reason.",

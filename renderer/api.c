@@ -9,6 +9,7 @@
 #include "api.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <poll.h>
@@ -27,6 +28,7 @@
 #include <jansson.h>
 
 #include "buf.h"
+#include "admission.h"
 #include "clock.h"
 #include "ingest.h"
 #include "log.h"
@@ -35,6 +37,8 @@
 
 #define API_TEXT "text/plain; charset=utf-8"
 #define API_JSON "application/json"
+/* Memory frees up more slowly than a render slot: ask for a longer wait. */
+#define API_RETRY_AFTER_MEMORY "5"
 #define API_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define API_MAX_PARAMS 64
 #define API_PROXY_TIMEOUT_MS 3000
@@ -51,6 +55,8 @@ struct api {
     struct ingest_sender ingest; /* this thread's own sender */
     char *exporter_path;
     unsigned in_flight;
+    struct admission admission;
+    unsigned long long refused_memory, refused_capacity; /* 429s */
     int epfd;    /* the HTTP thread's: MHD's epoll fd, wake_fd, watched clients */
     int wake_fd; /* eventfd: a connection was resumed, or api_stop */
     atomic_int stopping;
@@ -104,22 +110,42 @@ static enum MHD_Result api_send_copy(struct api_req *rq, unsigned status, const 
     return api_send(rq, status, type, resp);
 }
 
-static enum MHD_Result api_send_error(struct api_req *rq, unsigned status, const char *why)
+/* {"error":why}, with Retry-After when retry_after is not NULL. */
+static enum MHD_Result api_send_error_retry(struct api_req *rq, unsigned status, const char *why,
+                                            const char *retry_after)
 {
     json_t *o = json_pack("{s:s}", "error", why);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    enum MHD_Result rc;
-    if (text) {
-        size_t len = strlen(text);
-        text = xrealloc(text, len + 2);
-        memcpy(text + len, "\n", 2);
-        rc = api_send_copy(rq, status, API_JSON, text);
+    if (!text)
+        text = xstrdup("{\"error\":\"unknown\"}");
+    size_t len = strlen(text);
+    text = xrealloc(text, len + 2);
+    memcpy(text + len, "\n", 2);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len + 1, text, free);
+    if (!resp) {
         free(text);
-    } else {
-        rc = api_send_copy(rq, status, API_JSON, "{\"error\":\"unknown\"}\n");
+        return MHD_NO;
     }
-    return rc;
+    if (retry_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
+    return api_send(rq, status, API_JSON, resp);
+}
+
+static enum MHD_Result api_send_error(struct api_req *rq, unsigned status, const char *why)
+{
+    return api_send_error_retry(rq, status, why, NULL);
+}
+
+/* A 429: refused for want of capacity or of memory, counted by reason. */
+static enum MHD_Result api_refuse(struct api_req *rq, int memory, const char *why, const char *retry_after)
+{
+    struct api *a = rq->api;
+    unsigned long long *n = memory ? &a->refused_memory : &a->refused_capacity;
+    (*n)++;
+    const char *labels[] = { "reason", memory ? "memory" : "capacity", NULL };
+    api_report(a, "rendervisor_renderer_refused_total", labels, (double)*n);
+    return api_send_error_retry(rq, MHD_HTTP_TOO_MANY_REQUESTS, why, retry_after);
 }
 
 /* ---- /metrics: the exporter's answer over its Unix socket ---------------- */
@@ -310,6 +336,24 @@ static enum MHD_Result api_render(struct api_req *rq, enum query_route route)
     if (rc < 0)
         return api_send_error(rq, MHD_HTTP_BAD_REQUEST, why);
 
+    /* Admission by memory: no render is started that the host (or our
+     * cgroup) has no room for; the client is asked to come back. */
+    uint64_t available;
+    int64_t seen = a->admission.read_ns;
+    int fits = admission_check(&a->admission, rq->start_ns, &available);
+    if (a->admission.read_ns != seen && available != UINT64_MAX)
+        api_report(a, "rendervisor_renderer_memory_available_bytes", NULL, (double)available);
+    if (!fits) {
+        query_fini(&rq->job.req);
+        snprintf(why, sizeof(why),
+                 "not enough memory for another render: %" PRIu64 " MiB available, render_memory is %" PRIu64
+                 " MiB",
+                 available >> 20, a->admission.need >> 20);
+        log_info("render refused for want of memory available_mib=%" PRIu64 " need_mib=%" PRIu64,
+                 available >> 20, a->admission.need >> 20);
+        return api_refuse(rq, 1, why, API_RETRY_AFTER_MEMORY);
+    }
+
     rq->job.deadline_ns = rq->start_ns + (int64_t)rq->job.req.timeout_ms * CLOCK_NS_PER_MS;
     rq->job.done = api_job_done;
     rq->job.owner = rq;
@@ -320,12 +364,7 @@ static enum MHD_Result api_render(struct api_req *rq, enum query_route route)
         query_fini(&rq->job.req);
         if (rc == -ESHUTDOWN)
             return api_send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "the renderer is shutting down");
-        struct MHD_Response *resp = MHD_create_response_from_buffer(
-            sizeof("{\"error\":\"too many renders in progress\"}\n") - 1,
-            (void *)"{\"error\":\"too many renders in progress\"}\n", MHD_RESPMEM_PERSISTENT);
-        if (resp)
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-        return api_send(rq, MHD_HTTP_TOO_MANY_REQUESTS, API_JSON, resp);
+        return api_refuse(rq, 0, "too many renders in progress", "1");
     }
     rq->submitted = 1;
     api_watch(a, rq);
@@ -523,6 +562,7 @@ static void api_free(struct api *a)
     if (a->wake_fd >= 0)
         close(a->wake_fd);
     ingest_sender_fini(&a->ingest);
+    admission_fini(&a->admission);
     free(a->exporter_path);
     free(a);
 }
@@ -534,6 +574,7 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
     a->jobs = jobs;
     a->pool = pool;
     a->ingest.fd = -1;
+    admission_init(&a->admission, cfg->renderer.render_memory);
     a->epfd = epoll_create1(EPOLL_CLOEXEC);
     int err = a->epfd < 0 ? errno : 0;
     a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

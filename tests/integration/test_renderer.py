@@ -663,14 +663,15 @@ class RendererTest(unittest.TestCase):
                 out.append(fields)
         return out
 
-    def private_rendervisor(self, browser_count, browsers=None, concurrency=1):
+    def private_rendervisor(self, browser_count, browsers=None, concurrency=1, renderer=None):
         """A Rendervisor of its own (stopped by the caller) and its renderer's port."""
         port = free_port()
+        settings = {'listen': '127.0.0.1:%d' % port, 'auth_token': TOKEN, 'concurrency': str(concurrency)}
+        settings.update(renderer or {})
         rv = Rendervisor(exporter=os.path.abspath(EXPORTER), browsers=browsers,
                          renderer=os.path.abspath(RENDERER), browser_count=browser_count,
                          sample_interval='500ms', stop_timeout='3s', collect=False,
-                         extra={'renderer': {'listen': '127.0.0.1:%d' % port, 'auth_token': TOKEN,
-                                             'concurrency': str(concurrency)},
+                         extra={'renderer': settings,
                                 'browsers': {'port_base': str(free_port_range(browser_count))}})
         rv.start()
         return rv, port
@@ -772,6 +773,30 @@ class RendererTest(unittest.TestCase):
             self.assertEqual(headers['Content-Type'], 'application/json')
             self.assertEqual(json.loads(body), {'error': 'no browser is available'})
             self.assertLess(took, 3)
+        finally:
+            rv.stop()
+
+    def test_no_memory_for_a_render_is_429_with_retry_after(self):
+        # More memory than any machine here has: every render is refused
+        # before it starts, with a wait, and the refusals are counted by
+        # reason next to the memory the renderer saw.
+        rv, port = self.private_rendervisor(1, renderer={'render_memory': '1000000G'})
+        try:
+            wait_until(lambda: self.get_from(port, '/')[0] == 200, 20, interval=0.1, what='the renderer listening')
+            for _ in range(2):
+                status, headers, body = self.request('/panels.html', port=port, http_timeout=10)
+                self.assertEqual(status, 429, body[:300])
+                self.assertEqual(headers['Retry-After'], '5')
+                self.assertIn('not enough memory for another render', json.loads(body)['error'])
+            refused = 'rendervisor_renderer_refused_total{reason="memory"}'
+            wait_until(lambda: self.sample(refused, port) == 2, 10, interval=0.1, what='two memory refusals counted')
+            with open('/proc/meminfo') as f:
+                host = int(next(l for l in f if l.startswith('MemAvailable:')).split()[1]) * 1024
+            seen = self.sample('rendervisor_renderer_memory_available_bytes', port)
+            self.assertIsNotNone(seen)
+            self.assertLessEqual(seen, host * 1.5)   # the host's, or less under a cgroup limit
+            self.assertGreater(seen, 0)
+            self.assertIsNone(self.sample('rendervisor_renderer_refused_total{reason="capacity"}', port))
         finally:
             rv.stop()
 

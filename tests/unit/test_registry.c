@@ -113,6 +113,8 @@ static void test_families(void **state)
         "rendervisor_child_memory_limit_bytes gauge",
         "rendervisor_child_start_time_seconds gauge",
         "rendervisor_child_restarts_total counter",
+        "rendervisor_renderer_refused_total counter",
+        "rendervisor_renderer_memory_available_bytes gauge",
         "rendervisor_ingest_lines_total counter",
         "rendervisor_ingest_rejected_total counter",
         "rendervisor_ingest_dropped_total counter",
@@ -184,6 +186,20 @@ static void test_gauges_and_counters(void **state)
                   "rendervisor_child_up{child=\"browser-1\"} 0\n"
                   "rendervisor_child_up{child=\"exporter\"} 1\n"
                   "rendervisor_child_up{child=\"renderer\"} 1\n");
+
+    /* The renderer's refusals (429s), by reason, and the memory it saw. */
+    assert_int_equal(apply(&fx, "rendervisor_renderer_refused_total{reason=\"memory\"} 3"), INGEST_OK);
+    assert_int_equal(apply(&fx, "rendervisor_renderer_refused_total{reason=\"capacity\"} 1"), INGEST_OK);
+    assert_int_equal(apply(&fx, "rendervisor_renderer_refused_total{reason=\"disk\"} 1"),
+                     INGEST_REJECT_UNKNOWN_LABEL);
+    assert_int_equal(apply(&fx, "rendervisor_renderer_memory_available_bytes 2147483648"), INGEST_OK);
+    assert_family(&fx, "rendervisor_renderer_refused_total",
+                  "# TYPE rendervisor_renderer_refused_total counter\n"
+                  "rendervisor_renderer_refused_total{reason=\"capacity\"} 1\n"
+                  "rendervisor_renderer_refused_total{reason=\"memory\"} 3\n");
+    assert_family(&fx, "rendervisor_renderer_memory_available_bytes",
+                  "# TYPE rendervisor_renderer_memory_available_bytes gauge\n"
+                  "rendervisor_renderer_memory_available_bytes 2147483648\n");
 
     /* Two labels, in any order in the line; series sorted by value. */
     assert_int_equal(apply(&fx, "rendervisor_child_state{child=\"renderer\",state=\"running\"} 1"), INGEST_OK);
