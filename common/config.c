@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,6 +30,9 @@
 /* A config file this large is a mistake (a log, a binary), not a config. */
 #define CONFIG_MAX_FILE (1024 * 1024)
 #define CONFIG_MAX_WORDS 256
+/* allowed_hosts entries: a list, not a database. */
+#define CONFIG_MAX_HOSTS 256
+#define CONFIG_MAX_HOST_NAME 253
 /* runtime_dir + "/" + a socket name must fit in sun_path (108 bytes). */
 #define CONFIG_MAX_RUNTIME_DIR 80
 #define CONFIG_SUN_PATH sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -50,6 +54,8 @@ enum config_kind {
     CONFIG_KIND_BUCKETS,
     CONFIG_KIND_TOKEN,
     CONFIG_KIND_UINT,
+    CONFIG_KIND_USER,  /* a user name, or empty for none */
+    CONFIG_KIND_HOSTS, /* host[:port] words, or empty for any host */
 };
 
 struct config_key {
@@ -70,8 +76,14 @@ static const struct config_key config_keys[] = {
       100 * CONFIG_NS_PER_MS, 60 * CONFIG_NS_PER_MIN },
     { "supervisor", "stop_timeout", CONFIG_KIND_DURATION, CONFIG_AT(supervisor.stop_timeout_ns), "5s",
       100 * CONFIG_NS_PER_MS, 10 * CONFIG_NS_PER_MIN },
+    { "supervisor", "health_interval", CONFIG_KIND_DURATION, CONFIG_AT(supervisor.health_interval_ns), "5s", 0,
+      10 * CONFIG_NS_PER_MIN },
+    { "supervisor", "health_timeout", CONFIG_KIND_DURATION, CONFIG_AT(supervisor.health_timeout_ns), "3s",
+      100 * CONFIG_NS_PER_MS, CONFIG_NS_PER_MIN },
+    { "supervisor", "health_failures", CONFIG_KIND_UINT, CONFIG_AT(supervisor.health_failures), "3", 1, 100 },
     { "supervisor", "log_level", CONFIG_KIND_LOG_LEVEL, CONFIG_AT(supervisor.log_level), "info", 0, 0 },
     { "supervisor", "log_format", CONFIG_KIND_LOG_FORMAT, CONFIG_AT(supervisor.log_format), "text", 0, 0 },
+    { "supervisor", "user", CONFIG_KIND_USER, CONFIG_AT(supervisor.user), "", 0, 0 },
 
     { "exporter", "command", CONFIG_KIND_COMMAND, CONFIG_AT(exporter.command), NULL, 0, 0 },
     { "exporter", "listen", CONFIG_KIND_LISTEN_OPTIONAL, CONFIG_AT(exporter.listen), "127.0.0.1:9465", 0, 0 },
@@ -89,11 +101,14 @@ static const struct config_key config_keys[] = {
     { "renderer", "memory_limit", CONFIG_KIND_SIZE, CONFIG_AT(renderer.memory_limit), "0", 0, 0 },
     { "renderer", "concurrency", CONFIG_KIND_UINT, CONFIG_AT(renderer.concurrency), "4", 1, 64 },
     { "renderer", "render_memory", CONFIG_KIND_SIZE, CONFIG_AT(renderer.render_memory), "128M", 0, 0 },
+    { "renderer", "allowed_hosts", CONFIG_KIND_HOSTS, CONFIG_AT(renderer.allowed_hosts), "", 0, 0 },
 
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
     { "browsers", "command", CONFIG_KIND_COMMAND, CONFIG_AT(browsers.command), NULL, 0, 0 },
     { "browsers", "port_base", CONFIG_KIND_UINT, CONFIG_AT(browsers.port_base), "9222", 1024, 65535 },
     { "browsers", "memory_limit", CONFIG_KIND_SIZE, CONFIG_AT(browsers.memory_limit), "0", 0, 0 },
+    { "browsers", "drain_timeout", CONFIG_KIND_DURATION, CONFIG_AT(browsers.drain_timeout_ns), "30s",
+      0, 10 * CONFIG_NS_PER_MIN },
 };
 
 #define CONFIG_NKEYS CONFIG_ARRAY_SIZE(config_keys)
@@ -330,6 +345,153 @@ static int config_parse_socket(const char *text, const char **why)
     if (strlen(text) >= CONFIG_SUN_PATH) {
         *why = "too long for a Unix socket path (at most 107 characters)";
         return -EINVAL;
+    }
+    return 0;
+}
+
+/* One allowed_hosts entry: a host name (letters, digits, '-', '.', '_', as
+ * the renderer accepts in a URL), "[IPv6]" or a bare IPv6 address, with an
+ * optional ":port" (not on a bare IPv6 address: its colons are its own). */
+static int config_parse_host_entry(const char *e, size_t len, const char **why)
+{
+    char text[INET6_ADDRSTRLEN];
+    unsigned char addr[sizeof(struct in6_addr)];
+    const char *port = NULL;
+    size_t plen = 0;
+
+    if (memchr(e, '/', len) || memchr(e, '@', len)) {
+        *why = "expected a host, not a URL: no scheme, user or path";
+        return -EINVAL;
+    }
+    const char *colon = memchr(e, ':', len);
+    if (e[0] == '[') {
+        const char *close = memchr(e, ']', len);
+        size_t hlen = close ? (size_t)(close - e - 1) : 0;
+        if (!close || hlen == 0 || hlen >= sizeof(text)) {
+            *why = "expected [IPv6 address] or [IPv6 address]:port";
+            return -EINVAL;
+        }
+        memcpy(text, e + 1, hlen);
+        text[hlen] = '\0';
+        if (inet_pton(AF_INET6, text, addr) != 1) {
+            *why = "not a valid IPv6 address between the brackets";
+            return -EINVAL;
+        }
+        if (close + 1 < e + len) {
+            if (close[1] != ':') {
+                *why = "expected :port after the ]";
+                return -EINVAL;
+            }
+            port = close + 2;
+            plen = (size_t)(e + len - port);
+        }
+    } else if (colon && memchr(colon + 1, ':', (size_t)(e + len - colon - 1))) {
+        if (len >= sizeof(text)) {
+            *why = "not a valid IPv6 address (write [address]:port to give a port)";
+            return -EINVAL;
+        }
+        memcpy(text, e, len);
+        text[len] = '\0';
+        if (inet_pton(AF_INET6, text, addr) != 1) {
+            *why = "not a valid IPv6 address (write [address]:port to give a port)";
+            return -EINVAL;
+        }
+    } else {
+        size_t hlen = colon ? (size_t)(colon - e) : len;
+        if (hlen == 0 || hlen > CONFIG_MAX_HOST_NAME) {
+            *why = "expected a host name of 1 to 253 characters";
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < hlen; i++) {
+            unsigned char c = (unsigned char)e[i];
+            if (!isalnum(c) && c != '-' && c != '.' && c != '_') {
+                *why = "a host name is letters, digits, '-', '.' and '_' (no scheme, path, '*' or '%')";
+                return -EINVAL;
+            }
+        }
+        if (colon) {
+            port = colon + 1;
+            plen = (size_t)(e + len - port);
+        }
+    }
+    if (port) {
+        unsigned n = 0;
+        bool ok = plen >= 1 && plen <= 5;
+        for (size_t i = 0; ok && i < plen; i++) {
+            ok = config_is_digit(port[i]);
+            n = n * 10 + (unsigned)(port[i] - '0');
+        }
+        if (!ok || n < 1 || n > 65535) {
+            *why = "the port must be a number from 1 to 65535";
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+void config_hosts_free(char **hosts)
+{
+    if (!hosts)
+        return;
+    for (char **h = hosts; *h; h++)
+        free(*h);
+    free(hosts);
+}
+
+int config_parse_hosts(const char *text, char ***out, char *why, size_t why_len)
+{
+    char **hosts = NULL;
+    size_t n = 0;
+    const char *s = text;
+    for (;;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (!*s)
+            break;
+        size_t len = strcspn(s, " \t");
+        const char *reason;
+        if (n == CONFIG_MAX_HOSTS) {
+            snprintf(why, why_len, "too many hosts (at most %d)", CONFIG_MAX_HOSTS);
+            config_hosts_free(hosts);
+            return -EINVAL;
+        }
+        if (config_parse_host_entry(s, len, &reason) < 0) {
+            snprintf(why, why_len, "host \"%.*s%s\": %s", len > 60 ? 60 : (int)len, s, len > 60 ? "..." : "",
+                     reason);
+            config_hosts_free(hosts);
+            return -EINVAL;
+        }
+        hosts = xreallocarray(hosts, n + 2, sizeof(*hosts));
+        hosts[n++] = xstrndup(s, len);
+        hosts[n] = NULL;
+        s += len;
+    }
+    *out = hosts;
+    return 0;
+}
+
+/* The user the children run as: it must exist, and only root can run them as
+ * anyone but itself. Checked wherever the file is read, so --check-config and
+ * a reload say so before anything is started. */
+static int config_check_user(const char *name, char *why, size_t why_len)
+{
+    errno = 0;
+    struct passwd *pw = getpwnam(name);
+    if (!pw) {
+        /* getpwnam reports "not found" as NULL with errno 0 or one of these. */
+        if (errno && errno != ENOENT && errno != ESRCH && errno != EBADF && errno != EPERM)
+            snprintf(why, why_len, "cannot look the user up: %s", strerror(errno));
+        else
+            snprintf(why, why_len, "no such user");
+        return -EINVAL;
+    }
+    uid_t me = geteuid();
+    if (me != 0 && pw->pw_uid != me) {
+        snprintf(why, why_len,
+                 "rendervisor runs as uid %u, not as root, so it cannot run its children as uid %u; "
+                 "leave user unset or start rendervisor as root",
+                 (unsigned)me, (unsigned)pw->pw_uid);
+        return -EPERM;
     }
     return 0;
 }
@@ -895,6 +1057,17 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
             return r;
         }
         break;
+    case CONFIG_KIND_USER:
+        for (const char *s = value; *s && !reason; s++)
+            if (isspace((unsigned char)*s) || iscntrl((unsigned char)*s))
+                reason = "expected one user name";
+        if (!reason && value[0] && (r = config_check_user(value, why, why_len)) < 0)
+            return r;
+        if (!reason)
+            *(char **)field = xstrdup(value);
+        break;
+    case CONFIG_KIND_HOSTS:
+        return config_parse_hosts(value, (char ***)field, why, why_len);
     }
     if (reason) {
         snprintf(why, why_len, "%s", reason);
@@ -1127,10 +1300,14 @@ void config_free(struct config *cfg)
         case CONFIG_KIND_LISTEN_OPTIONAL:
         case CONFIG_KIND_SOCKET:
         case CONFIG_KIND_TOKEN:
+        case CONFIG_KIND_USER:
             free(*(char **)field);
             break;
         case CONFIG_KIND_COMMAND:
             config_command_fini(field);
+            break;
+        case CONFIG_KIND_HOSTS:
+            config_hosts_free(*(char ***)field);
             break;
         default:
             break;

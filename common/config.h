@@ -39,8 +39,12 @@ struct config {
         char *runtime_dir;
         int64_t sample_interval_ns;
         int64_t stop_timeout_ns;
+        int64_t health_interval_ns; /* 0: no health probes */
+        int64_t health_timeout_ns;
+        unsigned health_failures;   /* in a row, then a restart with reason unhealthy */
         enum config_log_level log_level;
         enum config_log_format log_format;
+        char *user; /* the children run as this user; "" = as the supervisor */
     } supervisor;
 
     struct {
@@ -60,6 +64,9 @@ struct config {
         uint64_t memory_limit;
         unsigned concurrency;
         uint64_t render_memory; /* bytes a render needs to be admitted; 0 = no check */
+        /* Hosts ("name", "name:port", "[v6]", "[v6]:port") the renderer may open;
+         * NULL-terminated; NULL = any host. */
+        char **allowed_hosts;
     } renderer;
 
     struct {
@@ -67,6 +74,7 @@ struct config {
         struct config_command command;
         unsigned port_base;
         uint64_t memory_limit; /* per browser process tree */
+        int64_t drain_timeout_ns; /* over its limit: how long its renders may finish; 0: restart at once */
     } browsers;
 };
 
@@ -97,5 +105,11 @@ int config_parse_listen(const char *text, const char **why);
 int config_split_command(const char *text, struct config_command *out, const char **why);
 void config_command_fini(struct config_command *cmd);
 void config_command_copy(struct config_command *dst, const struct config_command *src);
+/* allowed_hosts: words separated by spaces, each a host name, [IPv6] or a bare
+ * IPv6 address, with an optional :port (not on a bare IPv6 address). *out is
+ * a NULL-terminated list, or NULL for an empty text. On error returns -EINVAL
+ * with why naming the entry. */
+int config_parse_hosts(const char *text, char ***out, char *why, size_t why_len);
+void config_hosts_free(char **hosts);
 
 #endif

@@ -16,6 +16,7 @@
 void ingest_buf_reset(struct ingest_buf *b)
 {
     b->len = 0;
+    b->lines = 0;
     b->overflow = 0;
 }
 
@@ -112,12 +113,13 @@ int ingest_buf_line(struct ingest_buf *b, const char *family, const char *const 
     rc = rc ? rc : ingest_put(line, &len, " ", 0);
     rc = rc ? rc : ingest_put(line, &len, num, 0);
     rc = rc ? rc : ingest_put(line, &len, "\n", 0);
-    if (rc || b->len + len > sizeof(b->data)) {
+    if (rc || b->len + len > sizeof(b->data) || b->lines == INGEST_MAX_LINES) {
         b->overflow = 1;
         return -ENOSPC;
     }
     memcpy(b->data + b->len, line, len);
     b->len += len;
+    b->lines++;
     return 0;
 }
 
@@ -176,6 +178,7 @@ const char *ingest_reject_name(enum ingest_reject r)
         [INGEST_REJECT_TOO_LONG] = "too_long",
         [INGEST_REJECT_CARDINALITY] = "cardinality",
         [INGEST_REJECT_PEER] = "peer",
+        [INGEST_REJECT_TOO_MANY_LINES] = "too_many_lines",
     };
     if ((unsigned)r >= INGEST_REJECT_COUNT)
         return "unknown";

@@ -17,6 +17,12 @@
 
 #define HTTP_TEXT_PLAIN "text/plain; charset=utf-8"
 #define HTTP_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+/* A scraper's request is a line and a few headers: MHD answers a longer
+ * request line 414 and longer headers 431 (docs/configuration.md, "Limits"). */
+#define HTTP_CONNECTION_MEMORY (16 * 1024)
+/* No route takes a body: one this short is read and dropped, a longer one
+ * (or one of unknown length) refused before it is read. */
+#define HTTP_BODY_MAX (64 * 1024)
 
 static enum MHD_Result http_send(struct MHD_Connection *conn, unsigned status, const char *type,
                                  struct MHD_Response *resp)
@@ -163,11 +169,21 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
     (void)upload_data;
 
     /* MHD calls once with the headers, then with each piece of a body, then
-     * once more. Nothing here takes a body: it is read and dropped (up to a
-     * bound), and the answer given on the last call. */
+     * once more. Nothing here takes a body: a short one is read and dropped
+     * and the answer given on the last call; a longer one, or one of unknown
+     * length, is answered 413 on the first call, before it is read. (Answering
+     * before a body that has been sent is read would close on unread data,
+     * and the client could get a reset instead of the answer.) */
     static char http_seen;
     if (!*req_cls) {
         *req_cls = &http_seen;
+        const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+            (length && strtoull(length, NULL, 10) > HTTP_BODY_MAX)) {
+            static const char msg[] = "request body: longer than 65536 bytes or of unknown length "
+                                      "(use GET or HEAD, without a body)\n";
+            return http_send_static(conn, MHD_HTTP_CONTENT_TOO_LARGE, HTTP_TEXT_PLAIN, msg, sizeof(msg) - 1);
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -212,6 +228,7 @@ int http_start(struct http_server *srv, int listen_fd, struct http_site *site)
                                    MHD_OPTION_LISTEN_SOCKET, listen_fd,
                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
                                    MHD_OPTION_END);
     if (!srv->daemon)
         return -EIO;

@@ -32,6 +32,16 @@ int intake_open(struct intake *in, const char *path, struct registry *reg)
     return 0;
 }
 
+/* Our own uid, and root. With [supervisor] user set, the supervisor runs as
+ * root and its children as that user: its reports come from uid 0. Taking
+ * root's datagrams gives nobody anything new: a root process can already
+ * write to the socket whatever its mode, and to this process's memory. Any
+ * other uid is another user's process, and is refused. */
+int intake_sender_allowed(const struct intake *in, uid_t uid)
+{
+    return uid == in->uid || uid == 0;
+}
+
 void intake_close(struct intake *in)
 {
     if (in->fd >= 0)
@@ -44,6 +54,7 @@ void intake_close(struct intake *in)
 void intake_datagram(struct registry *reg, const char *data, size_t len, int from_us)
 {
     const char *p = data, *end = data + len;
+    size_t lines = 0;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *line_end = nl ? nl : end;
@@ -55,6 +66,8 @@ void intake_datagram(struct registry *reg, const char *data, size_t len, int fro
             struct ingest_sample s;
             if (!from_us)
                 why = INGEST_REJECT_PEER;
+            else if (++lines > INGEST_MAX_LINES)
+                why = INGEST_REJECT_TOO_MANY_LINES;
             else if ((why = ingest_parse_line(p, n, &s)) == INGEST_OK)
                 why = registry_apply(reg, &s);
             registry_count(reg, why);
@@ -83,7 +96,7 @@ void intake_drain(struct intake *in)
                 c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
                 struct ucred cred;
                 memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-                from_us = cred.uid == in->uid;
+                from_us = intake_sender_allowed(in, cred.uid);
             }
         }
         if (msg.msg_flags & MSG_TRUNC) {

@@ -30,6 +30,7 @@
 #include "buf.h"
 #include "admission.h"
 #include "clock.h"
+#include "ctl.h"
 #include "ingest.h"
 #include "log.h"
 #include "render.h"
@@ -40,7 +41,16 @@
 /* Memory frees up more slowly than a render slot: ask for a longer wait. */
 #define API_RETRY_AFTER_MEMORY "5"
 #define API_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+/* Limits on what a client sends (docs/configuration.md, "Limits"). MHD's
+ * per-connection memory bounds a request line and its headers at all (past
+ * it, MHD answers 414 or 431 itself); within it, these are checked and
+ * answered with JSON that says which one was hit. No endpoint takes a body. */
+#define API_CONNECTION_MEMORY (64 * 1024)
+#define API_MAX_HEADERS 64
+#define API_HEADERS_MAX (16 * 1024) /* names and values, summed */
 #define API_MAX_PARAMS 64
+#define API_QUERY_MAX (16 * 1024)   /* keys and values, percent-decoded, summed */
+#define API_BODY_MAX (64 * 1024)    /* read and dropped; longer is refused unread */
 #define API_PROXY_TIMEOUT_MS 3000
 #define API_PROXY_MAX (16 * 1024 * 1024)
 #define API_EVENTS 32
@@ -59,6 +69,7 @@ struct api {
     unsigned long long refused_memory, refused_capacity; /* 429s */
     int epfd;    /* the HTTP thread's: MHD's epoll fd, wake_fd, watched clients */
     int wake_fd; /* eventfd: a connection was resumed, or api_stop */
+    int ctl_fd;  /* renderer.ctl: the supervisor's "drain N", or -1 */
     atomic_int stopping;
     pthread_t thread;
 };
@@ -206,6 +217,7 @@ out:
 struct api_params {
     struct query_param p[API_MAX_PARAMS];
     size_t n;
+    size_t bytes;
     int too_many;
 };
 
@@ -219,7 +231,52 @@ static enum MHD_Result api_param_cb(void *cls, enum MHD_ValueKind kind, const ch
         return MHD_NO;
     }
     ps->p[ps->n++] = (struct query_param){ key, key_len, value, value_len };
+    ps->bytes += key_len + (value ? value_len : 0);
     return MHD_YES;
+}
+
+struct api_fields {
+    size_t n, bytes;
+};
+
+static enum MHD_Result api_header_cb(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_len,
+                                     const char *value, size_t value_len)
+{
+    (void)kind;
+    (void)key;
+    struct api_fields *f = cls;
+    f->n++;
+    f->bytes += key_len + (value ? value_len : 0);
+    return MHD_YES;
+}
+
+/* The request as a whole, before anything reads it: 0 when it is within
+ * the limits, else the status to answer, with why naming the limit. */
+static unsigned api_check_request(struct MHD_Connection *conn, char *why, size_t why_len)
+{
+    struct api_fields f = { 0, 0 };
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, api_header_cb, &f);
+    if (f.n > API_MAX_HEADERS) {
+        snprintf(why, why_len, "request headers: %zu of them, at most %d", f.n, API_MAX_HEADERS);
+        return MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
+    }
+    if (f.bytes > API_HEADERS_MAX) {
+        snprintf(why, why_len, "request headers: %zu bytes, at most %d", f.bytes, API_HEADERS_MAX);
+        return MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
+    }
+    /* A short body is read and dropped (answering before a body that was
+     * sent is read would close on unread data: the client could get a reset
+     * instead of the answer); a longer one, or one of unknown length, is
+     * refused before it is read, so nobody keeps us reading what nothing
+     * here wants. */
+    const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+        (length && strtoull(length, NULL, 10) > API_BODY_MAX)) {
+        snprintf(why, why_len, "request body: longer than %d bytes or of unknown length (every endpoint is GET)",
+                 API_BODY_MAX);
+        return MHD_HTTP_CONTENT_TOO_LARGE;
+    }
+    return 0;
 }
 
 /* Any thread. MHD's own signal for a resumed connection does not reach an
@@ -326,11 +383,18 @@ static enum MHD_Result api_render(struct api_req *rq, enum query_route route)
 
     struct api_params ps = { .n = 0 };
     MHD_get_connection_values_n(rq->conn, MHD_GET_ARGUMENT_KIND, api_param_cb, &ps);
-    if (ps.too_many)
-        return api_send_error(rq, MHD_HTTP_BAD_REQUEST, "too many query parameters");
-    const char *lang = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_LANGUAGE);
     char why[512];
-    int rc = query_parse(&rq->job.req, route, ps.p, ps.n, lang, NULL, why, sizeof(why));
+    if (ps.too_many) {
+        snprintf(why, sizeof(why), "query: more than %d parameters", API_MAX_PARAMS);
+        return api_send_error(rq, MHD_HTTP_BAD_REQUEST, why);
+    }
+    if (ps.bytes > API_QUERY_MAX) {
+        snprintf(why, sizeof(why), "query: %zu bytes of parameters (decoded), at most %d", ps.bytes, API_QUERY_MAX);
+        return api_send_error(rq, MHD_HTTP_URI_TOO_LONG, why);
+    }
+    const char *lang = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_LANGUAGE);
+    int rc = query_parse(&rq->job.req, route, ps.p, ps.n, lang,
+                         (const char *const *)a->cfg->renderer.allowed_hosts, why, sizeof(why));
     if (rc == -EACCES)
         return api_send_error(rq, MHD_HTTP_FORBIDDEN, why);
     if (rc < 0)
@@ -392,7 +456,9 @@ static enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn, const 
             a->in_flight++;
             api_report(a, "grafana_image_renderer_http_request_in_flight", NULL, a->in_flight);
         }
-        return MHD_YES;
+        char why[128];
+        unsigned status = api_check_request(conn, why, sizeof(why));
+        return status ? api_send_error(rq, status, why) : MHD_YES;
     }
     if (*upload_data_size) {
         *upload_data_size = 0;
@@ -515,6 +581,28 @@ static int api_wait_ms(struct api *a, int64_t drain_end)
     return (int)ms;
 }
 
+/* The supervisor (our parent, and no one else) asks for a browser over its
+ * memory limit to be drained before it restarts it. */
+static void api_ctl_read(struct api *a)
+{
+    char line[CTL_LINE_MAX];
+    pid_t pid;
+    int n;
+    while ((n = ctl_recv(a->ctl_fd, line, sizeof(line), &pid)) != -EAGAIN) {
+        if (n == -EMSGSIZE)
+            continue;
+        if (n < 0)
+            return;
+        unsigned index;
+        if (pid != getppid() || ctl_parse(line, "drain", &index) < 0 ||
+            index >= browser_pool_count(a->pool)) {
+            log_warn("control line refused pid=%d line_bytes=%d", (int)pid, n);
+            continue;
+        }
+        jobs_drain(a->jobs, index);
+    }
+}
+
 static void *api_loop(void *arg)
 {
     struct api *a = arg;
@@ -544,6 +632,8 @@ static void *api_loop(void *arg)
                 if (read(a->wake_fd, &v, sizeof(v)) < 0) {
                     /* EAGAIN: another event read it already. */
                 }
+            } else if (p == &a->ctl_fd) {
+                api_ctl_read(a);
             } else if (p != a) {
                 api_client_gone(a, p);
             }
@@ -561,6 +651,8 @@ static void api_free(struct api *a)
         close(a->epfd);
     if (a->wake_fd >= 0)
         close(a->wake_fd);
+    if (a->ctl_fd >= 0)
+        close(a->ctl_fd);
     ingest_sender_fini(&a->ingest);
     admission_fini(&a->admission);
     free(a->exporter_path);
@@ -577,6 +669,7 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
     admission_init(&a->admission, cfg->renderer.render_memory);
     a->epfd = epoll_create1(EPOLL_CLOEXEC);
     int err = a->epfd < 0 ? errno : 0;
+    a->ctl_fd = -1;
     a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (!err && a->wake_fd < 0)
         err = errno;
@@ -597,7 +690,8 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, api_handle, a,
         MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, api_completed, a, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)API_CONNECTION_MEMORY, MHD_OPTION_END);
     if (!a->daemon) {
         api_free(a);
         close(listen_fd);
@@ -615,6 +709,13 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
         errno = rc;
         return NULL;
     }
+    /* Without it a browser over its limit restarts at once, renders and all. */
+    char *ctl = config_runtime_path(cfg, CTL_RENDERER);
+    a->ctl_fd = ctl_open(ctl);
+    struct epoll_event ctl_ev = { .events = EPOLLIN, .data.ptr = &a->ctl_fd };
+    if (a->ctl_fd < 0 || epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->ctl_fd, &ctl_ev) < 0)
+        log_warn_errno(a->ctl_fd < 0 ? a->ctl_fd : -errno, "cannot open the control socket path=%s", ctl);
+    free(ctl);
     if ((rc = pthread_create(&a->thread, NULL, api_loop, a)) != 0) {
         api_free(a);
         errno = rc;

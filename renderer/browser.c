@@ -31,6 +31,7 @@ struct browser_pending {
     struct browser_pending *next;
     struct browser *b;
     int id;
+    size_t reply_max; /* cdp_reply_max() of the command */
     browser_reply_fn fn;
     void *arg;
 };
@@ -65,6 +66,8 @@ struct browser {
     struct browser_out *out_head, *out_tail;
     struct browser_pending *pending;
     struct browser_sub *subs;
+    int64_t last_rx_ns; /* when the browser last sent anything */
+    char product[CDP_PRODUCT_MAX + 1]; /* Browser.getVersion's, or "" */
 };
 
 struct browser_pool {
@@ -225,6 +228,7 @@ int browser_submit(struct browser *b, struct buf *out, int id, unsigned timeout_
     o->len = out->len - LWS_PRE;
     size_t total;
     o->data = buf_steal(out, &total);
+    size_t reply_max = cdp_reply_max(o->data + LWS_PRE, o->len);
     if (b->out_tail)
         b->out_tail->next = o;
     else
@@ -235,6 +239,7 @@ int browser_submit(struct browser *b, struct buf *out, int id, unsigned timeout_
     struct browser_pending *pc = xcalloc(1, sizeof(*pc));
     pc->b = b;
     pc->id = id;
+    pc->reply_max = reply_max;
     pc->fn = fn;
     pc->arg = arg;
     pc->next = b->pending;
@@ -376,6 +381,7 @@ static void browser_version_reply(void *arg, const struct cdp_msg *m, int err)
         /* Still usable; the version is only for the metric. */
     } else {
         log_info("browser connected browser=%u port=%u version=\"%s\"", b->index, b->port, product);
+        snprintf(b->product, sizeof(b->product), "%s", product);
         struct ingest_buf *ib = xmalloc(sizeof(*ib));
         ingest_buf_reset(ib);
         const char *labels[] = { "version", product, NULL };
@@ -420,6 +426,7 @@ static void browser_connect(struct browser *b)
 
 static void browser_dispatch(struct browser *b, const char *text, size_t len)
 {
+    b->last_rx_ns = clock_now_ns();
     struct cdp_msg m;
     int rc = cdp_msg_parse(&m, text, len);
     if (rc < 0) {
@@ -450,6 +457,45 @@ static void browser_dispatch(struct browser *b, const char *text, size_t len)
         }
     }
     cdp_msg_fini(&m);
+}
+
+/* Gather a message's fragments within the limit of its kind (cdp.h): the
+ * reply to a screenshot or a PDF up to CDP_FRAME_MAX, anything else up to
+ * CDP_MESSAGE_MAX, so a page cannot make us hold more (a huge evaluate
+ * result or exception, dialog or console text). Past it the rest of the
+ * message is dropped, and a reply's command fails at once with -EMSGSIZE
+ * rather than at its deadline. */
+static void browser_rx_take(struct browser *b, const char *in, size_t len)
+{
+    if (b->rx.len + len > CDP_MESSAGE_MAX) {
+        /* Only now is the kind worth asking: Chrome writes a reply's id first. */
+        char head[32];
+        size_t n = b->rx.len < sizeof(head) ? b->rx.len : sizeof(head);
+        if (n)
+            memcpy(head, b->rx.data, n);
+        size_t more = len < sizeof(head) - n ? len : sizeof(head) - n;
+        memcpy(head + n, in, more);
+        int id = cdp_frame_reply_id(head, n + more);
+        struct browser_pending *pc = b->pending;
+        while (pc && (id <= 0 || pc->id != id))
+            pc = pc->next;
+        size_t max = pc ? pc->reply_max : CDP_MESSAGE_MAX;
+        if (b->rx.len + len > max) {
+            log_warn("browser message over its size limit, dropped browser=%u kind=%s id=%d limit=%zu",
+                     b->index, id > 0 ? "reply" : "event", id, max);
+            b->rx_overflow = 1;
+            buf_fini(&b->rx);
+            if (pc) {
+                browser_pending_unlink(pc);
+                browser_reply_fn fn = pc->fn;
+                void *arg = pc->arg;
+                free(pc);
+                fn(arg, NULL, -EMSGSIZE);
+            }
+            return;
+        }
+    }
+    buf_append(&b->rx, in, len);
 }
 
 static int browser_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
@@ -491,15 +537,8 @@ static int browser_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_CLIENT_RECEIVE:
         if (!b)
             break;
-        if (!b->rx_overflow) {
-            if (b->rx.len + len > CDP_FRAME_MAX) {
-                log_warn("browser message too large browser=%u limit=%u", b->index, CDP_FRAME_MAX);
-                b->rx_overflow = 1;
-                buf_fini(&b->rx);
-            } else {
-                buf_append(&b->rx, in, len);
-            }
-        }
+        if (!b->rx_overflow)
+            browser_rx_take(b, in, len);
         if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
             if (!b->rx_overflow && b->rx.len)
                 browser_dispatch(b, b->rx.data, b->rx.len);
@@ -681,6 +720,16 @@ unsigned browser_generation(const struct browser *b)
 unsigned browser_load(const struct browser *b)
 {
     return b->load;
+}
+
+const char *browser_product(const struct browser *b)
+{
+    return b->product[0] ? b->product : NULL;
+}
+
+int64_t browser_silent_ns(const struct browser *b, int64_t now_ns)
+{
+    return b->pending && b->last_rx_ns ? now_ns - b->last_rx_ns : 0;
 }
 
 void browser_load_add(struct browser *b, int delta)

@@ -20,8 +20,9 @@ struct browser;
 struct browser_pool;
 
 /* A reply: err 0 and m the reply (a result or an error reply, to be read
- * with cdp_result_*), or err -ETIMEDOUT (no reply by the deadline) or
- * -ECONNRESET (the connection went) with m NULL. */
+ * with cdp_result_*), or with m NULL err -ETIMEDOUT (no reply by the
+ * deadline), -ECONNRESET (the connection went) or -EMSGSIZE (the reply was
+ * larger than cdp_reply_max() allows for the command, and was dropped). */
 typedef void (*browser_reply_fn)(void *arg, const struct cdp_msg *m, int err);
 /* An event on a session; m NULL means the connection is gone (the session
  * with it), and the subscription has been removed. */
@@ -55,6 +56,13 @@ unsigned browser_generation(const struct browser *b);
 /* Work the caller has placed on this browser (renders), for load balancing. */
 unsigned browser_load(const struct browser *b);
 void browser_load_add(struct browser *b, int delta);
+/* How long the browser has sent nothing while commands wait on it; 0 when
+ * none waits. A stopped or wedged browser grows this; a working one keeps
+ * answering (a readiness wait in a page can be quiet for seconds, too). */
+int64_t browser_silent_ns(const struct browser *b, int64_t now_ns);
+/* The browser's product ("HeadlessChrome/156.0.8078.108"), or NULL before
+ * Browser.getVersion has answered. */
+const char *browser_product(const struct browser *b);
 
 /* A command: browser_cmd_init(&out), then a cdp_* builder with
  * browser_cdp(b) and &out, then browser_submit with its id. */

@@ -420,6 +420,48 @@ static int cdp_fail(struct cdp_msg *m, int rc, const char *why)
     return rc;
 }
 
+/* Chrome's reply prefix, and cdp_command's: compact JSON, the id first. */
+static int cdp_scan_id(const char *s, size_t len, size_t *used)
+{
+    static const char pre[] = "{\"id\":";
+    size_t i = sizeof(pre) - 1;
+    if (len < i || memcmp(s, pre, i) != 0)
+        return 0;
+    long id = 0;
+    size_t start = i;
+    while (i < len && s[i] >= '0' && s[i] <= '9' && i - start < 10) {
+        id = id * 10 + (s[i] - '0');
+        i++;
+    }
+    if (i == start || i == len || (s[i] != ',' && s[i] != '}') || id < 1 || id > INT_MAX)
+        return 0;
+    *used = i;
+    return (int)id;
+}
+
+int cdp_frame_reply_id(const char *head, size_t len)
+{
+    size_t used;
+    return head ? cdp_scan_id(head, len, &used) : 0;
+}
+
+size_t cdp_reply_max(const char *command, size_t len)
+{
+    static const char method[] = ",\"method\":\"";
+    static const char *const large[] = { "Page.captureScreenshot", "Page.printToPDF" };
+    size_t i;
+    if (!command || cdp_scan_id(command, len, &i) == 0 || len - i < sizeof(method) - 1 ||
+        memcmp(command + i, method, sizeof(method) - 1) != 0)
+        return CDP_MESSAGE_MAX;
+    i += sizeof(method) - 1;
+    for (size_t k = 0; k < sizeof(large) / sizeof(large[0]); k++) {
+        size_t n = strlen(large[k]);
+        if (len - i > n && memcmp(command + i, large[k], n) == 0 && command[i + n] == '"')
+            return CDP_FRAME_MAX;
+    }
+    return CDP_MESSAGE_MAX;
+}
+
 int cdp_msg_parse(struct cdp_msg *m, const char *text, size_t len)
 {
     memset(m, 0, sizeof(*m));

@@ -10,11 +10,17 @@
 
 #include "buf.h"
 
-/* The largest frame accepted. A full-page PNG at deviceScaleFactor 2 is a few
- * MiB, base64 adds a third; 64 MiB leaves room and still bounds what one
- * reply can cost (the text, its parsed copy and the decoded image). The
- * websocket layer should stop gathering fragments at the same size. */
+/* The largest frame accepted: the reply to Page.captureScreenshot or
+ * Page.printToPDF, which carries the image or the PDF. A full-page PNG at
+ * deviceScaleFactor 2 is a few MiB, base64 adds a third; 64 MiB leaves room
+ * and still bounds what one reply can cost (the text, its parsed copy and
+ * the decoded image). */
 #define CDP_FRAME_MAX (64u * 1024 * 1024)
+/* The largest message of every other kind: events and the other replies
+ * (Runtime.evaluate's above all, whose value or exception text the page
+ * writes). Ours are a few KiB; Chrome's longest URL is 2 MiB, so an event
+ * naming one still fits. A page cannot make the renderer hold more. */
+#define CDP_MESSAGE_MAX (4u * 1024 * 1024)
 /* Chrome's ids (contexts, targets, sessions, frames, requests, download
  * guids) are 32 hex digits, uuids or "123.4"; far longer is not Chrome. */
 #define CDP_ID_MAX 128
@@ -154,6 +160,18 @@ struct cdp_msg {
     json_t *root;              /* owned */
     const char *why;           /* after a failed parse: what was wrong (static text) */
 };
+
+/* The size the reply to a command may have: command is its text as a
+ * cdp_* builder wrote it ({"id":N,"method":"...", ...}). CDP_FRAME_MAX for
+ * Page.captureScreenshot and Page.printToPDF, CDP_MESSAGE_MAX for the rest
+ * (and for text no builder wrote). */
+size_t cdp_reply_max(const char *command, size_t len);
+/* The id of the reply whose text begins with head (Chrome writes the id
+ * first: {"id":N,...}), or 0 when head does not begin like a reply (an event,
+ * or no CDP at all). Reads at most len bytes; 24 are enough. The websocket
+ * layer asks this once a message outgrows CDP_MESSAGE_MAX, to learn whether
+ * the reply it is reading may be larger. */
+int cdp_frame_reply_id(const char *head, size_t len);
 
 /* Parse and check one text frame (need not be NUL-terminated). 0, or
  * -EMSGSIZE for a frame over CDP_FRAME_MAX, -EBADMSG for anything that is not

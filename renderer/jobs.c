@@ -8,8 +8,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "clock.h"
+#include "ctl.h"
 #include "log.h"
 #include "render.h"
 #include "xalloc.h"
@@ -26,6 +29,10 @@ struct jobs {
     struct job *wait_head, *wait_tail; /* waiting for a browser */
     struct job *running;               /* linked through next */
     struct render **spares;            /* per browser: a page made ahead, or NULL */
+    uint32_t drain_requests;           /* under lock: a bit per browser the supervisor asked to drain */
+    unsigned char *draining;           /* per browser: 1 no new render, 2 and "drained" was sent */
+    char *supervisor_ctl;              /* where "drained N" goes, or NULL */
+    int ctl_fd;                        /* what it is sent with, or -1 */
     int stopping; /* set under lock once the browser thread is gone */
 };
 
@@ -36,6 +43,7 @@ struct jobs *jobs_new(unsigned concurrency, unsigned waiting, struct ingest_send
     s->concurrency = concurrency ? concurrency : 1;
     s->waiting_max = waiting;
     s->ingest = ingest;
+    s->ctl_fd = -1;
     return s;
 }
 
@@ -43,6 +51,7 @@ void jobs_set_pool(struct jobs *s, struct browser_pool *p)
 {
     s->pool = p;
     s->spares = xcalloc(browser_pool_count(p), sizeof(*s->spares));
+    s->draining = xcalloc(browser_pool_count(p), sizeof(*s->draining));
 }
 
 void jobs_free(struct jobs *s)
@@ -51,6 +60,10 @@ void jobs_free(struct jobs *s)
         return;
     pthread_mutex_destroy(&s->lock);
     free(s->spares);
+    free(s->draining);
+    free(s->supervisor_ctl);
+    if (s->ctl_fd >= 0)
+        close(s->ctl_fd);
     free(s);
 }
 
@@ -185,8 +198,58 @@ static void jobs_spare_done(void *arg, struct render *r)
 static void jobs_spare_ensure(struct jobs *s, struct browser *b)
 {
     unsigned i = browser_index(b);
-    if (!s->stopping && !s->spares[i] && browser_is_up(b))
+    if (!s->stopping && !s->spares[i] && !s->draining[i] && browser_is_up(b))
         s->spares[i] = render_spare_start(b, s->ingest, jobs_spare_done, s);
+}
+
+/* ---- draining: a browser over its memory limit ----------------------------- */
+
+void jobs_set_control(struct jobs *s, const char *supervisor_ctl)
+{
+    free(s->supervisor_ctl);
+    s->supervisor_ctl = xstrdup(supervisor_ctl);
+}
+
+/* HTTP thread: the supervisor asked for browser index to be drained. */
+void jobs_drain(struct jobs *s, unsigned index)
+{
+    pthread_mutex_lock(&s->lock);
+    if (index < 32)
+        s->drain_requests |= 1u << index;
+    pthread_mutex_unlock(&s->lock);
+    browser_pool_wake(s->pool);
+}
+
+/* Once a draining browser has no render left, the supervisor may restart it. */
+static void jobs_check_drained(struct jobs *s, struct browser *b)
+{
+    unsigned i = browser_index(b);
+    if (s->draining[i] != 1 || browser_load(b) > 0)
+        return;
+    s->draining[i] = 2;
+    if (s->ctl_fd < 0)
+        s->ctl_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    char line[CTL_LINE_MAX];
+    snprintf(line, sizeof(line), "drained %u\n", i);
+    int rc = s->ctl_fd < 0 ? -errno : s->supervisor_ctl ? ctl_send(s->ctl_fd, s->supervisor_ctl, line) : -ENOENT;
+    if (rc < 0)
+        log_warn_errno(rc, "cannot tell the supervisor a browser is drained browser=%u", i);
+    else
+        log_info("browser drained browser=%u", i);
+}
+
+static void jobs_start_drain(struct jobs *s, unsigned i)
+{
+    if (i >= browser_pool_count(s->pool) || s->draining[i])
+        return;
+    struct browser *b = browser_pool_get(s->pool, i);
+    s->draining[i] = 1;
+    log_info("draining browser: no new renders until it restarts browser=%u renders=%u", i, browser_load(b));
+    struct render *spare = s->spares[i];
+    s->spares[i] = NULL;
+    if (spare)
+        render_abandon(spare, "its browser is being drained"); /* ends through jobs_spare_done */
+    jobs_check_drained(s, b);
 }
 
 static struct render *jobs_render_start(struct jobs *s, struct browser *b, struct job *j);
@@ -202,8 +265,10 @@ static void jobs_render_done(void *arg, struct render *r)
     if (res->status != 200 && res->retryable && j->tries < 2 && clock_now_ns() < j->deadline_ns &&
         !atomic_load(&j->cancelled)) {
         log_info("render retried on another browser browser=%u error=\"%s\"", browser_index(b), res->error);
+        j->failed_on = b;
         render_free(r);
         jobs_spare_ensure(s, b);
+        jobs_check_drained(s, b);
         jobs_enqueue(s, j, 1);
         jobs_dispatch(s);
         return;
@@ -219,6 +284,7 @@ static void jobs_render_done(void *arg, struct render *r)
     render_free(r);
     jobs_answer(s, j);
     jobs_spare_ensure(s, b);
+    jobs_check_drained(s, b);
     jobs_dispatch(s);
 }
 
@@ -241,26 +307,40 @@ static struct render *jobs_render_start(struct jobs *s, struct browser *b, struc
     return r;
 }
 
+/* A browser silent this long with commands waiting is passed over while
+ * another can take the render (the supervisor's probe will restart it if
+ * it is hung). */
+#define JOBS_SILENT_NS (2 * CLOCK_NS_PER_S)
+
+/* The least loaded browser that can take a render: one that is answering
+ * and is not avoid (where the job failed) first, any other after that. */
 static struct browser *jobs_pick(struct jobs *s, struct browser *avoid)
 {
-    struct browser *best = NULL;
-    for (unsigned i = 0; i < browser_pool_count(s->pool); i++) {
-        struct browser *b = browser_pool_get(s->pool, i);
-        if (!browser_is_up(b) || browser_load(b) >= s->concurrency)
-            continue;
-        if (!best || browser_load(b) < browser_load(best) || (best == avoid && b != avoid))
-            best = b;
+    int64_t now = clock_now_ns();
+    for (int pass = 0; pass < 2; pass++) {
+        struct browser *best = NULL;
+        for (unsigned i = 0; i < browser_pool_count(s->pool); i++) {
+            struct browser *b = browser_pool_get(s->pool, i);
+            if (!browser_is_up(b) || browser_load(b) >= s->concurrency || s->draining[i])
+                continue;
+            if (pass == 0 && (b == avoid || browser_silent_ns(b, now) > JOBS_SILENT_NS))
+                continue;
+            if (!best || browser_load(b) < browser_load(best))
+                best = b;
+        }
+        if (best)
+            return best;
     }
-    return best;
+    return NULL;
 }
 
 static void jobs_dispatch(struct jobs *s)
 {
     while (!s->stopping && s->wait_head) {
-        struct browser *b = jobs_pick(s, NULL);
+        struct job *j = s->wait_head;
+        struct browser *b = jobs_pick(s, j->failed_on);
         if (!b)
             return;
-        struct job *j = s->wait_head;
         jobs_unlink(&s->wait_head, &s->wait_tail, j);
         lws_sul_schedule(browser_pool_lws(s->pool), 0, &j->wait_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
         if (atomic_load(&j->cancelled)) {
@@ -301,7 +381,12 @@ void jobs_wake(void *arg)
     s->inbox = s->inbox_tail = NULL;
     int cancels = s->cancels;
     s->cancels = 0;
+    uint32_t drains = s->drain_requests;
+    s->drain_requests = 0;
     pthread_mutex_unlock(&s->lock);
+    for (unsigned i = 0; drains; i++, drains >>= 1)
+        if (drains & 1)
+            jobs_start_drain(s, i);
     while (in) {
         struct job *j = in;
         in = j->next;
@@ -314,10 +399,12 @@ void jobs_wake(void *arg)
 
 void jobs_changed(void *arg, struct browser *b, int up)
 {
+    struct jobs *s = arg;
     if (!up)
         return; /* its spare, if any, fails with the connection */
-    jobs_dispatch(arg);
-    jobs_spare_ensure(arg, b);
+    s->draining[browser_index(b)] = 0; /* a new browser: restarted, or never drained */
+    jobs_dispatch(s);
+    jobs_spare_ensure(s, b);
 }
 
 void jobs_abort_all(struct jobs *s)

@@ -42,6 +42,7 @@ struct job {
     struct job *next;
     struct render *render;
     int tries;
+    struct browser *failed_on; /* where its last try failed: another first */
     lws_sorted_usec_list_t wait_sul;
     struct jobs *jobs;
 };
@@ -62,6 +63,12 @@ int jobs_submit(struct jobs *s, struct job *j);
  * ended first); -EALREADY: done() has been called, or is being called,
  * with the answer as it was. */
 int jobs_cancel(struct jobs *s, struct job *j);
+/* Where "drained N" goes: the supervisor's control socket. */
+void jobs_set_control(struct jobs *s, const char *supervisor_ctl);
+/* HTTP thread: browser index is over its memory limit; give it no new
+ * render, drop its spare, and once its renders are over tell the
+ * supervisor, which restarts it. Undone when the browser reconnects. */
+void jobs_drain(struct jobs *s, unsigned index);
 
 /* Browser thread. */
 void jobs_wake(void *s);                                /* browser_pool_ops.wake */

@@ -18,6 +18,7 @@
 #include "browser.h"
 #include "cli.h"
 #include "config.h"
+#include "ctl.h"
 #include "ingest.h"
 #include "log.h"
 #include "net.h"
@@ -90,6 +91,9 @@ int main(int argc, char **argv)
     /* Up to one more render per browser slot may wait for a free browser. */
     struct jobs *sched = jobs_new(cfg->renderer.concurrency,
                                     cfg->renderer.concurrency * cfg->browsers.count, &ingest);
+    char *ctl_path = config_runtime_path(cfg, CTL_SUPERVISOR);
+    jobs_set_control(sched, ctl_path);
+    free(ctl_path);
     static const struct browser_pool_ops ops = { jobs_wake, jobs_changed };
     ms.pool = browser_pool_new(cfg->browsers.count, cfg->browsers.port_base, &ingest, &ops, sched);
     if (!ms.pool) {

@@ -347,19 +347,69 @@ static int query_v6_parse(const char *s, size_t len, struct in6_addr *addr)
     return inet_pton(AF_INET6, text, addr) == 1 ? 0 : -1;
 }
 
+/* One allow-list entry: "name", "name:port", "[v6]", "[v6]:port" or a bare
+ * IPv6 address. *port is 0 when the entry names none (any port). -1 for an
+ * entry config.c would have refused: it matches nothing. */
+static int query_entry_split(const char *e, const char **host, size_t *hlen, int *v6, long *port)
+{
+    size_t len = strlen(e);
+    const char *colon = memchr(e, ':', len);
+    const char *p = NULL;
+    *port = 0;
+    *v6 = 0;
+    if (len > 0 && e[0] == '[') {
+        const char *close = memchr(e, ']', len);
+        if (!close)
+            return -1;
+        *host = e + 1;
+        *hlen = (size_t)(close - e - 1);
+        *v6 = 1;
+        if (close[1] == ':')
+            p = close + 2;
+        else if (close[1])
+            return -1;
+    } else if (colon && strchr(colon + 1, ':')) {
+        *host = e; /* a bare IPv6 address: every colon is its own */
+        *hlen = len;
+        *v6 = 1;
+    } else {
+        *host = e;
+        *hlen = colon ? (size_t)(colon - e) : len;
+        p = colon ? colon + 1 : NULL;
+    }
+    if (p) {
+        size_t plen = strlen(p);
+        if (plen == 0 || plen > 5)
+            return -1;
+        for (size_t i = 0; i < plen; i++) {
+            if (!query_is_digit((unsigned char)p[i]))
+                return -1;
+            *port = *port * 10 + (p[i] - '0');
+        }
+        if (*port < 1 || *port > 65535)
+            return -1;
+    }
+    return 0;
+}
+
+/* Exact matching: a name case-insensitively and byte for byte otherwise (a
+ * trailing dot is another name, an IPv4 address must be written as the URL
+ * writes it), an IPv6 address by its value. port is the one the browser
+ * will connect to; an entry without a port takes any. */
 static int query_host_listed(const char *host, size_t len, int v6,
-                             const struct in6_addr *addr,
+                             const struct in6_addr *addr, long port,
                              const char *const *allowed_hosts)
 {
     for (size_t i = 0; allowed_hosts[i]; i++) {
-        const char *e = allowed_hosts[i];
-        size_t elen = strlen(e);
+        const char *e;
+        size_t elen;
+        int ev6;
+        long eport;
+        if (query_entry_split(allowed_hosts[i], &e, &elen, &ev6, &eport) < 0 || ev6 != v6 ||
+            (eport && eport != port))
+            continue;
         if (v6) {
             struct in6_addr ea;
-            if (elen >= 2 && e[0] == '[' && e[elen - 1] == ']') {
-                e++;
-                elen -= 2;
-            }
             if (query_v6_parse(e, elen, &ea) == 0 && memcmp(&ea, addr, sizeof(ea)) == 0)
                 return 1;
         } else if (elen == len && strncasecmp(e, host, len) == 0) {
@@ -443,25 +493,29 @@ int query_url_allowed(const char *url, const char *const *allowed_hosts,
     }
 
     const char *aend = auth + alen;
+    /* the port the browser will connect to: an empty one means the
+     * scheme's default, as browsers read it */
+    long port = s == 5 ? 443 : 80;
     if (after < aend) {
-        /* an empty port means the default one, as browsers read it */
-        const char *port = after + 1;
-        size_t plen = (size_t)(aend - port);
+        const char *pdigits = after + 1;
+        size_t plen = (size_t)(aend - pdigits);
         long n = 0;
         int ok = after[0] == ':' && plen <= 5;
         for (size_t i = 0; ok && i < plen; i++) {
-            ok = query_is_digit((unsigned char)port[i]);
-            n = n * 10 + (port[i] - '0');
+            ok = query_is_digit((unsigned char)pdigits[i]);
+            n = n * 10 + (pdigits[i] - '0');
         }
         if (!ok || (plen > 0 && (n < 1 || n > 65535)))
             return query_bad(why, why_len, -EINVAL, "url",
                              "expected a port from 1 to 65535 after the host", url, len);
+        if (plen > 0)
+            port = n;
     }
 
-    if (allowed_hosts && !query_host_listed(host, hlen, v6, &addr, allowed_hosts)) {
-        /* the host is known to be plain characters by now */
-        query_why(why, why_len, "url: host %.*s is not on the allow-list",
-                  (int)hlen, host);
+    if (allowed_hosts && !query_host_listed(host, hlen, v6, &addr, port, allowed_hosts)) {
+        /* the authority is known to be plain characters by now: name it as
+         * the URL wrote it, port included */
+        query_why(why, why_len, "url: host %.*s is not in allowed_hosts", (int)alen, auth);
         return -EACCES;
     }
     return 0;

@@ -133,9 +133,14 @@ void query_fini(struct render_request *req);
  * any, is 1..65535 or empty. User info ("http://grafana@evil.example/") is
  * refused outright: it only ever serves to make a URL look like it goes
  * somewhere it does not, and Grafana never sends it. allowed_hosts, when not
- * NULL, is a NULL-terminated list of hosts (no ports: the URL's port is not
- * compared) matched exactly and case-insensitively; IPv6 entries may be
- * written with or without brackets and match by address.
+ * NULL, is a NULL-terminated list of entries ([renderer] allowed_hosts):
+ * "name" or "[IPv6]" allows the host at any port, "name:port" or
+ * "[IPv6]:port" only at that port (the URL's own, or 80 for http and 443 for
+ * https when it gives none); a bare IPv6 address is an entry without a port.
+ * Names match exactly, case-insensitively (no trailing-dot folding, no IPv4
+ * shorthand: "127.1" is not "127.0.0.1"); IPv6 addresses match by value.
+ * The host compared is the one a browser connects to: user info, '%',
+ * backslashes and whitespace never get that far.
  * Returns 0, -EACCES (scheme, user info, host not allowed: 403) or -EINVAL
  * (malformed: 400), with why set as for query_parse. */
 int query_url_allowed(const char *url, const char *const *allowed_hosts,

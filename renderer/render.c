@@ -147,6 +147,13 @@ static void render_send_steps(struct render *r)
         const char *labels[] = { "step", r->steps[i].name, NULL };
         ingest_buf_line(ib, "grafana_image_renderer_step_duration_seconds", labels, r->steps[i].seconds);
     }
+    /* The browser's version again: an exporter that restarted since the
+     * browser connected has it back with the next render. */
+    const char *product = browser_product(r->b);
+    if (product) {
+        const char *labels[] = { "version", product, NULL };
+        ingest_buf_line(ib, "grafana_image_renderer_browser_info", labels, 1);
+    }
     ingest_send(r->ingest, ib);
     free(ib);
     r->nsteps = 0;
@@ -747,6 +754,12 @@ static void render_reply(void *arg, const struct cdp_msg *m, int err)
         render_fail(r, 500, 1, "the browser did not answer during %s", render_state_names[r->state]);
         return;
     }
+    if (err < 0) { /* -EMSGSIZE: a retry elsewhere would be as large */
+        render_fail(r, 500, 0, "the browser's answer during %s was over the renderer's size limit for it "
+                    "(%u MiB for an image or PDF, %u MiB otherwise)", render_state_names[r->state],
+                    CDP_FRAME_MAX >> 20, CDP_MESSAGE_MAX >> 20);
+        return;
+    }
     if (r->state == RENDER_PREPARE) {
         if (m->type == CDP_MSG_ERROR) {
             if (r->req && r->req->timezone[0] && strstr(m->error_message, "imezone"))
@@ -1005,4 +1018,9 @@ void render_free(struct render *r)
 void render_cancel(struct render *r)
 {
     render_fail(r, 499, 0, "the client went away");
+}
+
+void render_abandon(struct render *r, const char *why)
+{
+    render_fail(r, 500, 0, "%s", why);
 }

@@ -54,5 +54,8 @@ void render_free(struct render *r);
 /* Stop r because its client went away: it ends with 499 through done, as
  * any failure does, after its context is disposed. */
 void render_cancel(struct render *r);
+/* End r (a spare, usually) with a 500 saying why, through the same path:
+ * its context is disposed and done is called. */
+void render_abandon(struct render *r, const char *why);
 
 #endif

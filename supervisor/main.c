@@ -3,7 +3,9 @@
  * supervisor loop. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +51,38 @@ static struct config *main_load(const char *path)
     return cfg;
 }
 
-/* runtime_dir holds the sockets: it must be ours and closed to others. */
-static int main_runtime_dir(const char *dir)
+/* Who owns runtime_dir and what is in it: the children's user when the
+ * supervisor is root and [supervisor] user is set (the exporter binds its
+ * sockets there, the browsers their profiles), else the supervisor. */
+struct main_owner {
+    uid_t uid;
+    gid_t gid;
+    const char *user; /* NULL: the supervisor itself */
+};
+
+static int main_owner(const struct config *cfg, struct main_owner *o)
+{
+    o->uid = geteuid();
+    o->gid = getegid();
+    o->user = NULL;
+    const char *user = cfg->supervisor.user;
+    if (!user || !user[0] || geteuid() != 0)
+        return 0; /* not root: the config has checked the user is us */
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        log_error("the children's user does not exist user=%s", user);
+        return -ENOENT;
+    }
+    o->uid = pw->pw_uid;
+    o->gid = pw->pw_gid;
+    o->user = user;
+    return 0;
+}
+
+/* runtime_dir holds the sockets: it must be ours, or the children's user's,
+ * and closed to others. Opened without following a link and changed through
+ * that fd, so nothing can be swapped in between the check and the change. */
+static int main_runtime_dir(const char *dir, const struct main_owner *o)
 {
     char *path = xstrdup(dir);
     for (char *p = path + 1; *p; p++) {
@@ -72,15 +104,58 @@ static int main_runtime_dir(const char *dir)
         return -err;
     }
     struct stat st;
-    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
-        log_error("runtime_dir is not a directory owned by us path=%s", dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0 || (st.st_uid != geteuid() && st.st_uid != o->uid)) {
+        if (o->user)
+            log_error("runtime_dir is not a directory owned by us or by the children's user path=%s user=%s", dir,
+                      o->user);
+        else
+            log_error("runtime_dir is not a directory owned by us path=%s", dir);
+        if (fd >= 0)
+            close(fd);
         return -ENOTDIR;
     }
-    if ((st.st_mode & 07777) != 0700 && chmod(dir, 0700) < 0) {
+    if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0) {
         int err = errno;
         log_error_errno(err, "cannot make runtime_dir private path=%s", dir);
+        close(fd);
         return -err;
     }
+    close(fd);
+    return 0;
+}
+
+/* For main_chown_cb: nftw passes its callback no argument of ours. */
+static uid_t main_chown_uid;
+static gid_t main_chown_gid;
+
+static int main_chown_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    if (lchown(path, main_chown_uid, main_chown_gid) < 0 && errno != ENOENT) {
+        log_error_errno(errno, "cannot hand runtime_dir over to the children's user path=%s", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Give runtime_dir to the children's user. Done while it still belongs to
+ * root and is 0700 (main_runtime_dir made sure), so nobody else can be
+ * inside while the tree is walked: what a run as root left there (profiles,
+ * sockets) becomes the user's, whose children must empty and replace it.
+ * Once it is the user's, root never walks it again. */
+static int main_hand_over(const char *dir, const struct main_owner *o)
+{
+    struct stat st;
+    if (!o->user || lstat(dir, &st) < 0 || st.st_uid == o->uid)
+        return 0;
+    main_chown_uid = o->uid;
+    main_chown_gid = o->gid;
+    if (nftw(dir, main_chown_cb, 16, FTW_PHYS | FTW_DEPTH) < 0)
+        return -EPERM;
+    log_info("runtime_dir handed over to the children's user path=%s user=%s", dir, o->user);
     return 0;
 }
 
@@ -89,7 +164,9 @@ static int main_runtime_dir(const char *dir)
 static int main_lock(const char *dir)
 {
     char *path = xasprintf("%s/rendervisor.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* O_NOFOLLOW: runtime_dir may be the children's user's, and a link they
+     * left must not make root create or lock a file elsewhere. */
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
         int err = errno;
         if (err == EWOULDBLOCK)
@@ -103,12 +180,20 @@ static int main_lock(const char *dir)
     return fd;
 }
 
-/* The children need a file to read: the embedded default is written out. */
-static char *main_write_default(const char *dir)
+/* The children need a file to read: the embedded default is written out,
+ * theirs to read. A fresh file (O_EXCL, no link followed) renamed into
+ * place: whatever the children's user left under either name is replaced,
+ * never written through. */
+static char *main_write_default(const char *dir, const struct main_owner *o)
 {
     char *path = xasprintf("%s/rendervisor.ini", dir);
     char *tmp = xasprintf("%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0 && o->user && fchown(fd, o->uid, o->gid) < 0) {
+        close(fd);
+        fd = -1;
+    }
     size_t off = 0;
     while (fd >= 0 && off < config_default_ini_len) {
         ssize_t n = write(fd, config_default_ini + off, config_default_ini_len - off);
@@ -167,7 +252,8 @@ int main(int argc, char **argv)
         return 1;
     log_init("supervisor", cfg->supervisor.log_level, cfg->supervisor.log_format);
 
-    if (main_runtime_dir(cfg->supervisor.runtime_dir) < 0) {
+    struct main_owner owner;
+    if (main_owner(cfg, &owner) < 0 || main_runtime_dir(cfg->supervisor.runtime_dir, &owner) < 0) {
         config_free(cfg);
         return 1;
     }
@@ -176,12 +262,18 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 1;
     }
+    /* After the lock: another rendervisor's runtime_dir is left as it is. */
+    if (main_hand_over(cfg->supervisor.runtime_dir, &owner) < 0) {
+        close(lock);
+        config_free(cfg);
+        return 1;
+    }
     char *path;
     if (config_file) {
         path = realpath(config_file, NULL);
         if (!path)
             path = xstrdup(config_file);
-    } else if (!(path = main_write_default(cfg->supervisor.runtime_dir))) {
+    } else if (!(path = main_write_default(cfg->supervisor.runtime_dir, &owner))) {
         config_free(cfg);
         return 1;
     }

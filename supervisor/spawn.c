@@ -6,12 +6,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int spawn_unlink_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -29,6 +33,56 @@ int spawn_remove_tree(const char *path)
     return 0;
 }
 
+/* Become [supervisor] user, for good: its supplementary groups, its group,
+ * then its uid (after which nothing else could change), and the HOME, USER
+ * and LOGNAME that login and systemd give it. The name is looked up here, at
+ * every start, so a user deleted since the config was read fails this child
+ * loudly instead of leaving it root. */
+static int spawn_become(const struct child_spec *spec)
+{
+    errno = 0;
+    struct passwd *pw = getpwnam(spec->user);
+    if (!pw) {
+        int err = errno;
+        dprintf(STDERR_FILENO, "rendervisor: cannot run child=%s as user=%s: %s\n", spec->name, spec->user,
+                err && err != ENOENT && err != ESRCH ? strerror(err) : "no such user");
+        return -1;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+        dprintf(STDERR_FILENO, "rendervisor: cannot run child=%s as user=%s: %s\n", spec->name, spec->user,
+                strerror(errno));
+        return -1;
+    }
+    if (pw->pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+        dprintf(STDERR_FILENO, "rendervisor: child=%s could become root again after switching to user=%s\n",
+                spec->name, spec->user);
+        return -1;
+    }
+    setenv("HOME", pw->pw_dir, 1);
+    setenv("USER", pw->pw_name, 1);
+    setenv("LOGNAME", pw->pw_name, 1);
+    return 0;
+}
+
+int spawn_remove_fresh_dir(const struct child_spec *spec)
+{
+    if (!spec->user || geteuid() != 0)
+        return spawn_remove_tree(spec->fresh_dir);
+    /* Root must not walk a tree its user can change under it (a directory
+     * swapped for a link while it is walked would take root elsewhere): the
+     * walk is the user's, in a child of ours that becomes them first. */
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0)
+        _exit(spawn_become(spec) < 0 ? 126 : spawn_remove_tree(spec->fresh_dir) < 0 ? 1 : 0);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
 /* Runs in the child after fork; never returns. Only async-signal-safe calls
  * matter little here (the supervisor is single-threaded), but errors must end
  * the child with a message on its stderr, which the supervisor logs. */
@@ -41,15 +95,18 @@ static void spawn_exec(const struct child_spec *spec, pid_t parent, int out_w, i
         signal(sig, SIG_DFL);
 
     setsid();
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    /* The supervisor may have died before prctl: then nobody would kill us. */
-    if (getppid() != parent)
-        _exit(1);
-
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out_w, STDOUT_FILENO) < 0 ||
         dup2(err_w, STDERR_FILENO) < 0)
         _exit(126);
+
+    /* Before PR_SET_PDEATHSIG: a change of uid or gid clears it. */
+    if (spec->user && geteuid() == 0 && spawn_become(spec) < 0)
+        _exit(126);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* The supervisor may have died before prctl: then nobody would kill us. */
+    if (getppid() != parent)
+        _exit(1);
 
     if (spec->fresh_dir) {
         if (spawn_remove_tree(spec->fresh_dir) < 0 || mkdir(spec->fresh_dir, 0700) < 0) {

@@ -13,12 +13,20 @@ struct spawn_result {
 };
 
 /* Fork and exec spec's command. The child resets its signal mask and
- * dispositions, calls setsid(), asks for SIGKILL when the supervisor dies, and
- * empties spec->fresh_dir if it has one. A failing exec is reported on the
- * child's stderr and ends it with status 127. Returns 0 or a negative errno. */
+ * dispositions, calls setsid(), becomes spec->user when there is one and the
+ * supervisor is root (initgroups, setgid, setuid; HOME, USER, LOGNAME), asks
+ * for SIGKILL when the supervisor dies, and empties spec->fresh_dir if it has
+ * one, as that user. A user that cannot be taken on ends the child with
+ * status 126 and a message naming the child and the user on its stderr; a
+ * failing exec, with status 127. Returns 0 or a negative errno. */
 int spawn_child(const struct child_spec *spec, struct spawn_result *out);
 
 /* Remove a directory tree (used for browser profiles); returns 0 or -errno. */
 int spawn_remove_tree(const char *path);
+/* Remove spec->fresh_dir as spec->user: with a user, and the supervisor
+ * root, in a short-lived child that becomes the user first, since the tree
+ * is in a directory that user can write to. Waits for it; 0 or -errno (-EIO
+ * when the child failed). */
+int spawn_remove_fresh_dir(const struct child_spec *spec);
 
 #endif

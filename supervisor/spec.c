@@ -57,6 +57,21 @@ static void spec_buckets_text(char *buf, size_t size, const struct config_bucket
         len += (size_t)snprintf(buf + len, size - len, "%s%.17g", i ? " " : "", b->bounds[i]);
 }
 
+/* settings with the renderer's allowed_hosts appended (settings is freed). */
+static char *spec_add_hosts(char *settings, char *const *hosts)
+{
+    char *out = xasprintf("%sallowed_hosts=", settings);
+    free(settings);
+    for (size_t i = 0; hosts && hosts[i]; i++) {
+        char *more = xasprintf("%s%s%s", out, i ? " " : "", hosts[i]);
+        free(out);
+        out = more;
+    }
+    settings = xasprintf("%s\n", out);
+    free(out);
+    return settings;
+}
+
 struct child_spec *spec_build(const struct config *cfg, const char *config_path, size_t *count)
 {
     size_t n = 2 + cfg->browsers.count;
@@ -89,10 +104,17 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
         s->fresh_dir = xasprintf("%s/%s.profile", cfg->supervisor.runtime_dir, s->name);
         snprintf(port, sizeof(port), "--remote-debugging-port=%u", cfg->browsers.port_base + i);
         char *dirarg = xasprintf("--user-data-dir=%s", s->fresh_dir);
-        spec_command(&s->command, &cfg->browsers.command, port, dirarg, (char *)NULL);
+        /* After the operator's words: Chromium takes the last of a repeated
+         * switch, so no command can open DevTools beyond loopback. */
+        spec_command(&s->command, &cfg->browsers.command, port, "--remote-debugging-address=127.0.0.1", dirarg,
+                     (char *)NULL);
         free(dirarg);
         s->memory_limit = cfg->browsers.memory_limit;
         s->fingerprint = spec_fingerprint(&s->command, "");
+        /* Served by the browser's DevTools HTTP handler: it answers while
+         * the browser does, and not when it is stopped or wedged. */
+        snprintf(s->health_listen, sizeof(s->health_listen), "127.0.0.1:%u", cfg->browsers.port_base + i);
+        s->health_path = "/json/version";
     }
 
     /* The renderer finds the browsers and the exporter through the config,
@@ -102,12 +124,21 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     s->role = SPEC_ROLE_RENDERER;
     spec_command(&s->command, &cfg->renderer.command, "--config", config_path, (char *)NULL);
     s->memory_limit = cfg->renderer.memory_limit;
-    settings = xasprintf("listen=%s\nauth_token=%s\nconcurrency=%u\nbrowsers=%u\nport_base=%u\nsocket=%s\ningest=%s\n",
+    settings = xasprintf("listen=%s\nauth_token=%s\nconcurrency=%u\nrender_memory=%llu\nbrowsers=%u\nport_base=%u\n"
+                         "socket=%s\ningest=%s\n",
                          cfg->renderer.listen, cfg->renderer.auth_token, cfg->renderer.concurrency,
-                         cfg->browsers.count, cfg->browsers.port_base, cfg->exporter.socket, cfg->exporter.ingest);
+                         (unsigned long long)cfg->renderer.render_memory, cfg->browsers.count,
+                         cfg->browsers.port_base, cfg->exporter.socket, cfg->exporter.ingest);
+    settings = spec_add_hosts(settings, cfg->renderer.allowed_hosts);
     s->fingerprint = spec_fingerprint(&s->command, settings);
     free(settings);
+    snprintf(s->health_listen, sizeof(s->health_listen), "%s", cfg->renderer.listen);
+    s->health_path = "/healthz";
 
+    /* Every child runs as [supervisor] user; it cannot change while running
+     * (the supervisor keeps the first one on a reload). */
+    for (size_t i = 0; i < k; i++)
+        specs[i].user = cfg->supervisor.user && cfg->supervisor.user[0] ? xstrdup(cfg->supervisor.user) : NULL;
     *count = k;
     return specs;
 }
@@ -116,6 +147,7 @@ static void spec_fini(struct child_spec *s)
 {
     config_command_fini(&s->command);
     free(s->fresh_dir);
+    free(s->user);
     free(s->fingerprint);
     memset(s, 0, sizeof(*s));
 }

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "ctl.h"
 #include "log.h"
 #include "report.h"
 #include "sampler.h"
@@ -27,6 +29,8 @@
 #define SV_MAX_STRAYS 256
 
 static void sv_report_child(struct supervisor *sv, struct sv_child *c);
+static void sv_step(struct supervisor *sv, struct sv_child *c, enum child_event ev, int arg);
+static void sv_over_limit(struct supervisor *sv, struct sv_child *c);
 
 static int sv_epoll_add(struct supervisor *sv, int fd, struct sv_watch *w)
 {
@@ -104,6 +108,138 @@ static void sv_signal_group(struct sv_child *c, int sig)
     if (c->pidfd >= 0)
         syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0);
     kill(-c->pid, sig);
+    /* A stopped process (SIGSTOP, a debugger) acts on SIGTERM only once it
+     * runs again: let it, so it can end the polite way. */
+    if (sig == SIGTERM) {
+        if (c->pidfd >= 0)
+            syscall(SYS_pidfd_send_signal, c->pidfd, SIGCONT, NULL, 0);
+        kill(-c->pid, SIGCONT);
+    }
+}
+
+/* ---- health probes ------------------------------------------------------ */
+
+/* A child that has never answered gets this long before silence counts:
+ * a browser that never opens its port is broken, not slow. Until its first
+ * answer it is probed this often, so it is watched soon after it is up. */
+#define SV_PROBE_GRACE_NS (60 * CLOCK_NS_PER_S)
+#define SV_PROBE_FIRST_NS (500 * CLOCK_NS_PER_MS)
+
+static int sv_probing(const struct supervisor *sv, const struct sv_child *c)
+{
+    return sv->cfg->supervisor.health_interval_ns > 0 && c->probe.addrlen > 0 && c->pid > 0 &&
+           c->m.state == CHILD_RUNNING && !sv->shutting_down;
+}
+
+static void sv_probe_reset(struct supervisor *sv, struct sv_child *c)
+{
+    sv_close_watched(sv, &c->probe.fd);
+    c->probe_failures = 0;
+    c->probe_answered = 0;
+    c->probe_at_ns = 0;
+    c->probe.addrlen = 0;
+    if (!c->spec.health_listen[0])
+        return;
+    if (probe_addr_from_listen(c->spec.health_listen, &c->probe.addr, &c->probe.addrlen) < 0) {
+        log_warn("cannot probe the child's health child=%s listen=%s", c->spec.name, c->spec.health_listen);
+        c->probe.addrlen = 0;
+        return;
+    }
+    snprintf(c->probe.path, sizeof(c->probe.path), "%s", c->spec.health_path);
+    c->started_ns = clock_now_ns();
+    c->probe_at_ns = c->started_ns + SV_PROBE_FIRST_NS;
+}
+
+static void sv_probe_done(struct supervisor *sv, struct sv_child *c, int rc)
+{
+    const struct config *cfg = sv->cfg;
+    int64_t now = clock_now_ns();
+    sv_close_watched(sv, &c->probe.fd);
+    /* Probes start every interval, however long the last one waited. */
+    c->probe_at_ns = c->probe_started_ns + cfg->supervisor.health_interval_ns;
+    if (c->probe_at_ns < now)
+        c->probe_at_ns = now;
+    if (rc > 0) {
+        if (!c->probe_answered)
+            log_debug("child answers its health probe child=%s path=%s", c->spec.name, c->probe.path);
+        if (c->probe_failures)
+            log_info("child answers its health probe again child=%s", c->spec.name);
+        c->probe_failures = 0;
+        c->probe_answered = 1;
+        return;
+    }
+    if (!c->probe_answered && now - c->started_ns < SV_PROBE_GRACE_NS) {
+        c->probe_at_ns = now + SV_PROBE_FIRST_NS; /* still starting */
+        log_debug("child not answering its health probe yet child=%s error=%d", c->spec.name, -rc);
+        return;
+    }
+    c->probe_failures++;
+    log_warn("child not answering its health probe child=%s path=%s failures=%u of=%u error=\"%s\"", c->spec.name,
+             c->probe.path, c->probe_failures, cfg->supervisor.health_failures,
+             rc == -ETIMEDOUT ? "no answer in time" : strerror(-rc));
+    if (c->probe_failures >= cfg->supervisor.health_failures) {
+        c->probe_failures = 0;
+        sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_UNHEALTHY);
+    }
+}
+
+static void sv_probe_start(struct supervisor *sv, struct sv_child *c)
+{
+    c->probe_started_ns = clock_now_ns();
+    int rc = probe_start(&c->probe);
+    if (rc < 0) {
+        sv_probe_done(sv, c, rc);
+        return;
+    }
+    c->probe_watch = (struct sv_watch){ .kind = SV_WATCH_PROBE, .child = c };
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.ptr = &c->probe_watch };
+    if (epoll_ctl(sv->epfd, EPOLL_CTL_ADD, c->probe.fd, &ev) < 0) {
+        rc = -errno;
+        sv_probe_done(sv, c, rc);
+        return;
+    }
+    c->probe_started_ns = clock_now_ns();
+    c->probe_at_ns = c->probe_started_ns + sv->cfg->supervisor.health_timeout_ns;
+}
+
+static void sv_probe_ready(struct supervisor *sv, struct sv_child *c)
+{
+    if (c->probe.fd < 0)
+        return;
+    int was_sent = c->probe.sent;
+    int fd = c->probe.fd;
+    int rc = probe_ready(&c->probe);
+    if (rc == 0) {
+        if (!was_sent && c->probe.sent) {
+            /* Sent: from now on only the answer is of interest. */
+            struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = &c->probe_watch };
+            epoll_ctl(sv->epfd, EPOLL_CTL_MOD, fd, &ev);
+        }
+        return;
+    }
+    /* probe_ready closed the fd, which took it out of the epoll set. */
+    sv_probe_done(sv, c, rc);
+}
+
+/* Due probes start; probes past their deadline fail. */
+static void sv_probe_tick(struct supervisor *sv, int64_t now)
+{
+    for (size_t i = 0; i < sv->nchildren; i++) {
+        struct sv_child *c = sv->children[i];
+        if (!sv_probing(sv, c)) {
+            if (c->probe.fd >= 0)
+                sv_close_watched(sv, &c->probe.fd);
+            continue;
+        }
+        if (!c->probe_at_ns) /* probes were turned on by a reload */
+            c->probe_at_ns = now + SV_PROBE_FIRST_NS;
+        if (now < c->probe_at_ns)
+            continue;
+        if (c->probe.fd >= 0)
+            sv_probe_done(sv, c, -ETIMEDOUT);
+        else
+            sv_probe_start(sv, c);
+    }
 }
 
 static int sv_spawn(struct supervisor *sv, struct sv_child *c)
@@ -123,6 +259,8 @@ static int sv_spawn(struct supervisor *sv, struct sv_child *c)
     sv_stream_open(sv, c, &c->out, r.out_fd);
     sv_stream_open(sv, c, &c->err, r.err_fd);
     guardian_watch(&sv->guardian, c->pid);
+    sv_probe_reset(sv, c);
+    c->drain_since_ns = 0;
     log_info("child started child=%s pid=%d program=%s", c->spec.name, c->pid, c->spec.command.argv[0]);
     return 0;
 }
@@ -295,14 +433,95 @@ static void sv_sample(struct supervisor *sv)
         struct sv_child *c = sv->children[i];
         c->fig = figs[i];
         uint64_t limit = c->spec.memory_limit;
-        if (c->m.state == CHILD_RUNNING && limit && c->fig.proportional_bytes > limit) {
-            log_warn("child over its memory limit child=%s pss_bytes=%llu rss_bytes=%llu limit_bytes=%llu "
-                     "processes=%u",
-                     c->spec.name, (unsigned long long)c->fig.proportional_bytes,
-                     (unsigned long long)c->fig.resident_bytes, (unsigned long long)limit, c->fig.processes);
-            sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_MEMORY_LIMIT);
-        }
+        /* A child being drained is looked at every sample until it restarts,
+         * whatever its memory says now: the renderer holds it idle. */
+        if (c->m.state == CHILD_RUNNING && ((limit && c->fig.proportional_bytes > limit) || c->drain_since_ns))
+            sv_over_limit(sv, c);
         sv_report_child(sv, c);
+    }
+}
+
+/* ---- memory limits, gracefully ------------------------------------------- */
+
+static struct sv_child *sv_renderer(struct supervisor *sv)
+{
+    for (size_t i = 0; i < sv->nchildren; i++)
+        if (sv->children[i]->spec.role == SPEC_ROLE_RENDERER && sv->children[i]->pid > 0 &&
+            sv->children[i]->m.state == CHILD_RUNNING)
+            return sv->children[i];
+    return NULL;
+}
+
+/* A browser over its limit is first drained: the renderer gives it no new
+ * render and says "drained" when its renders in flight are over; then it
+ * restarts. It restarts at once when there is no renderer to ask, when it
+ * has had drain_timeout, or when it has grown to half as much again as its
+ * limit meanwhile. Other children restart at once. */
+static void sv_over_limit(struct supervisor *sv, struct sv_child *c)
+{
+    uint64_t limit = c->spec.memory_limit;
+    int64_t now = clock_now_ns();
+    int64_t drain = sv->cfg->browsers.drain_timeout_ns;
+    if (c->drain_since_ns) {
+        if (now - c->drain_since_ns < drain && c->fig.proportional_bytes <= limit + limit / 2)
+            return; /* its renders may still finish */
+        log_warn("child not drained in time, restarting child=%s pss_bytes=%llu limit_bytes=%llu drained_ms=%lld",
+                 c->spec.name, (unsigned long long)c->fig.proportional_bytes, (unsigned long long)limit,
+                 (long long)((now - c->drain_since_ns) / CLOCK_NS_PER_MS));
+        sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_MEMORY_LIMIT);
+        return;
+    }
+    log_warn("child over its memory limit child=%s pss_bytes=%llu rss_bytes=%llu limit_bytes=%llu processes=%u",
+             c->spec.name, (unsigned long long)c->fig.proportional_bytes, (unsigned long long)c->fig.resident_bytes,
+             (unsigned long long)limit, c->fig.processes);
+    struct sv_child *r = sv_renderer(sv);
+    unsigned index;
+    if (c->spec.role == SPEC_ROLE_BROWSER && drain > 0 && r && sv->ctl_fd >= 0 &&
+        sscanf(c->spec.name, "browser-%u", &index) == 1) {
+        char line[CTL_LINE_MAX], *path = config_runtime_path(sv->cfg, CTL_RENDERER);
+        snprintf(line, sizeof(line), "drain %u\n", index);
+        int rc = ctl_send(sv->ctl_fd, path, line);
+        free(path);
+        if (rc == 0) {
+            c->drain_since_ns = now;
+            log_info("draining child before its restart child=%s timeout_ms=%lld", c->spec.name,
+                     (long long)(drain / CLOCK_NS_PER_MS));
+            return;
+        }
+        log_warn_errno(rc, "cannot ask the renderer to drain child=%s", c->spec.name);
+    }
+    sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_MEMORY_LIMIT);
+}
+
+/* The renderer's "drained N": browser-N has no render left; restart it. */
+static void sv_ctl_read(struct supervisor *sv)
+{
+    char line[CTL_LINE_MAX];
+    pid_t pid;
+    int n;
+    while ((n = ctl_recv(sv->ctl_fd, line, sizeof(line), &pid)) != -EAGAIN) {
+        if (n < 0) {
+            if (n == -EMSGSIZE)
+                continue;
+            log_warn_errno(n, "cannot read the control socket");
+            return;
+        }
+        struct sv_child *r = sv_renderer(sv);
+        unsigned index;
+        if (!r || pid != r->pid || ctl_parse(line, "drained", &index) < 0) {
+            log_warn("control line refused pid=%d line_bytes=%d", (int)pid, n);
+            continue;
+        }
+        char name[SPEC_NAME_MAX];
+        snprintf(name, sizeof(name), "browser-%u", index);
+        for (size_t i = 0; i < sv->nchildren; i++) {
+            struct sv_child *c = sv->children[i];
+            if (strcmp(c->spec.name, name) == 0 && c->drain_since_ns && c->m.state == CHILD_RUNNING) {
+                log_info("child drained, restarting child=%s drained_ms=%lld", c->spec.name,
+                         (long long)((clock_now_ns() - c->drain_since_ns) / CLOCK_NS_PER_MS));
+                sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_MEMORY_LIMIT);
+            }
+        }
     }
 }
 
@@ -316,12 +535,14 @@ static struct sv_child *sv_child_new(struct supervisor *sv, struct child_spec *s
     c->pidfd = -1;
     c->out = (struct sv_stream){ .fd = -1, .name = "stdout" };
     c->err = (struct sv_stream){ .fd = -1, .name = "stderr" };
+    probe_init(&c->probe);
     proctree_ledger_init(&c->ledger);
     return c;
 }
 
 static void sv_child_free(struct sv_child *c)
 {
+    probe_close(&c->probe);
     struct child_spec none = { 0 };
     spec_move(&c->spec, &none);
     proctree_ledger_fini(&c->ledger);
@@ -355,6 +576,12 @@ static void sv_reload(struct supervisor *sv)
                  sv->cfg->supervisor.runtime_dir);
         free(cfg->supervisor.runtime_dir);
         cfg->supervisor.runtime_dir = xstrdup(sv->cfg->supervisor.runtime_dir);
+    }
+    /* runtime_dir was handed to the first user at start: it stays theirs. */
+    if (strcmp(cfg->supervisor.user, sv->cfg->supervisor.user) != 0) {
+        log_warn("user changes take effect when rendervisor restarts user=%s", sv->cfg->supervisor.user);
+        free(cfg->supervisor.user);
+        cfg->supervisor.user = xstrdup(sv->cfg->supervisor.user);
     }
     log_set(cfg->supervisor.log_level, cfg->supervisor.log_format);
 
@@ -488,6 +715,11 @@ static int64_t sv_next_deadline(const struct supervisor *sv)
         int64_t d = sv->children[i]->m.deadline_ns;
         if (d && (!next || d < next))
             next = d;
+        if (sv_probing(sv, sv->children[i])) {
+            d = sv->children[i]->probe_at_ns;
+            if (d && (!next || d < next))
+                next = d;
+        }
     }
     return next;
 }
@@ -504,6 +736,12 @@ static void sv_dispatch(struct supervisor *sv, struct sv_watch *w)
         break;
     case SV_WATCH_STREAM:
         sv_stream_read(sv, w->child, w->stream);
+        break;
+    case SV_WATCH_PROBE:
+        sv_probe_ready(sv, w->child);
+        break;
+    case SV_WATCH_CTL:
+        sv_ctl_read(sv);
         break;
     }
 }
@@ -539,6 +777,7 @@ int supervisor_run(struct supervisor *sv)
             if (c->m.deadline_ns && c->m.deadline_ns <= now)
                 sv_step(sv, c, CHILD_EV_TICK, 0);
         }
+        sv_probe_tick(sv, now);
         if (!sv->shutting_down && now >= sv->next_sample_ns) {
             sv_sample(sv);
             sv->next_sample_ns = now + sv->cfg->supervisor.sample_interval_ns;
@@ -562,6 +801,7 @@ int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path
     sv->guardian.fd = -1;
     sv->self_pid = getpid();
     sv->sender.fd = -1;
+    sv->ctl_fd = -1;
     sv->report = xmalloc(sizeof(*sv->report));
 
     /* Signals are blocked before anything is spawned, so none is lost
@@ -607,6 +847,21 @@ int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path
     if (rc < 0)
         return rc;
 
+    /* Without it memory limits still work, only not gracefully. */
+    char *ctl = config_runtime_path(cfg, CTL_SUPERVISOR);
+    sv->ctl_fd = ctl_open(ctl);
+    sv->ctl_watch = (struct sv_watch){ .kind = SV_WATCH_CTL };
+    if (sv->ctl_fd < 0 || sv_epoll_add(sv, sv->ctl_fd, &sv->ctl_watch) < 0)
+        log_warn_errno(sv->ctl_fd < 0 ? sv->ctl_fd : -errno, "cannot open the control socket path=%s", ctl);
+    /* The renderer runs as [supervisor] user then, and must reach it. */
+    if (sv->ctl_fd >= 0 && cfg->supervisor.user && cfg->supervisor.user[0] && geteuid() == 0) {
+        struct passwd *pw = getpwnam(cfg->supervisor.user);
+        if (!pw || chown(ctl, pw->pw_uid, pw->pw_gid) < 0)
+            log_warn("cannot hand the control socket to the children's user path=%s user=%s", ctl,
+                     cfg->supervisor.user);
+    }
+    free(ctl);
+
     size_t n;
     struct child_spec *specs = spec_build(cfg, config_path, &n);
     sv_set_children(sv, specs, n);
@@ -622,7 +877,7 @@ void supervisor_fini(struct supervisor *sv)
         sv_close_watched(sv, &c->out.fd);
         sv_close_watched(sv, &c->err.fd);
         if (c->spec.fresh_dir)
-            spawn_remove_tree(c->spec.fresh_dir);
+            spawn_remove_fresh_dir(&c->spec);
         sv_child_free(c);
     }
     free(sv->children);
@@ -633,6 +888,7 @@ void supervisor_fini(struct supervisor *sv)
         sampler_free(sv->sampler);
     ingest_sender_fini(&sv->sender);
     free(sv->report);
+    sv_close_watched(sv, &sv->ctl_fd);
     if (sv->sigfd >= 0)
         close(sv->sigfd);
     if (sv->epfd >= 0)

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "guardian.h"
 #include "ingest.h"
+#include "probe.h"
 #include "proctree.h"
 #include "spec.h"
 
@@ -20,6 +21,8 @@ enum sv_watch_kind {
     SV_WATCH_SIGNAL,
     SV_WATCH_PIDFD,
     SV_WATCH_STREAM,
+    SV_WATCH_PROBE,
+    SV_WATCH_CTL,
 };
 
 struct sv_child;
@@ -50,6 +53,15 @@ struct sv_child {
     double start_wall;
     struct proctree_ledger ledger;
     struct proctree_figures fig;
+    /* Health (probe.h): the next probe, or the deadline of the one running. */
+    struct probe probe;
+    struct sv_watch probe_watch;
+    int64_t started_ns;
+    int64_t probe_at_ns;
+    int64_t probe_started_ns;
+    unsigned probe_failures; /* in a row */
+    int probe_answered;      /* this run has answered once */
+    int64_t drain_since_ns;  /* a browser over its limit the renderer is draining, or 0 */
 };
 
 struct supervisor {
@@ -72,6 +84,8 @@ struct supervisor {
     unsigned long long escaped_sig; /* what the guardian was last told */
     int shutting_down;
     int self_pid;
+    int ctl_fd; /* supervisor.ctl: the renderer's "drained N" */
+    struct sv_watch ctl_watch;
 };
 
 /* Set up everything (runtime_dir must exist); cfg and config_path are taken

@@ -139,7 +139,9 @@ class Rendervisor:
         self.config = os.path.join(self.dir, 'rendervisor.ini')
         self.settings = {
             'supervisor': {'runtime_dir': self.run_dir, 'sample_interval': sample_interval,
-                           'stop_timeout': stop_timeout, 'log_level': 'debug'},
+                           'stop_timeout': stop_timeout, 'log_level': 'debug',
+                           # stand-in browsers (sleep) answer no health probe
+                           'health_interval': '5s' if browsers else '0s'},
             'exporter': {'command': exporter or sh('exec sleep 1000'), 'listen': ''},
             'renderer': {'command': renderer or sh('exec sleep 1000')},
             'browsers': {'count': str(browser_count), 'command': browsers or sh('exec sleep 1000'),

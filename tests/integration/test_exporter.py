@@ -153,6 +153,47 @@ class ExporterTest(unittest.TestCase):
         self.assertNotIn('teleport', text)
         self.assertNotIn('no_such_family', text)
 
+    def test_datagram_limits_are_counted_with_their_reason(self):
+        # Issue 5: at most 1024 lines a datagram (the rest each counted
+        # too_many_lines), at most 64 KiB a datagram (refused whole, once,
+        # too_long), at most 128 bytes a label value (too_long); what came
+        # before stays applied.
+        rej = lambda r: self.value('rendervisor_ingest_rejected_total', reason=r) or 0  # noqa: E731
+        many, long_ = rej('too_many_lines'), rej('too_long')
+        lines = ''.join('grafana_image_renderer_http_request_in_flight %d\n' % i for i in range(1030))
+        self.send(lines)
+        wait_until(lambda: rej('too_many_lines') == many + 6, 3, what='6 lines refused as too_many_lines')
+        self.assertEqual(self.value('grafana_image_renderer_http_request_in_flight'), 1023)
+        self.send(b'grafana_image_renderer_http_request_in_flight 5\n' * 2000)   # 98 000 bytes
+        wait_until(lambda: rej('too_long') == long_ + 1, 3, what='the oversized datagram refused')
+        self.assertEqual(self.value('grafana_image_renderer_http_request_in_flight'), 1023)
+        self.send('grafana_image_renderer_browser_info{version="%s"} 1\n' % ('v' * 200))
+        wait_until(lambda: rej('too_long') == long_ + 2, 3, what='the long label value refused')
+        self.assertNotIn('v' * 200, self.get('/metrics')[2])
+
+    def test_http_requests_beyond_the_limits_are_refused(self):
+        def raw(data):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(10)
+            s.connect(self.sock)
+            try:
+                s.sendall(data)
+                r = http.client.HTTPResponse(s)
+                r.begin()
+                return r.status, r.read()
+            finally:
+                s.close()
+        # a long body is refused before it is read (none of it has been
+        # sent), and so is one of unknown length; a short one is dropped
+        status, body = raw(b'GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n')
+        self.assertEqual(status, 413)
+        self.assertIn(b'request body: longer than 65536 bytes or of unknown length', body)
+        self.assertEqual(raw(b'POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n')[0], 413)
+        self.assertEqual(raw(b'GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc')[0], 200)
+        self.assertEqual(raw(b'GET /' + b'p' * 20000 + b' HTTP/1.1\r\nHost: x\r\n\r\n')[0], 414)
+        self.assertEqual(raw(b'GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ' + b'b' * 20000 + b'\r\n\r\n')[0], 431)
+        self.assertEqual(self.get('/metrics')[0], 200)
+
     def test_sender_with_another_uid_is_refused(self):
         peer = lambda: self.value('rendervisor_ingest_rejected_total', reason='peer') or 0  # noqa: E731
         before = peer()

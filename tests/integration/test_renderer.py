@@ -125,6 +125,27 @@ CSV_BODY = b'time,value\n1700000000,42\nrenderKey,yes\n'
 # A url that is itself a download (served as an attachment).
 CSV_ATTACHMENT = b'a,b\n1,2\n'
 
+# A panel whose page takes memory: ?mb= MiB in 10 MiB pieces, each touched so
+# it is resident, then (with ?ready_ms=) it reports itself rendered. Without
+# ready_ms it keeps taking, without bound.
+HOG_PAGE = b"""<!doctype html><html><head><style>
+html,body{margin:0;background:#fff}
+.panel-solo{position:absolute;left:0;top:0;width:50px;height:50px}
+</style></head><body><div class="panel-solo" id="p"></div><script>
+var q = new URLSearchParams(location.search), mb = +q.get('mb') || 1e9, keep = [];
+(function grow(){
+  if (keep.length * 10 >= mb) return;
+  var a = new Uint8Array(10 * 1024 * 1024);
+  for (var i = 0; i < a.length; i += 4096) a[i] = 1;
+  keep.push(a);
+  setTimeout(grow, 20);
+})();
+if (q.get('ready_ms')) setTimeout(function(){
+  document.getElementById('p').style.background = 'rgb(255,0,0)';
+  requestAnimationFrame(function(){ window.panelsRendered = 1; });
+}, +q.get('ready_ms'));
+</script></body></html>"""
+
 # A Grafana panel that never reports itself rendered.
 NEVER_PAGE = b"""<!doctype html><html><head></head><body>
 <div class="panel-solo">never ready</div></body></html>"""
@@ -209,7 +230,7 @@ def default_browser_command():
 class Pages(http.server.BaseHTTPRequestHandler):
     pages = {'/panels.html': PANELS_PAGE, '/scenes.html': SCENES_PAGE, '/tall.html': TALL_PAGE,
              '/never.html': NEVER_PAGE, '/slow.html': SLOW_PAGE, '/lazy.html': LAZY_PAGE,
-             '/csv.html': CSV_PAGE}
+             '/csv.html': CSV_PAGE, '/hog.html': HOG_PAGE}
     seen = []  # request paths with their query, in order
     seen_lock = threading.Lock()
 
@@ -572,6 +593,135 @@ class RendererTest(unittest.TestCase):
         self.assertEqual(headers['Content-Type'], 'application/json')
         self.assertIn('ERR_CONNECTION_REFUSED', json.loads(body)['error'])
 
+    # ---- limits on what comes from outside (issue 5) ----------------------------
+    def raw(self, data, timeout=10):
+        """Send bytes as they are; (status, headers, body) of the answer."""
+        s = socket.create_connection(('127.0.0.1', self.port), timeout=timeout)
+        try:
+            s.sendall(data)
+            r = http.client.HTTPResponse(s)
+            r.begin()
+            return r.status, dict(r.getheaders()), r.read()
+        finally:
+            s.close()
+
+    def test_oversized_requests_are_refused_naming_the_limit(self):
+        renderer = self.rv.pid('renderer')
+        q = urllib.parse.urlencode(dict(url=self.site + '/panels.html'))
+        h = {'X-Auth-Token': TOKEN}
+        # headers: too many, too large (JSON, ours), far too large (MHD's own)
+        many = dict(h, **{'X-Extra-%d' % i: 'v' for i in range(70)})
+        status, _, body = self.get('/render?' + q, many)
+        self.assertEqual(status, 431, body[:300])
+        self.assertRegex(json.loads(body)['error'], r'^request headers: \d+ of them, at most 64$')
+        status, _, body = self.get('/render?' + q, dict(h, **{'X-Big': 'b' * 20000}))
+        self.assertEqual(status, 431, body[:300])
+        self.assertRegex(json.loads(body)['error'], r'^request headers: \d+ bytes, at most 16384$')
+        status, _, _ = self.raw(b'GET / HTTP/1.1\r\nHost: x\r\nX-Huge: ' + b'h' * 100000 + b'\r\n\r\n')
+        self.assertEqual(status, 431)
+        # the query: too many parameters, too many bytes, a request line too long
+        status, _, body = self.get('/render?' + q + ''.join('&p%d=1' % i for i in range(70)), h)
+        self.assertEqual(status, 400, body[:300])
+        self.assertEqual(json.loads(body)['error'], 'query: more than 64 parameters')
+        status, _, body = self.get('/render?' + q + '&name=' + 'n' * 17000, h)
+        self.assertEqual(status, 414, body[:300])
+        self.assertRegex(json.loads(body)['error'], r'^query: \d+ bytes of parameters \(decoded\), at most 16384$')
+        status, _, _ = self.raw(b'GET /render?url=' + b'u' * 100000 + b' HTTP/1.1\r\nHost: x\r\n\r\n')
+        self.assertEqual(status, 414)
+        # a url over its own bound is still 400, naming url
+        status, _, body = self.get('/render?' + urllib.parse.urlencode(dict(url=self.site + '/' + 'a' * 9000)), h)
+        self.assertEqual(status, 400, body[:300])
+        self.assertTrue(json.loads(body)['error'].startswith('url: longer than 8192 bytes'), body)
+        # a long body, or one of unknown length: refused before it is read
+        # (the client has sent none of it yet); a short one is dropped
+        status, _, body = self.raw(('GET /render?%s HTTP/1.1\r\nHost: x\r\nX-Auth-Token: %s\r\n'
+                                    'Content-Length: 100000000\r\n\r\n' % (q, TOKEN)).encode(), timeout=5)
+        self.assertEqual(status, 413, body[:300])
+        self.assertEqual(json.loads(body)['error'],
+                         'request body: longer than 65536 bytes or of unknown length (every endpoint is GET)')
+        status, _, _ = self.raw(b'POST /render HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n', timeout=5)
+        self.assertEqual(status, 413)
+        status, _, _ = self.raw(b'GET /render/version HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc')
+        self.assertEqual(status, 200)
+        # nothing running was lost: the same renderer renders
+        self.assertEqual(self.rv.pid('renderer'), renderer)
+        w, h_, rows = self.render('/panels.html', width=100, height=100)
+        self.assertEqual(rows[50][50], (255, 0, 0))
+
+    def test_a_page_cannot_make_the_renderer_hold_a_huge_message(self):
+        # The readiness check's reply carries what the page throws: here
+        # 6 MiB of text, over the 4 MiB a reply other than an image or a PDF
+        # may have. The render fails at once (not at its timeout) naming the
+        # limit, and the renderer goes on.
+        Pages.pages['/huge-exception.html'] = (
+            b"<!doctype html><html><body><script>"
+            b"Object.defineProperty(window, '__grafanaSceneContext', {get: function(){"
+            b" throw new Error('x'.repeat(6 * 1024 * 1024)); }});"
+            b"</script></body></html>")
+        renderer = self.rv.pid('renderer')
+        t0 = time.monotonic()
+        status, headers, body = self.request('/huge-exception.html', width=100, height=100, timeout=30)
+        took = time.monotonic() - t0
+        self.assertEqual(status, 500, body[:300])
+        self.assertEqual(headers['Content-Type'], 'application/json')
+        self.assertIn("over the renderer's size limit for it (64 MiB for an image or PDF, 4 MiB otherwise)",
+                      json.loads(body)['error'])
+        self.assertLess(took, 15)
+        self.assertTrue(any('browser message over its size limit' in line and 'kind=reply' in line
+                            and 'limit=4194304' in line for line in self.rv.log_text().splitlines()))
+        self.assertEqual(self.rv.pid('renderer'), renderer)
+        w, h, rows = self.render('/panels.html', width=100, height=100)
+        self.assertEqual(rows[50][50], (255, 0, 0))
+
+    def test_allowed_hosts(self):
+        # [renderer] allowed_hosts: the fixture server's address with its
+        # port. Another port of the same address, another name of the same
+        # host and the usual tricks are 403, naming what the browser would
+        # have opened; the listed one renders.
+        web_port = self.web.server_address[1]
+        rv, port = self.private_rendervisor(1, browsers=default_browser_command(),
+                                            renderer={'allowed_hosts': 'grafana.invalid 127.0.0.1:%d' % web_port})
+        try:
+            wait_until(lambda: self.get_from(port, '/healthz')[0] == 200, 60, interval=0.1,
+                       what='the renderer connected to its browser')
+            status, headers, body = self.request('/panels.html', port=port, width=100, height=100)
+            self.assertEqual(status, 200, body[:300])
+            self.assertEqual(read_png(body)[2][50][50], (255, 0, 0))
+            refused = {
+                'http://localhost:%d/panels.html' % web_port: 'localhost:%d' % web_port,
+                'http://127.0.0.1:%d/panels.html' % free_port(): None,
+                'http://127.0.0.1/panels.html': '127.0.0.1',
+                'http://localhost:%d/?127.0.0.1:%d' % (web_port, web_port): 'localhost:%d' % web_port,
+                'http://localhost:%d#@127.0.0.1:%d/' % (web_port, web_port): 'localhost:%d' % web_port,
+                'http://127.0.0.1:%d@localhost:%d/' % (web_port, web_port): None,
+                'http://GRAFANA.invalid./': 'GRAFANA.invalid.',
+            }
+            for url, host in refused.items():
+                q = urllib.parse.urlencode(dict(url=url, width=100, height=100))
+                status, headers, body = self.get_with(port, '/render?' + q)
+                self.assertEqual(status, 403, '%s: %s' % (url, body[:300]))
+                why = json.loads(body)['error']
+                if host:
+                    self.assertEqual(why, 'url: host %s is not in allowed_hosts' % host, url)
+                else:
+                    self.assertTrue(why.startswith('url: '), why)
+            # percent-encoding in the host is no way around it either
+            q = urllib.parse.urlencode(dict(url='http://127.0.0.1%%3A%d/' % web_port))
+            self.assertEqual(self.get_with(port, '/render?' + q)[0], 400)
+        finally:
+            rv.stop()
+
+    def get_with(self, port, path):
+        try:
+            c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+            c.request('GET', path, headers={'X-Auth-Token': TOKEN})
+            r = c.getresponse()
+            out = r.status, dict(r.getheaders()), r.read()
+            c.close()
+            return out
+        except OSError:
+            return 0, {}, b''
+
     def test_unknown_path_is_404(self):
         self.assertEqual(self.get('/nothing')[0], 404)
 
@@ -663,7 +813,7 @@ class RendererTest(unittest.TestCase):
                 out.append(fields)
         return out
 
-    def private_rendervisor(self, browser_count, browsers=None, concurrency=1, renderer=None):
+    def private_rendervisor(self, browser_count, browsers=None, concurrency=1, renderer=None, browser_settings=None):
         """A Rendervisor of its own (stopped by the caller) and its renderer's port."""
         port = free_port()
         settings = {'listen': '127.0.0.1:%d' % port, 'auth_token': TOKEN, 'concurrency': str(concurrency)}
@@ -672,7 +822,8 @@ class RendererTest(unittest.TestCase):
                          renderer=os.path.abspath(RENDERER), browser_count=browser_count,
                          sample_interval='500ms', stop_timeout='3s', collect=False,
                          extra={'renderer': settings,
-                                'browsers': {'port_base': str(free_port_range(browser_count))}})
+                                'browsers': dict({'port_base': str(free_port_range(browser_count))},
+                                                 **(browser_settings or {}))})
         rv.start()
         return rv, port
 
@@ -797,6 +948,109 @@ class RendererTest(unittest.TestCase):
             self.assertLessEqual(seen, host * 1.5)   # the host's, or less under a cgroup limit
             self.assertGreater(seen, 0)
             self.assertIsNone(self.sample('rendervisor_renderer_refused_total{reason="capacity"}', port))
+        finally:
+            rv.stop()
+
+    def test_a_stopped_browser_is_replaced_and_renders_go_on(self):
+        # A browser that hangs (SIGSTOP to its whole process group) stops
+        # answering its DevTools endpoint; with the default health settings
+        # (a probe every 5 s, 3 s to answer, 3 misses) the supervisor restarts
+        # it with reason unhealthy well within 30 s, and renders keep being
+        # answered 200 by the other browser meanwhile.
+        rv, port = self.private_rendervisor(2, browsers=default_browser_command(), concurrency=2)
+        try:
+            wait_until(lambda: self.sample('rendervisor_child_up{child="browser-1"}', port) == 1 and
+                       self.get_from(port, '/healthz')[0] == 200, 60, interval=0.1, what='the service up')
+            self.assertEqual(self.request('/panels.html', port=port, width=100, height=100)[0], 200)
+            victim = rv.pid('browser-0')
+            os.killpg(victim, signal.SIGSTOP)
+            stopped_at = time.monotonic()
+            statuses = []
+            unhealthy = 'rendervisor_child_restarts_total{child="browser-0",reason="unhealthy"}'
+            while time.monotonic() - stopped_at < 40:
+                status, _, body = self.request('/panels.html', port=port, width=100, height=100, timeout=60)
+                statuses.append(status)
+                self.assertEqual(status, 200, body[:300])
+                if (self.sample(unhealthy, port) or 0) >= 1:
+                    break
+            took = time.monotonic() - stopped_at
+            self.assertEqual(self.sample(unhealthy, port), 1, 'browser-0 was not restarted as unhealthy')
+            self.assertLess(took, 30)
+            self.assertIn('child not answering its health probe', rv.log_text())
+            # The new browser-0 serves again.
+            wait_until(lambda: rv.pid('browser-0') != victim and
+                       self.sample('rendervisor_child_up{child="browser-0"}', port) == 1, 20, interval=0.2,
+                       what='browser-0 back')
+            self.assertEqual(self.request('/panels.html', port=port, width=100, height=100)[0], 200)
+            print('stopped browser replaced after %.1f s; %d renders meanwhile, all 200' % (took, len(statuses)))
+        finally:
+            rv.stop()
+
+    def memory_rendervisor(self, drain_timeout):
+        rv, port = self.private_rendervisor(2, browsers=default_browser_command(), concurrency=2,
+                                            browser_settings={'memory_limit': '250M',
+                                                              'drain_timeout': drain_timeout})
+        wait_until(lambda: self.sample('rendervisor_child_up{child="browser-1"}', port) == 1 and
+                   self.get_from(port, '/healthz')[0] == 200, 60, interval=0.1, what='the service up')
+        return rv, port
+
+    def restarts(self, port, reason):
+        return sum(self.sample('rendervisor_child_restarts_total{child="browser-%d",reason="%s"}' % (i, reason),
+                               port) or 0 for i in range(2))
+
+    def test_a_browser_over_its_limit_finishes_its_render_then_restarts(self):
+        # The page takes 200 MiB (its browser then holds more than its 250M, but
+        # less than half as much again) and reports itself
+        # rendered 4 s later: its browser is drained, not killed — the render
+        # is answered 200, then the browser restarts (reason memory_limit).
+        rv, port = self.memory_rendervisor('20s')
+        try:
+            # Land at 1.2 times the limit whatever this machine's browsers hold
+            # idle, measured once both have rendered and settled.
+            for _ in range(2):
+                self.assertEqual(self.request('/panels.html', port=port, width=100, height=100)[0], 200)
+            time.sleep(1.5)
+            pss = max(wait_until(lambda: self.sample('rendervisor_child_proportional_memory_bytes{child="browser-%d"}'
+                                                     % i, port), 10, interval=0.2, what='browser PSS')
+                      for i in range(2))
+            self.assertLess(pss, 200 << 20, 'an idle browser holds too much for this test')
+            mb = max(10, int((300 << 20) - pss) >> 20)
+            status, _, body = self.request('/hog.html?mb=%d&ready_ms=4000' % mb, port=port, width=100, height=100,
+                                           timeout=30)
+            if status != 200:
+                print('\n'.join(l for l in rv.log_text().splitlines()
+                                if 'memory' in l or 'drain' in l or 'stopping' in l or 'health' in l))
+            self.assertEqual(status, 200, body[:300])
+            wait_until(lambda: self.restarts(port, 'memory_limit') >= 1, 20, interval=0.2,
+                       what='the browser restarted for its memory')
+            log = rv.log_text()
+            self.assertIn('draining child before its restart', log)
+            self.assertIn('child drained, restarting', log)
+            self.assertNotIn('not drained in time', log)
+        finally:
+            rv.stop()
+
+    def test_a_page_that_takes_memory_without_bound_restarts_its_browser(self):
+        # The hog never stops: its browser is drained and restarted (at half
+        # as much again as its limit, or after the drain timeout) while
+        # renders of an ordinary page keep being answered 200.
+        rv, port = self.memory_rendervisor('5s')
+        try:
+            hog = []
+            t = threading.Thread(target=lambda: hog.append(
+                self.request('/hog.html', port=port, width=100, height=100, timeout=25, http_timeout=40)[0]))
+            t.start()
+            statuses = []
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and self.restarts(port, 'memory_limit') < 1:
+                statuses.append(self.request('/panels.html', port=port, width=100, height=100, timeout=30)[0])
+            self.assertGreaterEqual(self.restarts(port, 'memory_limit'), 1, 'no browser restarted for its memory')
+            for _ in range(3):
+                statuses.append(self.request('/panels.html', port=port, width=100, height=100, timeout=30)[0])
+            t.join(60)
+            self.assertTrue(statuses and all(st == 200 for st in statuses), statuses)
+            self.assertIn('draining child before its restart', rv.log_text())
+            print('hog answered %s; %d other renders, all 200' % (hog, len(statuses)))
         finally:
             rv.stop()
 

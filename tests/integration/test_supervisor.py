@@ -1,18 +1,101 @@
 """The real rendervisor supervising small real children: restarts, backoff,
 memory limits, orphans, shutdown, reloads and the reports it sends."""
+import fcntl
+import http.client
+import http.server
 import json
 import os
+import pwd
+import shutil
 import signal
+import socket
+import stat
+import struct
 import subprocess
 import sys
+import threading
 import time
 import unittest
+import urllib.parse
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ALLOC, SUPERVISOR, Rendervisor, alive, children_of,  # noqa: E402
-                     marked_pids, proc_stat, sh, wait_until)
+                     free_port, free_port_range, marked_pids, proc_stat, sh, wait_until)
 
 MIB = 1 << 20
+EXPORTER = os.path.abspath(os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter'))
+RENDERER = os.path.abspath(os.environ.get('RV_RENDERER', 'build/renderer/rendervisor-renderer'))
+SHELL = '/usr/lib/chromium/chromium-headless-shell'
+BROWSER = SHELL + ' --no-sandbox --disable-gpu --disable-dev-shm-usage'
+
+
+def tree(pid):
+    """pid and every process below it."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children_of(p)
+    return out
+
+
+def proc_ids(pid):
+    """(uids, gids, groups) of a process, from /proc/PID/status; None when it is gone."""
+    ids = {}
+    try:
+        f = open('/proc/%d/status' % pid)
+    except FileNotFoundError:
+        return None
+    with f:
+        for line in f:
+            key, _, rest = line.partition(':')
+            if key in ('Uid', 'Gid', 'Groups'):
+                ids[key] = [int(x) for x in rest.split()]
+    return ids['Uid'], ids['Gid'], sorted(set(ids['Groups']))
+
+
+def other_ipv4_addresses():
+    """The IPv4 addresses of this machine's interfaces other than loopback."""
+    out = []
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _, name in socket.if_nameindex():
+            try:
+                req = struct.pack('256s', name.encode()[:15])
+                addr = socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])  # SIOCGIFADDR
+            except OSError:
+                continue  # no IPv4 address on it
+            if not addr.startswith('127.'):
+                out.append(addr)
+    finally:
+        s.close()
+    return out
+
+
+class RedPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'<!doctype html><html><body style="margin:0;background:rgb(255,0,0)"></body></html>'
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/html')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def http_get(port, path, headers=None, timeout=30):
+    try:
+        c = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
+        c.request('GET', path, headers=headers or {})
+        r = c.getresponse()
+        out = r.status, dict(r.getheaders()), r.read()
+        c.close()
+        return out
+    except OSError:
+        return 0, {}, b''
 
 
 class SupervisorTest(unittest.TestCase):
@@ -245,6 +328,143 @@ class SupervisorTest(unittest.TestCase):
                and ('mode', 'user') in l]
         self.assertTrue(cpu)
         self.assertEqual(cpu, sorted(cpu))
+
+    # ---- security: the children's user, DevTools on loopback ----------------
+    def test_children_run_as_the_configured_user(self):
+        # Issue 5: the supervisor is root, [supervisor] user is a user made
+        # for this test; every child and every browser process runs as it,
+        # runtime_dir and the sockets are that user's, and the exporter still
+        # takes the (root) supervisor's reports.
+        if os.geteuid() != 0:
+            self.skipTest('needs root: only a root supervisor can run its children as another user')
+        if not shutil.which('useradd') or not os.path.exists(SHELL):
+            self.skipTest('needs useradd and %s' % SHELL)
+        name = 'rvit%s' % uuid.uuid4().hex[:8]
+        subprocess.run(['useradd', '--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent',
+                        '--shell', '/usr/sbin/nologin', name], check=True, capture_output=True)
+        self.addCleanup(subprocess.run, ['groupdel', name], capture_output=True)
+        self.addCleanup(subprocess.run, ['userdel', '-f', name], capture_output=True)
+        pw = pwd.getpwnam(name)
+        groups = sorted(set(os.getgrouplist(name, pw.pw_gid)))
+
+        web = http.server.ThreadingHTTPServer(('127.0.0.1', 0), RedPage)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        self.addCleanup(web.server_close)
+        self.addCleanup(web.shutdown)
+        mport, rport, base = free_port(), free_port(), free_port_range(1)
+        r = self.rv(exporter=EXPORTER, renderer=RENDERER, browsers=BROWSER, collect=False,
+                    extra={'supervisor': {'user': name},
+                           'exporter': {'listen': '127.0.0.1:%d' % mport},
+                           'renderer': {'listen': '127.0.0.1:%d' % rport, 'auth_token': 'tok'},
+                           'browsers': {'port_base': str(base)}})
+        # the children read the config file as that user
+        os.chmod(r.dir, 0o711)
+        os.chmod(r.config, 0o644)
+        r.start()
+        try:
+            wait_until(lambda: http_get(rport, '/healthz', timeout=2)[0] == 200, 60, interval=0.1,
+                       what='the renderer connected to its browser')
+        except AssertionError:
+            print(r.log_text()[-4000:])
+            raise
+
+        # Every process of every child, from /proc: real, effective, saved
+        # and fs ids are the user's, and its groups are the user's groups.
+        self.assertEqual(proc_ids(r.proc.pid)[0], [0, 0, 0, 0])
+        for child in ('exporter', 'renderer', 'browser-0'):
+            pids = tree(r.pid(child))
+            if child == 'browser-0':
+                self.assertGreater(len(pids), 2, 'a Chromium of one process?')
+            for p in pids:
+                ids = proc_ids(p)
+                if ids is None:
+                    continue  # a helper that has ended since
+                uids, gids, grps = ids
+                self.assertEqual(uids, [pw.pw_uid] * 4, '%s pid %d' % (child, p))
+                self.assertEqual(gids, [pw.pw_gid] * 4, '%s pid %d' % (child, p))
+                self.assertEqual(grps, groups, '%s pid %d' % (child, p))
+
+        # runtime_dir, the sockets and the profile are the user's, and private
+        def owned(path, mode):
+            st = os.lstat(path)
+            self.assertEqual((st.st_uid, st.st_gid), (pw.pw_uid, pw.pw_gid), path)
+            self.assertEqual(stat.S_IMODE(st.st_mode), mode, '%s: %o' % (path, stat.S_IMODE(st.st_mode)))
+            return st
+        self.assertTrue(stat.S_ISDIR(owned(r.run_dir, 0o700).st_mode))
+        for sock in ('exporter.sock', 'ingest.sock'):
+            self.assertTrue(stat.S_ISSOCK(owned(os.path.join(r.run_dir, sock), 0o600).st_mode))
+        owned(os.path.join(r.run_dir, 'browser-0.profile'), 0o700)
+
+        # /metrics: the supervisor's reports (uid 0) are taken, none refused
+        def metrics():
+            text = http_get(mport, '/metrics', timeout=5)[2].decode()
+            ok = ('rendervisor_child_up{child="browser-0"} 1' in text and
+                  'rendervisor_child_up{child="renderer"} 1' in text and
+                  'grafana_image_renderer_browser_info{' in text)
+            return text if ok else None
+        text = wait_until(metrics, 10, interval=0.1, what="the supervisor's and the renderer's reports in /metrics")
+        self.assertIn('rendervisor_ingest_rejected_total{reason="peer"} 0', text)
+        self.assertRegex(text, r'rendervisor_child_resident_memory_bytes\{child="renderer"\} [1-9]')
+
+        # and the browser renders, as that user
+        q = urllib.parse.urlencode(dict(url='http://127.0.0.1:%d/' % web.server_address[1], width=50, height=50))
+        status, headers, body = http_get(rport, '/render?' + q, {'X-Auth-Token': 'tok'}, timeout=60)
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(headers['Content-Type'], 'image/png')
+
+        # A user gone while running: the next start of a child fails loudly,
+        # naming the child and the user, and nothing runs as root instead.
+        subprocess.run(['userdel', '-f', name], check=True, capture_output=True)
+        os.kill(r.pid('renderer'), signal.SIGKILL)
+        want = 'rendervisor: cannot run child=renderer as user=%s: no such user' % name
+        wait_until(lambda: any(f.get('line') == want for _, f in r.records('child output', child='renderer')), 5,
+                   what='the failed start logged')
+        wait_until(lambda: r.records('child exited', child='renderer', code=126), 5, what='exit status 126')
+
+    def test_a_user_that_does_not_exist_is_a_config_error(self):
+        r = self.rv(collect=False, extra={'supervisor': {'user': 'no-such-user-rvit'}})
+        p = subprocess.run([SUPERVISOR, '--check-config', r.config], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn('key=supervisor.user: invalid value "no-such-user-rvit": no such user', p.stderr)
+
+    def test_devtools_answers_on_loopback_only(self):
+        # The supervisor appends --remote-debugging-address=127.0.0.1 after
+        # the operator's command (where a wider one is written on purpose):
+        # Chromium takes the last, so DevTools, which has no authentication,
+        # never listens beyond loopback.
+        if not os.path.exists(SHELL):
+            self.skipTest('needs %s' % SHELL)
+        base = free_port_range(1)
+        r = self.rv(browsers=BROWSER + ' --remote-debugging-address=0.0.0.0',
+                    extra={'browsers': {'port_base': str(base)}}).start()
+        pid = r.wait_started('browser-0', timeout=10)
+
+        def argv():
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                words = f.read().decode().split('\0')
+            return words if '--remote-debugging-port=%d' % base in words else None
+        argv = wait_until(argv, 10, what='browser-0 exec\'d')   # a fork still shows our own argv
+        addresses = [a for a in argv if a.startswith('--remote-debugging-address=')]
+        self.assertEqual(addresses[-1], '--remote-debugging-address=127.0.0.1', argv)
+
+        def answers(host):
+            try:
+                c = http.client.HTTPConnection(host, base, timeout=2)
+                c.request('GET', '/json/version')
+                ok = c.getresponse().status == 200
+                c.close()
+                return ok
+            except OSError:
+                return False
+        wait_until(lambda: answers('127.0.0.1'), 20, interval=0.1, what='DevTools on 127.0.0.1')
+        others = other_ipv4_addresses()
+        if not others:
+            self.skipTest('DevTools answers on 127.0.0.1; this machine has no non-loopback IPv4 address, '
+                          'so that it does not answer on one was not checked')
+        for addr in others:
+            with self.assertRaises(OSError, msg='DevTools answers on %s:%d' % (addr, base)):
+                socket.create_connection((addr, base), timeout=2).close()
+            self.assertFalse(answers(addr), addr)
 
 
 if __name__ == '__main__':

@@ -1592,6 +1592,84 @@ static void test_readiness_recorded(void **state)
     }
 }
 
+/* The size a reply may have, from the command the builders wrote: an image
+ * or a PDF may be large, anything a page can fill otherwise may not. */
+static void test_reply_max(void **state)
+{
+    (void)state;
+    struct cdp c;
+    cdp_init(&c);
+    struct buf b;
+
+    buf_init(&b);
+    assert_true(cdp_page_capture_screenshot(&c, &b, SESSION, NULL) > 0);
+    assert_int_equal(cdp_reply_max(b.data, b.len), CDP_FRAME_MAX);
+    buf_fini(&b);
+
+    buf_init(&b);
+    struct cdp_pdf pdf = { .print_background = 1 };
+    assert_true(cdp_page_print_to_pdf(&c, &b, SESSION, &pdf) > 0);
+    assert_int_equal(cdp_reply_max(b.data, b.len), CDP_FRAME_MAX);
+    buf_fini(&b);
+
+    buf_init(&b);
+    assert_true(cdp_runtime_evaluate(&c, &b, SESSION, "'Page.captureScreenshot'", 1) > 0);
+    assert_int_equal(cdp_reply_max(b.data, b.len), CDP_MESSAGE_MAX);
+    buf_fini(&b);
+
+    buf_init(&b);
+    assert_true(cdp_browser_get_version(&c, &b) > 0);
+    assert_int_equal(cdp_reply_max(b.data, b.len), CDP_MESSAGE_MAX);
+    buf_fini(&b);
+
+    /* A method that only starts like one of them, and text no builder wrote. */
+    static const char *const other[] = {
+        "{\"id\":3,\"method\":\"Page.captureScreenshotX\"}",
+        "{\"id\":3,\"method\":\"Page.printToPDFs\",\"params\":{}}",
+        "{\"method\":\"Page.captureScreenshot\",\"id\":3}",
+        "{\"id\":3,\"params\":{},\"method\":\"Page.printToPDF\"}",
+        "{\"id\":3,\"method\":\"Page.captureScreenshot",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+        assert_int_equal(cdp_reply_max(other[i], strlen(other[i])), CDP_MESSAGE_MAX);
+    assert_int_equal(cdp_reply_max(NULL, 0), CDP_MESSAGE_MAX);
+    assert_true(CDP_MESSAGE_MAX < CDP_FRAME_MAX);
+}
+
+/* A reply's id from the first bytes of a frame, as Chrome writes replies. */
+static void test_frame_reply_id(void **state)
+{
+    (void)state;
+    size_t len;
+    char *text = fixture("screenshot", &len);
+    struct cdp_msg m;
+    assert_int_equal(cdp_msg_parse(&m, text, len), 0);
+    assert_int_equal(cdp_frame_reply_id(text, 24), m.id);
+    assert_int_equal(cdp_frame_reply_id(text, len), m.id);
+    cdp_msg_fini(&m);
+    free(text);
+
+    text = fixture("event_dialog_opening", &len);
+    assert_int_equal(cdp_frame_reply_id(text, 32), 0);
+    free(text);
+    text = fixture("error_session", &len);
+    assert_int_equal(cdp_frame_reply_id(text, 32), 48);
+    free(text);
+
+    assert_int_equal(cdp_frame_reply_id("{\"id\":7}", 8), 7);
+    assert_int_equal(cdp_frame_reply_id("{\"id\":2147483647,", 18), INT_MAX);
+    assert_int_equal(cdp_frame_reply_id("{\"id\":2147483648,", 18), 0);
+    assert_int_equal(cdp_frame_reply_id("{\"id\":12345678901,", 19), 0);
+    assert_int_equal(cdp_frame_reply_id("{\"id\":0,", 8), 0);
+    assert_int_equal(cdp_frame_reply_id("{\"id\":-1,", 9), 0);
+    assert_int_equal(cdp_frame_reply_id("{\"id\":12", 8), 0); /* cut in the number */
+    assert_int_equal(cdp_frame_reply_id("{\"id\":\"1\",", 10), 0);
+    assert_int_equal(cdp_frame_reply_id("{ \"id\":1,", 9), 0);
+    assert_int_equal(cdp_frame_reply_id("{\"i", 3), 0);
+    assert_int_equal(cdp_frame_reply_id(NULL, 0), 0);
+}
+
 static void test_readiness_parser_refuses(void **state)
 {
     (void)state;
@@ -1663,6 +1741,8 @@ int main(void)
         cmocka_unit_test(test_readiness_expression),
         cmocka_unit_test(test_readiness_recorded),
         cmocka_unit_test(test_readiness_parser_refuses),
+        cmocka_unit_test(test_reply_max),
+        cmocka_unit_test(test_frame_reply_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -710,7 +711,7 @@ static void test_errors_in_order_with_lines(void **state)
         "file=test.ini line=14 key=browsers.port_base: port_base 65530 + count 16 - 1 is above 65535; "
         "browser ports must stay below 65536\n"
         "file=test.ini line=17 key=browsers.stop_timeout: unknown key (known in [browsers]: count, command, "
-        "port_base, memory_limit)\n");
+        "port_base, memory_limit, drain_timeout)\n");
     free(errors);
 }
 
@@ -876,7 +877,8 @@ static void test_unknown_section_and_key(void **state)
     /* memory_limit belongs to the children's sections only. */
     errors = test_fail("[supervisor]\nmemory_limit = 1G\n" MIN_INI);
     assert_string_equal(errors, "file=test.ini line=2 key=supervisor.memory_limit: unknown key (known in "
-                                "[supervisor]: runtime_dir, sample_interval, stop_timeout, log_level, log_format)\n");
+                                "[supervisor]: runtime_dir, sample_interval, stop_timeout, health_interval, "
+                                "health_timeout, health_failures, log_level, log_format, user)\n");
     free(errors);
 
     /* Keys are case-sensitive; its continuation is dropped with it. */
@@ -1198,6 +1200,121 @@ static void test_file_too_big(void **state)
     free(text);
 }
 
+/* ---- user and allowed_hosts ------------------------------------------------ */
+
+static void test_user(void **state)
+{
+    (void)state;
+    struct config *cfg = test_load(MIN_INI);
+    assert_string_equal(cfg->supervisor.user, "");
+    config_free(cfg);
+
+    /* Our own user is always fine: nothing to switch. */
+    struct passwd *me = getpwuid(geteuid());
+    assert_non_null(me);
+    char *name = test_text("%s", me->pw_name); /* getpwnam reuses its buffer */
+    char *text = test_text("[supervisor]\nuser = %s\n" MIN_INI, name);
+    cfg = test_load(text);
+    assert_string_equal(cfg->supervisor.user, name);
+    free(name);
+    config_free(cfg);
+    free(text);
+
+    char *errors = test_fail("[supervisor]\nuser = no-such-user-rv\n" MIN_INI);
+    assert_string_equal(errors, "file=test.ini line=2 key=supervisor.user: invalid value \"no-such-user-rv\": "
+                                "no such user\n");
+    free(errors);
+    errors = test_fail("[supervisor]\nuser = a b\n" MIN_INI);
+    assert_string_equal(errors, "file=test.ini line=2 key=supervisor.user: invalid value \"a b\": "
+                                "expected one user name\n");
+    free(errors);
+
+    /* Another user: only root can run the children as someone else. */
+    const char *other = geteuid() == 0 ? "nobody" : "root";
+    struct passwd *pw = getpwnam(other);
+    if (!pw || pw->pw_uid == geteuid())
+        return;
+    text = test_text("[supervisor]\nuser = %s\n" MIN_INI, other);
+    if (geteuid() == 0) {
+        cfg = test_load(text);
+        assert_string_equal(cfg->supervisor.user, other);
+        config_free(cfg);
+    } else {
+        errors = test_fail(text);
+        assert_non_null(strstr(errors, "key=supervisor.user: invalid value"));
+        assert_non_null(strstr(errors, "not as root, so it cannot run its children as uid 0"));
+        free(errors);
+    }
+    free(text);
+}
+
+static void test_allowed_hosts(void **state)
+{
+    (void)state;
+    struct config *cfg = test_load(MIN_INI);
+    assert_null(cfg->renderer.allowed_hosts);
+    config_free(cfg);
+
+    cfg = test_load("[renderer]\ncommand = r\n"
+                    "allowed_hosts = grafana.example  Grafana:3000\t[::1]\n"
+                    "    [2001:db8::1]:8443 2001:db8::2 10.0.0.1:80 dot.example.\n"
+                    "[exporter]\ncommand = e\n[browsers]\ncommand = b\n");
+    static const char *const want[] = { "grafana.example", "Grafana:3000", "[::1]", "[2001:db8::1]:8443",
+                                        "2001:db8::2", "10.0.0.1:80", "dot.example." };
+    char **h = cfg->renderer.allowed_hosts;
+    assert_non_null(h);
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+        assert_string_equal(h[i], want[i]);
+    assert_null(h[ARRAY_SIZE(want)]);
+    config_free(cfg);
+
+    static const struct {
+        const char *value, *why;
+    } bad[] = {
+        { "http://grafana", "host \"http://grafana\": expected a host, not a URL: no scheme, user or path" },
+        { "grafana/d", "host \"grafana/d\": expected a host, not a URL: no scheme, user or path" },
+        { "a@grafana", "host \"a@grafana\": expected a host, not a URL: no scheme, user or path" },
+        { "ok *.example.com", "host \"*.example.com\": a host name is letters, digits, '-', '.' and '_' "
+                              "(no scheme, path, '*' or '%')" },
+        { "gr%61fana", "host \"gr%61fana\": a host name is letters, digits, '-', '.' and '_' "
+                       "(no scheme, path, '*' or '%')" },
+        { "grafana:0", "host \"grafana:0\": the port must be a number from 1 to 65535" },
+        { "grafana:65536", "host \"grafana:65536\": the port must be a number from 1 to 65535" },
+        { "grafana:", "host \"grafana:\": the port must be a number from 1 to 65535" },
+        { ":80", "host \":80\": expected a host name of 1 to 253 characters" },
+        { "[::1", "host \"[::1\": expected [IPv6 address] or [IPv6 address]:port" },
+        { "[::g]", "host \"[::g]\": not a valid IPv6 address between the brackets" },
+        { "[::1]80", "host \"[::1]80\": expected :port after the ]" },
+        { "::1:80:x", "host \"::1:80:x\": not a valid IPv6 address (write [address]:port to give a port)" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        char *text = test_text("[renderer]\ncommand = r\nallowed_hosts = %s\n"
+                               "[exporter]\ncommand = e\n[browsers]\ncommand = b\n", bad[i].value);
+        char *errors = test_fail(text);
+        char *shown = test_text("%s", bad[i].value);
+        char *expect = test_text("file=test.ini line=3 key=renderer.allowed_hosts: invalid value \"%s\": %s\n",
+                                 shown, bad[i].why);
+        assert_string_equal(errors, expect);
+        free(expect);
+        free(shown);
+        free(errors);
+        free(text);
+    }
+
+    /* A long name is fine up to DNS's 253 characters. */
+    char name[300];
+    memset(name, 'a', 253);
+    name[253] = '\0';
+    char **hosts = NULL;
+    char why[256];
+    assert_int_equal(config_parse_hosts(name, &hosts, why, sizeof(why)), 0);
+    assert_string_equal(hosts[0], name);
+    config_hosts_free(hosts);
+    strcat(name, "a");
+    assert_int_equal(config_parse_hosts(name, &hosts, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "expected a host name of 1 to 253 characters"));
+}
+
 static void test_file_nul_byte(void **state)
 {
     (void)state;
@@ -1254,6 +1371,8 @@ int main(void)
         cmocka_unit_test(test_file_missing),
         cmocka_unit_test(test_file_too_big),
         cmocka_unit_test(test_file_nul_byte),
+        cmocka_unit_test(test_user),
+        cmocka_unit_test(test_allowed_hosts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

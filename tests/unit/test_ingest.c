@@ -96,6 +96,24 @@ static void test_line_too_long(void **state)
     assert_true(buf.overflow);
 }
 
+/* A sender never builds a datagram the exporter would refuse lines of. */
+static void test_line_count_capped(void **state)
+{
+    (void)state;
+    ingest_buf_reset(&buf);
+    for (int i = 0; i < INGEST_MAX_LINES; i++)
+        assert_int_equal(ingest_buf_line(&buf, "x", NULL, 1), 0);
+    size_t len = buf.len;
+    assert_int_equal(buf.lines, INGEST_MAX_LINES);
+    assert_false(buf.overflow);
+    assert_int_equal(ingest_buf_line(&buf, "x", NULL, 1), -ENOSPC);
+    assert_true(buf.overflow);
+    assert_int_equal(buf.len, len);
+    ingest_buf_reset(&buf);
+    assert_int_equal(buf.lines, 0);
+    assert_int_equal(ingest_buf_line(&buf, "x", NULL, 1), 0);
+}
+
 static void test_buffer_full_keeps_whole_lines(void **state)
 {
     (void)state;
@@ -172,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_line_with_labels),
         cmocka_unit_test(test_label_escaping),
         cmocka_unit_test(test_line_too_long),
+        cmocka_unit_test(test_line_count_capped),
         cmocka_unit_test(test_buffer_full_keeps_whole_lines),
         cmocka_unit_test(test_send_never_blocks),
         cmocka_unit_test(test_sender_path_too_long),

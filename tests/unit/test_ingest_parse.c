@@ -46,6 +46,7 @@ static void test_reject_names(void **state)
     assert_string_equal(ingest_reject_name(INGEST_REJECT_TOO_LONG), "too_long");
     assert_string_equal(ingest_reject_name(INGEST_REJECT_CARDINALITY), "cardinality");
     assert_string_equal(ingest_reject_name(INGEST_REJECT_PEER), "peer");
+    assert_string_equal(ingest_reject_name(INGEST_REJECT_TOO_MANY_LINES), "too_many_lines");
     assert_string_equal(ingest_reject_name(INGEST_REJECT_COUNT), "unknown");
     assert_string_equal(ingest_reject_name((enum ingest_reject)-1), "unknown");
 }

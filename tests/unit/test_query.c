@@ -821,7 +821,7 @@ static void test_allow_list(void **state)
     }
     assert_int_equal(query_url_allowed("http://evil.example:3000/x", hosts, why, sizeof(why)),
                      -EACCES);
-    assert_string_equal(why, "url: host evil.example is not on the allow-list");
+    assert_string_equal(why, "url: host evil.example:3000 is not in allowed_hosts");
 
     /* an empty list allows nothing; NULL allows any host */
     const char *const none[] = { NULL };
@@ -831,8 +831,128 @@ static void test_allow_list(void **state)
     /* through query_parse */
     const char *const kv[] = { "url", "http://evil.example/", NULL };
     assert_int_equal(parse_full(QUERY_ROUTE_RENDER, kv, NULL, hosts), -EACCES);
-    assert_string_equal(why, "url: host evil.example is not on the allow-list");
+    assert_string_equal(why, "url: host evil.example is not in allowed_hosts");
     const char *const ok[] = { "url", "http://grafana:3000/d/x", NULL };
+    assert_int_equal(parse_full(QUERY_ROUTE_RENDER, ok, NULL, hosts), 0);
+    query_fini(&req);
+}
+
+/* Entries with a port allow the host at that port only: the URL's own, or
+ * its scheme's default. */
+static void test_allow_list_ports(void **state)
+{
+    (void)state;
+    const char *const hosts[] = { "grafana.example:3000", "[::1]:8080", "secure.example:443",
+                                  "web.example:80", "2001:db8::7", NULL };
+    const struct url_case cases[] = {
+        { "http://grafana.example:3000/d/x", 0 },
+        { "https://grafana.example:3000/", 0 }, /* the port, whatever the scheme */
+        { "http://grafana.example:03000/", 0 }, /* read as 3000, as a browser does */
+        { "http://grafana.example/", -EACCES },  /* port 80 */
+        { "http://grafana.example:3001/", -EACCES },
+        { "http://grafana.example:/", -EACCES }, /* empty: the default, 80 */
+        { "http://[::1]:8080/", 0 },
+        { "http://[0::1]:8080/", 0 },
+        { "http://[::1]/", -EACCES },
+        { "http://[::1]:8081/", -EACCES },
+        { "https://secure.example/", 0 },
+        { "https://secure.example:443/", 0 },
+        { "http://secure.example:443/", 0 },
+        { "http://secure.example/", -EACCES },
+        { "http://web.example/", 0 },
+        { "http://web.example:/", 0 },
+        { "https://web.example/", -EACCES },
+        { "http://[2001:db8::7]:1234/", 0 }, /* a bare IPv6 entry has no port */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = query_url_allowed(cases[i].url, hosts, why, sizeof(why));
+        if (rc != cases[i].rc)
+            fail_msg("url %s: got %d (%s), expected %d", cases[i].url, rc, why, cases[i].rc);
+    }
+    assert_int_equal(query_url_allowed("http://grafana.example/", hosts, why, sizeof(why)), -EACCES);
+    assert_string_equal(why, "url: host grafana.example is not in allowed_hosts");
+    assert_int_equal(query_url_allowed("http://[::1]:9/", hosts, why, sizeof(why)), -EACCES);
+    assert_string_equal(why, "url: host [::1]:9 is not in allowed_hosts");
+
+    /* entries config.c would refuse match nothing */
+    const char *const broken[] = { "grafana:", "grafana:0", "grafana:99999", "[::1", "[::1]x", "grafana:x", NULL };
+    assert_int_equal(query_url_allowed("http://grafana/", broken, why, sizeof(why)), -EACCES);
+    assert_int_equal(query_url_allowed("http://[::1]/", broken, why, sizeof(why)), -EACCES);
+}
+
+/* What an attacker writes to make a URL look as if it went to an allowed
+ * host while a browser would go elsewhere, or to sneak a host past an exact
+ * comparison: each is refused, and the message names the host the browser
+ * would really have opened. */
+static void test_allow_list_tricks(void **state)
+{
+    (void)state;
+    const char *const hosts[] = { "allowed.example", "127.0.0.1", "[::1]", "dot.example.", NULL };
+    const struct url_case cases[] = {
+        { "http://allowed.example/", 0 },
+        { "HTTPS://ALLOWED.Example/x?y#z", 0 },
+        { "http://127.0.0.1:3000/", 0 },
+        { "http://dot.example./", 0 },             /* an entry with its dot matches only with it */
+        /* user info: the host is what follows the @ */
+        { "http://allowed.example@evil.example/", -EACCES },
+        { "http://allowed.example:80@evil.example/", -EACCES },
+        { "http://allowed.example%40evil.example/", -EINVAL },
+        { "http://evil.example?@allowed.example/", -EACCES },
+        /* the allowed name elsewhere in the URL */
+        { "http://evil.example/?allowed.example", -EACCES },
+        { "http://evil.example/allowed.example", -EACCES },
+        { "http://evil.example#allowed.example", -EACCES },
+        { "http://evil.example/#@allowed.example", -EACCES },
+        { "http://allowed.example.evil.example/", -EACCES },
+        { "http://evilallowed.example/", -EACCES },
+        { "http://evil.example\\@allowed.example/", -EINVAL }, /* a browser reads '\' as '/' */
+        { "http://evil.example\\allowed.example/", -EINVAL },
+        /* another spelling of an allowed host is another host: refused, never folded */
+        { "http://allowed.example./", -EACCES },   /* trailing dot */
+        { "http://allowed.example../", -EACCES },
+        { "http://dot.example/", -EACCES },
+        { "http://127.1/", -EACCES },              /* IPv4 shorthand of 127.0.0.1 */
+        { "http://2130706433/", -EACCES },
+        { "http://0x7f.0.0.1/", -EACCES },
+        { "http://0177.0.0.1/", -EACCES },
+        { "http://127.0.0.1.nip.io/", -EACCES },
+        { "http://[::ffff:127.0.0.1]/", -EACCES }, /* IPv4-mapped is not 127.0.0.1 */
+        { "http://[::2]/", -EACCES },
+        /* percent-encoding and bytes a browser would drop or decode */
+        { "http://allowed%2Eexample/", -EINVAL },
+        { "http://%61llowed.example/", -EINVAL },
+        { "http://allowed.example%2F@evil.example/", -EACCES },
+        { "http://allo\twed.example/", -EINVAL },
+        { "http://allo\nwed.example/", -EINVAL },
+        { "http://allowed.exa mple/", -EINVAL },
+        { "http://allowed.ex\xc3\xa4mple/", -EINVAL },
+        { "http://[fe80::1%25eth0]/", -EINVAL },   /* zone ids */
+        { "http://[::1]allowed.example/", -EINVAL },
+        /* no host where a browser would still find one */
+        { "http:///allowed.example/", -EINVAL },
+        { "http:allowed.example/", -EINVAL },
+        { "http:/allowed.example/", -EINVAL },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = query_url_allowed(cases[i].url, hosts, why, sizeof(why));
+        if (rc != cases[i].rc)
+            fail_msg("url %s: got %d (%s), expected %d", cases[i].url, rc, why, cases[i].rc);
+    }
+    assert_int_equal(query_url_allowed("http://evil.example/?allowed.example", hosts, why, sizeof(why)), -EACCES);
+    assert_string_equal(why, "url: host evil.example is not in allowed_hosts");
+    assert_int_equal(query_url_allowed("http://evil.example#allowed.example", hosts, why, sizeof(why)), -EACCES);
+    assert_string_equal(why, "url: host evil.example is not in allowed_hosts");
+    assert_int_equal(query_url_allowed("http://allowed.example./", hosts, why, sizeof(why)), -EACCES);
+    assert_string_equal(why, "url: host allowed.example. is not in allowed_hosts");
+    assert_int_equal(query_url_allowed("http://allowed.example@evil.example/", hosts, why, sizeof(why)), -EACCES);
+    assert_non_null(strstr(why, "user info"));
+
+    /* through query_parse, as MHD hands it over: already percent-decoded, so
+     * an encoded NUL or newline arrives as the byte itself */
+    const char nul_url[] = "http://allowed.example\0.evil.example/";
+    struct query_param p = { "url", 3, nul_url, sizeof(nul_url) - 1 };
+    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, &p, 1, NULL, hosts, why, sizeof(why)), -EINVAL);
+    const char *const ok[] = { "url", "http://allowed.example/d/x?var-host=evil.example", NULL };
     assert_int_equal(parse_full(QUERY_ROUTE_RENDER, ok, NULL, hosts), 0);
     query_fini(&req);
 }
@@ -915,6 +1035,8 @@ int main(void)
         cmocka_unit_test(test_why_buffer),
         cmocka_unit_test(test_url_allowed),
         cmocka_unit_test(test_allow_list),
+        cmocka_unit_test(test_allow_list_ports),
+        cmocka_unit_test(test_allow_list_tricks),
         cmocka_unit_test(test_token),
         cmocka_unit_test(test_names),
     };

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "intake.h"
 #include "registry.h"
 
 #define REQ "grafana_image_renderer_service_http_request_duration_seconds"
@@ -165,6 +166,7 @@ static void test_fresh_registry(void **state)
                   "rendervisor_ingest_rejected_total{reason=\"parse\"} 0\n"
                   "rendervisor_ingest_rejected_total{reason=\"peer\"} 0\n"
                   "rendervisor_ingest_rejected_total{reason=\"too_long\"} 0\n"
+                  "rendervisor_ingest_rejected_total{reason=\"too_many_lines\"} 0\n"
                   "rendervisor_ingest_rejected_total{reason=\"unknown_family\"} 0\n"
                   "rendervisor_ingest_rejected_total{reason=\"unknown_label\"} 0\n");
     assert_family(&fx, "rendervisor_child_up", "# TYPE rendervisor_child_up gauge\n");
@@ -529,6 +531,60 @@ static void test_refused_changes_nothing(void **state)
     fixture_fini(&fx);
 }
 
+/* exporter/intake.c: one datagram's lines, each counted; past
+ * INGEST_MAX_LINES they are refused unread. */
+static void test_intake_lines_per_datagram(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_init(&fx, 2);
+    struct buf d;
+    buf_init(&d);
+    for (int i = 0; i < INGEST_MAX_LINES + 6; i++)
+        buf_printf(&d, "rendervisor_child_up{child=\"exporter\"} %d\n", i % 2);
+    buf_puts(&d, "\n\r\n"); /* empty lines are no lines */
+    intake_datagram(fx.reg, d.data, d.len, 1);
+    const char *accepted[] = { "result", "accepted", NULL };
+    const char *rejected[] = { "result", "rejected", NULL };
+    const char *too_many[] = { "reason", "too_many_lines", NULL };
+    double v = -1;
+    assert_int_equal(registry_get(fx.reg, "rendervisor_ingest_lines_total", accepted, &v), 0);
+    assert_true(v == INGEST_MAX_LINES);
+    assert_int_equal(registry_get(fx.reg, "rendervisor_ingest_lines_total", rejected, &v), 0);
+    assert_true(v == 6);
+    assert_int_equal(registry_get(fx.reg, "rendervisor_ingest_rejected_total", too_many, &v), 0);
+    assert_true(v == 6);
+    /* the last line applied is the 1024th: i = 1023, odd */
+    const char *exporter[] = { "child", "exporter", NULL };
+    assert_int_equal(registry_get(fx.reg, "rendervisor_child_up", exporter, &v), 0);
+    assert_true(v == 1);
+
+    /* A datagram from another user counts each of its lines as peer. */
+    intake_datagram(fx.reg, "rendervisor_child_up{child=\"exporter\"} 0\nx 1\n", 42, 0);
+    const char *peer[] = { "reason", "peer", NULL };
+    assert_int_equal(registry_get(fx.reg, "rendervisor_ingest_rejected_total", peer, &v), 0);
+    assert_true(v == 2);
+    assert_int_equal(registry_get(fx.reg, "rendervisor_child_up", exporter, &v), 0);
+    assert_true(v == 1);
+    buf_fini(&d);
+    fixture_fini(&fx);
+}
+
+/* Our own uid and root, nobody else (the supervisor is root when the
+ * children run as [supervisor] user). */
+static void test_intake_senders(void **state)
+{
+    (void)state;
+    struct intake in = { .fd = -1, .uid = 1000 };
+    assert_true(intake_sender_allowed(&in, 1000));
+    assert_true(intake_sender_allowed(&in, 0));
+    assert_false(intake_sender_allowed(&in, 1001));
+    assert_false(intake_sender_allowed(&in, 65534));
+    in.uid = 0;
+    assert_true(intake_sender_allowed(&in, 0));
+    assert_false(intake_sender_allowed(&in, 1000));
+}
+
 static void test_own_counters(void **state)
 {
     (void)state;
@@ -542,7 +598,7 @@ static void test_own_counters(void **state)
     assert_family(&fx, "rendervisor_ingest_lines_total",
                   "# TYPE rendervisor_ingest_lines_total counter\n"
                   "rendervisor_ingest_lines_total{result=\"accepted\"} 3\n"
-                  "rendervisor_ingest_lines_total{result=\"rejected\"} 28\n");
+                  "rendervisor_ingest_lines_total{result=\"rejected\"} 36\n");
     assert_family(&fx, "rendervisor_ingest_rejected_total",
                   "# TYPE rendervisor_ingest_rejected_total counter\n"
                   "rendervisor_ingest_rejected_total{reason=\"bad_value\"} 4\n"
@@ -550,6 +606,7 @@ static void test_own_counters(void **state)
                   "rendervisor_ingest_rejected_total{reason=\"parse\"} 1\n"
                   "rendervisor_ingest_rejected_total{reason=\"peer\"} 7\n"
                   "rendervisor_ingest_rejected_total{reason=\"too_long\"} 5\n"
+                  "rendervisor_ingest_rejected_total{reason=\"too_many_lines\"} 8\n"
                   "rendervisor_ingest_rejected_total{reason=\"unknown_family\"} 2\n"
                   "rendervisor_ingest_rejected_total{reason=\"unknown_label\"} 3\n");
     /* registry_apply never counts: that is the caller's registry_count */
@@ -563,7 +620,7 @@ static void test_own_counters(void **state)
     registry_count(fx.reg, INGEST_REJECT_COUNT);
     labels[1] = "rejected";
     assert_int_equal(registry_get(fx.reg, "rendervisor_ingest_lines_total", labels, &v), 0);
-    assert_true(v == 29);
+    assert_true(v == 37);
     fixture_fini(&fx);
 }
 
@@ -737,9 +794,9 @@ static void test_output_reads_back(void **state)
         }
         p = nl + 1;
     }
-    /* 4 children x (9 + 5 + 5 + 2), dropped 1, lines 2, rejected 7,
+    /* 4 children x (9 + 5 + 5 + 2), dropped 1, lines 2, rejected 8,
      * 6 steps x (11 + 1 + 2), 2 codes x (3 + 1 + 2), in flight 1, info 1 */
-    assert_int_equal(samples, 4 * 21 + 1 + 2 + 7 + 6 * 14 + 2 * 6 + 1 + 1);
+    assert_int_equal(samples, 4 * 21 + 1 + 2 + 8 + 6 * 14 + 2 * 6 + 1 + 1);
     const char *labels[] = { "child", "browser-1", "mode", "system", NULL };
     double v;
     assert_int_equal(registry_get(fx.reg, "rendervisor_child_cpu_seconds_total", labels, &v), 0);
@@ -792,6 +849,8 @@ int main(void)
         cmocka_unit_test(test_cardinality),
         cmocka_unit_test(test_refused_changes_nothing),
         cmocka_unit_test(test_own_counters),
+        cmocka_unit_test(test_intake_lines_per_datagram),
+        cmocka_unit_test(test_intake_senders),
         cmocka_unit_test(test_get),
         cmocka_unit_test(test_label_value),
         cmocka_unit_test(test_escaping),

@@ -6,8 +6,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "spec.h"
@@ -72,16 +75,19 @@ static void test_order_names_and_arguments(void **state)
     assert_int_equal(s[0].memory_limit, 64ULL << 20);
     assert_null(s[0].fresh_dir);
 
-    assert_int_equal(s[2].command.argc, 5);
+    assert_int_equal(s[2].command.argc, 6);
     assert_string_equal(s[2].command.argv[2], "a b");
     assert_string_equal(s[2].command.argv[3], "--remote-debugging-port=9301");
-    assert_string_equal(s[2].command.argv[4], "--user-data-dir=/run/rvtest/browser-1.profile");
+    assert_string_equal(s[2].command.argv[4], "--remote-debugging-address=127.0.0.1");
+    assert_string_equal(s[2].command.argv[5], "--user-data-dir=/run/rvtest/browser-1.profile");
     assert_string_equal(s[2].fresh_dir, "/run/rvtest/browser-1.profile");
     assert_int_equal(s[2].memory_limit, 1ULL << 30);
     assert_string_equal(s[1].command.argv[3], "--remote-debugging-port=9300");
 
     assert_string_equal(s[3].command.argv[1], "--config");
     assert_int_equal(s[3].memory_limit, 0);
+    for (size_t i = 0; i < n; i++)
+        assert_null(s[i].user);
     spec_free(s, n);
     config_free(cfg);
 }
@@ -141,6 +147,61 @@ static void test_browser_count_restarts_exporter_and_renderer(void **state)
     assert_int_equal(changed("count = 2\n", "count = 1\n"), 1 | 8);
 }
 
+/* The browsers' DevTools stay on loopback whatever the command says: ours
+ * comes after it, and Chromium takes the last. */
+static void test_devtools_address_last(void **state)
+{
+    (void)state;
+    char *text = with("command = chromium --headless 'a b'\n",
+                      "command = chromium --remote-debugging-address=0.0.0.0\n");
+    struct config *cfg = load(text);
+    size_t n;
+    struct child_spec *s = spec_build(cfg, "/etc/rv.ini", &n);
+    int last = -1, ours = -1;
+    for (int i = 0; i < s[1].command.argc; i++)
+        if (strncmp(s[1].command.argv[i], "--remote-debugging-address=", 27) == 0) {
+            last = i;
+            if (strcmp(s[1].command.argv[i], "--remote-debugging-address=127.0.0.1") == 0)
+                ours = i;
+        }
+    assert_true(ours > 1);
+    assert_int_equal(last, ours);
+    spec_free(s, n);
+    config_free(cfg);
+    free(text);
+}
+
+/* [supervisor] user reaches every child; allowed_hosts restarts the renderer. */
+static void test_user_and_allowed_hosts(void **state)
+{
+    (void)state;
+    /* our own name: the one user any config may name */
+    struct passwd *pw = getpwuid(geteuid());
+    assert_non_null(pw);
+    char name[64];
+    snprintf(name, sizeof(name), "%s", pw->pw_name);
+    char line[128];
+    snprintf(line, sizeof(line), "runtime_dir = /run/rvtest\nuser = %s\n", name);
+    char *text = with("runtime_dir = /run/rvtest\n", line);
+    struct config *cfg = load(text);
+    size_t n;
+    struct child_spec *s = spec_build(cfg, "/etc/rv.ini", &n);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(s[i].user, name);
+    struct child_spec moved = { 0 };
+    spec_move(&moved, &s[0]);
+    assert_string_equal(moved.user, name);
+    assert_null(s[0].user);
+    spec_move(&moved, &s[0]);
+    spec_free(s, n);
+    config_free(cfg);
+    free(text);
+
+    const char *from = "command = rendervisor-renderer\n";
+    assert_int_equal(changed(from, "command = rendervisor-renderer\nallowed_hosts = grafana\n"), 8);
+    assert_int_equal(changed(from, "command = rendervisor-renderer\nallowed_hosts =\n"), 0);
+}
+
 static void test_spec_move(void **state)
 {
     (void)state;
@@ -169,6 +230,8 @@ int main(void)
         cmocka_unit_test(test_exporter_settings_restart_exporter_and_renderer),
         cmocka_unit_test(test_browser_count_restarts_exporter_and_renderer),
         cmocka_unit_test(test_spec_move),
+        cmocka_unit_test(test_devtools_address_last),
+        cmocka_unit_test(test_user_and_allowed_hosts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

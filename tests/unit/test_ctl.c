@@ -1,0 +1,82 @@
+/* Control datagrams: the line parser, and a real exchange on Unix datagram
+ * sockets that carries the sender's pid. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ctl.h"
+
+static void test_parse(void **state)
+{
+    (void)state;
+    unsigned n = 99;
+    assert_int_equal(ctl_parse("drain 0", "drain", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ctl_parse("drain 15\n", "drain", &n), 0);
+    assert_int_equal(n, 15);
+    assert_int_equal(ctl_parse("drained 3\n", "drained", &n), 0);
+    assert_int_equal(n, 3);
+    const char *bad[] = { "", "drain", "drain ", "drain x", "drain 1x", "drain -1", "drain 1 2", "drain 12345",
+                          "drained 1", "drain\t1", "DRAIN 1", " drain 1", "drain 1\n\n" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(ctl_parse(bad[i], "drain", &n), -EINVAL);
+}
+
+static void test_exchange(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rv-ctl-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", dir, CTL_RENDERER);
+
+    int rx = ctl_open(path);
+    assert_true(rx >= 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    char line[CTL_LINE_MAX];
+    pid_t pid = 0;
+    assert_int_equal(ctl_recv(rx, line, sizeof(line), &pid), -EAGAIN);
+
+    int tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(ctl_send(tx, path, "drain 1\n"), 0);
+    assert_int_equal(ctl_recv(rx, line, sizeof(line), &pid), 8);
+    assert_string_equal(line, "drain 1\n");
+    assert_int_equal(pid, getpid()); /* the kernel says who sent it */
+
+    /* Too long for a control line: refused as a whole, not cut. */
+    char big[CTL_LINE_MAX * 2];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(ctl_send(tx, path, big), 0);
+    assert_int_equal(ctl_recv(rx, line, sizeof(line), &pid), -EMSGSIZE);
+    assert_int_equal(ctl_recv(rx, line, sizeof(line), &pid), -EAGAIN);
+
+    /* Nobody there. */
+    close(rx);
+    unlink(path);
+    assert_int_equal(ctl_send(tx, path, "drain 1\n"), -ENOENT);
+    close(tx);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_exchange),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
