@@ -1,14 +1,17 @@
 # Two commands on a fresh Debian 12 machine (see README):
 #   make run    install what is missing, build, start rendervisor (default config)
-#   make test   install what is missing, build, run every test, also under ASan+UBSan
+#   make test   install what is missing, build, run every test, also under ASan+UBSan,
+#               the unit tests under valgrind, and the libFuzzer targets
 SHELL := /bin/bash
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
-FUZZ_RUNS ?= 200000
+# Empty: each fuzz target runs its own count (tests/fuzz/run.sh); a number
+# runs every target that many times.
+FUZZ_RUNS ?=
 MESON_ARGS ?=
 
-.PHONY: all deps run test test-plain test-asan fuzz fuzz-log clean
+.PHONY: all deps run test test-plain test-asan valgrind valgrind-log fuzz fuzz-log clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -31,8 +34,10 @@ run: deps all
 	  exec $(BUILD)/supervisor/rendervisor
 
 test: deps
-	$(MAKE) -k --no-print-directory test-plain test-asan fuzz-log; status=$$?; \
-	  python3 tools/test-summary.py --extra $(BUILD_FUZZ)/fuzz.log $(BUILD) $(BUILD_ASAN) || status=1; \
+	rm -f $(BUILD)/valgrind.log $(BUILD_FUZZ)/fuzz.log
+	$(MAKE) -k --no-print-directory test-plain valgrind-log test-asan fuzz-log; status=$$?; \
+	  python3 tools/test-summary.py --extra $(BUILD)/valgrind.log --extra $(BUILD_FUZZ)/fuzz.log \
+	    $(BUILD) $(BUILD_ASAN) || status=1; \
 	  exit $$status
 
 test-plain: $(BUILD)/build.ninja
@@ -43,6 +48,17 @@ test-asan: $(BUILD_ASAN)/build.ninja
 	ninja -C $(BUILD_ASAN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  meson test -C $(BUILD_ASAN) --print-errorlogs
+
+# Every cmocka unit test of the plain build under valgrind's memcheck; the
+# last line of the output is the tally, one per test binary.
+valgrind: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	tests/unit/valgrind.sh $(BUILD)
+
+# The same, its output also kept for the closing count of `make test`.
+valgrind-log: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	set -o pipefail; tests/unit/valgrind.sh $(BUILD) 2>&1 | tee $(BUILD)/valgrind.log
 
 # libFuzzer targets (clang), a bounded number of runs each; the last line
 # of the output is the tally.

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Count the test cases of one or more meson build dirs and print the closing
-line `N passed, N failed`. `--extra FILE` adds a tally line `NAME: N passed,
-M failed` from FILE (the fuzz run's log); a missing FILE counts as a failure. A meson test is a cmocka executable (its own
+line `N passed, N failed`. `--extra FILE` (repeatable) adds a tally line
+`NAME: N passed, M failed` from FILE (the valgrind run's log, one per unit
+test binary; the fuzz run's log, one per target); a missing FILE counts as a
+failure. A meson test is a cmocka executable (its own
 '[  PASSED  ]'/'[  FAILED  ]' lines count its cases) or a Python unittest
 file ('Ran N tests', 'FAILED (failures=…, errors=…)'). A test that crashed or
 timed out before counting anything counts as one failure."""
