@@ -1054,6 +1054,29 @@ class RendererTest(unittest.TestCase):
         finally:
             rv.stop()
 
+    def test_a_stopped_browser_does_not_outlive_a_clean_stop(self):
+        # A browser stopped by SIGSTOP (all of its processes) when rendervisor
+        # is told to stop: SIGCONT follows SIGTERM, so it ends on SIGTERM,
+        # well before stop_timeout's SIGKILL; rendervisor exits 0, and none
+        # of the browser's processes is left, stopped or not.
+        rv, port = self.private_rendervisor(2, browsers=default_browser_command())
+        wait_until(lambda: self.get_from(port, '/healthz')[0] == 200, 60, interval=0.1, what='the service up')
+        victim = rv.pid('browser-0')
+        group = [p for p in all_pids() if (proc_stat(p) or (0, 0, 0))[2:3] == (victim,)]
+        os.killpg(victim, signal.SIGSTOP)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        rv.proc.send_signal(signal.SIGTERM)
+        try:
+            self.assertEqual(rv.proc.wait(10), 0)
+        finally:
+            rv.stop()
+        # It ended on SIGTERM, not on the SIGKILL stop_timeout (3 s) brings.
+        self.assertLess(time.monotonic() - t0, 2.5)
+        self.assertTrue(group)
+        left = [p for p in group if proc_stat(p)]
+        self.assertEqual(left, [], 'processes of the stopped browser left behind')
+
     def test_sigterm_answers_renders_in_flight_503(self):
         # One browser, one render at a time: one render runs and one waits
         # when the renderer (not the supervisor: the browser must outlive it)
