@@ -722,7 +722,9 @@ class SoakTest(unittest.TestCase):
         say('wrk: connections accepted by the exporter / waiting in its listen queue, every 3 s: %s',
             ' '.join('%d/%d' % c for c in conns))
         self.assertGreaterEqual(len(conns), 5)
-        self.assertEqual([c for c in conns if c != (64, 0)], [],
+        # Other clients (a scrape through the renderer's /metrics) may hold
+        # one more connection for a moment: at least wrk's 64, none queued.
+        self.assertEqual([c for c in conns if c[0] < 64 or c[1] != 0], [],
                          'some of wrk\'s 64 connections were not being served (accepted, queued)')
         self.assertIsNone(errors, errors and errors.group(0))
         self.assertIsNone(non2xx, non2xx and non2xx.group(0))
