@@ -7,7 +7,7 @@ packages=(
   build-essential meson ninja-build pkg-config python3 curl socat
   libmicrohttpd-dev libproc2-dev libwebsockets-dev libinih-dev libjansson-dev libcmocka-dev
   chromium-headless-shell prometheus wrk
-  clang libclang-rt-14-dev valgrind
+  clang libclang-rt-14-dev valgrind passwd
 )
 
 missing=()
