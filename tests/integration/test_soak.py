@@ -26,7 +26,6 @@ served on localhost while parts of the service are killed under load.
 
 Figures (latencies, RSS, wrk's numbers) are printed as `soak: ...` lines."""
 import http.client
-import http.server
 import os
 import re
 import shutil
@@ -42,7 +41,8 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Rendervisor, alive, free_port, free_port_range, marked_pids, parse_logfmt,  # noqa: E402
                      proc_stat, wait_until)
-from test_renderer import PagesServer, default_browser_command, png_size, read_png  # noqa: E402
+from test_renderer import PANELS_PAGE, PagesServer, default_browser_command, png_size, read_png  # noqa: E402
+from test_renderer import Pages as RendererPages  # noqa: E402
 
 EXPORTER = os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter')
 RENDERER = os.environ.get('RV_RENDERER', 'build/renderer/rendervisor-renderer')
@@ -58,36 +58,11 @@ html,body{margin:0;background:#fff}
 </style></head><body><div class="panel-solo"></div><script>window.panelsRendered = 1;</script>
 </body></html>"""
 
-# Ready after 300 ms, so that a browser killed at any moment has renders
-# in flight on it.
-SLOW_PAGE = b"""<!doctype html><html><head><style>
-html,body{margin:0;background:#fff}
-.panel-solo{position:absolute;left:0;top:0;width:100px;height:100px}
-</style></head><body><div class="panel-solo" id="p"></div><script>
-setTimeout(function(){
-  document.getElementById('p').style.background='rgb(255,0,0)';
-  requestAnimationFrame(function(){ window.panelsRendered = 1; });
-}, 300);
-</script></body></html>"""
-
-
-class Pages(http.server.BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.0'
-    pages = {'/quick.html': QUICK_PAGE, '/slow.html': SLOW_PAGE}
-
-    def do_GET(self):
-        body = self.pages.get(urllib.parse.urlsplit(self.path).path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header('Content-Type', 'text/html; charset=utf-8')
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+class Pages(RendererPages):
+    """The renderer suite's page server with this suite's pages: a quick
+    one, and one ready after 300 ms (the renderer suite's old-style panel),
+    so that a browser killed at any moment has renders in flight on it."""
+    pages = {'/quick.html': QUICK_PAGE, '/slow.html': PANELS_PAGE}
 
 
 def say(fmt, *args):
