@@ -54,6 +54,9 @@
 #define API_PROXY_TIMEOUT_MS 3000
 #define API_PROXY_MAX (16 * 1024 * 1024)
 #define API_EVENTS 32
+/* /healthz says 500 when the browser thread has been stuck this long: no
+ * render would finish, and the supervisor's probe restarts the renderer. */
+#define API_STALLED_MS 5000
 /* At shutdown, how long the answers of renders in flight (503) may take to go out. */
 #define API_DRAIN_MS 2000
 
@@ -71,7 +74,20 @@ struct api {
     int wake_fd; /* eventfd: a connection was resumed, or api_stop */
     int ctl_fd;  /* renderer.ctl: the supervisor's "drain N", or -1 */
     atomic_int stopping;
+    struct api_req *proxies; /* scrapes waiting for the exporter */
     pthread_t thread;
+};
+
+struct api_req;
+
+/* A scrape of /metrics waiting for the exporter (api_proxy_start). */
+struct api_proxy {
+    int fd; /* the exporter's socket, in the epoll set; -1 when done */
+    size_t sent;
+    struct buf resp;
+    int64_t deadline_ns;
+    unsigned status; /* 200, 502, 503 or 504, once done */
+    struct api_req *prev, *next; /* in api.proxies while fd >= 0 */
 };
 
 /* One request, from its first handler call to MHD's completion callback. */
@@ -87,6 +103,8 @@ struct api_req {
     int watched;  /* fd is in the epoll set, for the client's hangup */
     int fd;
     int64_t gone_ns; /* when the client went away, or 0 */
+    int proxied;     /* a /metrics scrape; proxy is in use */
+    struct api_proxy proxy;
 };
 
 static void api_report(struct api *a, const char *family, const char *const *labels, double value)
@@ -159,57 +177,155 @@ static enum MHD_Result api_refuse(struct api_req *rq, int memory, const char *wh
     return api_send_error_retry(rq, MHD_HTTP_TOO_MANY_REQUESTS, why, retry_after);
 }
 
-/* ---- /metrics: the exporter's answer over its Unix socket ---------------- */
+/* ---- /metrics: the exporter's answer over its Unix socket -------------------
+ * Fetched without blocking this thread: the connection is suspended, the
+ * exporter's socket joins the epoll set, and the answer (or 502/504) is
+ * sent on the resume. A stopped exporter costs a scrape API_PROXY_TIMEOUT_MS
+ * and costs renders nothing. */
 
-static int api_proxy_metrics(struct api *a, struct buf *body)
+static const char api_proxy_request[] = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+
+static void api_proxy_finish(struct api *a, struct api_req *rq, unsigned status, int err)
 {
+    struct api_proxy *px = &rq->proxy;
+    if (px->fd < 0)
+        return;
+    close(px->fd); /* leaves the epoll set with it */
+    px->fd = -1;
+    px->status = status;
+    if (status == MHD_HTTP_BAD_GATEWAY || status == MHD_HTTP_GATEWAY_TIMEOUT) {
+        if (err == -ETIMEDOUT)
+            log_warn("the exporter did not answer a scrape in time path=%s timeout_ms=%d", a->exporter_path,
+                     API_PROXY_TIMEOUT_MS);
+        else
+            log_warn_errno(err, "cannot read the exporter's metrics path=%s", a->exporter_path);
+    }
+    if (px->prev)
+        px->prev->proxy.next = px->next;
+    else
+        a->proxies = px->next;
+    if (px->next)
+        px->next->proxy.prev = px->prev;
+    MHD_resume_connection(rq->conn);
+}
+
+/* The exporter's whole answer is in; keep its body if it is a 200. */
+static void api_proxy_parse(struct api *a, struct api_req *rq)
+{
+    struct buf *r = &rq->proxy.resp;
+    const char *sep = r->len ? strstr(r->data, "\r\n\r\n") : NULL;
+    if (!sep || r->len < 12 || memcmp(r->data, "HTTP/1.", 7) != 0 || memcmp(r->data + 9, "200", 3) != 0) {
+        api_proxy_finish(a, rq, MHD_HTTP_BAD_GATEWAY, -EBADMSG);
+        return;
+    }
+    size_t head = (size_t)(sep + 4 - r->data);
+    memmove(r->data, r->data + head, r->len - head);
+    r->len -= head;
+    api_proxy_finish(a, rq, 200, 0);
+}
+
+static void api_proxy_event(struct api *a, struct api_req *rq, uint32_t events)
+{
+    struct api_proxy *px = &rq->proxy;
+    if (px->sent < sizeof(api_proxy_request) - 1) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        ssize_t n = send(px->fd, api_proxy_request + px->sent, sizeof(api_proxy_request) - 1 - px->sent,
+                         MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            api_proxy_finish(a, rq, MHD_HTTP_BAD_GATEWAY, -errno);
+            return;
+        }
+        if (n > 0)
+            px->sent += (size_t)n;
+        if (px->sent == sizeof(api_proxy_request) - 1) {
+            struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = rq };
+            epoll_ctl(a->epfd, EPOLL_CTL_MOD, px->fd, &ev);
+        }
+        return;
+    }
+    char chunk[16384];
+    for (;;) {
+        ssize_t n = recv(px->fd, chunk, sizeof(chunk), 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                api_proxy_finish(a, rq, MHD_HTTP_BAD_GATEWAY, -errno);
+            return;
+        }
+        if (n == 0) {
+            api_proxy_parse(a, rq);
+            return;
+        }
+        if (px->resp.len + (size_t)n > API_PROXY_MAX) {
+            api_proxy_finish(a, rq, MHD_HTTP_BAD_GATEWAY, -EMSGSIZE);
+            return;
+        }
+        buf_append(&px->resp, chunk, (size_t)n);
+    }
+}
+
+/* Suspends rq until the exporter answers or API_PROXY_TIMEOUT_MS passes;
+ * a negative errno if the exporter cannot even be reached. */
+static int api_proxy_start(struct api *a, struct api_req *rq)
+{
+    struct api_proxy *px = &rq->proxy;
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     if (strlen(a->exporter_path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     strcpy(sa.sun_path, a->exporter_path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
-    struct timeval tv = { .tv_sec = API_PROXY_TIMEOUT_MS / 1000, .tv_usec = (API_PROXY_TIMEOUT_MS % 1000) * 1000 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    int rc = 0;
-    struct buf resp;
-    buf_init(&resp);
-    static const char req[] = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(req) - 1)) {
-        rc = -errno;
-        goto out;
+    /* A Unix socket connects at once or not at all: EAGAIN is a full
+     * backlog, which a stopped exporter reaches too. */
+    struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = rq };
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        int err = errno == EAGAIN ? -ETIMEDOUT : -errno;
+        close(fd);
+        return err;
     }
-    char chunk[16384];
-    for (;;) {
-        ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        if (resp.len + (size_t)n > API_PROXY_MAX) {
-            rc = -EMSGSIZE;
-            goto out;
-        }
-        buf_append(&resp, chunk, (size_t)n);
+    px->fd = fd;
+    px->deadline_ns = clock_now_ns() + (int64_t)API_PROXY_TIMEOUT_MS * CLOCK_NS_PER_MS;
+    px->prev = NULL;
+    px->next = a->proxies;
+    if (a->proxies)
+        a->proxies->proxy.prev = rq;
+    a->proxies = rq;
+    MHD_suspend_connection(rq->conn);
+    return 0;
+}
+
+/* Scrapes past their deadline get a 504; the nearest deadline left, or 0. */
+static int64_t api_proxy_expire(struct api *a, int64_t now)
+{
+    int64_t nearest = 0;
+    for (struct api_req *rq = a->proxies, *next; rq; rq = next) {
+        next = rq->proxy.next;
+        if (now >= rq->proxy.deadline_ns)
+            api_proxy_finish(a, rq, MHD_HTTP_GATEWAY_TIMEOUT, -ETIMEDOUT);
+        else if (!nearest || rq->proxy.deadline_ns < nearest)
+            nearest = rq->proxy.deadline_ns;
     }
-    const char *sep = resp.len ? strstr(resp.data, "\r\n\r\n") : NULL;
-    if (!sep || resp.len < 12 || memcmp(resp.data + 9, "200", 3) != 0) {
-        rc = -EBADMSG;
-        goto out;
-    }
-    sep += 4;
-    buf_append(body, sep, resp.len - (size_t)(sep - resp.data));
-out:
-    buf_fini(&resp);
-    close(fd);
-    return rc;
+    return nearest;
+}
+
+static enum MHD_Result api_proxy_answer(struct api_req *rq)
+{
+    struct api_proxy *px = &rq->proxy;
+    if (px->status == MHD_HTTP_GATEWAY_TIMEOUT)
+        return api_send_copy(rq, px->status, API_TEXT, "the exporter did not answer in time\n");
+    if (px->status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        return api_send_copy(rq, px->status, API_TEXT, "the renderer is shutting down\n");
+    if (px->status != 200)
+        return api_send_copy(rq, px->status, API_TEXT, "the exporter did not answer\n");
+    size_t len;
+    char *data = buf_steal(&px->resp, &len);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, data, free);
+    if (!resp)
+        free(data);
+    return api_send(rq, 200, API_METRICS_TYPE, resp);
 }
 
 /* ---- /render ------------------------------------------------------------- */
@@ -450,6 +566,7 @@ static enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn, const 
         rq->api = a;
         rq->conn = conn;
         rq->start_ns = clock_now_ns();
+        rq->proxy.fd = -1;
         rq->is_render = strncmp(url, "/render", 7) == 0 && (url[7] == '\0' || url[7] == '/');
         *req_cls = rq;
         if (rq->is_render) {
@@ -466,6 +583,8 @@ static enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn, const 
     }
     if (rq->submitted)
         return rq->answered ? api_render_answer(rq) : MHD_YES;
+    if (rq->proxied)
+        return rq->proxy.fd < 0 ? api_proxy_answer(rq) : MHD_YES;
 
     int head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && !head) {
@@ -488,26 +607,31 @@ static enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn, const 
                              ": Grafana image rendering (GET /render)\n");
     if (strcmp(url, "/healthz") == 0) {
         unsigned up = browser_pool_up_count(a->pool);
-        char text[96];
+        char text[128];
+        int64_t stalled = browser_pool_stalled_ns(a->pool, clock_now_ns());
+        if (stalled > API_STALLED_MS * CLOCK_NS_PER_MS) {
+            /* 500, not 503: the supervisor restarts a renderer that says so. */
+            snprintf(text, sizeof(text), "broken: the browser thread has not turned for %lld ms\n",
+                     (long long)(stalled / CLOCK_NS_PER_MS));
+            return api_send_copy(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, API_TEXT, text);
+        }
         snprintf(text, sizeof(text), "%s: %u of %u browsers connected\n", up ? "ok" : "unavailable", up,
                  browser_pool_count(a->pool));
         return api_send_copy(rq, up ? 200 : 503, API_TEXT, text);
     }
     if (strcmp(url, "/metrics") == 0) {
-        struct buf body;
-        buf_init(&body);
-        int rc = api_proxy_metrics(a, &body);
+        if (atomic_load(&a->stopping))
+            return api_send_copy(rq, MHD_HTTP_SERVICE_UNAVAILABLE, API_TEXT, "the renderer is shutting down\n");
+        buf_init(&rq->proxy.resp);
+        rq->proxied = 1;
+        int rc = api_proxy_start(a, rq);
         if (rc < 0) {
-            buf_fini(&body);
-            log_warn_errno(rc, "cannot read the exporter's metrics path=%s", a->exporter_path);
-            return api_send_copy(rq, MHD_HTTP_BAD_GATEWAY, API_TEXT, "the exporter did not answer\n");
+            rq->proxied = 0;
+            log_warn_errno(rc, "cannot reach the exporter for a scrape path=%s", a->exporter_path);
+            return api_send_copy(rq, rc == -ETIMEDOUT ? MHD_HTTP_GATEWAY_TIMEOUT : MHD_HTTP_BAD_GATEWAY,
+                                 API_TEXT, "the exporter did not answer\n");
         }
-        size_t len;
-        char *data = buf_steal(&body, &len);
-        struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, data, free);
-        if (!resp)
-            free(data);
-        return api_send(rq, 200, API_METRICS_TYPE, resp);
+        return MHD_YES;
     }
     return api_send_copy(rq, MHD_HTTP_NOT_FOUND, API_TEXT, "not found\n");
 }
@@ -547,6 +671,8 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
         log_error("request finished while its render was still running");
         return;
     }
+    if (rq->proxied)
+        buf_fini(&rq->proxy.resp);
     query_fini(&rq->job.req);
     free(rq->job.body);
     free(rq->job.error);
@@ -567,14 +693,19 @@ static void api_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- the HTTP thread -------------------------------------------------------- */
 
-static int api_wait_ms(struct api *a, int64_t drain_end)
+/* The epoll timeout: MHD's own, the drain's end, a scrape's deadline. */
+static int api_wait_ms(struct api *a, int64_t drain_end, int64_t proxy_end)
 {
     MHD_UNSIGNED_LONG_LONG mhd_ms;
     int64_t ms = -1;
     if (MHD_get_timeout(a->daemon, &mhd_ms) == MHD_YES)
         ms = mhd_ms > INT_MAX ? INT_MAX : (int64_t)mhd_ms;
-    if (drain_end) {
-        int64_t left = (drain_end - clock_now_ns()) / CLOCK_NS_PER_MS + 1;
+    int64_t now = clock_now_ns();
+    int64_t ends[] = { drain_end, proxy_end };
+    for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+        if (!ends[i])
+            continue;
+        int64_t left = (ends[i] - now) / CLOCK_NS_PER_MS + 1;
         if (ms < 0 || left < ms)
             ms = left > 0 ? left : 0;
     }
@@ -607,6 +738,7 @@ static void *api_loop(void *arg)
 {
     struct api *a = arg;
     int64_t drain_end = 0;
+    pthread_setname_np(pthread_self(), "rv-http");
     for (;;) {
         if (!drain_end && atomic_load(&a->stopping)) {
             /* Take no new connections; let the answers in flight go out. */
@@ -614,17 +746,22 @@ static void *api_loop(void *arg)
             if (l != MHD_INVALID_SOCKET)
                 close(l);
             drain_end = clock_now_ns() + API_DRAIN_MS * CLOCK_NS_PER_MS;
+            while (a->proxies)
+                api_proxy_finish(a, a->proxies, MHD_HTTP_SERVICE_UNAVAILABLE, -ESHUTDOWN);
         }
         if (drain_end && (a->in_flight == 0 || clock_now_ns() >= drain_end))
             break;
         struct epoll_event ev[API_EVENTS];
-        int n = epoll_wait(a->epfd, ev, API_EVENTS, api_wait_ms(a, drain_end));
+        int64_t proxy_end = api_proxy_expire(a, clock_now_ns());
+        int n = epoll_wait(a->epfd, ev, API_EVENTS, api_wait_ms(a, drain_end, proxy_end));
         if (n < 0 && errno != EINTR) {
             log_error_errno(-errno, "the HTTP thread cannot wait for events");
             break;
         }
-        /* Hangups first: a request is freed only inside MHD_run, which also
-         * takes its socket out of the set, so each rq here is alive. */
+        /* Hangups and scrapes first: a request is freed only inside
+         * MHD_run, which also takes its socket out of the set, and a
+         * scrape's socket leaves the set when it is done, so each rq here
+         * is alive. */
         for (int i = 0; i < n; i++) {
             void *p = ev[i].data.ptr;
             if (p == &a->wake_fd) {
@@ -635,7 +772,11 @@ static void *api_loop(void *arg)
             } else if (p == &a->ctl_fd) {
                 api_ctl_read(a);
             } else if (p != a) {
-                api_client_gone(a, p);
+                struct api_req *rq = p;
+                if (rq->proxy.fd >= 0)
+                    api_proxy_event(a, rq, ev[i].events);
+                else
+                    api_client_gone(a, rq);
             }
         }
         MHD_run(a->daemon);

@@ -75,6 +75,8 @@ struct browser_pool {
     struct browser *browsers;
     unsigned count;
     atomic_uint up_count;
+    _Atomic int64_t heartbeat_ns; /* the browser thread's last turn */
+    lws_sorted_usec_list_t heartbeat;
     struct ingest_sender *ingest;
     const struct browser_pool_ops *ops;
     void *arg;
@@ -589,6 +591,24 @@ static void browser_lws_log(int level, const char *line)
 
 /* ---- the pool ---------------------------------------------------------- */
 
+/* A timer that only says the browser thread still turns: /healthz, on the
+ * HTTP thread, answers 500 when it has not for a while, and the supervisor
+ * restarts a renderer whose browser thread is stuck. */
+#define BROWSER_HEARTBEAT_MS 1000
+
+static void browser_heartbeat(lws_sorted_usec_list_t *sul)
+{
+    struct browser_pool *p = lws_container_of(sul, struct browser_pool, heartbeat);
+    atomic_store(&p->heartbeat_ns, clock_now_ns());
+    lws_sul_schedule(p->lws, 0, &p->heartbeat, browser_heartbeat, (lws_usec_t)BROWSER_HEARTBEAT_MS * LWS_US_PER_MS);
+}
+
+int64_t browser_pool_stalled_ns(struct browser_pool *p, int64_t now)
+{
+    int64_t d = now - atomic_load(&p->heartbeat_ns) - (int64_t)BROWSER_HEARTBEAT_MS * CLOCK_NS_PER_MS;
+    return d > 0 ? d : 0;
+}
+
 struct browser_pool *browser_pool_new(unsigned count, unsigned port_base, struct ingest_sender *ingest,
                                       const struct browser_pool_ops *ops, void *arg)
 {
@@ -599,6 +619,7 @@ struct browser_pool *browser_pool_new(unsigned count, unsigned port_base, struct
     p->ops = ops;
     p->arg = arg;
     atomic_init(&p->up_count, 0);
+    atomic_init(&p->heartbeat_ns, clock_now_ns());
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
@@ -618,6 +639,7 @@ struct browser_pool *browser_pool_new(unsigned count, unsigned port_base, struct
         errno = EIO;
         return NULL;
     }
+    browser_heartbeat(&p->heartbeat);
     p->browsers = xcalloc(count, sizeof(*p->browsers));
     for (unsigned i = 0; i < count; i++) {
         struct browser *b = &p->browsers[i];
@@ -637,6 +659,7 @@ void browser_pool_free(struct browser_pool *p)
         return;
     /* Destroying the context closes every websocket (CLIENT_CLOSED may come
      * back to us: forget the browsers first). */
+    lws_sul_schedule(p->lws, 0, &p->heartbeat, NULL, LWS_SET_TIMER_USEC_CANCEL);
     for (unsigned i = 0; i < p->count; i++) {
         struct browser *b = &p->browsers[i];
         if (b->wsi)

@@ -44,6 +44,9 @@ int browser_pool_service(struct browser_pool *p);
 void browser_pool_wake(struct browser_pool *p);
 /* Any thread: how many browsers have a working connection. */
 unsigned browser_pool_up_count(struct browser_pool *p);
+/* How long the browser thread has gone without turning, past its 1 s
+ * heartbeat: 0 while it is well. Any thread. */
+int64_t browser_pool_stalled_ns(struct browser_pool *p, int64_t now);
 unsigned browser_pool_count(const struct browser_pool *p);
 struct browser *browser_pool_get(struct browser_pool *p, unsigned i);
 struct lws_context *browser_pool_lws(struct browser_pool *p);

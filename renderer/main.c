@@ -47,6 +47,7 @@ static void main_json_free(void *ptr)
 static void *main_browser_thread(void *arg)
 {
     struct main_state *ms = arg;
+    pthread_setname_np(pthread_self(), "rv-browsers");
     while (!atomic_load(&ms->stop))
         if (browser_pool_service(ms->pool) < 0)
             break;

@@ -141,6 +141,8 @@ int probe_ready(struct probe *p)
     if (status == -EAGAIN && p->rxlen < sizeof(p->rx))
         return 0;
     probe_close(p);
+    if (status == 500)
+        return -EPROTO;
     return status > 0 ? 1 : -EBADMSG;
 }
 

@@ -2,8 +2,9 @@
  * non-blocking HTTP/1.1 GET at a time per child, driven by the supervisor's
  * epoll loop: connect, send, read the status line, close. Any complete
  * status line is an answer (the renderer's /healthz says 503 while no
- * browser is connected, and it is still alive); a refused connection, a
- * reset or no status line by the deadline is not. */
+ * browser is connected, and it is still alive) except 500, a child saying
+ * it is broken (the renderer's browser thread has stopped turning); a
+ * refused connection, a reset or no status line by the deadline is not. */
 #ifndef RV_PROBE_H
 #define RV_PROBE_H
 
@@ -37,7 +38,8 @@ void probe_init(struct probe *p);
 /* Starts one probe: a non-blocking connect. The caller watches p->fd for
  * EPOLLOUT | EPOLLIN. 0, or -errno (nothing to watch then). */
 int probe_start(struct probe *p);
-/* The fd is ready: 1 answered, 0 not yet (keep watching), < 0 failed. The
+/* The fd is ready: 1 answered, 0 not yet (keep watching), < 0 failed
+ * (-EPROTO: it answered 500). The
  * probe is closed unless 0 is returned. */
 int probe_ready(struct probe *p);
 void probe_close(struct probe *p);

@@ -176,7 +176,7 @@ static void sv_probe_done(struct supervisor *sv, struct sv_child *c, int rc)
     c->probe_failures++;
     log_warn("child not answering its health probe child=%s path=%s failures=%u of=%u error=\"%s\"", c->spec.name,
              c->probe.path, c->probe_failures, cfg->supervisor.health_failures,
-             rc == -ETIMEDOUT ? "no answer in time" : strerror(-rc));
+             rc == -ETIMEDOUT ? "no answer in time" : rc == -EPROTO ? "answered 500" : strerror(-rc));
     if (c->probe_failures >= cfg->supervisor.health_failures) {
         c->probe_failures = 0;
         sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_UNHEALTHY);

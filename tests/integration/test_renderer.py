@@ -227,6 +227,37 @@ def default_browser_command():
     return '\n    '.join(lines)
 
 
+
+class ThreadStop:
+    """Stops one thread of a process, found by its name, with ptrace
+    (PTRACE_SEIZE + PTRACE_INTERRUPT): the others run on."""
+    PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+
+    def __init__(self, pid, name):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+        self.tid = None
+        for tid in os.listdir('/proc/%d/task' % pid):
+            with open('/proc/%d/task/%s/comm' % (pid, tid)) as f:
+                if f.read().strip() == name:
+                    self.tid = int(tid)
+        if self.tid is None:
+            raise AssertionError('no thread named %s in %d' % (name, pid))
+        for req in (self.PTRACE_SEIZE, self.PTRACE_INTERRUPT):
+            if self.libc.ptrace(req, self.tid, None, None) != 0:
+                raise OSError(ctypes.get_errno(), 'ptrace %#x on thread %d' % (req, self.tid))
+        os.waitpid(self.tid, 0x40000000)  # __WALL: until it is stopped
+
+    def release(self):
+        # ESRCH if the process is gone already: nothing to let go.
+        self.libc.ptrace(self.PTRACE_DETACH, self.tid, None, None)
+        try:
+            while os.waitpid(self.tid, 0x40000000 | os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            pass
+
 class Pages(http.server.BaseHTTPRequestHandler):
     pages = {'/panels.html': PANELS_PAGE, '/scenes.html': SCENES_PAGE, '/tall.html': TALL_PAGE,
              '/never.html': NEVER_PAGE, '/slow.html': SLOW_PAGE, '/lazy.html': LAZY_PAGE,
@@ -984,6 +1015,41 @@ class RendererTest(unittest.TestCase):
             self.assertEqual(self.request('/panels.html', port=port, width=100, height=100)[0], 200)
             print('stopped browser replaced after %.1f s; %d renders meanwhile, all 200' % (took, len(statuses)))
         finally:
+            rv.stop()
+
+    def test_a_renderer_whose_browser_thread_is_stuck_is_restarted(self):
+        # Only the renderer's browser thread is stopped (ptrace stops one
+        # thread; a signal would stop them all): its HTTP thread still
+        # answers, so /healthz is what must notice. It says 500 after 5 s
+        # without a heartbeat, and the supervisor restarts the renderer with
+        # reason unhealthy, which then renders again.
+        rv, port = self.private_rendervisor(1, browsers=default_browser_command())
+        thread = None
+        try:
+            wait_until(lambda: self.get_from(port, '/healthz')[0] == 200, 60, interval=0.1, what='the service up')
+            self.assertEqual(self.request('/panels.html', port=port, width=100, height=100)[0], 200)
+            renderer = rv.pid('renderer')
+            thread = ThreadStop(renderer, 'rv-browsers')
+            stopped_at = time.monotonic()
+            wait_until(lambda: self.get_from(port, '/healthz')[0] == 500, 10, interval=0.2,
+                       what='/healthz saying 500')
+            body = self.get_from(port, '/healthz')[2].decode()
+            self.assertIn('the browser thread has not turned for', body)
+            unhealthy = 'rendervisor_child_restarts_total{child="renderer",reason="unhealthy"}'
+            wait_until(lambda: 'msg="stopping child" child=renderer pid=%d reason=unhealthy' % renderer
+                       in rv.log_text(), 40, interval=0.2, what='the renderer restarted as unhealthy')
+            took = time.monotonic() - stopped_at
+            self.assertIn('answered 500', rv.log_text())
+            thread.release()
+            thread = None
+            wait_until(lambda: rv.pid('renderer') != renderer and self.get_from(port, '/healthz')[0] == 200, 30,
+                       interval=0.2, what='a new renderer')
+            self.assertEqual(self.sample(unhealthy, port), 1)
+            self.assertEqual(self.request('/panels.html', port=port, width=100, height=100)[0], 200)
+            print('renderer with a stuck browser thread restarted after %.1f s' % took)
+        finally:
+            if thread:
+                thread.release()
             rv.stop()
 
     def memory_rendervisor(self, drain_timeout):

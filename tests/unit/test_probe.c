@@ -145,6 +145,11 @@ static void test_real_probes(void **state)
     assert_int_equal(p.fd, -1);
     close(accept(server, NULL, NULL)); /* its connection, left in the queue */
 
+    /* A 500 is the child saying it is broken: a failure. */
+    assert_int_equal(probe_start(&p), 0);
+    assert_int_equal(drive(&p, server, "HTTP/1.1 500 Internal Server Error\r\n\r\n"), -EPROTO);
+    assert_int_equal(p.fd, -1);
+
     /* Something that is not HTTP. */
     assert_int_equal(probe_start(&p), 0);
     assert_int_equal(drive(&p, server, "SSH-2.0-OpenSSH_9.2\r\n"), -EBADMSG);
