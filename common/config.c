@@ -684,6 +684,20 @@ static char *config_vasprintf(const char *fmt, va_list ap)
     return s;
 }
 
+/* A name from the file as an error message may show it: control bytes
+ * (a terminal's escape sequences) become '?'. inih keeps names under 50
+ * bytes; a longer one would be cut at size. */
+static const char *config_printable(const char *name, char *out, size_t size)
+{
+    size_t i = 0;
+    for (; name[i] && i + 1 < size; i++) {
+        unsigned char c = (unsigned char)name[i];
+        out[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    out[i] = '\0';
+    return out;
+}
+
 /* key names the key (section.key, or the bare key outside any section); with
  * no key, section names a [section] line. */
 static void config_error(struct config_parser *p, int line, const char *section, const char *key,
@@ -699,6 +713,11 @@ static void config_error(struct config_parser *p, int line, const char *section,
     char where[32] = "";
     if (line > 0)
         snprintf(where, sizeof(where), " line=%d", line);
+    char section_buf[64], key_buf[64];
+    if (section)
+        section = config_printable(section, section_buf, sizeof(section_buf));
+    if (key)
+        key = config_printable(key, key_buf, sizeof(key_buf));
     char *text;
     if (key && section && section[0])
         text = xasprintf("file=%s%s key=%s.%s: %s", p->name, where, section, key, msg);

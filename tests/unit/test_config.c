@@ -891,6 +891,15 @@ static void test_unknown_section_and_key(void **state)
     assert_string_equal(errors, "file=test.ini line=1 key=command: key outside any section; put it under "
                                 "[supervisor], [exporter], [renderer] or [browsers]\n");
     free(errors);
+
+    /* A name from the file is shown without its control bytes (a terminal
+     * escape sequence). */
+    errors = test_fail("[exporter]\n\x1b[2Jx = 1\n" MIN_INI);
+    assert_non_null(strstr(errors, "file=test.ini line=2 key=exporter.?[2Jx: unknown key"));
+    free(errors);
+    errors = test_fail("[a\x07" "b]\n" MIN_INI);
+    assert_non_null(strstr(errors, "file=test.ini line=1 section=a?b: unknown section"));
+    free(errors);
 }
 
 static void test_duplicate_key(void **state)
