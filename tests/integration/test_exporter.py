@@ -104,11 +104,16 @@ class ExporterTest(unittest.TestCase):
         # that first reported them
         wait_until(lambda: self.value('rendervisor_child_processes', child='browser-0') == 3, 5,
                    what='browser-0 reported with its 3 processes')
+        # A sample can read a child's RSS as 0 just as it starts (seen once,
+        # under load, for the shell that execs `sleep`); the next one has it.
+        children = ('exporter', 'browser-0', 'browser-1', 'renderer')
+        wait_until(lambda: all((self.value('rendervisor_child_resident_memory_bytes', child=c) or 0) > 0
+                               for c in children), 5, what='every child reported with its RSS')
         status, headers, text = self.get('/metrics')
         self.assertEqual(status, 200)
         self.assertTrue(headers['Content-Type'].startswith('text/plain; version=0.0.4'))
         m = parse_metrics(text)
-        for child in ('exporter', 'browser-0', 'browser-1', 'renderer'):
+        for child in children:
             self.assertEqual(m[('rendervisor_child_up', (('child', child),))], 1, child)
             self.assertGreater(m[('rendervisor_child_resident_memory_bytes', (('child', child),))], 0, child)
             self.assertIn(('rendervisor_child_restarts_total', (('child', child), ('reason', 'signal'))), m)
