@@ -54,6 +54,11 @@
 #define API_PROXY_TIMEOUT_MS 3000
 #define API_PROXY_MAX (16 * 1024 * 1024)
 #define API_EVENTS 32
+/* What /render/version answers as "version": Grafana compares it with the
+ * reference service's releases to decide what it may ask for (3.4.0 for
+ * full-page and scaled images, 3.10.0 for PDF), and we serve that whole API.
+ * Our own version goes next to it. */
+#define API_COMPAT_VERSION "3.12.0"
 /* /healthz says 500 when the browser thread has been stuck this long: no
  * render would finish, and the supervisor's probe restarts the renderer. */
 #define API_STALLED_MS 5000
@@ -600,7 +605,8 @@ static enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn, const 
     if (strcmp(url, "/render/csv") == 0)
         return api_render(rq, QUERY_ROUTE_CSV);
     if (strcmp(url, "/render/version") == 0)
-        return api_send_copy(rq, 200, API_JSON, "{\"version\":\"" RENDERVISOR_VERSION "\"}\n");
+        return api_send_copy(rq, 200, API_JSON,
+                             "{\"version\":\"" API_COMPAT_VERSION "\",\"rendervisor\":\"" RENDERVISOR_VERSION "\"}\n");
     if (strcmp(url, "/") == 0)
         return api_send_copy(rq, 200, API_TEXT,
                              "rendervisor-renderer " RENDERVISOR_VERSION

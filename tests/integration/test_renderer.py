@@ -760,7 +760,9 @@ class RendererTest(unittest.TestCase):
     def test_version(self):
         status, headers, body = self.get('/render/version')
         self.assertEqual(status, 200)
-        self.assertEqual(json.loads(body), {'version': '0.1.0'})
+        # the reference service's API level, for Grafana's feature checks,
+        # and our own version
+        self.assertEqual(json.loads(body), {'version': '3.12.0', 'rendervisor': '0.1.0'})
 
     def test_root_and_healthz(self):
         status, _, body = self.get('/')
