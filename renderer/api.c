@@ -34,6 +34,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "render.h"
+#include "reqlog.h"
 #include "xalloc.h"
 
 #define API_TEXT "text/plain; charset=utf-8"
@@ -110,6 +111,8 @@ struct api_req {
     int64_t gone_ns; /* when the client went away, or 0 */
     int proxied;     /* a /metrics scrape; proxy is in use */
     struct api_proxy proxy;
+    const char *route; /* "render" or "csv": the request gets its log line (reqlog.h) */
+    char *error;       /* the reason of an error answer, for that line */
 };
 
 static void api_report(struct api *a, const char *family, const char *const *labels, double value)
@@ -163,6 +166,8 @@ static enum MHD_Result api_send_error_retry(struct api_req *rq, unsigned status,
     }
     if (retry_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
+    free(rq->error);
+    rq->error = xstrdup(why);
     return api_send(rq, status, API_JSON, resp);
 }
 
@@ -529,7 +534,6 @@ static enum MHD_Result api_render(struct api_req *rq, enum query_route route)
     if (a->admission.read_ns != seen && available != UINT64_MAX)
         api_report(a, "rendervisor_renderer_memory_available_bytes", NULL, (double)available);
     if (!fits) {
-        query_fini(&rq->job.req);
         snprintf(why, sizeof(why),
                  "not enough memory for another render: %" PRIu64 " MiB available, render_memory is %" PRIu64
                  " MiB",
@@ -546,7 +550,6 @@ static enum MHD_Result api_render(struct api_req *rq, enum query_route route)
     MHD_suspend_connection(rq->conn);
     if ((rc = jobs_submit(a->jobs, &rq->job)) < 0) {
         MHD_resume_connection(rq->conn);
-        query_fini(&rq->job.req);
         if (rc == -ESHUTDOWN)
             return api_send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "the renderer is shutting down");
         return api_refuse(rq, 0, "too many renders in progress", "1");
@@ -572,7 +575,11 @@ static enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn, const 
         rq->conn = conn;
         rq->start_ns = clock_now_ns();
         rq->proxy.fd = -1;
-        rq->is_render = strncmp(url, "/render", 7) == 0 && (url[7] == '\0' || url[7] == '/');
+        /* The request metrics count renders (any other /render/ path is a
+         * 404 a client meant as one), not /render/version (DESIGN.md). */
+        rq->is_render = strncmp(url, "/render", 7) == 0 && (url[7] == '\0' || url[7] == '/') &&
+                        strcmp(url, "/render/version") != 0;
+        rq->route = strcmp(url, "/render") == 0 ? "render" : strcmp(url, "/render/csv") == 0 ? "csv" : NULL;
         *req_cls = rq;
         if (rq->is_render) {
             a->in_flight++;
@@ -642,6 +649,39 @@ static enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn, const 
     return api_send_copy(rq, MHD_HTTP_NOT_FOUND, API_TEXT, "not found\n");
 }
 
+/* The request's one log line (reqlog.h), as it is counted in the metrics. */
+static void api_log_request(struct api_req *rq, unsigned status, int64_t now)
+{
+    const struct job *j = &rq->job;
+    int ran = rq->submitted && rq->answered; /* the job's answer fields are ours to read */
+    struct reqlog e = {
+        .route = rq->route,
+        .status = status,
+        .req = j->req.url ? &j->req : NULL,
+        .bytes = status == 200 && ran ? j->len : 0,
+        .duration_ns = now - rq->start_ns,
+        .error = rq->error,
+        .submitted = ran,
+        .queue_ns = ran && j->began_ns ? j->began_ns - rq->start_ns : -1,
+        .browser = ran ? j->browser : -1,
+        .tries = ran ? (unsigned)j->tries : 0,
+        .steps = j->steps,
+        .nsteps = ran ? j->nsteps : 0,
+        .gone = rq->gone_ns != 0,
+        .ran_ns = rq->gone_ns - rq->start_ns,
+        .stop_ns = now - rq->gone_ns,
+        .render_status = ran ? j->status : 0,
+    };
+    char host[128];
+    if (e.req) {
+        api_url_host(j->req.url, host, sizeof(host));
+        e.url_host = host;
+    }
+    char line[1024];
+    reqlog_format(line, sizeof(line), &e);
+    log_info("%s", line);
+}
+
 static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                           enum MHD_RequestTerminationCode toe)
 {
@@ -655,20 +695,16 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
     if (rq->is_render) {
         /* Sent in full, or the client went first: 499, as nginx counts it. */
         unsigned status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && rq->status ? rq->status : 499;
-        if (rq->gone_ns) {
-            int64_t now = clock_now_ns();
-            char host[128];
-            api_url_host(rq->job.req.url, host, sizeof(host));
-            log_info("client went away url_host=%s ran_ms=%lld stop_ms=%lld render_status=%u", host,
-                     (long long)((rq->gone_ns - rq->start_ns) / CLOCK_NS_PER_MS),
-                     (long long)((now - rq->gone_ns) / CLOCK_NS_PER_MS), rq->job.status);
+        if (rq->gone_ns)
             status = 499;
-        }
+        int64_t now = clock_now_ns();
+        if (rq->route)
+            api_log_request(rq, status, now);
         char code[16];
         snprintf(code, sizeof(code), "%u", status);
         const char *labels[] = { "status_code", code, NULL };
         api_report(a, "grafana_image_renderer_service_http_request_duration_seconds", labels,
-                   (double)(clock_now_ns() - rq->start_ns) / CLOCK_NS_PER_S);
+                   (double)(now - rq->start_ns) / CLOCK_NS_PER_S);
         a->in_flight--;
         api_report(a, "grafana_image_renderer_http_request_in_flight", NULL, a->in_flight);
     }
@@ -683,6 +719,7 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
     free(rq->job.body);
     free(rq->job.error);
     free(rq->job.filename);
+    free(rq->error);
     free(rq);
 }
 

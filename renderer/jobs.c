@@ -78,6 +78,7 @@ int jobs_submit(struct jobs *s, struct job *j)
     }
     s->active++;
     j->held = 1;
+    j->browser = -1;
     atomic_store(&j->cancelled, 0);
     j->jobs = s;
     j->next = NULL;
@@ -254,6 +255,21 @@ static void jobs_start_drain(struct jobs *s, unsigned i)
 
 static struct render *jobs_render_start(struct jobs *s, struct browser *b, struct job *j);
 
+/* The steps of the render that answers go with the answer, for the log:
+ * each step once (its times summed, should one ever come twice). */
+static void jobs_keep_steps(struct job *j, const struct render_result *res)
+{
+    j->nsteps = 0;
+    for (unsigned i = 0; i < res->nsteps; i++) {
+        unsigned k = 0;
+        while (k < j->nsteps && strcmp(j->steps[k].name, res->steps[i].name) != 0)
+            k++;
+        if (k == j->nsteps)
+            j->steps[j->nsteps++] = (struct render_step){ res->steps[i].name, 0 };
+        j->steps[k].seconds += res->steps[i].seconds;
+    }
+}
+
 static void jobs_render_done(void *arg, struct render *r)
 {
     struct job *j = arg;
@@ -274,6 +290,8 @@ static void jobs_render_done(void *arg, struct render *r)
         return;
     }
     j->status = res->status;
+    j->browser = (int)browser_index(b);
+    jobs_keep_steps(j, res);
     if (res->status == 200) {
         j->content_type = res->content_type;
         j->filename = res->filename ? xstrdup(res->filename) : NULL;
@@ -347,7 +365,8 @@ static void jobs_dispatch(struct jobs *s)
             jobs_fail(s, j, 499, "the client went away");
             continue;
         }
-        j->tries++;
+        if (j->tries++ == 0)
+            j->began_ns = clock_now_ns();
         j->next = s->running;
         s->running = j;
         j->render = jobs_render_start(s, b, j);

@@ -12,6 +12,7 @@
 #include "browser.h"
 #include "ingest.h"
 #include "query.h"
+#include "render.h"
 
 struct render;
 
@@ -37,11 +38,18 @@ struct job {
     unsigned char *body; /* the HTTP side frees it (or hands it to MHD) */
     size_t len;
     char *error;
+    /* For the request's log line: the steps of the render that answered
+     * (each step once), the browser it ran on (-1: none), and when its
+     * first try began (0: it never began). */
+    struct render_step steps[RENDER_STEPS_MAX];
+    unsigned nsteps;
+    int browser;
+    int64_t began_ns;
 
     /* The browser thread's. */
     struct job *next;
     struct render *render;
-    int tries;
+    int tries; /* the HTTP side may read it once done() has been called */
     struct browser *failed_on; /* where its last try failed: another first */
     lws_sorted_usec_list_t wait_sul;
     struct jobs *jobs;

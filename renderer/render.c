@@ -28,8 +28,6 @@
 /* One readiness evaluation waits in the page at most this long. */
 #define RENDER_READY_POLL_MS 10000u
 #define RENDER_LOADERS 8
-/* More than any render takes (a full-page png: 7). */
-#define RENDER_STEPS_MAX 12
 /* A spare is begun this long after it is asked for (when a render has just
  * taken the last one), so that making its context and page does not compete
  * with that render's navigation for the browser's main thread: the bench
@@ -107,12 +105,7 @@ struct render {
     char dl_guid[CDP_ID_MAX + 1];
     char dl_name[RENDER_FILENAME_MAX + 1];
     int dl_done;
-    /* Step times not sent yet (render_report_step). */
-    struct {
-        const char *name;
-        double seconds;
-    } steps[RENDER_STEPS_MAX];
-    unsigned nsteps;
+    unsigned nsent; /* result.steps sent to the exporter (render_send_steps) */
 };
 
 static void render_fail(struct render *r, unsigned status, int retryable, const char *fmt, ...)
@@ -129,23 +122,25 @@ static void render_report_step(struct render *r, const char *step)
     if (r->spare)
         return; /* no request is waiting on it */
     int64_t now = clock_now_ns();
-    if (r->nsteps < RENDER_STEPS_MAX) {
-        r->steps[r->nsteps].name = step;
-        r->steps[r->nsteps].seconds = (double)(now - r->step_start_ns) / CLOCK_NS_PER_S;
-        r->nsteps++;
+    struct render_result *res = &r->result;
+    if (res->nsteps < RENDER_STEPS_MAX) {
+        res->steps[res->nsteps].name = step;
+        res->steps[res->nsteps].seconds = (double)(now - r->step_start_ns) / CLOCK_NS_PER_S;
+        res->nsteps++;
     }
     r->step_start_ns = now;
 }
 
 static void render_send_steps(struct render *r)
 {
-    if (r->nsteps == 0)
+    const struct render_result *res = &r->result;
+    if (r->nsent == res->nsteps)
         return;
     struct ingest_buf *ib = xmalloc(sizeof(*ib));
     ingest_buf_reset(ib);
-    for (unsigned i = 0; i < r->nsteps; i++) {
-        const char *labels[] = { "step", r->steps[i].name, NULL };
-        ingest_buf_line(ib, "grafana_image_renderer_step_duration_seconds", labels, r->steps[i].seconds);
+    for (unsigned i = r->nsent; i < res->nsteps; i++) {
+        const char *labels[] = { "step", res->steps[i].name, NULL };
+        ingest_buf_line(ib, "grafana_image_renderer_step_duration_seconds", labels, res->steps[i].seconds);
     }
     /* The browser's version again: an exporter that restarted since the
      * browser connected has it back with the next render. */
@@ -156,7 +151,7 @@ static void render_send_steps(struct render *r)
     }
     ingest_send(r->ingest, ib);
     free(ib);
-    r->nsteps = 0;
+    r->nsent = res->nsteps;
 }
 
 static void render_schedule(struct render *r, lws_sorted_usec_list_t *sul, sul_cb_t cb, int64_t ms)

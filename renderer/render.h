@@ -16,9 +16,19 @@ struct render;
 
 /* The longest csv file name handed to the client. */
 #define RENDER_FILENAME_MAX 128
+/* More than any render takes (a full-page png: 7). */
+#define RENDER_STEPS_MAX 12
 /* The render is over (the context is disposed, or the connection gone);
  * read the result with render_result, then render_free. */
 typedef void (*render_done_fn)(void *arg, struct render *r);
+
+/* One step of a render and how long it took: name is one of the step
+ * label values of grafana_image_renderer_step_duration_seconds (a string
+ * constant, good on any thread). */
+struct render_step {
+    const char *name;
+    double seconds;
+};
 
 struct render_result {
     unsigned status;          /* 200, 400, 408, 499 (render_cancel), 500 */
@@ -28,6 +38,8 @@ struct render_result {
     size_t len;
     const char *error;        /* otherwise: one line for the client */
     int retryable;            /* the browser or its connection went: another may do */
+    struct render_step steps[RENDER_STEPS_MAX]; /* the steps done for the request, in order */
+    unsigned nsteps;
 };
 
 /* Start rendering req (borrowed until done) on b, giving up at deadline_ns

@@ -49,10 +49,17 @@ static void sv_close_watched(struct supervisor *sv, int *fd)
 
 /* ---- output pipes ---------------------------------------------------- */
 
+/* The exporter and the renderer log in our own record format: their records
+ * are passed on, tagged, rather than nested (log_child_output). */
+static int sv_child_is_ours(const struct sv_child *c)
+{
+    return c->spec.role == SPEC_ROLE_EXPORTER || c->spec.role == SPEC_ROLE_RENDERER;
+}
+
 static void sv_stream_flush(struct sv_child *c, struct sv_stream *s)
 {
     if (s->len)
-        log_child_output(c->spec.name, s->name, s->buf, s->len);
+        log_child_output(c->spec.name, s->name, sv_child_is_ours(c), s->buf, s->len);
     s->len = 0;
 }
 
@@ -74,7 +81,7 @@ static void sv_stream_read(struct supervisor *sv, struct sv_child *c, struct sv_
         s->len += (size_t)n;
         char *start = s->buf, *nl;
         while ((nl = memchr(start, '\n', (size_t)(s->buf + s->len - start)))) {
-            log_child_output(c->spec.name, s->name, start, (size_t)(nl - start));
+            log_child_output(c->spec.name, s->name, sv_child_is_ours(c), start, (size_t)(nl - start));
             start = nl + 1;
         }
         s->len = (size_t)(s->buf + s->len - start);

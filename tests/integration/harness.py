@@ -238,6 +238,13 @@ class Rendervisor:
                 out.append((t, f))
         return out
 
+    def child_records(self, child, msg=None, **fields):
+        """A child's own records (the exporter's, the renderer's), which the
+        supervisor passes on with child=<child> added; a line it nests as
+        "child output" is not one."""
+        return [(t, f) for t, f in self.records(msg, child=child, **fields)
+                if f.get('component') not in (None, 'supervisor')]
+
     def log_text(self):
         with self.lock:
             return '\n'.join(line for _, line, _ in self.logs)

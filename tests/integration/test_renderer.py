@@ -27,7 +27,7 @@ import urllib.request
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Rendervisor, all_pids, free_port, free_port_range, parse_logfmt,  # noqa: E402
+from harness import (Rendervisor, all_pids, free_port, free_port_range,  # noqa: E402
                      proc_stat, wait_until)
 
 EXPORTER = os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter')
@@ -358,7 +358,7 @@ class RendererTest(unittest.TestCase):
             return cls.get(route + '?' + urllib.parse.urlencode(q), h, timeout=http_timeout)
         try:
             c = http.client.HTTPConnection('127.0.0.1', port, timeout=http_timeout)
-            c.request('GET', '/render?' + urllib.parse.urlencode(q), headers=h)
+            c.request('GET', route + '?' + urllib.parse.urlencode(q), headers=h)
             r = c.getresponse()
             out = r.status, dict(r.getheaders()), r.read()
             c.close()
@@ -764,6 +764,19 @@ class RendererTest(unittest.TestCase):
         # and our own version
         self.assertEqual(json.loads(body), {'version': '3.12.0', 'rendervisor': '0.1.0'})
 
+    def test_version_requests_are_not_counted(self):
+        # Grafana asks for the version every 15 minutes: that is no render.
+        ok = 'grafana_image_renderer_service_http_request_duration_seconds_count{status_code="200"}'
+        unauthorized = ok.replace('"200"', '"401"')
+        before = (self.sample(ok) or 0, self.sample(unauthorized) or 0)
+        for _ in range(3):
+            self.assertEqual(self.get('/render/version')[0], 200)
+        # a request that is counted, after them: once it is in, they would be
+        self.assertEqual(self.get('/render?url=http://x/', {'X-Auth-Token': 'wrong'})[0], 401)
+        wait_until(lambda: (self.sample(unauthorized) or 0) == before[1] + 1, 5, interval=0.1,
+                   what='the 401 counted')
+        self.assertEqual(self.sample(ok) or 0, before[0])
+
     def test_root_and_healthz(self):
         status, _, body = self.get('/')
         self.assertEqual(status, 200)
@@ -839,12 +852,7 @@ class RendererTest(unittest.TestCase):
 
     def renderer_records(self, rv, msg):
         """The renderer's own log lines (through the supervisor) with this message."""
-        out = []
-        for _, f in rv.records('child output', child='renderer'):
-            fields = parse_logfmt(f.get('line', ''))
-            if fields.get('msg') == msg:
-                out.append(fields)
-        return out
+        return [f for _, f in rv.child_records('renderer', msg)]
 
     def private_rendervisor(self, browser_count, browsers=None, concurrency=1, renderer=None, browser_settings=None):
         """A Rendervisor of its own (stopped by the caller) and its renderer's port."""
@@ -887,15 +895,134 @@ class RendererTest(unittest.TestCase):
             print(self.rv.log_text()[-4000:])
             raise
         self.assertLess(time.monotonic() - t0, 5)
-        recs = wait_until(lambda: self.renderer_records(self.rv, 'client went away'), 5,
-                          what='the renderer saying so')
+        # its one log line says the client went: when, and how the render ended
+        recs = wait_until(lambda: [f for f in self.renderer_records(self.rv, 'render request')
+                                   if f['status'] == '499' and 'ran_ms' in f], 5, what='the renderer saying so')
         f = recs[-1]
         self.assertEqual(f['url_host'], '127.0.0.1:%d' % self.web.server_address[1])
         self.assertGreaterEqual(int(f['ran_ms']), 250)
         self.assertLess(int(f['ran_ms']), 10000)
+        self.assertLess(int(f['stop_ms']), 5000)
         self.assertEqual(f['render_status'], '499')  # stopped, not finished by its timeout
+        self.assertEqual(f['error'], 'the client went away')
+        # of the url only its host is logged, ever
+        self.assertFalse([line for line in self.rv.log_text().splitlines()
+                          if 'component=renderer' in line and 'never.html' in line])
         # and the renderer goes on
         self.assertEqual(self.render('/panels.html', width=100, height=100)[2][50][50], (255, 0, 0))
+
+    def test_json_log_is_one_object_a_line_and_one_line_a_request(self):
+        # log_format = json for the whole stack. Every line rendervisor prints
+        # is one JSON object; the renderer's and the exporter's records come
+        # through as records (child added), never as JSON inside a string; and
+        # each /render or /render/csv request gets exactly one line, with its
+        # status, the url's host, the answer's size and the steps' times.
+        port = free_port()
+        rv = Rendervisor(exporter=os.path.abspath(EXPORTER), browsers=default_browser_command(),
+                         renderer=os.path.abspath(RENDERER), browser_count=1,
+                         sample_interval='500ms', stop_timeout='3s', collect=False,
+                         extra={'supervisor': {'log_format': 'json'},
+                                'renderer': {'listen': '127.0.0.1:%d' % port, 'auth_token': TOKEN},
+                                'browsers': {'port_base': str(free_port_range(1))}})
+        rv.start()
+
+        def render_lines():
+            out = []
+            for line in rv.log_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and rec.get('message') == 'render request':
+                    out.append(rec)
+            return out
+        try:
+            wait_until(lambda: self.get_from(port, '/healthz')[0] == 200, 60, interval=0.1,
+                       what='the renderer connected to its browser')
+            png = self.request('/panels.html?auth_token=s3cret-in-url', port=port, width=120, height=80)
+            self.assertEqual(png[0], 200, png[2][:300])
+            bad = self.request('/panels.html', port=port, width='abc-s3cret')
+            self.assertEqual(bad[0], 400, bad[2][:300])
+            noauth = self.request('/panels.html', port=port, headers={'X-Auth-Token': 'wrong'})
+            self.assertEqual(noauth[0], 401, noauth[2][:300])
+            csv = self.request('/csv.html', port=port, route='/render/csv')
+            self.assertEqual(csv[0], 200, csv[2][:300])
+            # not renders: no line of their own
+            self.assertEqual(self.get_from(port, '/render/version')[0], 200)
+            self.assertEqual(self.get_from(port, '/healthz')[0], 200)
+            wait_until(lambda: len(render_lines()) >= 4, 10, what='four render lines')
+        finally:
+            rv.signal(signal.SIGTERM)
+            code = rv.proc.wait(20)
+            rv.stop()
+        self.assertEqual(code, 0)
+
+        lines = rv.log_text().splitlines()
+        recs = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                self.fail('not JSON: %r' % line)
+            self.assertIsInstance(rec, dict, line)
+            for key in ('time', 'level', 'component', 'message'):
+                self.assertIsInstance(rec.get(key), str, line)
+            self.assertIn(rec['level'], ('debug', 'info', 'warn', 'error'), line)
+            recs.append(rec)
+        by = {}
+        for rec in recs:
+            by.setdefault(rec['component'], []).append(rec)
+        # the children's own records, tagged; nothing of theirs nested
+        self.assertTrue(by.get('renderer') and by.get('exporter'), sorted(by))
+        for comp in ('renderer', 'exporter'):
+            for rec in by[comp]:
+                self.assertEqual(rec.get('child'), comp, rec)
+        nested = [r for r in recs if r['message'] == 'child output']
+        for rec in nested:
+            self.assertIsInstance(rec.get('line'), str, rec)
+            self.assertIn(rec.get('stream'), ('stdout', 'stderr'), rec)
+        self.assertEqual([r for r in nested if r['child'] in ('renderer', 'exporter')], [])
+        self.assertEqual([r for r in nested if r['line'].lstrip().startswith('{')], [])
+        # what the supervisor says about a child names it
+        self.assertTrue(all(r.get('child') for r in by['supervisor'] if r['message'] == 'child started'))
+        # no secret of the client's in a record of ours
+        self.assertEqual([r for r in recs if r['message'] != 'child output' and 's3cret' in json.dumps(r)], [])
+
+        # exactly one line per request, each as the client saw it
+        renders = [r for r in recs if r['message'] == 'render request']
+        self.assertEqual(len(renders), 4, renders)
+        for r in renders:
+            self.assertEqual((r['component'], r['child'], r['level']), ('renderer', 'renderer', 'info'))
+            for k, v in r.items():
+                if k in ('status', 'bytes', 'duration_ms', 'width', 'height', 'browser', 'tries', 'queue_ms') or \
+                        k.startswith('step_'):
+                    self.assertIs(type(v), int, (k, r))
+                    self.assertGreaterEqual(v, 0, (k, r))
+        host = '127.0.0.1:%d' % self.web.server_address[1]
+        by_status = {}
+        for r in renders:
+            by_status.setdefault((r['route'], r['status']), []).append(r)
+        self.assertEqual(sorted(by_status), [('csv', 200), ('render', 200), ('render', 400), ('render', 401)])
+        ok = by_status[('render', 200)][0]
+        self.assertEqual((ok['url_host'], ok['encoding'], ok['width'], ok['height']), (host, 'png', 120, 80))
+        self.assertEqual(ok['bytes'], len(png[2]))
+        self.assertEqual((ok['browser'], ok['tries']), (0, 1))
+        steps = {k for k in ok if k.startswith('step_')}
+        self.assertEqual(steps, {'step_%s_ms' % s for s in
+                                 ('launch', 'newPage', 'prepare', 'navigate', 'panelsRendered', 'screenshot')})
+        self.assertGreaterEqual(ok['step_panelsRendered_ms'], 250)  # the page paints after 300 ms
+        self.assertLessEqual(sum(ok[k] for k in steps), ok['duration_ms'] + len(steps))
+        self.assertNotIn('error', ok)
+        csv_line = by_status[('csv', 200)][0]
+        self.assertEqual((csv_line['url_host'], csv_line['encoding'], csv_line['bytes']), (host, 'csv', len(csv[2])))
+        self.assertIn('step_downloadCSV_ms', csv_line)
+        self.assertNotIn('width', csv_line)
+        bad_line = by_status[('render', 400)][0]
+        self.assertTrue(bad_line['error'].startswith('width: '), bad_line)
+        self.assertNotIn('url_host', bad_line)   # the query was not read
+        self.assertNotIn('step_launch_ms', bad_line)
+        self.assertEqual(bad_line['bytes'], 0)
+        self.assertIn('X-Auth-Token', by_status[('render', 401)][0]['error'])
 
     def test_clients_leaving_at_any_moment(self):
         # Clients that leave while their job waits, while it renders, as it

@@ -39,7 +39,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Rendervisor, alive, free_port, free_port_range, marked_pids, parse_logfmt,  # noqa: E402
+from harness import (Rendervisor, alive, free_port, free_port_range, marked_pids,  # noqa: E402
                      proc_stat, wait_until)
 from test_renderer import PANELS_PAGE, PagesServer, default_browser_command, png_size, read_png  # noqa: E402
 from test_renderer import Pages as RendererPages  # noqa: E402
@@ -285,12 +285,7 @@ class SoakTest(unittest.TestCase):
 
     def child_output(self, rv, child, msg):
         """The child's own log lines (through the supervisor) with this message."""
-        out = []
-        for t, f in rv.records('child output', child=child):
-            fields = parse_logfmt(f.get('line', ''))
-            if fields.get('msg') == msg:
-                out.append((t, fields))
-        return out
+        return rv.child_records(child, msg)
 
     def assert_all_200(self, results, what):
         bad = [(round(t1 - t0, 2), s, 'ok' if ok else 'bad answer') for t0, t1, s, ok in results
@@ -304,8 +299,8 @@ class SoakTest(unittest.TestCase):
         """The supervisor's own lines and the renderer's warnings (the browsers' chatter left out)."""
         rv = rv or self.rv
         keep = [line for line in rv.log_text().splitlines()
-                if 'msg="child output"' not in line or ('child=renderer' in line and 'level=info' not in
-                                                           line.partition(' line=')[2])]
+                if 'component=supervisor' in line and 'msg="child output"' not in line
+                or 'component=renderer' in line and 'level=info' not in line]
         print('\n'.join(keep[-200:]))
 
     def latencies(self, results):
