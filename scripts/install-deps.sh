@@ -8,6 +8,7 @@ packages=(
   libmicrohttpd-dev libproc2-dev libwebsockets-dev libinih-dev libjansson-dev libcmocka-dev
   chromium-headless-shell prometheus wrk
   clang libclang-rt-14-dev valgrind passwd
+  libsystemd-dev systemd procps man-db groff-base
 )
 
 missing=()

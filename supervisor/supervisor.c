@@ -31,6 +31,7 @@
 static void sv_report_child(struct supervisor *sv, struct sv_child *c);
 static void sv_step(struct supervisor *sv, struct sv_child *c, enum child_event ev, int arg);
 static void sv_over_limit(struct supervisor *sv, struct sv_child *c);
+static void sv_notify(struct supervisor *sv);
 
 static int sv_epoll_add(struct supervisor *sv, int fd, struct sv_watch *w)
 {
@@ -167,12 +168,15 @@ static void sv_probe_done(struct supervisor *sv, struct sv_child *c, int rc)
     if (c->probe_at_ns < now)
         c->probe_at_ns = now;
     if (rc > 0) {
-        if (!c->probe_answered)
+        int first = !c->probe_answered;
+        if (first)
             log_debug("child answers its health probe child=%s path=%s", c->spec.name, c->probe.path);
         if (c->probe_failures)
             log_info("child answers its health probe again child=%s", c->spec.name);
         c->probe_failures = 0;
         c->probe_answered = 1;
+        if (first)
+            sv_notify(sv); /* the renderer's first answer may make the service ready */
         return;
     }
     if (!c->probe_answered && now - c->started_ns < SV_PROBE_GRACE_NS) {
@@ -299,8 +303,10 @@ static void sv_step(struct supervisor *sv, struct sv_child *c, enum child_event 
     case CHILD_ACT_NONE:
         break;
     }
-    if (c->m.state != before || act == CHILD_ACT_SPAWN)
+    if (c->m.state != before || act == CHILD_ACT_SPAWN) {
         sv_report_child(sv, c);
+        sv_notify(sv);
+    }
 }
 
 /* ---- exits and reaping ----------------------------------------------- */
@@ -669,6 +675,30 @@ static void sv_prune(struct supervisor *sv)
     sv->nchildren = n;
 }
 
+/* ---- systemd ------------------------------------------------------------- */
+
+/* The service serves once the exporter and the renderer run and, with health
+ * probes on, the renderer has answered one (its HTTP API is listening). The
+ * browsers are not waited for: the renderer's /healthz tells about them. */
+static void sv_notify(struct supervisor *sv)
+{
+    if (!sv->notify.enabled)
+        return;
+    struct notify_child kids[sv->nchildren + 1];
+    int serving = 1;
+    for (size_t i = 0; i < sv->nchildren; i++) {
+        const struct sv_child *c = sv->children[i];
+        kids[i] = (struct notify_child){ .name = c->spec.name, .m = &c->m };
+        if (c->spec.role == SPEC_ROLE_BROWSER)
+            continue;
+        if (c->m.state != CHILD_RUNNING)
+            serving = 0;
+        else if (c->spec.role == SPEC_ROLE_RENDERER && sv_probing(sv, c) && !c->probe_answered)
+            serving = 0;
+    }
+    notify_children(&sv->notify, kids, sv->nchildren, serving);
+}
+
 /* ---- signals ---------------------------------------------------------- */
 
 static void sv_shutdown(struct supervisor *sv, const char *why)
@@ -677,6 +707,7 @@ static void sv_shutdown(struct supervisor *sv, const char *why)
         return;
     sv->shutting_down = 1;
     log_info("stopping all children signal=%s", why);
+    notify_stopping(&sv->notify);
     /* The renderer first, the exporter last, so reports of the others'
      * ending can still be taken. All of them get the signal at once. */
     for (size_t i = sv->nchildren; i-- > 0;)
@@ -698,8 +729,12 @@ static void sv_read_signals(struct supervisor *sv)
             sv_shutdown(sv, "INT");
             break;
         case SIGHUP:
-            if (!sv->shutting_down)
-                sv_reload(sv);
+            if (sv->shutting_down)
+                break;
+            notify_reloading(&sv->notify);
+            sv_reload(sv);
+            notify_reloaded(&sv->notify);
+            sv_notify(sv);
             break;
         }
     }
@@ -810,6 +845,7 @@ int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path
     sv->sender.fd = -1;
     sv->ctl_fd = -1;
     sv->report = xmalloc(sizeof(*sv->report));
+    notify_init(&sv->notify);
 
     /* Signals are blocked before anything is spawned, so none is lost
      * between fork and the first epoll_wait. */

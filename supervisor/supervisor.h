@@ -11,11 +11,15 @@
 #include "config.h"
 #include "guardian.h"
 #include "ingest.h"
+#include "log.h"
+#include "notify.h"
 #include "probe.h"
 #include "proctree.h"
 #include "spec.h"
 
-#define SUPERVISOR_LINE_MAX 4096
+/* A line of a child's output longer than this is logged in pieces; any
+ * record our own children write fits whole. */
+#define SUPERVISOR_LINE_MAX LOG_LINE_MAX
 
 enum sv_watch_kind {
     SV_WATCH_SIGNAL,
@@ -86,6 +90,7 @@ struct supervisor {
     int self_pid;
     int ctl_fd; /* supervisor.ctl: the renderer's "drained N" */
     struct sv_watch ctl_watch;
+    struct notify notify; /* systemd's Type=notify (notify.h) */
 };
 
 /* Set up everything (runtime_dir must exist); cfg and config_path are taken
