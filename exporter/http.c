@@ -11,12 +11,19 @@
 #include <string.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "selfstat.h"
+#include "status.h"
 #include "xalloc.h"
 
 #define HTTP_TEXT_PLAIN "text/plain; charset=utf-8"
 #define HTTP_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+/* The status page loads its script, its style and its figures from the
+ * exporter itself and from nowhere else. */
+#define HTTP_STATUS_CSP                                                                                   \
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "       \
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 /* A scraper's request is a line and a few headers: MHD answers a longer
  * request line 414 and longer headers 431 (docs/configuration.md, "Limits"). */
 #define HTTP_CONNECTION_MEMORY (16 * 1024)
@@ -31,6 +38,13 @@ static enum MHD_Result http_send(struct MHD_Connection *conn, unsigned status, c
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (strncmp(type, "text/html", 9) == 0)
+        MHD_add_response_header(resp, "Content-Security-Policy", HTTP_STATUS_CSP);
+    /* The status page's figures change from one request to the next; its
+     * script and style change with the binary. */
+    if (strncmp(type, "text/html", 9) == 0 || strncmp(type, "application/json", 16) == 0 ||
+        strncmp(type, "text/javascript", 15) == 0 || strncmp(type, "text/css", 8) == 0)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     enum MHD_Result rc = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -54,110 +68,6 @@ static enum MHD_Result http_send_static(struct MHD_Connection *conn, unsigned st
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
     return http_send(conn, status, type, resp);
-}
-
-static void http_html_escape(struct buf *out, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': buf_puts(out, "&lt;"); break;
-        case '>': buf_puts(out, "&gt;"); break;
-        case '&': buf_puts(out, "&amp;"); break;
-        case '"': buf_puts(out, "&quot;"); break;
-        default: buf_append(out, s, 1);
-        }
-    }
-}
-
-static double http_get(const struct http_site *site, const char *family, const char *child, const char *k2,
-                       const char *v2)
-{
-    const char *labels[] = { "child", child, k2, v2, NULL };
-    double v = 0;
-    if (registry_get(site->reg, family, labels, &v) < 0)
-        return -1;
-    return v;
-}
-
-static void http_bytes(struct buf *out, double bytes)
-{
-    if (bytes < 0)
-        buf_puts(out, "&ndash;");
-    else if (bytes >= 1 << 30)
-        buf_printf(out, "%.2f GiB", bytes / (1 << 30));
-    else
-        buf_printf(out, "%.1f MiB", bytes / (1 << 20));
-}
-
-static const char *const http_states[] = { "idle", "running", "stopping", "backoff", "stopped" };
-static const char *const http_reasons[] = { "exit", "signal", "memory_limit", "unhealthy", "requested" };
-
-static void http_child_row(const struct http_site *site, struct buf *out, const char *child)
-{
-    double up = http_get(site, "rendervisor_child_up", child, NULL, NULL);
-    const char *state = "unknown";
-    for (size_t i = 0; i < sizeof(http_states) / sizeof(http_states[0]); i++)
-        if (http_get(site, "rendervisor_child_state", child, "state", http_states[i]) == 1)
-            state = http_states[i];
-    double pss = http_get(site, "rendervisor_child_proportional_memory_bytes", child, NULL, NULL);
-    double rss = http_get(site, "rendervisor_child_resident_memory_bytes", child, NULL, NULL);
-    double limit = http_get(site, "rendervisor_child_memory_limit_bytes", child, NULL, NULL);
-    double procs = http_get(site, "rendervisor_child_processes", child, NULL, NULL);
-    double restarts = 0;
-    buf_puts(out, "<tr><td class=name>");
-    http_html_escape(out, child);
-    buf_printf(out, "</td><td class=\"%s\">%s</td><td>%s</td><td>", up == 1 ? "up" : "down",
-               up == 1 ? "up" : up == 0 ? "down" : "no report", state);
-    http_bytes(out, pss);
-    buf_puts(out, " / ");
-    if (limit > 0)
-        http_bytes(out, limit);
-    else
-        buf_puts(out, "no limit");
-    if (limit > 0 && pss >= 0)
-        buf_printf(out, " (%.0f%%)", 100.0 * pss / limit);
-    buf_puts(out, "</td><td>");
-    http_bytes(out, rss);
-    buf_printf(out, "</td><td>%.0f</td><td>", procs < 0 ? 0 : procs);
-    for (size_t i = 0; i < sizeof(http_reasons) / sizeof(http_reasons[0]); i++) {
-        double n = http_get(site, "rendervisor_child_restarts_total", child, "reason", http_reasons[i]);
-        if (n > 0) {
-            buf_printf(out, "%s%s: %.0f", restarts > 0 ? ", " : "", http_reasons[i], n);
-            restarts += n;
-        }
-    }
-    if (restarts == 0)
-        buf_puts(out, "0");
-    buf_puts(out, "</td></tr>\n");
-}
-
-void http_status_page(const struct http_site *site, struct buf *out)
-{
-    buf_puts(out,
-             "<!doctype html>\n<html><head><meta charset=utf-8><title>rendervisor</title>\n"
-             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-             "td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}"
-             ".up{background:#2e7d32;color:#fff}.down{background:#c62828;color:#fff}</style>\n"
-             "</head><body>\n<h1>rendervisor</h1>\n"
-             "<table>\n<tr><th>child</th><th>up</th><th>state</th><th>memory (PSS) / limit</th>"
-             "<th>RSS</th><th>processes</th><th>restarts</th></tr>\n");
-    http_child_row(site, out, "exporter");
-    for (unsigned i = 0; i < site->cfg->browsers.count; i++) {
-        char name[32];
-        snprintf(name, sizeof(name), "browser-%u", i);
-        http_child_row(site, out, name);
-    }
-    http_child_row(site, out, "renderer");
-    buf_puts(out, "</table>\n<p>Browser: ");
-    char version[INGEST_MAX_LABEL_VALUE];
-    if (registry_label_value(site->reg, "grafana_image_renderer_browser_info", "version", version,
-                             sizeof(version)) == 0)
-        http_html_escape(out, version);
-    else
-        buf_puts(out, "not reported yet");
-    buf_puts(out, "</p>\n<p><a href=\"/metrics\">/metrics</a> &middot; <a href=\"/dashboard.json\">"
-                  "/dashboard.json</a> &middot; <a href=\"/alerts.yml\">/alerts.yml</a></p>\n"
-                  "</body></html>\n");
 }
 
 static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -211,10 +121,27 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
         return http_send_static(conn, MHD_HTTP_OK, "application/json", site->dashboard, site->dashboard_len);
     if (strcmp(url, "/alerts.yml") == 0)
         return http_send_static(conn, MHD_HTTP_OK, "application/yaml", site->alerts, site->alerts_len);
+    struct status_input in = { site->reg, site->hist, clock_wall_s(), (double)clock_now_ns() / CLOCK_NS_PER_S };
     if (strcmp(url, "/") == 0) {
-        http_status_page(site, &b);
+        unsigned refresh = STATUS_REFRESH_DEFAULT;
+        const char *arg = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "refresh");
+        if (arg && status_parse_refresh(arg, &refresh) < 0) {
+            buf_printf(&b, "refresh: expected whole seconds from 0 (no updates) to %u\n", STATUS_REFRESH_MAX);
+            return http_send_buf(conn, MHD_HTTP_BAD_REQUEST, HTTP_TEXT_PLAIN, &b);
+        }
+        status_html(&in, refresh, &b);
         return http_send_buf(conn, MHD_HTTP_OK, "text/html; charset=utf-8", &b);
     }
+    if (strcmp(url, "/status.json") == 0) {
+        status_json(&in, &b);
+        return http_send_buf(conn, MHD_HTTP_OK, "application/json", &b);
+    }
+    if (strcmp(url, "/status.js") == 0)
+        return http_send_static(conn, MHD_HTTP_OK, "text/javascript; charset=utf-8", site->status_js,
+                                site->status_js_len);
+    if (strcmp(url, "/status.css") == 0)
+        return http_send_static(conn, MHD_HTTP_OK, "text/css; charset=utf-8", site->status_css,
+                                site->status_css_len);
     buf_puts(&b, "not found: ");
     buf_puts(&b, url);
     buf_puts(&b, "\n");

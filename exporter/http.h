@@ -1,5 +1,6 @@
 /* The exporter's HTTP side (libmicrohttpd, run from the exporter's own epoll
- * loop): /metrics, /dashboard.json, /alerts.yml and a status page at /. One
+ * loop): /metrics, /dashboard.json, /alerts.yml, and a status page at / with
+ * /status.json, /status.js and /status.css (status.h). One
  * daemon per listening socket (the Unix socket, and the TCP listener when
  * configured), sharing one handler. */
 #ifndef RV_HTTP_H
@@ -9,15 +10,21 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "history.h"
 #include "registry.h"
 
 struct http_site {
     struct registry *reg;
+    const struct history *hist;
     const struct config *cfg;
     const char *dashboard; /* embedded dashboards/rendervisor.json */
     size_t dashboard_len;
     const char *alerts; /* embedded alerts/rendervisor.rules.yml */
     size_t alerts_len;
+    const char *status_js; /* embedded exporter/status.js */
+    size_t status_js_len;
+    const char *status_css; /* embedded exporter/status.css */
+    size_t status_css_len;
 };
 
 struct http_server {
@@ -34,8 +41,5 @@ void http_run(struct http_server *srv);
  * limit). */
 int64_t http_timeout_ms(struct http_server *srv);
 void http_stop(struct http_server *srv);
-
-/* The status page as HTML (also used by tests). */
-void http_status_page(const struct http_site *site, struct buf *out);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "history.h"
 #include "http.h"
 #include "intake.h"
 #include "log.h"
@@ -26,6 +27,10 @@ extern const char exporter_dashboard_json[];
 extern const size_t exporter_dashboard_json_len;
 extern const char exporter_alerts_yml[];
 extern const size_t exporter_alerts_yml_len;
+extern const char exporter_status_js[];
+extern const size_t exporter_status_js_len;
+extern const char exporter_status_css[];
+extern const size_t exporter_status_css_len;
 
 enum main_watch { MAIN_SIGNALS, MAIN_INTAKE, MAIN_HTTP_UNIX, MAIN_HTTP_TCP };
 
@@ -58,15 +63,22 @@ int main(int argc, char **argv)
 
     int rc = 1;
     struct registry *reg = registry_new(cfg);
+    struct history *hist = history_new(cfg);
+    registry_set_observer(reg, history_observe, hist);
     struct intake in = { .fd = -1 };
     struct http_server unix_srv = { NULL, -1 }, tcp_srv = { NULL, -1 };
     struct http_site site = {
         .reg = reg,
+        .hist = hist,
         .cfg = cfg,
         .dashboard = exporter_dashboard_json,
         .dashboard_len = exporter_dashboard_json_len,
         .alerts = exporter_alerts_yml,
         .alerts_len = exporter_alerts_yml_len,
+        .status_js = exporter_status_js,
+        .status_js_len = exporter_status_js_len,
+        .status_css = exporter_status_css,
+        .status_css_len = exporter_status_css_len,
     };
     char *ingest_path = config_runtime_path(cfg, cfg->exporter.ingest);
     char *http_path = config_runtime_path(cfg, cfg->exporter.socket);
@@ -150,6 +162,7 @@ out:
     free(ingest_path);
     free(http_path);
     registry_free(reg);
+    history_free(hist);
     config_free(cfg);
     return rc;
 }

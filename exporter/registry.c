@@ -82,6 +82,8 @@ struct registry {
     struct registry_family *table[REGISTRY_TABLE_SIZE];
     struct registry_family *lines; /* rendervisor_ingest_lines_total */
     struct registry_family *rejected;
+    void (*observer)(void *arg, const struct ingest_sample *s);
+    void *observer_arg;
 };
 
 /* ---- the families ---------------------------------------------------- */
@@ -441,6 +443,8 @@ enum ingest_reject registry_apply(struct registry *reg, const struct ingest_samp
     for (size_t i = 0; i < f->nlabels; i++)
         if (is_new[i])
             registry_label_add(&f->labels[i], values[i]);
+    if (reg->observer)
+        reg->observer(reg->observer_arg, s);
     struct registry_series *se = &f->series[slot];
     se->present = 1;
     if (f->spec->type != REGISTRY_HISTOGRAM) {
@@ -460,6 +464,12 @@ enum ingest_reject registry_apply(struct registry *reg, const struct ingest_samp
     se->count++;
     se->value += v;
     return INGEST_OK;
+}
+
+void registry_set_observer(struct registry *reg, void (*fn)(void *arg, const struct ingest_sample *s), void *arg)
+{
+    reg->observer = fn;
+    reg->observer_arg = arg;
 }
 
 void registry_count(struct registry *reg, enum ingest_reject result)

@@ -32,6 +32,10 @@ void registry_free(struct registry *reg);
  * changes nothing. */
 enum ingest_reject registry_apply(struct registry *reg, const struct ingest_sample *s);
 
+/* Have fn(arg, s) called with every line registry_apply() accepts (the
+ * status page keeps a short history of some). NULL: no one. */
+void registry_set_observer(struct registry *reg, void (*fn)(void *arg, const struct ingest_sample *s), void *arg);
+
 /* Count a line's fate in rendervisor_ingest_lines_total{result} and, when
  * refused, rendervisor_ingest_rejected_total{reason}. */
 void registry_count(struct registry *reg, enum ingest_reject result);

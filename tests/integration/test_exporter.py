@@ -239,7 +239,8 @@ class ExporterTest(unittest.TestCase):
         status, headers, body = self.get('/')
         self.assertEqual(status, 200)
         for child in ('exporter', 'browser-0', 'browser-1', 'renderer'):
-            self.assertIn('<td class=name>%s</td><td class="up">up</td>' % child, body)
+            self.assertIn('<tr data-child="%s" class=up><td class=name><i class=swatch></i>%s</td>' % (child, child),
+                          body)
         self.assertEqual(self.get('/nope')[0], 404)
         status, headers, _ = self.get('/metrics', method='POST', body='x')
         self.assertEqual(status, 405)

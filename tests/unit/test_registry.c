@@ -624,6 +624,46 @@ static void test_own_counters(void **state)
     fixture_fini(&fx);
 }
 
+struct observed {
+    int calls;
+    char family[INGEST_MAX_NAME];
+    double value;
+};
+
+static void observe(void *arg, const struct ingest_sample *s)
+{
+    struct observed *o = arg;
+    o->calls++;
+    snprintf(o->family, sizeof(o->family), "%s", s->family);
+    o->value = s->value;
+}
+
+/* The observer (the status page's history) sees the lines that were taken,
+ * and only those. */
+static void test_observer(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_init(&fx, 1);
+    struct observed o = { 0 };
+    registry_set_observer(fx.reg, observe, &o);
+    assert_int_equal(apply(&fx, REQ "{status_code=\"200\"} 0.5"), INGEST_OK);
+    assert_int_equal(o.calls, 1);
+    assert_string_equal(o.family, REQ);
+    assert_true(o.value == 0.5);
+    assert_int_equal(apply(&fx, "rendervisor_child_up{child=\"browser-7\"} 1"), INGEST_REJECT_UNKNOWN_LABEL);
+    assert_int_equal(apply(&fx, "rendervisor_child_cpu_seconds_total{child=\"renderer\",mode=\"user\"} -1"),
+                     INGEST_REJECT_BAD_VALUE);
+    assert_int_equal(apply(&fx, "no_such_family 1"), INGEST_REJECT_UNKNOWN_FAMILY);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(apply(&fx, "rendervisor_child_up{child=\"renderer\"} 1"), INGEST_OK);
+    assert_int_equal(o.calls, 2);
+    registry_set_observer(fx.reg, NULL, NULL);
+    assert_int_equal(apply(&fx, "rendervisor_child_up{child=\"renderer\"} 0"), INGEST_OK);
+    assert_int_equal(o.calls, 2);
+    fixture_fini(&fx);
+}
+
 static void test_get(void **state)
 {
     (void)state;
@@ -851,6 +891,7 @@ int main(void)
         cmocka_unit_test(test_own_counters),
         cmocka_unit_test(test_intake_lines_per_datagram),
         cmocka_unit_test(test_intake_senders),
+        cmocka_unit_test(test_observer),
         cmocka_unit_test(test_get),
         cmocka_unit_test(test_label_value),
         cmocka_unit_test(test_escaping),
