@@ -24,19 +24,10 @@
 #include "buf.h"
 #include "cdp.h"
 
+#define FUZZ_NAME "fuzz_cdp"
+#include "fuzz.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void fuzz_fail(const char *what, const char *detail)
-{
-    fprintf(stderr, "fuzz_cdp: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    __builtin_trap();
-}
-
-#define FUZZ_CHECK(cond, detail) \
-    do { \
-        if (!(cond)) \
-            fuzz_fail(#cond, detail); \
-    } while (0)
 
 /* Every node of the parsed message, so a pointer can be traced to it. */
 struct fuzz_nodes {

@@ -16,22 +16,13 @@
 
 #include "config.h"
 
+#define FUZZ_NAME "fuzz_config"
+#include "fuzz.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_NS_PER_MS INT64_C(1000000)
 #define FUZZ_SUN_PATH sizeof(((struct sockaddr_un *)0)->sun_path)
-
-static void fuzz_fail(const char *what, const char *detail)
-{
-    fprintf(stderr, "fuzz_config: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    __builtin_trap();
-}
-
-#define FUZZ_CHECK(cond, detail) \
-    do { \
-        if (!(cond)) \
-            fuzz_fail(#cond, detail); \
-    } while (0)
 
 /* What config_parse_socket accepts, and its path inside runtime_dir fits. */
 static void fuzz_check_socket(const struct config *cfg, const char *name)

@@ -18,19 +18,10 @@
 
 #include "log.h"
 
+#define FUZZ_NAME "fuzz_log"
+#include "fuzz.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void fuzz_fail(const char *what, const char *detail)
-{
-    fprintf(stderr, "fuzz_log: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    __builtin_trap();
-}
-
-#define FUZZ_CHECK(cond, detail) \
-    do { \
-        if (!(cond)) \
-            fuzz_fail(#cond, detail); \
-    } while (0)
 
 static const char *const levels[] = { "debug", "info", "warn", "error" };
 static char out[LOG_RELAY_MAX];

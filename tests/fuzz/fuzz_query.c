@@ -22,22 +22,13 @@
 #include "config.h"
 #include "query.h"
 
+#define FUZZ_NAME "fuzz_query"
+#include "fuzz.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The API's own cap (renderer/api.c): more is refused before query_parse. */
 #define FUZZ_MAX_PARAMS 64
-
-static void fuzz_fail(const char *what, const char *detail)
-{
-    fprintf(stderr, "fuzz_query: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    __builtin_trap();
-}
-
-#define FUZZ_CHECK(cond, detail) \
-    do { \
-        if (!(cond)) \
-            fuzz_fail(#cond, detail); \
-    } while (0)
 
 static int fuzz_unhex(char c)
 {
