@@ -2,6 +2,7 @@
 config of small real children, collects its log and the reports it sends to
 the ingest socket, and makes sure every process a test started is gone at
 the end (each test marks its processes through an environment variable)."""
+import http.client
 import os
 import re
 import signal
@@ -73,6 +74,20 @@ def wait_until(fn, timeout, interval=0.02, what='condition'):
         if time.monotonic() > deadline:
             raise AssertionError('timed out after %.1fs waiting for %s' % (timeout, what))
         time.sleep(interval)
+
+
+def http_get(port, path, headers=None, timeout=30):
+    """GET http://127.0.0.1:port/path: (status, headers, body), or
+    (0, {}, b'') when the connection fails or times out."""
+    try:
+        c = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
+        c.request('GET', path, headers=headers or {})
+        r = c.getresponse()
+        out = r.status, dict(r.getheaders()), r.read()
+        c.close()
+        return out
+    except OSError:
+        return 0, {}, b''
 
 
 def proc_stat(pid):

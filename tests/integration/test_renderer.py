@@ -28,7 +28,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Rendervisor, all_pids, free_port, free_port_range,  # noqa: E402
-                     proc_stat, wait_until)
+                     http_get, proc_stat, wait_until)
 
 EXPORTER = os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter')
 RENDERER = os.environ.get('RV_RENDERER', 'build/renderer/rendervisor-renderer')
@@ -337,16 +337,7 @@ class RendererTest(unittest.TestCase):
 
     @classmethod
     def get(cls, path, headers=None, timeout=60):
-        try:
-            c = http.client.HTTPConnection('127.0.0.1', cls.port, timeout=timeout)
-            c.request('GET', path, headers=headers or {})
-            r = c.getresponse()
-            data = r.read()
-            out = r.status, dict(r.getheaders()), data
-            c.close()
-            return out
-        except OSError:
-            return 0, {}, b''
+        return http_get(cls.port, path, headers, timeout)
 
     @classmethod
     def request(cls, page, headers=None, port=None, http_timeout=60, route='/render', **params):
@@ -743,15 +734,7 @@ class RendererTest(unittest.TestCase):
             rv.stop()
 
     def get_with(self, port, path):
-        try:
-            c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
-            c.request('GET', path, headers={'X-Auth-Token': TOKEN})
-            r = c.getresponse()
-            out = r.status, dict(r.getheaders()), r.read()
-            c.close()
-            return out
-        except OSError:
-            return 0, {}, b''
+        return http_get(port, path, {'X-Auth-Token': TOKEN})
 
     def test_unknown_path_is_404(self):
         self.assertEqual(self.get('/nothing')[0], 404)
@@ -1309,15 +1292,7 @@ class RendererTest(unittest.TestCase):
 
     @staticmethod
     def get_from(port, path):
-        try:
-            c = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
-            c.request('GET', path)
-            r = c.getresponse()
-            out = r.status, dict(r.getheaders()), r.read()
-            c.close()
-            return out
-        except OSError:
-            return 0, {}, b''
+        return http_get(port, path, timeout=5)
 
     def test_zzz_renderer_and_exporter_stop_cleanly(self):
         # last: SIGTERM to the supervisor stops every child with SIGTERM; the

@@ -39,8 +39,8 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Rendervisor, alive, free_port, free_port_range, marked_pids,  # noqa: E402
-                     proc_stat, wait_until)
+from harness import (Rendervisor, alive, free_port, free_port_range, http_get,  # noqa: E402
+                     marked_pids, proc_stat, wait_until)
 from test_renderer import PANELS_PAGE, PagesServer, default_browser_command, png_size, read_png  # noqa: E402
 from test_renderer import Pages as RendererPages  # noqa: E402
 
@@ -243,15 +243,7 @@ class SoakTest(unittest.TestCase):
     # ---- HTTP ------------------------------------------------------------------
     @classmethod
     def get(cls, path, headers=None, timeout=60, port=None):
-        try:
-            c = http.client.HTTPConnection('127.0.0.1', port or cls.port, timeout=timeout)
-            c.request('GET', path, headers=headers or {})
-            r = c.getresponse()
-            out = r.status, dict(r.getheaders()), r.read()
-            c.close()
-            return out
-        except OSError:
-            return 0, {}, b''
+        return http_get(port or cls.port, path, headers, timeout)
 
     def render(self, page='/quick.html', look=False, **params):
         """One render: (start, end, status, the answer is a 100x100 PNG, and

@@ -7,7 +7,6 @@ does. Also /status.json, the page's headers and ?refresh=.
 
 The pixel positions below follow exporter/status.css (a fixed layout: a
 48 px header, a 24 px table head, 48 px rows, fixed column widths)."""
-import http.client
 import json
 import os
 import re
@@ -21,7 +20,7 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Rendervisor, free_port, free_port_range, wait_until  # noqa: E402
+from harness import Rendervisor, free_port, free_port_range, http_get, wait_until  # noqa: E402
 from test_renderer import default_browser_command, read_png  # noqa: E402
 
 EXPORTER = os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter')
@@ -157,17 +156,7 @@ class StatusPageTest(unittest.TestCase):
         cls.rv.stop()
         cls.relay.close()
 
-    @staticmethod
-    def get(port, path, headers=None, timeout=60):
-        try:
-            c = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
-            c.request('GET', path, headers=headers or {})
-            r = c.getresponse()
-            out = r.status, dict(r.getheaders()), r.read()
-            c.close()
-            return out
-        except OSError:
-            return 0, {}, b''
+    get = staticmethod(http_get)
 
     def status(self):
         code, _, body = self.get(self.eport, '/status.json', timeout=10)

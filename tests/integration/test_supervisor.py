@@ -21,7 +21,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ALLOC, SUPERVISOR, Rendervisor, alive, children_of,  # noqa: E402
-                     free_port, free_port_range, marked_pids, proc_stat, sh, wait_until)
+                     free_port, free_port_range, http_get, marked_pids, proc_stat, sh, wait_until)
 
 MIB = 1 << 20
 EXPORTER = os.path.abspath(os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter'))
@@ -84,18 +84,6 @@ class RedPage(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def http_get(port, path, headers=None, timeout=30):
-    try:
-        c = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
-        c.request('GET', path, headers=headers or {})
-        r = c.getresponse()
-        out = r.status, dict(r.getheaders()), r.read()
-        c.close()
-        return out
-    except OSError:
-        return 0, {}, b''
 
 
 class SupervisorTest(unittest.TestCase):
