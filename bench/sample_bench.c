@@ -216,7 +216,8 @@ static void bench_parse(int argc, char **argv, struct bench_opts *o)
 {
     *o = (struct bench_opts){ .samples = 1000, .warmup = 20, .procs = 50, .peer = NULL,
                               .peer_scrapes = 200, .peer_warmup = 3, .breakdown = 200 };
-    for (int i = 1; i < argc; i++) {
+    /* Options come in pairs: a name and its value. */
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             bench_usage();
@@ -236,7 +237,6 @@ static void bench_parse(int argc, char **argv, struct bench_opts *o)
             o->breakdown = atoi(v);
         else
             bench_usage();
-        i++;
     }
     if (o->samples < 0 || o->warmup < 0 || o->procs < BENCH_TREES || o->peer_scrapes < 0 ||
         o->peer_warmup < 0 || o->breakdown < 0)

@@ -314,12 +314,12 @@ int cdp_set_device_metrics(struct cdp *c, struct buf *out, const char *session,
                                 "deviceScaleFactor", scale, "mobile", 0));
 }
 
-int cdp_set_timezone(struct cdp *c, struct buf *out, const char *session, const char *timezone)
+int cdp_set_timezone(struct cdp *c, struct buf *out, const char *session, const char *tz)
 {
-    if (!cdp_id_ok(session) || !cdp_arg_ok(timezone, CDP_ARG_MAX))
+    if (!cdp_id_ok(session) || !cdp_arg_ok(tz, CDP_ARG_MAX))
         return -EINVAL;
     return cdp_packed(c, out, session, "Emulation.setTimezoneOverride",
-                      json_pack("{s:s}", "timezoneId", timezone));
+                      json_pack("{s:s}", "timezoneId", tz));
 }
 
 int cdp_network_enable(struct cdp *c, struct buf *out, const char *session)

@@ -110,7 +110,7 @@ int cdp_inspector_enable(struct cdp *c, struct buf *out, const char *session);
 int cdp_set_device_metrics(struct cdp *c, struct buf *out, const char *session,
                            int width, int height, double scale);
 /* An IANA name ("Europe/Paris"); Chrome answers an error for an unknown one. */
-int cdp_set_timezone(struct cdp *c, struct buf *out, const char *session, const char *timezone);
+int cdp_set_timezone(struct cdp *c, struct buf *out, const char *session, const char *tz);
 
 int cdp_network_enable(struct cdp *c, struct buf *out, const char *session);
 /* headers: name, value, name, value, ..., NULL (at least one pair). */
