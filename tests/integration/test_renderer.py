@@ -345,17 +345,7 @@ class RendererTest(unittest.TestCase):
         q = dict(url=cls.site + page, **params)
         h = {'X-Auth-Token': TOKEN}
         h.update(headers or {})
-        if port is None:
-            return cls.get(route + '?' + urllib.parse.urlencode(q), h, timeout=http_timeout)
-        try:
-            c = http.client.HTTPConnection('127.0.0.1', port, timeout=http_timeout)
-            c.request('GET', route + '?' + urllib.parse.urlencode(q), headers=h)
-            r = c.getresponse()
-            out = r.status, dict(r.getheaders()), r.read()
-            c.close()
-            return out
-        except OSError:
-            return 0, {}, b''
+        return http_get(port or cls.port, route + '?' + urllib.parse.urlencode(q), h, http_timeout)
 
     def render_raw(self, page, headers=None, content_type='image/png', **params):
         status, headers, body = self.request(page, headers, **params)
