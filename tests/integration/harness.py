@@ -189,8 +189,9 @@ class Rendervisor:
             f.write(text)
 
     # ---- process ---------------------------------------------------------
-    def start(self):
-        env = dict(os.environ, RV_TEST_MARK=self.mark)
+    def start(self, env=None):
+        """env: variables to add to this environment (NOTIFY_SOCKET, ...)."""
+        env = dict(os.environ, RV_TEST_MARK=self.mark, **(env or {}))
         self.proc = subprocess.Popen([SUPERVISOR, '--config', self.config], env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)

@@ -8,14 +8,13 @@ import os
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SUPERVISOR, Rendervisor, children_of, free_port, wait_until  # noqa: E402
+from harness import Rendervisor, children_of, free_port, wait_until  # noqa: E402
 
 # A renderer stand-in: silent for a while, then an HTTP server on the port
 # the config gives the renderer; the file named in argv[2] marks the moment
@@ -94,21 +93,9 @@ class Notify:
         self.thread.join(2)
 
 
-class NotifiedRendervisor(Rendervisor):
-    """The harness's supervisor, started with NOTIFY_SOCKET set."""
-
-    def start(self, notify_socket):
-        env = dict(os.environ, RV_TEST_MARK=self.mark, NOTIFY_SOCKET=notify_socket)
-        self.proc = subprocess.Popen([SUPERVISOR, '--config', self.config], env=env,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        threading.Thread(target=self._read_log, daemon=True).start()
-        return self
-
-
 class NotifyTest(unittest.TestCase):
     def start(self, **kw):
-        r = NotifiedRendervisor(**kw)
+        r = Rendervisor(**kw)
         self.addCleanup(r.stop)
         n = Notify(os.path.join(r.dir, 'notify.sock'))
         self.addCleanup(n.close)
@@ -127,7 +114,7 @@ class NotifyTest(unittest.TestCase):
             if msg[2].get('READY') == '1' and 'children' not in seen:
                 seen['children'] = children_of(r.proc.pid)
         n.on_message = at_ready
-        r.start(n.path)
+        r.start({'NOTIFY_SOCKET': n.path})
         ready = self.wait_ready(n)
         self.assertEqual(ready[1], r.proc.pid, 'READY=1 comes from the supervisor itself')
         self.assertEqual(ready[2].get('STATUS'), '4 of 4 children running, 0 restarting')
@@ -169,7 +156,7 @@ class NotifyTest(unittest.TestCase):
             if msg[2].get('READY') == '1' and 'listening' not in seen:
                 seen['listening'] = os.path.exists(mark)
         n.on_message = at_ready
-        r.start(n.path)
+        r.start({'NOTIFY_SOCKET': n.path})
         ready = self.wait_ready(n, timeout=15)
         self.assertTrue(seen['listening'], 'READY=1 came before the renderer listened')
         started = r.starts('renderer')[0][0]
@@ -180,7 +167,7 @@ class NotifyTest(unittest.TestCase):
 
     def test_status_follows_a_restart(self):
         r, n = self.start(browser_count=2)
-        r.start(n.path)
+        r.start({'NOTIFY_SOCKET': n.path})
         self.wait_ready(n)
         os.kill(r.wait_started('browser-1'), signal.SIGKILL)
         r.wait_started('browser-1', count=2)
@@ -190,7 +177,7 @@ class NotifyTest(unittest.TestCase):
 
     def test_reload_is_framed_by_reloading_and_ready(self):
         r, n = self.start()
-        r.start(n.path)
+        r.start({'NOTIFY_SOCKET': n.path})
         self.wait_ready(n)
         for step, text in (('good file', None), ('bad file', '[supervisor]\nsample_interval = soon\n')):
             before = len(n.all())
@@ -210,9 +197,9 @@ class NotifyTest(unittest.TestCase):
         wait_until(lambda: n.statuses()[-1] == '3 of 3 children running, 0 restarting', 3, what='status after reload')
 
     def test_an_unreachable_socket_is_logged_once_and_changes_nothing(self):
-        r = NotifiedRendervisor()
+        r = Rendervisor()
         self.addCleanup(r.stop)
-        r.start(os.path.join(r.dir, 'nobody-listens.sock'))
+        r.start({'NOTIFY_SOCKET': os.path.join(r.dir, 'nobody-listens.sock')})
         r.wait_started('renderer')
         os.kill(r.pid('browser-0'), signal.SIGKILL)
         r.wait_started('browser-0', count=2)
