@@ -85,7 +85,6 @@ void notify_status_text(const struct notify_child *kids, size_t count, int ready
         size_t need = strlen(sep) + strlen(kids[i].name) + 1;
         if (used + need + 4 >= len) {
             notify_append(buf, len, &used, "%s...", sep);
-            sep = ", ";
             break;
         }
         notify_append(buf, len, &used, "%s%s", sep, kids[i].name);
