@@ -11,16 +11,8 @@
 
 int ctl_open(const char *path)
 {
-    int fd = net_listen_unix(path, SOCK_DGRAM, 0600, 0);
-    if (fd < 0)
-        return fd;
-    int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
-        int err = errno;
-        close(fd);
-        return -err;
-    }
-    return fd;
+    /* SO_PASSCRED is set before bind (net_listen_unix). */
+    return net_listen_unix(path, SOCK_DGRAM, 0600, 0);
 }
 
 int ctl_recv(int fd, char *line, size_t size, pid_t *pid)

@@ -69,6 +69,15 @@ int net_listen_unix(const char *path, int type, mode_t mode, int backlog)
     int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
+    /* Our datagram sockets take lines by their sender's credentials. Set
+     * before bind: a datagram sent between bind and this would come with no
+     * credentials (uid 65534), and be refused. */
+    int one = 1;
+    if (type == SOCK_DGRAM && setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
     /* Created with the mode it keeps: no window in which others may connect. */
     mode_t old = umask((mode_t)(~mode & 0777));
     int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));

@@ -19,13 +19,6 @@ int intake_open(struct intake *in, const char *path, struct registry *reg)
     in->fd = net_listen_unix(path, SOCK_DGRAM, 0600, 0);
     if (in->fd < 0)
         return in->fd;
-    int one = 1;
-    if (setsockopt(in->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
-        int err = errno;
-        close(in->fd);
-        in->fd = -1;
-        return -err;
-    }
     /* Room for a burst of reports while a scrape is being written. */
     int rcvbuf = 1 << 20;
     setsockopt(in->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
