@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "names.h"
 #include "xalloc.h"
 
 /* No family has more labels than this (rendervisor_child_state has two). */
@@ -106,10 +107,6 @@ static int registry_valid_printable(const char *v)
     return 1;
 }
 
-static const char *const registry_steps[] = {
-    "launch",     "newPage",    "prepare",     "navigate",    "panelsRendered",
-    "screenshot", "dashboardScrolling", "navigateCSV", "downloadCSV", NULL,
-};
 static const char *const registry_states[] = { "idle", "running", "stopping", "backoff", "stopped", NULL };
 static const char *const registry_modes[] = { "user", "system", NULL };
 static const char *const registry_reasons[] = { "exit", "signal", "memory_limit", "unhealthy", "requested", NULL };
@@ -127,13 +124,14 @@ static const struct registry_label_spec registry_l_version = {
 };
 static const struct registry_label_spec registry_l_child = { .name = "child", .kind = REGISTRY_VALUES_CHILDREN };
 static const struct registry_label_spec registry_l_reject = { .name = "reason", .kind = REGISTRY_VALUES_REASONS };
-static const struct registry_label_spec registry_l_step = REGISTRY_FIXED("step", registry_steps);
+static const struct registry_label_spec registry_l_step = REGISTRY_FIXED("step", names_steps);
 static const struct registry_label_spec registry_l_state = REGISTRY_FIXED("state", registry_states);
 static const struct registry_label_spec registry_l_mode = REGISTRY_FIXED("mode", registry_modes);
 static const struct registry_label_spec registry_l_reason = REGISTRY_FIXED("reason", registry_reasons);
 static const struct registry_label_spec registry_l_sender = REGISTRY_FIXED("sender", registry_senders);
 static const struct registry_label_spec registry_l_result = REGISTRY_FIXED("result", registry_results);
 static const struct registry_label_spec registry_l_refusal = REGISTRY_FIXED("reason", registry_refusals);
+static const struct registry_label_spec registry_l_rule = REGISTRY_FIXED("rule", names_rules);
 
 #define REGISTRY_GAUGE_PER_CHILD(n, h) \
     { n, REGISTRY_GAUGE, h, { &registry_l_child, NULL }, REGISTRY_BOUNDS_NONE, 0 }
@@ -145,7 +143,7 @@ static const struct registry_spec registry_specs[] = {
       { &registry_l_status_code, NULL }, REGISTRY_BOUNDS_REQUEST, 0 },
     { "grafana_image_renderer_http_request_in_flight", REGISTRY_GAUGE,
       "Render requests currently being served.", { NULL, NULL }, REGISTRY_BOUNDS_NONE, 0 },
-    { "grafana_image_renderer_step_duration_seconds", REGISTRY_HISTOGRAM,
+    { NAMES_FAMILY_STEP_DURATION, REGISTRY_HISTOGRAM,
       "Duration of each step of a render in seconds.", { &registry_l_step, NULL }, REGISTRY_BOUNDS_STEP, 0 },
     { "grafana_image_renderer_browser_info", REGISTRY_GAUGE,
       "The browser's product string; the value is 1 for the browser in use.", { &registry_l_version, NULL },
@@ -177,6 +175,10 @@ static const struct registry_spec registry_specs[] = {
       "Render requests answered 429: every browser busy and the queue full (capacity), or not enough memory "
       "available for another render (memory).",
       { &registry_l_refusal, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+    { NAMES_FAMILY_READY_WAIT, REGISTRY_HISTOGRAM,
+      "How long each readiness rule held a render back in seconds (0 when it did not), one observation per "
+      "rule for each render that reached readiness.",
+      { &registry_l_rule, NULL }, REGISTRY_BOUNDS_STEP, 0 },
     { "rendervisor_renderer_memory_available_bytes", REGISTRY_GAUGE,
       "Memory available for renders as the renderer last saw it: the host's MemAvailable or the headroom of "
       "its cgroup, whichever is smaller.",

@@ -1,0 +1,39 @@
+/* The one definition of every name in names.h. */
+#include "names.h"
+
+#include <string.h>
+
+const char *const names_steps[NAMES_STEP_COUNT + 1] = {
+    [NAMES_STEP_LAUNCH] = "launch",
+    [NAMES_STEP_NEW_PAGE] = "newPage",
+    [NAMES_STEP_PREPARE] = "prepare",
+    [NAMES_STEP_NAVIGATE] = "navigate",
+    [NAMES_STEP_PANELS_RENDERED] = "panelsRendered",
+    [NAMES_STEP_SCREENSHOT] = "screenshot",
+    [NAMES_STEP_DASHBOARD_SCROLLING] = "dashboardScrolling",
+    [NAMES_STEP_NAVIGATE_CSV] = "navigateCSV",
+    [NAMES_STEP_DOWNLOAD_CSV] = "downloadCSV",
+    [NAMES_STEP_COUNT] = NULL,
+};
+
+const char *const names_rules[NAMES_RULE_COUNT + 1] = {
+    [NAMES_RULE_BOOT] = "boot",
+    [NAMES_RULE_BINDING] = "binding",
+    [NAMES_RULE_QUERIES] = "queries",
+    [NAMES_RULE_VARIABLES] = "variables",
+    [NAMES_RULE_PANELS] = "panels",
+    [NAMES_RULE_BUSY] = "busy",
+    [NAMES_RULE_PAINT] = "paint",
+    [NAMES_RULE_NETWORK] = "network",
+    [NAMES_RULE_GRACE] = "grace",
+    [NAMES_RULE_LAZY] = "lazy",
+    [NAMES_RULE_COUNT] = NULL,
+};
+
+int names_find(const char *const *list, const char *name)
+{
+    for (int i = 0; list[i]; i++)
+        if (strcmp(list[i], name) == 0)
+            return i;
+    return -1;
+}
