@@ -667,6 +667,8 @@ static void api_log_request(struct api_req *rq, unsigned status, int64_t now)
         .tries = ran ? (unsigned)j->tries : 0,
         .steps = j->steps,
         .nsteps = ran ? j->nsteps : 0,
+        .page = ran ? j->page_kind : NULL,
+        .rule_ms = j->rule_ms,
         .gone = rq->gone_ns != 0,
         .ran_ns = rq->gone_ns - rq->start_ns,
         .stop_ns = now - rq->gone_ns,

@@ -298,6 +298,14 @@ int cdp_runtime_evaluate(struct cdp *c, struct buf *out, const char *session,
                                 "returnByValue", 1, "awaitPromise", await_promise != 0));
 }
 
+int cdp_page_add_script(struct cdp *c, struct buf *out, const char *session, const char *source)
+{
+    if (!cdp_id_ok(session) || !cdp_arg_ok(source, CDP_EXPRESSION_MAX))
+        return -EINVAL;
+    return cdp_packed(c, out, session, "Page.addScriptToEvaluateOnNewDocument",
+                      json_pack("{s:s}", "source", source));
+}
+
 int cdp_inspector_enable(struct cdp *c, struct buf *out, const char *session)
 {
     return cdp_session_command(c, out, session, "Inspector.enable", NULL);
@@ -372,6 +380,7 @@ static const struct {
     { "Page.loadEventFired", CDP_EVENT_LOAD_EVENT_FIRED },
     { "Page.javascriptDialogOpening", CDP_EVENT_DIALOG_OPENING },
     { "Network.requestWillBeSent", CDP_EVENT_REQUEST_WILL_BE_SENT },
+    { "Network.responseReceived", CDP_EVENT_RESPONSE_RECEIVED },
     { "Network.loadingFinished", CDP_EVENT_LOADING_FINISHED },
     { "Network.loadingFailed", CDP_EVENT_LOADING_FAILED },
     { "Browser.downloadWillBegin", CDP_EVENT_DOWNLOAD_WILL_BEGIN },
@@ -802,6 +811,7 @@ int cdp_event_lifecycle(const struct cdp_msg *m, struct cdp_lifecycle *lc)
 int cdp_event_request(const struct cdp_msg *m, struct cdp_request *r)
 {
     if (m->type != CDP_MSG_EVENT || (m->event != CDP_EVENT_REQUEST_WILL_BE_SENT &&
+                                     m->event != CDP_EVENT_RESPONSE_RECEIVED &&
                                      m->event != CDP_EVENT_LOADING_FINISHED &&
                                      m->event != CDP_EVENT_LOADING_FAILED))
         return -EINVAL;
@@ -963,71 +973,5 @@ int cdp_decode_base64(const char *in, size_t len, unsigned char **out, size_t *o
     }
     *out = p;
     *out_len = want;
-    return 0;
-}
-
-/* Readiness. */
-
-/* The page-side check, one function so the immediate and the polling forms
- * agree. Old Grafana increments panelsRendered as each panel draws, and only
- * from its first one on, so panels on the page without it mean "not yet". */
-static const char cdp_readiness_probe[] =
-    "function(){"
-    "var w=window;"
-    "if(w.__grafanaSceneContext)"
-    "return{ready:w.__grafanaRunningQueryCount===0,kind:'scenes'};"
-    "var n=document.querySelectorAll('.panel-solo').length||"
-    "document.querySelectorAll(\"[class$='panel-container']\").length;"
-    "var r=w.panelsRendered;"
-    "if(n>0||typeof r==='number')"
-    "return{ready:typeof r==='number'&&r>=n,kind:'panels'};"
-    "return{ready:false,kind:'none'};"
-    "}";
-
-int cdp_readiness_expression(struct buf *out, unsigned wait_ms)
-{
-    if (wait_ms > CDP_READINESS_WAIT_MAX)
-        return -EINVAL;
-    if (wait_ms == 0) {
-        buf_printf(out, "(%s)()", cdp_readiness_probe);
-        return 0;
-    }
-    /* Poll every 10 ms inside the page: one round trip however long the
-     * wait, and the answer comes within 10 ms of the page becoming ready. */
-    buf_printf(out,
-               "new Promise(function(resolve){"
-               "var probe=%s;"
-               "var end=Date.now()+%u;"
-               "(function tick(){"
-               "var s=probe();"
-               "if(s.ready||Date.now()>=end)resolve(s);"
-               "else setTimeout(tick,10);"
-               "})();"
-               "})",
-               cdp_readiness_probe, wait_ms);
-    return 0;
-}
-
-int cdp_result_readiness(const struct cdp_msg *m, struct cdp_readiness *r)
-{
-    struct cdp_value v;
-    int rc = cdp_result_evaluate(m, &v);
-    if (rc < 0)
-        return rc;
-    if (v.type != CDP_VALUE_JSON || !json_is_object(v.json))
-        return -EBADMSG;
-    json_t *ready = json_object_get(v.json, "ready");
-    const char *kind = cdp_get_str(v.json, "kind", 16);
-    if (!json_is_boolean(ready) || !kind)
-        return -EBADMSG;
-    if (strcmp(kind, "scenes") == 0)
-        r->kind = CDP_PAGE_SCENES;
-    else if (strcmp(kind, "panels") == 0)
-        r->kind = CDP_PAGE_PANELS;
-    else if (strcmp(kind, "none") == 0)
-        r->kind = CDP_PAGE_NONE;
-    else
-        return -EBADMSG;
-    r->ready = json_is_true(ready);
     return 0;
 }

@@ -33,7 +33,7 @@
 /* Chrome's own bound for emulated viewport sizes, in CSS pixels. */
 #define CDP_VIEWPORT_MAX 10000000
 #define CDP_SCALE_MAX 100.0
-/* Longest a readiness expression may wait inside the page. */
+/* Longest a readiness probe may wait inside the page. */
 #define CDP_READINESS_WAIT_MAX 600000u
 
 /* Command ids of one connection: positive, increasing, wrapping to 1. */
@@ -104,6 +104,9 @@ int cdp_runtime_enable(struct cdp *c, struct buf *out, const char *session);
 int cdp_runtime_evaluate(struct cdp *c, struct buf *out, const char *session,
                          const char *expression, int await_promise);
 int cdp_inspector_enable(struct cdp *c, struct buf *out, const char *session);
+/* Run source in every document the page loads from now on, before the
+ * document's own scripts (in the page's main world). */
+int cdp_page_add_script(struct cdp *c, struct buf *out, const char *session, const char *source);
 
 /* mobile false; width and height in CSS pixels, 1 .. CDP_VIEWPORT_MAX;
  * scale > 0 .. CDP_SCALE_MAX. */
@@ -138,6 +141,7 @@ enum cdp_event {
     CDP_EVENT_LOAD_EVENT_FIRED,     /* Page.loadEventFired */
     CDP_EVENT_DIALOG_OPENING,       /* Page.javascriptDialogOpening */
     CDP_EVENT_REQUEST_WILL_BE_SENT, /* Network.requestWillBeSent */
+    CDP_EVENT_RESPONSE_RECEIVED,    /* Network.responseReceived */
     CDP_EVENT_LOADING_FINISHED,     /* Network.loadingFinished */
     CDP_EVENT_LOADING_FAILED,       /* Network.loadingFailed */
     CDP_EVENT_DOWNLOAD_WILL_BEGIN,  /* Browser.downloadWillBegin */
@@ -236,8 +240,9 @@ struct cdp_lifecycle {
 };
 int cdp_event_lifecycle(const struct cdp_msg *m, struct cdp_lifecycle *lc);
 
-/* Network.requestWillBeSent, loadingFinished, loadingFailed: enough to keep a
- * set of requests in flight for a network-quiet window. */
+/* Network.requestWillBeSent, responseReceived, loadingFinished,
+ * loadingFailed: enough to keep a set of requests in flight for a
+ * network-quiet window. */
 struct cdp_request {
     const char *request_id;
     const char *type;       /* Document, XHR, Fetch, EventSource, ... or NULL */
@@ -278,30 +283,5 @@ int cdp_event_inspector_detached(const struct cdp_msg *m, const char **reason);
  * (xmalloc'd, the caller frees; never NULL, even for no bytes) and *out_len,
  * -EINVAL for text that is not base64, -EMSGSIZE above CDP_FRAME_MAX. */
 int cdp_decode_base64(const char *in, size_t len, unsigned char **out, size_t *out_len);
-
-/* Readiness (DESIGN.md): an expression for Runtime.evaluate with
- * await_promise, whose value is {"ready":bool,"kind":"scenes"|"panels"|"none"}.
- * scenes: window.__grafanaSceneContext is set; ready once
- * __grafanaRunningQueryCount === 0. panels: .panel-solo or
- * [class$='panel-container'] elements, or window.panelsRendered; ready once
- * panelsRendered >= their count. none: neither (never ready; wait for load and
- * a quiet network instead). With wait_ms 0 it answers at once; otherwise it
- * answers as soon as the page is ready or after wait_ms (at most
- * CDP_READINESS_WAIT_MAX), polling inside the page, so waiting costs no
- * round trips. Appends to out; -EINVAL for a wait over the bound. */
-int cdp_readiness_expression(struct buf *out, unsigned wait_ms);
-
-enum cdp_page_kind {
-    CDP_PAGE_NONE,
-    CDP_PAGE_SCENES,
-    CDP_PAGE_PANELS,
-};
-struct cdp_readiness {
-    int ready;
-    enum cdp_page_kind kind;
-};
-/* The reply to the readiness evaluation: cdp_result_evaluate's codes, and
- * -EBADMSG when the value is not the object above. */
-int cdp_result_readiness(const struct cdp_msg *m, struct cdp_readiness *r);
 
 #endif

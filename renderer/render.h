@@ -1,7 +1,6 @@
-/* One render on one browser: an explicit state machine driven by CDP
- * replies, events and deadlines, from a fresh browser context to a decoded
- * image, always ending with the context disposed. Runs on the browser
- * pool's thread. */
+/* One render on one browser: the I/O around its state machine (rsm.h),
+ * from a fresh browser context to a decoded image, always ending with the
+ * context disposed. Runs on the browser pool's thread. */
 #ifndef RV_RENDER_H
 #define RV_RENDER_H
 
@@ -10,6 +9,7 @@
 
 #include "browser.h"
 #include "ingest.h"
+#include "names.h"
 #include "query.h"
 
 struct render;
@@ -40,6 +40,10 @@ struct render_result {
     int retryable;            /* the browser or its connection went: another may do */
     struct render_step steps[RENDER_STEPS_MAX]; /* the steps done for the request, in order */
     unsigned nsteps;
+    const char *failed_step;  /* the step a failed render was in */
+    int ready_done;           /* readiness was decided (rule_ms and kind are its) */
+    const char *kind;         /* what the page was by its signals: scenes, panels, binding, boot, none */
+    double rule_ms[NAMES_RULE_COUNT]; /* how long each readiness rule held the render back */
 };
 
 /* Start rendering req (borrowed until done) on b, giving up at deadline_ns

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "names.h"
 
 /* The longest reason kept from an error answer. */
 #define REQLOG_ERROR_MAX 200
@@ -79,6 +80,13 @@ size_t reqlog_format(char *buf, size_t size, const struct reqlog *e)
         for (unsigned i = 0; i < e->nsteps; i++)
             reqlog_add(&o, " step_%s_ms=%lld", e->steps[i].name,
                        reqlog_ms((int64_t)(e->steps[i].seconds * CLOCK_NS_PER_S)));
+        if (e->page) {
+            reqlog_add(&o, " page=%s", e->page);
+            for (int i = 0; i < NAMES_RULE_COUNT; i++)
+                if (e->rule_ms && e->rule_ms[i] >= 0.5)
+                    reqlog_add(&o, " wait_%s_ms=%lld", names_rules[i],
+                               reqlog_ms((int64_t)(e->rule_ms[i] * CLOCK_NS_PER_MS)));
+        }
     }
     if (e->gone)
         reqlog_add(&o, " ran_ms=%lld stop_ms=%lld render_status=%u", reqlog_ms(e->ran_ns), reqlog_ms(e->stop_ns),

@@ -26,6 +26,8 @@ struct reqlog {
     unsigned tries;
     const struct render_step *steps;
     unsigned nsteps;
+    const char *page;                  /* what the page was by its signals; NULL: not decided */
+    const double *rule_ms;             /* with page: ms each readiness rule held it back */
     /* A client that went away (gone is 0 otherwise): */
     int gone;
     int64_t ran_ns;                    /* from the arrival until the client left */

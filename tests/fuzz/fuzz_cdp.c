@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "cdp.h"
+#include "ready.h"
 
 #define FUZZ_NAME "fuzz_cdp"
 #include "fuzz.h"
@@ -294,13 +295,18 @@ static void fuzz_check_results(const struct cdp_msg *m, const struct fuzz_nodes 
             FUZZ_CHECK(v.json == NULL, NULL);
     }
 
-    struct cdp_readiness r;
-    int rr = cdp_result_readiness(m, &r);
+    /* The readiness probe's answer (ready.c): only what the probe returns. */
+    struct ready_page p;
+    int rr = ready_parse(m, &p);
     FUZZ_CHECK(rr == rc || (rc == 0 && rr == -EBADMSG), NULL);
-    if (rr == 0)
-        FUZZ_CHECK(v.type == CDP_VALUE_JSON && (r.ready == 0 || r.ready == 1) &&
-                       (r.kind == CDP_PAGE_NONE || r.kind == CDP_PAGE_SCENES || r.kind == CDP_PAGE_PANELS),
-                   NULL);
+    if (rr == 0) {
+        FUZZ_CHECK(v.type == CDP_VALUE_JSON && (p.ready == 0 || p.ready == 1), NULL);
+        FUZZ_CHECK(p.kind >= READY_KIND_NONE && p.kind <= READY_KIND_BINDING, NULL);
+        FUZZ_CHECK(p.rule >= -1 && p.rule < NAMES_RULE_COUNT && (p.ready || p.rule >= 0), NULL);
+        FUZZ_CHECK(p.waited_ms >= 0 && p.waited_ms <= 86400000.0, NULL);
+        for (int i = 0; i < NAMES_RULE_COUNT; i++)
+            FUZZ_CHECK(p.blocked_ms[i] >= 0 && p.blocked_ms[i] <= 86400000.0, NULL);
+    }
 }
 
 static void fuzz_check_events(const struct cdp_msg *m, const struct fuzz_nodes *ns)

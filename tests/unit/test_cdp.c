@@ -659,8 +659,6 @@ static void test_error_replies(void **state)
     assert_int_equal(cdp_result_navigate(&m, &s, &s, &s), -EREMOTEIO);
     struct cdp_value v;
     assert_int_equal(cdp_result_evaluate(&m, &v), -EREMOTEIO);
-    struct cdp_readiness r;
-    assert_int_equal(cdp_result_readiness(&m, &r), -EREMOTEIO);
     cdp_msg_fini(&m);
 
     parse_fixture("error_params", &m);
@@ -1386,7 +1384,7 @@ static void test_truncated(void **state)
     (void)state;
     const char *names[] = { "get_version", "screenshot", "error_params", "evaluate_exception",
                             "event_request_will_be_sent", "event_download_completed",
-                            "readiness_scenes_wait", "layout_metrics" };
+                            "layout_metrics" };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         size_t len;
         char *text = fixture(names[i], &len);
@@ -1515,83 +1513,6 @@ static void test_base64_empty(void **state)
     free(out);
 }
 
-/* Readiness. */
-
-static void test_readiness_expression(void **state)
-{
-    (void)state;
-    struct buf b;
-    buf_init(&b);
-    assert_int_equal(cdp_readiness_expression(&b, 0), 0);
-    /* an immediately called function, naming every signal of DESIGN.md */
-    assert_memory_equal(b.data, "(function(){", 12);
-    assert_string_equal(b.data + b.len - 3, ")()");
-    assert_non_null(strstr(b.data, "__grafanaSceneContext"));
-    assert_non_null(strstr(b.data, "__grafanaRunningQueryCount===0"));
-    assert_non_null(strstr(b.data, "panelsRendered"));
-    assert_non_null(strstr(b.data, "'.panel-solo'"));
-    assert_non_null(strstr(b.data, "\"[class$='panel-container']\""));
-    assert_non_null(strstr(b.data, "kind:'scenes'"));
-    assert_non_null(strstr(b.data, "kind:'panels'"));
-    assert_non_null(strstr(b.data, "kind:'none'"));
-    assert_null(strstr(b.data, "Promise"));
-    /* it fits into a command */
-    struct cdp c;
-    struct buf cmd;
-    cdp_init(&c);
-    buf_init(&cmd);
-    assert_int_equal(cdp_runtime_evaluate(&c, &cmd, SESSION, b.data, 1), 1);
-    json_t *m = built(&cmd, 0, 1, "Runtime.evaluate", SESSION);
-    assert_string_equal(pstr(params_of(m), "expression"), b.data);
-    json_decref(m);
-    buf_fini(&cmd);
-
-    buf_reset(&b);
-    assert_int_equal(cdp_readiness_expression(&b, 2500), 0);
-    assert_memory_equal(b.data, "new Promise(", 12);
-    assert_non_null(strstr(b.data, "Date.now()+2500;"));
-    assert_non_null(strstr(b.data, "__grafanaSceneContext"));
-
-    size_t len = b.len;
-    assert_int_equal(cdp_readiness_expression(&b, CDP_READINESS_WAIT_MAX + 1), -EINVAL);
-    assert_int_equal(b.len, len);
-    assert_int_equal(cdp_readiness_expression(&b, CDP_READINESS_WAIT_MAX), 0);
-    buf_fini(&b);
-}
-
-static void test_readiness_recorded(void **state)
-{
-    (void)state;
-    /* the expression evaluated by chromium on pages that behave like Grafana */
-    struct {
-        const char *name;
-        int ready;
-        enum cdp_page_kind kind;
-    } cases[] = {
-        { "readiness_plain_now", 0, CDP_PAGE_NONE },
-        { "readiness_plain_later", 0, CDP_PAGE_NONE },
-        { "readiness_plain_wait", 0, CDP_PAGE_NONE },
-        { "readiness_panels_now", 0, CDP_PAGE_PANELS },
-        { "readiness_panels_later", 1, CDP_PAGE_PANELS },
-        { "readiness_panels_wait", 1, CDP_PAGE_PANELS },
-        /* two panel containers, panelsRendered stuck at 1 */
-        { "readiness_panels_container_now", 0, CDP_PAGE_PANELS },
-        { "readiness_panels_container_later", 0, CDP_PAGE_PANELS },
-        { "readiness_scenes_now", 0, CDP_PAGE_SCENES },
-        { "readiness_scenes_later", 1, CDP_PAGE_SCENES },
-        { "readiness_scenes_wait", 1, CDP_PAGE_SCENES },
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct cdp_msg m;
-        struct cdp_readiness r = { .ready = -1, .kind = -1 };
-        parse_fixture(cases[i].name, &m);
-        assert_int_equal(cdp_result_readiness(&m, &r), 0);
-        if (r.ready != cases[i].ready || r.kind != cases[i].kind)
-            fail_msg("%s: ready %d kind %d", cases[i].name, r.ready, r.kind);
-        cdp_msg_fini(&m);
-    }
-}
-
 /* The size a reply may have, from the command the builders wrote: an image
  * or a PDF may be large, anything a page can fill otherwise may not. */
 static void test_reply_max(void **state)
@@ -1670,42 +1591,6 @@ static void test_frame_reply_id(void **state)
     assert_int_equal(cdp_frame_reply_id(NULL, 0), 0);
 }
 
-static void test_readiness_parser_refuses(void **state)
-{
-    (void)state;
-    struct cdp_msg m;
-    struct cdp_readiness r;
-    const char *bad[] = {
-        "{\"id\":1,\"result\":{\"result\":{\"type\":\"boolean\",\"value\":true}}}",
-        "{\"id\":1,\"result\":{\"result\":{\"type\":\"object\",\"value\":[true,\"none\"]}}}",
-        "{\"id\":1,\"result\":{\"result\":{\"type\":\"object\",\"value\":{}}}}",
-        "{\"id\":1,\"result\":{\"result\":{\"type\":\"object\",\"value\":{\"ready\":true}}}}",
-        "{\"id\":1,\"result\":{\"result\":{\"type\":\"object\",\"value\":{\"kind\":\"scenes\"}}}}",
-        "{\"id\":1,\"result\":{\"result\":{\"type\":\"object\",\"value\":{\"ready\":\"true\",\"kind\":\"scenes\"}}}}",
-        "{\"id\":1,\"result\":{\"result\":{\"type\":\"object\",\"value\":{\"ready\":1,\"kind\":\"scenes\"}}}}",
-        "{\"id\":1,\"result\":{\"result\":{\"type\":\"object\",\"value\":{\"ready\":true,\"kind\":\"Scenes\"}}}}",
-        "{\"id\":1,\"result\":{\"result\":{\"type\":\"object\",\"value\":{\"ready\":true,\"kind\":3}}}}",
-        "{\"id\":1,\"result\":{\"result\":{\"type\":\"object\",\"value\":null}}}",
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(parse_str(&m, bad[i]), 0);
-        if (cdp_result_readiness(&m, &r) != -EBADMSG)
-            fail_msg("accepted: %s", bad[i]);
-        cdp_msg_fini(&m);
-    }
-    /* our expression threw (say, a page that broke querySelectorAll) */
-    parse_fixture("evaluate_exception", &m);
-    assert_int_equal(cdp_result_readiness(&m, &r), -ENOEXEC);
-    cdp_msg_fini(&m);
-    /* extra members are tolerated */
-    assert_int_equal(parse_str(&m, "{\"id\":1,\"result\":{\"result\":{\"type\":\"object\",\"value\":"
-                                   "{\"ready\":true,\"kind\":\"panels\",\"panels\":3}}}}"), 0);
-    assert_int_equal(cdp_result_readiness(&m, &r), 0);
-    assert_true(r.ready);
-    assert_int_equal(r.kind, CDP_PAGE_PANELS);
-    cdp_msg_fini(&m);
-}
-
 int main(void)
 {
     /* jansson's allocations go through cmocka too: a json_t left behind is a leak. */
@@ -1738,9 +1623,6 @@ int main(void)
         cmocka_unit_test(test_base64_good),
         cmocka_unit_test(test_base64_bad),
         cmocka_unit_test(test_base64_empty),
-        cmocka_unit_test(test_readiness_expression),
-        cmocka_unit_test(test_readiness_recorded),
-        cmocka_unit_test(test_readiness_parser_refuses),
         cmocka_unit_test(test_reply_max),
         cmocka_unit_test(test_frame_reply_id),
     };

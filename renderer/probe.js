@@ -1,0 +1,139 @@
+/* rendervisor's readiness probe: evaluated in the page (Runtime.evaluate,
+ * awaitPromise), called with its options by renderer/ready.c. It waits in
+ * the page, so a wait costs one round trip, and answers as soon as every
+ * page-side rule holds and o.frames animation frames have begun since the
+ * DOM last changed, or after o.waitMs. The answer says what kind of page
+ * this is, which rule blocked at the end, and how long each rule blocked.
+ * The rules and why they are there: docs/renderer.md, "Readiness". */
+(function (o) {
+  'use strict';
+  var w = window, d = document;
+  var st = w.__rendervisorReadiness || { changed: 0, busyEnd: 0, message: null, messageAt: 0 };
+  var TERMINAL = { Done: 1, Error: 1, Streaming: 1 };
+
+  /* A scene dashboard (Grafana 10+): the running query count, then the scene
+   * itself, walked the way Grafana walks it (forEachChild): a variable still
+   * loading, or an active panel whose data is not terminal yet, or panels of
+   * which none has mounted yet. */
+  function scene(root, t) {
+    var n = w.__grafanaRunningQueryCount;
+    if (typeof n === 'number' && n > 0) return 'queries';
+    var seen = new Set(), budget = 20000, panels = 0, active = 0, pending = 0, vars = 0;
+    (function visit(x) {
+      if (!x || typeof x !== 'object' || seen.has(x) || --budget < 0) return;
+      seen.add(x);
+      var s = x.state;
+      if (!s || typeof s !== 'object') return;
+      if (typeof s.pluginId === 'string' && typeof x.isActive === 'boolean') {
+        panels++;
+        if (x.isActive) {
+          active++;
+          var p = s.$data;
+          var ds = p && p.state && p.state.data ? p.state.data.state : undefined;
+          if (p && !(typeof ds === 'string' && TERMINAL[ds])) pending++;
+        }
+      }
+      if (s.loading === true && typeof s.name === 'string') vars++;
+      if (typeof x.forEachChild === 'function') {
+        try { x.forEachChild(visit); } catch (e) { /* a scene we cannot walk */ }
+      }
+    })(root);
+    if (!st.sceneAt) st.sceneAt = t;
+    if (vars) return 'variables';
+    if (pending) return 'panels';
+    if (panels && !active && t - st.sceneAt < o.mountMs) return 'panels';
+    return null;
+  }
+
+  function visible(el) {
+    if (/(^|\s)preloader--done(\s|$)/.test(el.className)) return false;
+    var cs = w.getComputedStyle(el);
+    return cs.display !== 'none' && cs.visibility !== 'hidden' && cs.opacity !== '0';
+  }
+
+  /* What the page is and which of Grafana's rules blocks: kind, rule. */
+  function grafana(t) {
+    if (w.__grafanaRenderBindingSupported === true) {
+      if (st.message) return { kind: 'binding', rule: null };
+      if (!w.__grafanaSceneContext || t - (st.bindingAt || (st.bindingAt = t)) < o.bindingMs)
+        return { kind: 'binding', rule: 'binding' };
+    }
+    if (w.__grafanaSceneContext) return { kind: 'scenes', rule: scene(w.__grafanaSceneContext, t) };
+    var n = d.querySelectorAll('.panel-solo').length ||
+            d.querySelectorAll("[class$='panel-container']").length;
+    var r = w.panelsRendered;
+    if (n > 0 || typeof r === 'number')
+      return { kind: 'panels', rule: typeof r === 'number' && r >= n ? null : 'panels' };
+    if (w.grafanaBootData && !w.__grafana_load_failed) {
+      var pre = d.querySelector('.preloader');
+      if (pre && visible(pre)) return { kind: 'boot', rule: 'boot' };
+    }
+    return { kind: 'none', rule: null };
+  }
+
+  return new Promise(function (resolve) {
+    var start = performance.now(), last = start, tick = start;
+    var frames = [], okSince = -1, kind = 'none', rule = null, blocked = {}, done = false, timer = 0;
+
+    function finish(ready) {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      for (var k in blocked) blocked[k] = Math.round(blocked[k]);
+      resolve({ ready: ready, kind: kind, rule: ready ? null : rule, blocked: blocked,
+                waited: Math.round(performance.now() - start),
+                success: st.message ? st.message.success !== false : null });
+    }
+
+    function look() {
+      if (done) return;
+      var t = performance.now();
+      if (rule) blocked[rule] = (blocked[rule] || 0) + (t - last);
+      last = t;
+      var g;
+      try {
+        g = grafana(t);
+      } catch (e) {
+        /* A page whose signals throw when read has none we can use. */
+        g = { kind: 'none', rule: null };
+      }
+      kind = g.kind;
+      rule = g.rule;
+      if (!rule && t - st.busyEnd < o.busyMs) rule = 'busy';
+      if (rule) {
+        okSince = -1;
+      } else {
+        if (okSince < 0) okSince = t;
+        /* Frames begun since the rules hold and the DOM last changed: the
+         * page has had its chance to draw what it just did. */
+        var since = Math.max(okSince, st.changed), quiet = 0;
+        for (var i = 0; i < frames.length; i++) if (frames[i] > since) quiet++;
+        var starved = frames.length === 0 || t - frames[frames.length - 1] > o.stallMs;
+        if (quiet >= o.frames || (starved && t - since >= o.stallMs)) return finish(true);
+        rule = 'paint';
+      }
+      if (t - start >= o.waitMs) finish(false);
+    }
+
+    function frame(ts) {
+      if (done) return;
+      frames.push(ts);
+      if (frames.length > 8) frames.shift();
+      look();
+      requestAnimationFrame(frame);
+    }
+
+    function poll() {
+      var t = performance.now();
+      /* A timer this late means the main thread was busy in between (work
+       * cut in pieces too short for the longtask observer). */
+      if (t - tick > o.lagMs && t - tick - 10 > 0) st.busyEnd = Math.max(st.busyEnd, t);
+      tick = t;
+      look();
+      if (!done) timer = setTimeout(poll, 10);
+    }
+
+    requestAnimationFrame(frame);
+    poll();
+  });
+})

@@ -1,0 +1,124 @@
+/* Readiness: when a page shows what Grafana asked for. The evidence comes
+ * from two sides: the page (renderer/probe.js, reading Grafana's signals,
+ * DOM changes, frames and long tasks that renderer/ready.js keeps) and CDP
+ * (requests in flight, the load event). This module is pure: it keeps the
+ * CDP side, builds the probe, reads its answer, decides, and adds up how
+ * long each rule held the render back. docs/renderer.md, "Readiness". */
+#ifndef RV_READY_H
+#define RV_READY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "cdp.h"
+#include "names.h"
+
+/* The windows, each justified by a measurement in docs/renderer.md. */
+/* Animation frames begun after the rules hold and after the DOM last changed. */
+#define READY_FRAMES 2
+/* Without frames (a page the browser does not draw), this long instead. */
+#define READY_STALL_MS 100
+/* A long task (>= 50 ms, the browser's own measure) ended this recently. */
+#define READY_BUSY_MS 100
+/* The probe's own 10 ms timer this late: the main thread was busy. */
+#define READY_LAG_MS 40
+/* Quiet after the last request of a page with Grafana's signal ended: a
+ * request its answer chains to starts within this. */
+#define READY_NET_QUIET_MS 25
+/* A page with no signal at all: its network quiet this long (the grace). */
+#define READY_GRACE_MS 75
+/* No request in flight: streams and long polls do not end, so a request
+ * that has had its response for this long, or is this old, stops counting. */
+#define READY_STREAM_MS 1000
+#define READY_REQUEST_MAX_MS 3000
+/* A page with no signal is captured after this long even if it never
+ * settles (a clock, an animation): the grace is bounded. */
+#define READY_SETTLE_MAX_MS 3000
+/* A scene whose panels have not mounted, or a page with the render binding
+ * whose message has not come, is waited for at most this long (a dashboard
+ * of collapsed rows mounts no panel; a route without the observer sends no
+ * message). */
+#define READY_MOUNT_MS 3000
+#define READY_BINDING_MS 5000
+/* One probe waits in the page at most this long before it answers. */
+#define READY_PROBE_MS 10000u
+
+enum ready_kind {
+    READY_KIND_NONE,    /* no signal: not Grafana, or not a dashboard */
+    READY_KIND_BOOT,    /* Grafana whose app has not started */
+    READY_KIND_PANELS,  /* window.panelsRendered against the panels */
+    READY_KIND_SCENES,  /* window.__grafanaSceneContext */
+    READY_KIND_BINDING, /* Grafana's render binding message */
+};
+
+/* The page's answer to one probe. */
+struct ready_page {
+    int ready;
+    enum ready_kind kind;
+    int rule;                          /* enum names_rule blocking at the end, or -1 */
+    double blocked_ms[NAMES_RULE_COUNT]; /* page-side time each rule blocked */
+    double waited_ms;
+};
+
+struct ready_request {
+    char id[CDP_ID_MAX + 1];
+    int64_t start_ns;
+    int64_t response_ns; /* 0: no response yet */
+    int stream;          /* EventSource: never ends */
+};
+
+struct ready {
+    struct ready_request *reqs;
+    size_t nreqs, cap;
+    int64_t net_ns;     /* the last time a counted request began or ended */
+    int64_t load_ns;    /* the page's load event; 0 before it */
+    int64_t settle_ns;  /* when the page side first said ready this phase; 0 before */
+    int64_t wait_ns;    /* the C-side wait in progress began here; 0: none */
+    int wait_rule;      /* and what it waits for (names_rule) */
+    int charge_to;      /* ready_phase's */
+    enum ready_kind kind;
+    double rule_ms[NAMES_RULE_COUNT]; /* the render's total per rule */
+};
+
+void ready_init(struct ready *r);
+void ready_fini(struct ready *r);
+/* A new readiness phase (after the load event; after the full page's
+ * resize): the settling restarts, totals stay. charge_to >= 0 charges every
+ * wait of the phase to that rule (the lazy panels'), -1 to each its own. */
+void ready_phase(struct ready *r, int charge_to);
+
+/* Network events of the page's session (requestWillBeSent, responseReceived,
+ * loadingFinished, loadingFailed); anything else is ignored. */
+void ready_on_network(struct ready *r, const struct cdp_msg *m, int64_t now_ns);
+void ready_on_load(struct ready *r, int64_t now_ns);
+
+/* The script to install before the page's own (Page.addScriptToEvaluateOnNewDocument). */
+const char *ready_observer_script(void);
+/* The probe for Runtime.evaluate (await_promise), waiting at most wait_ms
+ * in the page; -EINVAL for a wait over CDP_READINESS_WAIT_MAX. */
+int ready_probe_expression(struct buf *out, unsigned wait_ms);
+/* The probe's answer: cdp_result_evaluate's codes, -EBADMSG when the value
+ * is not what the probe returns. */
+int ready_parse(const struct cdp_msg *m, struct ready_page *p);
+
+enum ready_verdict {
+    READY_YES,   /* capture now */
+    READY_PROBE, /* the page is not ready: probe again (at once) */
+    READY_WAIT,  /* the page is, the network or the grace is not: probe again at *wake_ns */
+};
+/* Take the page's answer at now_ns (its blocked times are added up) and
+ * decide with what CDP saw. */
+enum ready_verdict ready_decide(struct ready *r, const struct ready_page *p, int64_t now_ns,
+                                int64_t *wake_ns);
+/* Time spent in a wait of the CDP side ends at now_ns (a probe goes out). */
+void ready_wait_end(struct ready *r, int64_t now_ns);
+/* During a READY_WAIT, after a network event: when to look again (now_ns
+ * when nothing on the CDP side holds the capture back any more). */
+int64_t ready_rewake(struct ready *r, int64_t now_ns);
+/* Requests counted as in flight at now_ns. */
+size_t ready_inflight(const struct ready *r, int64_t now_ns);
+
+const char *ready_kind_name(enum ready_kind k);
+
+#endif
