@@ -23,6 +23,7 @@
 
 #include <ini.h>
 
+#include "tz.h"
 #include "xalloc.h"
 
 #define CONFIG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -56,6 +57,7 @@ enum config_kind {
     CONFIG_KIND_UINT,
     CONFIG_KIND_USER,  /* a user name, or empty for none */
     CONFIG_KIND_HOSTS, /* host[:port] words, or empty for any host */
+    CONFIG_KIND_TIMEZONE, /* what a render's timezone may be, or empty */
 };
 
 struct config_key {
@@ -102,6 +104,7 @@ static const struct config_key config_keys[] = {
     { "renderer", "concurrency", CONFIG_KIND_UINT, CONFIG_AT(renderer.concurrency), "4", 1, 64 },
     { "renderer", "render_memory", CONFIG_KIND_SIZE, CONFIG_AT(renderer.render_memory), "128M", 0, 0 },
     { "renderer", "allowed_hosts", CONFIG_KIND_HOSTS, CONFIG_AT(renderer.allowed_hosts), "", 0, 0 },
+    { "renderer", "timezone", CONFIG_KIND_TIMEZONE, CONFIG_AT(renderer.timezone), "", 0, 0 },
 
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
     { "browsers", "command", CONFIG_KIND_COMMAND, CONFIG_AT(browsers.command), NULL, 0, 0 },
@@ -1087,6 +1090,16 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
         break;
     case CONFIG_KIND_HOSTS:
         return config_parse_hosts(value, (char ***)field, why, why_len);
+    case CONFIG_KIND_TIMEZONE: {
+        /* the renderer's query reads a request's timezone the same way;
+         * "browser" and "default" here mean the browser's own zone */
+        char id[TZ_TEXT_MAX + 1] = "";
+        if (value[0] && tz_parse(value, strlen(value), id, sizeof(id)) < 0)
+            reason = "expected " TZ_EXPECTED ", or empty for the browser's own zone";
+        else
+            *(char **)field = xstrdup(id);
+        break;
+    }
     }
     if (reason) {
         snprintf(why, why_len, "%s", reason);
@@ -1320,6 +1333,7 @@ void config_free(struct config *cfg)
         case CONFIG_KIND_SOCKET:
         case CONFIG_KIND_TOKEN:
         case CONFIG_KIND_USER:
+        case CONFIG_KIND_TIMEZONE:
             free(*(char **)field);
             break;
         case CONFIG_KIND_COMMAND:

@@ -67,6 +67,10 @@ struct config {
         /* Hosts ("name", "name:port", "[v6]", "[v6]:port") the renderer may open;
          * NULL-terminated; NULL = any host. */
         char **allowed_hosts;
+        /* The time zone of a render that names none (or says "browser" or
+         * "default"), as the id Chromium takes (common/tz.h); "" = the
+         * browser's own zone, no override. */
+        char *timezone;
     } renderer;
 
     struct {

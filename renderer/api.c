@@ -520,7 +520,8 @@ static enum MHD_Result api_render(struct api_req *rq, enum query_route route)
     }
     const char *lang = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_LANGUAGE);
     int rc = query_parse(&rq->job.req, route, ps.p, ps.n, lang,
-                         (const char *const *)a->cfg->renderer.allowed_hosts, why, sizeof(why));
+                         (const char *const *)a->cfg->renderer.allowed_hosts, a->cfg->renderer.timezone,
+                         why, sizeof(why));
     if (rc == -EACCES)
         return api_send_error(rq, MHD_HTTP_FORBIDDEN, why);
     if (rc < 0)

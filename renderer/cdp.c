@@ -5,9 +5,11 @@
  * anything. */
 #include "cdp.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -355,12 +357,45 @@ int cdp_set_extra_headers(struct cdp *c, struct buf *out, const char *session,
                       json_pack("{s:o}", "headers", h));
 }
 
+/* http://[addr]/ for an IPv6 address, with or without brackets: 1, or 0
+ * for anything else (a name, an IPv4 address), -1 for a broken literal. */
+static int cdp_cookie_url(const char *domain, char *url, size_t url_len)
+{
+    size_t len = strlen(domain);
+    if (domain[0] != '[' && !strchr(domain, ':'))
+        return 0;
+    if (domain[0] == '[') {
+        if (len < 2 || domain[len - 1] != ']')
+            return -1;
+        domain++;
+        len -= 2;
+    }
+    char text[INET6_ADDRSTRLEN];
+    struct in6_addr addr;
+    if (len == 0 || len >= sizeof(text))
+        return -1;
+    memcpy(text, domain, len);
+    text[len] = '\0';
+    if (inet_pton(AF_INET6, text, &addr) != 1)
+        return -1;
+    snprintf(url, url_len, "http://[%s]/", text);
+    return 1;
+}
+
 int cdp_set_cookie(struct cdp *c, struct buf *out, const char *session,
                    const char *name, const char *value, const char *domain)
 {
     if (!cdp_id_ok(session) || !cdp_arg_ok(name, CDP_ARG_MAX) ||
         !cdp_arg_ok(value, CDP_ARG_MAX) || !cdp_arg_ok(domain, CDP_ARG_MAX))
         return -EINVAL;
+    char url[INET6_ADDRSTRLEN + 16];
+    int v6 = cdp_cookie_url(domain, url, sizeof(url));
+    if (v6 < 0)
+        return -EINVAL;
+    if (v6)
+        return cdp_packed(c, out, session, "Network.setCookie",
+                          json_pack("{s:s, s:s, s:s, s:s}", "name", name, "value", value,
+                                    "url", url, "path", "/"));
     return cdp_packed(c, out, session, "Network.setCookie",
                       json_pack("{s:s, s:s, s:s, s:s}", "name", name, "value", value,
                                 "domain", domain, "path", "/"));

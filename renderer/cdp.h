@@ -112,14 +112,23 @@ int cdp_page_add_script(struct cdp *c, struct buf *out, const char *session, con
  * scale > 0 .. CDP_SCALE_MAX. */
 int cdp_set_device_metrics(struct cdp *c, struct buf *out, const char *session,
                            int width, int height, double scale);
-/* An IANA name ("Europe/Paris"); Chrome answers an error for an unknown one. */
+/* An IANA name ("Europe/Paris") or an ICU custom id ("GMT+05:30", what
+ * common/tz.c writes for an offset without an IANA zone); Chrome answers an
+ * error ("Invalid timezone id") for one it does not know, "UTC+05:00" and
+ * "+05:30" among them. */
 int cdp_set_timezone(struct cdp *c, struct buf *out, const char *session, const char *tz);
 
 int cdp_network_enable(struct cdp *c, struct buf *out, const char *session);
 /* headers: name, value, name, value, ..., NULL (at least one pair). */
 int cdp_set_extra_headers(struct cdp *c, struct buf *out, const char *session,
                           const char *const *headers);
-/* A cookie for domain, path "/" (Grafana's renderKey). */
+/* A cookie for domain, path "/" (Grafana's renderKey). domain is a host
+ * name, an IPv4 address, or an IPv6 address with or without brackets.
+ * Chromium refuses a bare IPv6 address as a cookie's domain ("Sanitizing
+ * cookie failed"), so for one the cookie is set through url
+ * "http://[addr]/" instead: host-only, as a cookie for an address is, and
+ * sent to that address at any port and over https too (checked with
+ * Chromium 156). -EINVAL for a broken IPv6 literal. */
 int cdp_set_cookie(struct cdp *c, struct buf *out, const char *session,
                    const char *name, const char *value, const char *domain);
 

@@ -12,7 +12,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tz.h"
 #include "xalloc.h"
+
+_Static_assert(QUERY_TIMEZONE_MAX == TZ_TEXT_MAX, "a timezone id fits in render_request");
 
 enum query_key {
     QUERY_KEY_URL,
@@ -155,9 +158,13 @@ static int query_eq_nocase(const char *v, size_t len, const char *word)
     return strlen(word) == len && strncasecmp(v, word, len) == 0;
 }
 
-/* A whole number of at most nine digits, optionally negative: anything
- * longer is out of every range we accept, so it needs no overflow care. */
-static int query_int(const char *v, size_t len, long *out)
+/* Past this, a number is past every bound: longer runs of digits saturate
+ * here instead of overflowing. */
+#define QUERY_NUMBER_BIG INT64_C(1000000000)
+
+/* A whole number, optionally negative, of any length (saturating at
+ * QUERY_NUMBER_BIG either way). */
+static int query_int(const char *v, size_t len, int64_t *out)
 {
     size_t i = 0;
     int neg = 0;
@@ -165,49 +172,60 @@ static int query_int(const char *v, size_t len, long *out)
         neg = 1;
         i = 1;
     }
-    if (i == len || len - i > 9)
+    if (i == len)
         return -1;
-    long n = 0;
+    int64_t n = 0;
     for (; i < len; i++) {
         if (!query_is_digit((unsigned char)v[i]))
             return -1;
-        n = n * 10 + (v[i] - '0');
+        if (n < QUERY_NUMBER_BIG)
+            n = n * 10 + (v[i] - '0');
     }
+    if (n > QUERY_NUMBER_BIG)
+        n = QUERY_NUMBER_BIG;
     *out = neg ? -n : n;
     return 0;
 }
 
-static int query_size(const char *v, size_t len, int allow_full_page, int *out)
+/* A width or height: below QUERY_SIZE_MIN the default, above
+ * QUERY_SIZE_MAX the maximum, -1 the full page where allowed. */
+static int query_size(const char *v, size_t len, int allow_full_page, int dflt, int *out)
 {
-    long n;
+    int64_t n;
     if (query_int(v, len, &n) < 0)
         return -1;
-    if (allow_full_page && n == QUERY_FULL_PAGE) {
+    if (allow_full_page && n == QUERY_FULL_PAGE)
         *out = QUERY_FULL_PAGE;
-        return 0;
-    }
-    if (n < QUERY_SIZE_MIN || n > QUERY_SIZE_MAX)
-        return -1;
-    *out = (int)n;
+    else if (n < QUERY_SIZE_MIN)
+        *out = dflt;
+    else if (n > QUERY_SIZE_MAX)
+        *out = QUERY_SIZE_MAX;
+    else
+        *out = (int)n;
     return 0;
 }
 
 /* Plain decimal ("2", "1.000000", ".5"): Grafana formats it with %f. No
  * sign, exponent, hex, inf or nan, and no strtod, whose decimal point
- * follows the locale. */
+ * follows the locale. 0 is the default; the rest is clamped into
+ * QUERY_SCALE_MIN..QUERY_SCALE_MAX. */
 static int query_scale(const char *v, size_t len, double *out)
 {
     size_t i = 0, int_digits = 0, frac_digits = 0;
+    int nonzero = 0;
     double n = 0;
     while (i < len && query_is_digit((unsigned char)v[i])) {
-        if (++int_digits > 6)
-            return -1;
-        n = n * 10 + (v[i++] - '0');
+        nonzero |= v[i] != '0';
+        /* past a million it is past the maximum: stop adding */
+        if (++int_digits <= 7)
+            n = n * 10 + (v[i] - '0');
+        i++;
     }
     if (i < len && v[i] == '.') {
         i++;
         uint64_t frac = 0, scale = 1;
         while (i < len && query_is_digit((unsigned char)v[i])) {
+            nonzero |= v[i] != '0';
             /* digits past the 18th cannot move a double in our range */
             if (frac_digits < 18) {
                 frac = frac * 10 + (uint64_t)(v[i] - '0');
@@ -220,22 +238,27 @@ static int query_scale(const char *v, size_t len, double *out)
     }
     if (i != len || int_digits + frac_digits == 0)
         return -1;
-    if (!(n >= QUERY_SCALE_MIN && n <= QUERY_SCALE_MAX))
-        return -1;
+    if (!nonzero)
+        n = QUERY_SCALE_DEFAULT;
+    else if (!(n >= QUERY_SCALE_MIN))
+        n = QUERY_SCALE_MIN; /* "0.0000000000000000001" too */
+    else if (n > QUERY_SCALE_MAX)
+        n = QUERY_SCALE_MAX;
     *out = n;
     return 0;
 }
 
 /* Whole seconds, as Grafana sends them, or a number with ms, s or m, as the
- * Go reference also takes. */
+ * Go reference also takes. 0 is the default; the rest is clamped into
+ * QUERY_TIMEOUT_MIN_MS..QUERY_TIMEOUT_MAX_MS. */
 static int query_timeout(const char *v, size_t len, unsigned *out_ms)
 {
     size_t i = 0;
     uint64_t n = 0;
     while (i < len && query_is_digit((unsigned char)v[i])) {
-        if (i >= 9)
-            return -1;
-        n = n * 10 + (uint64_t)(v[i++] - '0');
+        if (n < (uint64_t)QUERY_NUMBER_BIG)
+            n = n * 10 + (uint64_t)(v[i] - '0');
+        i++;
     }
     if (i == 0)
         return -1;
@@ -250,8 +273,12 @@ static int query_timeout(const char *v, size_t len, unsigned *out_ms)
         ms = n * 60000;
     else
         return -1;
-    if (ms < QUERY_TIMEOUT_MIN_MS || ms > QUERY_TIMEOUT_MAX_MS)
-        return -1;
+    if (ms == 0)
+        ms = QUERY_TIMEOUT_DEFAULT_MS;
+    else if (ms < QUERY_TIMEOUT_MIN_MS)
+        ms = QUERY_TIMEOUT_MIN_MS;
+    else if (ms > QUERY_TIMEOUT_MAX_MS)
+        ms = QUERY_TIMEOUT_MAX_MS;
     *out_ms = (unsigned)ms;
     return 0;
 }
@@ -345,6 +372,33 @@ static int query_v6_parse(const char *s, size_t len, struct in6_addr *addr)
     memcpy(text, s, len);
     text[len] = '\0';
     return inet_pton(AF_INET6, text, addr) == 1 ? 0 : -1;
+}
+
+/* A cookie's domain: a host name, or an IPv6 address with or without
+ * brackets, kept in brackets (its spelling in a URL). */
+static int query_domain(const char *v, size_t len, char out[QUERY_DOMAIN_MAX + 1])
+{
+    if (v[0] != '[' && !memchr(v, ':', len)) {
+        if (len > QUERY_DOMAIN_MAX || !query_host_chars(v, len))
+            return -1;
+        memcpy(out, v, len);
+        out[len] = '\0';
+        return 0;
+    }
+    if (v[0] == '[') {
+        if (len < 2 || v[len - 1] != ']')
+            return -1;
+        v++;
+        len -= 2;
+    }
+    struct in6_addr addr;
+    if (query_v6_parse(v, len, &addr) < 0)
+        return -1;
+    out[0] = '[';
+    memcpy(out + 1, v, len);
+    out[len + 1] = ']';
+    out[len + 2] = '\0';
+    return 0;
 }
 
 /* One allow-list entry: "name", "name:port", "[v6]", "[v6]:port" or a bare
@@ -558,26 +612,23 @@ static int query_set(struct render_request *out, enum query_route route,
         out->url = xstrndup(v, len);
         return query_url_allowed(out->url, allowed_hosts, why, why_len);
     case QUERY_KEY_WIDTH:
-        if (query_size(v, len, 0, &out->width) < 0)
-            return query_bad(why, why_len, -EINVAL, name,
-                             "expected a whole number from 10 to 10000", v, len);
+        if (query_size(v, len, 0, QUERY_WIDTH_DEFAULT, &out->width) < 0)
+            return query_bad(why, why_len, -EINVAL, name, "expected a whole number of CSS pixels", v, len);
         return 0;
     case QUERY_KEY_HEIGHT:
-        if (query_size(v, len, 1, &out->height) < 0)
+        if (query_size(v, len, 1, QUERY_HEIGHT_DEFAULT, &out->height) < 0)
             return query_bad(why, why_len, -EINVAL, name,
-                             "expected a whole number from 10 to 10000, or -1 for the full page",
-                             v, len);
+                             "expected a whole number of CSS pixels, or -1 for the full page", v, len);
         return 0;
     case QUERY_KEY_SCALE:
         if (query_scale(v, len, &out->device_scale_factor) < 0)
             return query_bad(why, why_len, -EINVAL, name,
-                             "expected a decimal number from 0.1 to 4", v, len);
+                             "expected a decimal number such as 2 or 1.500000", v, len);
         return 0;
     case QUERY_KEY_TIMEOUT:
         if (query_timeout(v, len, &out->timeout_ms) < 0)
             return query_bad(why, why_len, -EINVAL, name,
-                             "expected whole seconds from 1 to 300 (or a number with ms, s or m)",
-                             v, len);
+                             "expected whole seconds, or a number with ms, s or m", v, len);
         return 0;
     case QUERY_KEY_ENCODING:
         if (route == QUERY_ROUTE_CSV) {
@@ -602,23 +653,22 @@ static int query_set(struct render_request *out, enum query_route route,
         out->render_key = xstrndup(v, len);
         return 0;
     case QUERY_KEY_DOMAIN:
-        if (len > QUERY_DOMAIN_MAX || !query_only(v, len, "-._"))
+        if (query_domain(v, len, out->domain) < 0)
             return query_bad(why, why_len, -EINVAL, name,
-                             "expected a host name of at most 253 letters, digits, '-', '.' and '_'",
-                             v, len);
-        memcpy(out->domain, v, len);
-        out->domain[len] = '\0';
+                             "expected a host name of at most 253 letters, digits, '-', '.' and '_', "
+                             "or an IPv6 address", v, len);
         return 0;
-    case QUERY_KEY_TIMEZONE:
-        /* IANA names ("America/Port-au-Prince", "Etc/GMT+5"); ':' for the
-         * "UTC-02:00" that Grafana derives from an ISO offset. */
-        if (len > QUERY_TIMEZONE_MAX || !query_is_alpha((unsigned char)v[0]) ||
-            !query_only(v, len, "/_-+:"))
-            return query_bad(why, why_len, -EINVAL, name,
-                             "expected a time zone name such as Europe/Stockholm", v, len);
-        memcpy(out->timezone, v, len);
-        out->timezone[len] = '\0';
+    case QUERY_KEY_TIMEZONE: {
+        /* out->timezone holds the configured default until now: browser
+         * and default keep it */
+        char id[TZ_TEXT_MAX + 1];
+        int rc = tz_parse(v, len, id, sizeof(id));
+        if (rc < 0)
+            return query_bad(why, why_len, -EINVAL, name, "expected " TZ_EXPECTED, v, len);
+        if (rc == TZ_ZONE)
+            memcpy(out->timezone, id, strlen(id) + 1);
         return 0;
+    }
     case QUERY_KEY_PDF_FORMAT:
         if (query_paper(v, len, &out->pdf.format) < 0)
             return query_bad(why, why_len, -EINVAL, name,
@@ -738,7 +788,7 @@ static int query_pdf_from_url(struct render_request *out, int *seen, char *why, 
 int query_parse(struct render_request *out, enum query_route route,
                 const struct query_param *params, size_t nparams,
                 const char *accept_language, const char *const *allowed_hosts,
-                char *why, size_t why_len)
+                const char *default_timezone, char *why, size_t why_len)
 {
     int seen[QUERY_KEY_COUNT] = { 0 };
     int rc;
@@ -751,6 +801,8 @@ int query_parse(struct render_request *out, enum query_route route,
     out->encoding = route == QUERY_ROUTE_CSV ? QUERY_ENCODING_CSV : QUERY_ENCODING_PNG;
     out->pdf.format = QUERY_PAPER_A4;
     out->pdf.print_background = 1;
+    if (default_timezone && strlen(default_timezone) <= QUERY_TIMEZONE_MAX)
+        memcpy(out->timezone, default_timezone, strlen(default_timezone) + 1);
     if (why && why_len)
         why[0] = '\0';
 

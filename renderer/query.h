@@ -26,8 +26,20 @@
 #define QUERY_SCALE_DEFAULT 1.0
 #define QUERY_TIMEOUT_DEFAULT_MS 60000u
 
-/* Bounds. A viewport past 10000 CSS pixels is no dashboard, and at scale 4
- * is already 1.6 G pixels; Grafana's max_device_scale_factor is 4 too. */
+/* Bounds. A value past one is rendered at the bound (or at the default)
+ * rather than refused, as the reference services do, because Grafana shows
+ * a refusal as a missing image; only a value that is no number is a 400.
+ * A width or height below QUERY_SIZE_MIN is that dimension's default (the
+ * Node reference's rule: Grafana sends 0 for "unset"); above
+ * QUERY_SIZE_MAX, QUERY_SIZE_MAX (both references clamp at their
+ * configured maximum, 3000 by default; a viewport past 10000 CSS pixels is
+ * no dashboard, and at scale 4 is already 1.6 G pixels). A
+ * deviceScaleFactor of 0 is the default (Grafana itself sends 1 for 0),
+ * one between 0 and QUERY_SCALE_MIN is QUERY_SCALE_MIN, one above
+ * QUERY_SCALE_MAX (Grafana's max_device_scale_factor, the Go reference's
+ * max-page-scale-factor) is QUERY_SCALE_MAX. A timeout of 0 is the
+ * default; below QUERY_TIMEOUT_MIN_MS, that; above QUERY_TIMEOUT_MAX_MS,
+ * that. */
 #define QUERY_SIZE_MIN 10
 #define QUERY_SIZE_MAX 10000
 #define QUERY_FULL_PAGE (-1) /* height: capture the whole page */
@@ -42,7 +54,7 @@
 #define QUERY_URL_MAX 8192
 #define QUERY_RENDER_KEY_MAX 2048
 #define QUERY_DOMAIN_MAX 253 /* a DNS name */
-#define QUERY_TIMEZONE_MAX 64
+#define QUERY_TIMEZONE_MAX 64 /* common/tz.h's TZ_TEXT_MAX */
 #define QUERY_PAGE_RANGES_MAX 128
 #define QUERY_ACCEPT_LANGUAGE_MAX 512
 
@@ -91,8 +103,15 @@ struct render_request {
     unsigned timeout_ms;
     enum query_encoding encoding;
     char *render_key;         /* NULL: none given (no cookie to set) */
-    char domain[QUERY_DOMAIN_MAX + 1];       /* "" when not given */
-    char timezone[QUERY_TIMEZONE_MAX + 1];   /* "" keeps the browser's own */
+    /* "" when not given; a host name, or an IPv6 address in brackets
+     * ("[2001:db8::5]"), whichever way it came (Grafana sends the host of
+     * an IPv6 callback URL without them): cdp_set_cookie takes both. */
+    char domain[QUERY_DOMAIN_MAX + 1];
+    /* The id Chromium's Emulation.setTimezoneOverride takes (common/tz.h
+     * reads Grafana's spellings into it: UTC-05:00 arrives as Etc/GMT-5),
+     * or the configured default when none was given or it said browser or
+     * default; "" keeps the browser's own. */
+    char timezone[QUERY_TIMEZONE_MAX + 1];
     char *accept_language;    /* the request's header; NULL when absent */
     struct {
         enum query_paper format;  /* default A4, as the reference service */
@@ -109,19 +128,22 @@ struct render_request {
  * twice is an error; unknown ones are ignored. accept_language is the
  * request's Accept-Language header (NULL: none). allowed_hosts is a
  * NULL-terminated list for query_url_allowed (NULL: any host).
+ * default_timezone is [renderer] timezone as config.c keeps it (an id
+ * tz_parse wrote; NULL or "": none): the timezone of a request that gives
+ * none, or gives browser or default.
  *
  * Returns 0 (call query_fini later), -EINVAL for a bad or missing parameter
  * (answer 400), or -EACCES for a URL that is not http(s), carries
  * credentials, or names a host off the allow-list (answer 403). On failure
  * *out holds nothing to free, and why (when why_len > 0) holds one line
  * that starts with the parameter's name and says what was wrong, e.g.
- * width: expected a whole number from 10 to 10000, got "abc"
+ * width: expected a whole number of CSS pixels, got "abc"
  * with the offending value quoted, shortened and escaped, so the line is
  * safe to send back and to log. */
 int query_parse(struct render_request *out, enum query_route route,
                 const struct query_param *params, size_t nparams,
                 const char *accept_language, const char *const *allowed_hosts,
-                char *why, size_t why_len);
+                const char *default_timezone, char *why, size_t why_len);
 /* Frees what query_parse allocated; safe on a zeroed or already-finished one. */
 void query_fini(struct render_request *req);
 

@@ -3,14 +3,19 @@
  *   /render?url=...&width=...    (or /render/csv?..., or a bare query string)
  *   Accept-Language value        (optional line; absent: no header)
  *   [renderer] allowed_hosts       (optional line; absent or empty: any host)
+ *   [renderer] timezone            (optional line; absent or empty: none)
  * The query string is split into parameters and percent-decoded the way
  * libmicrohttpd 0.9.75 does it for MHD_get_connection_values_n, each key and
  * value in a buffer of its own, so a read past one is caught; the allow-list
- * goes through config_parse_hosts, as the renderer gets it. Beyond the
- * sanitizers it checks query.h's promises: a parsed request is within every
- * documented bound, an allow-list only ever refuses more, an error comes with
- * a one-line message that names the parameter, and query_token_equal agrees
- * with strcmp. */
+ * goes through config_parse_hosts and the time zone through a config file,
+ * as the renderer gets them. Beyond the sanitizers it checks query.h's
+ * promises: a parsed request is within every documented bound (out of range
+ * is clamped, not refused), its domain is a host name or a bracketed IPv6
+ * address, its time zone is the request's own read by tz_parse (an id that
+ * reads back as itself) or the configured one, an allow-list only ever
+ * refuses more, an error comes with a one-line message that names the
+ * parameter, and query_token_equal agrees with strcmp. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -21,6 +26,7 @@
 
 #include "config.h"
 #include "query.h"
+#include "tz.h"
 
 #define FUZZ_NAME "fuzz_query"
 #include "fuzz.h"
@@ -132,8 +138,27 @@ static void fuzz_check_why(const char *why, size_t why_len)
     fuzz_fail("the message does not start with a parameter's name", why);
 }
 
+/* The id a request's timezone (the last of timezone and timeZone given with
+ * a value; a second is an error anyway) should have become, else dflt. */
+static const char *fuzz_want_tz(const struct fuzz_params *ps, const char *dflt, char *id, size_t id_len)
+{
+    const struct query_param *tz = NULL;
+    for (size_t i = 0; i < ps->n; i++) {
+        const struct query_param *p = &ps->p[i];
+        if ((strcmp(p->key, "timezone") == 0 || strcmp(p->key, "timeZone") == 0) && p->value &&
+            p->value_len > 0)
+            tz = p;
+    }
+    if (!tz)
+        return dflt;
+    int rc = tz_parse(tz->value, tz->value_len, id, id_len);
+    FUZZ_CHECK(rc == TZ_ZONE || rc == TZ_DEFAULT, tz->value); /* the request was taken */
+    return rc == TZ_ZONE ? id : dflt;
+}
+
 static void fuzz_check_request(const struct render_request *r, enum query_route route,
-                               const char *accept_language, const char *const *allowed)
+                               const char *accept_language, const char *const *allowed,
+                               const char *want_tz)
 {
     FUZZ_CHECK(r->url && strlen(r->url) <= QUERY_URL_MAX, r->url);
     char why[512];
@@ -152,12 +177,29 @@ static void fuzz_check_request(const struct render_request *r, enum query_route 
     if (r->render_key)
         FUZZ_CHECK(r->render_key[0] && strlen(r->render_key) <= QUERY_RENDER_KEY_MAX &&
                        fuzz_only(r->render_key, "-._~+/="), r->render_key);
-    FUZZ_CHECK(strnlen(r->domain, sizeof(r->domain)) <= QUERY_DOMAIN_MAX && fuzz_only(r->domain, "-._"),
-               r->domain);
-    FUZZ_CHECK(strnlen(r->timezone, sizeof(r->timezone)) <= QUERY_TIMEZONE_MAX, NULL);
-    if (r->timezone[0])
-        FUZZ_CHECK(fuzz_only(r->timezone, "/_-+:") && !(r->timezone[0] >= '0' && r->timezone[0] <= '9') &&
-                       strchr("/_-+:", r->timezone[0]) == NULL, r->timezone);
+    size_t dlen = strnlen(r->domain, sizeof(r->domain));
+    FUZZ_CHECK(dlen <= QUERY_DOMAIN_MAX, NULL);
+    if (r->domain[0] == '[') {
+        /* an IPv6 address, in brackets whichever way it came */
+        char text[INET6_ADDRSTRLEN];
+        struct in6_addr a;
+        FUZZ_CHECK(dlen >= 3 && dlen - 2 < sizeof(text) && r->domain[dlen - 1] == ']', r->domain);
+        memcpy(text, r->domain + 1, dlen - 2);
+        text[dlen - 2] = '\0';
+        FUZZ_CHECK(inet_pton(AF_INET6, text, &a) == 1, r->domain);
+    } else {
+        FUZZ_CHECK(fuzz_only(r->domain, "-._"), r->domain);
+    }
+    size_t tlen = strnlen(r->timezone, sizeof(r->timezone));
+    FUZZ_CHECK(tlen <= QUERY_TIMEZONE_MAX, NULL);
+    FUZZ_CHECK(strcmp(r->timezone, want_tz) == 0, r->timezone);
+    if (r->timezone[0]) {
+        /* what Chromium gets is an id tz_parse writes: it reads back as itself */
+        char again[TZ_TEXT_MAX + 1];
+        FUZZ_CHECK(tz_parse(r->timezone, tlen, again, sizeof(again)) == TZ_ZONE &&
+                       strcmp(again, r->timezone) == 0, r->timezone);
+        FUZZ_CHECK(fuzz_only(r->timezone, "/_-+:"), r->timezone);
+    }
     if (accept_language && accept_language[0])
         FUZZ_CHECK(r->accept_language && strcmp(r->accept_language, accept_language) == 0 &&
                        strlen(r->accept_language) <= QUERY_ACCEPT_LANGUAGE_MAX &&
@@ -198,6 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *target = fuzz_line(&p, end);
     char *lang = fuzz_line(&p, end);
     char *hosts = fuzz_line(&p, end);
+    char *tzline = fuzz_line(&p, end);
 
     /* The allow-list as config.c reads it; an empty line (a file's last
      * newline) is no list, as no line is. A list config.c refuses never
@@ -211,6 +254,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     const char *const *allowed = (const char *const *)allowed_hosts;
 
+    /* [renderer] timezone as the renderer gets it: through a config file
+     * (a value config.c refuses means no renderer, so no request) */
+    struct config *cfg = NULL;
+    int tz_ok = 1;
+    if (tzline && tzline[0]) {
+        size_t n = strlen(tzline) + 128;
+        char *text = malloc(n);
+        snprintf(text, n, "[exporter]\ncommand = e\n[renderer]\ncommand = r\ntimezone = %s\n"
+                 "[browsers]\ncommand = b\n", tzline);
+        char *errors = NULL;
+        cfg = config_load_string(text, "fuzz.ini", &errors);
+        tz_ok = cfg != NULL;
+        FUZZ_CHECK(tz_ok || errors, tzline);
+        free(errors);
+        free(text);
+    }
+    const char *default_tz = cfg ? cfg->renderer.timezone : NULL;
+    if (default_tz && default_tz[0]) {
+        char again[TZ_TEXT_MAX + 1];
+        FUZZ_CHECK(tz_parse(default_tz, strlen(default_tz), again, sizeof(again)) == TZ_ZONE &&
+                       strcmp(again, default_tz) == 0, default_tz);
+    }
+
     enum query_route route = QUERY_ROUTE_RENDER;
     const char *query = target;
     const char *qmark = strchr(target, '?');
@@ -221,13 +287,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     struct fuzz_params ps = { .n = 0 };
-    if (hosts_ok && fuzz_split(query, &ps) == 0) {
+    if (hosts_ok && tz_ok && fuzz_split(query, &ps) == 0) {
         struct render_request req;
         char why[512];
-        int rc = query_parse(&req, route, ps.p, ps.n, lang, allowed, why, sizeof(why));
+        int rc = query_parse(&req, route, ps.p, ps.n, lang, allowed, default_tz, why, sizeof(why));
         FUZZ_CHECK(rc == 0 || rc == -EINVAL || rc == -EACCES, why);
         if (rc == 0) {
-            fuzz_check_request(&req, route, lang, allowed);
+            char id[TZ_TEXT_MAX + 1];
+            fuzz_check_request(&req, route, lang, allowed,
+                               fuzz_want_tz(&ps, default_tz ? default_tz : "", id, sizeof(id)));
             query_fini(&req);
             FUZZ_CHECK(!req.url && !req.render_key && !req.accept_language, NULL);
             query_fini(&req);
@@ -241,7 +309,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t short_len = size % 24;
         char small[24 + 8];
         memset(small, 'Z', sizeof(small));
-        int again = query_parse(&req, route, ps.p, ps.n, lang, allowed, short_len ? small : NULL, short_len);
+        int again = query_parse(&req, route, ps.p, ps.n, lang, allowed, default_tz, short_len ? small : NULL,
+                                short_len);
         FUZZ_CHECK(again == rc, why);
         if (again == 0)
             query_fini(&req);
@@ -260,8 +329,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(query_token_equal(NULL, target) == (target[0] == '\0'), target);
 
     config_hosts_free(allowed_hosts);
+    config_free(cfg);
     free(target);
     free(lang);
     free(hosts);
+    free(tzline);
     return 0;
 }

@@ -393,6 +393,36 @@ static void test_build_headers_and_cookie(void **state)
     assert_string_equal(pstr(p, "domain"), "grafana.local");
     assert_string_equal(pstr(p, "path"), "/");
     json_decref(m);
+    /* an IPv6 address, with or without brackets: through url, no domain */
+    buf_reset(&b);
+    const char *v6[][2] = {
+        { "[::1]", "http://[::1]/" }, { "::1", "http://[::1]/" }, { "2001:db8::5", "http://[2001:db8::5]/" },
+        { "[2001:db8::5]", "http://[2001:db8::5]/" }, { "::ffff:10.0.0.1", "http://[::ffff:10.0.0.1]/" },
+    };
+    for (size_t i = 0; i < sizeof(v6) / sizeof(v6[0]); i++) {
+        int id = cdp_set_cookie(&c, &b, SESSION, "renderKey", "k6", v6[i][0]);
+        assert_true(id > 0);
+        m = built(&b, 0, id, "Network.setCookie", SESSION);
+        p = params_of(m);
+        assert_string_equal(pstr(p, "url"), v6[i][1]);
+        assert_null(json_object_get(p, "domain"));
+        assert_string_equal(pstr(p, "name"), "renderKey");
+        assert_string_equal(pstr(p, "value"), "k6");
+        assert_string_equal(pstr(p, "path"), "/");
+        json_decref(m);
+        buf_reset(&b);
+    }
+    /* an IPv4 address is a domain as a name is */
+    int id4 = cdp_set_cookie(&c, &b, SESSION, "renderKey", "k4", "127.0.0.1");
+    m = built(&b, 0, id4, "Network.setCookie", SESSION);
+    assert_string_equal(pstr(params_of(m), "domain"), "127.0.0.1");
+    assert_null(json_object_get(params_of(m), "url"));
+    json_decref(m);
+    buf_reset(&b);
+    const char *broken[] = { "[::1", "::1]", "[]", "::g", "[::1]:80", "1:2:3:4:5:6:7:8:9", "[grafana]" };
+    for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++)
+        assert_int_equal(cdp_set_cookie(&c, &b, SESSION, "renderKey", "k", broken[i]), -EINVAL);
+    assert_int_equal(b.len, 0);
     assert_int_equal(cdp_set_cookie(&c, &b, SESSION, "renderKey", "k", NULL), -EINVAL);
     assert_int_equal(cdp_set_cookie(&c, &b, SESSION, "renderKey", "", "d"), -EINVAL);
     buf_fini(&b);

@@ -1324,6 +1324,50 @@ static void test_allowed_hosts(void **state)
     assert_non_null(strstr(why, "expected a host name of 1 to 253 characters"));
 }
 
+/* [renderer] timezone: what a request's timezone may be, stored as the id
+ * Chromium takes; empty, browser and default are the browser's own zone. */
+static void test_timezone(void **state)
+{
+    (void)state;
+    struct config *cfg = test_load(MIN_INI);
+    assert_string_equal(cfg->renderer.timezone, "");
+    config_free(cfg);
+
+    static const struct {
+        const char *value, *want;
+    } good[] = {
+        { "Europe/Stockholm", "Europe/Stockholm" }, { "UTC", "UTC" }, { "utc", "UTC" },
+        { "UTC-05:00", "Etc/GMT-5" }, { "GMT+05:30", "GMT+05:30" }, { "+05:30", "GMT+05:30" },
+        { "browser", "" }, { "Default", "" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+        char *text = test_text("[renderer]\ncommand = r\ntimezone = %s\n"
+                               "[exporter]\ncommand = e\n[browsers]\ncommand = b\n", good[i].value);
+        cfg = test_load(text);
+        assert_string_equal(cfg->renderer.timezone, good[i].want);
+        config_free(cfg);
+        free(text);
+    }
+    cfg = test_load("[renderer]\ncommand = r\ntimezone =\n[exporter]\ncommand = e\n[browsers]\ncommand = b\n");
+    assert_string_equal(cfg->renderer.timezone, "");
+    config_free(cfg);
+
+    const char *bad[] = { "UTC+24:00", "Europe Stockholm", "-5:3", "../etc/localtime", "UTC%2B05" };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        char *text = test_text("[renderer]\ncommand = r\ntimezone = %s\n"
+                               "[exporter]\ncommand = e\n[browsers]\ncommand = b\n", bad[i]);
+        char *errors = test_fail(text);
+        char *expect = test_text("file=test.ini line=3 key=renderer.timezone: invalid value \"%s\": expected "
+                                 "an IANA name such as Europe/Stockholm, UTC, UTC-05:00 (POSIX sign, as Grafana "
+                                 "sends it), GMT+05:30, +05:30, browser or default, or empty for the browser's "
+                                 "own zone\n", bad[i]);
+        assert_string_equal(errors, expect);
+        free(expect);
+        free(errors);
+        free(text);
+    }
+}
+
 static void test_file_nul_byte(void **state)
 {
     (void)state;
@@ -1382,6 +1426,7 @@ int main(void)
         cmocka_unit_test(test_file_nul_byte),
         cmocka_unit_test(test_user),
         cmocka_unit_test(test_allowed_hosts),
+        cmocka_unit_test(test_timezone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

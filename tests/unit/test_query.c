@@ -21,6 +21,8 @@
 
 static struct render_request req;
 static char why[512];
+/* [renderer] timezone as config.c keeps it; NULL: none */
+static const char *default_tz;
 
 /* kv: key, value, key, value, ..., NULL (a value may be NULL: "?key"). */
 static int parse_full(enum query_route route, const char *const *kv,
@@ -37,7 +39,7 @@ static int parse_full(enum query_route route, const char *const *kv,
     }
     memset(why, 'X', sizeof(why) - 1);
     why[sizeof(why) - 1] = '\0';
-    int rc = query_parse(&req, route, ps, n, accept_language, hosts, why, sizeof(why));
+    int rc = query_parse(&req, route, ps, n, accept_language, hosts, default_tz, why, sizeof(why));
     if (rc == 0)
         assert_string_equal(why, "");
     else
@@ -106,6 +108,23 @@ static void test_grafana_query(void **state)
     assert_string_equal(req.accept_language, "en-US,en;q=0.9");
     query_fini(&req);
 
+    /* what Grafana sends that the reference services clamp or read their own
+     * way: an IPv6 callback host without brackets, the POSIX form of the
+     * user's UTC+05:30, and sizes, scale and timeout out of range */
+    const char *const odd[] = {
+        "url", "http://[2001:db8::5]:3000/d-solo/abc/x?orgId=1&render=1", "renderKey", "k",
+        "domain", "2001:db8::5", "timezone", "UTC-05:30", "encoding", "png",
+        "timeout", "0", "width", "5", "height", "5", "deviceScaleFactor", "5.000000", NULL,
+    };
+    assert_int_equal(parse_full(QUERY_ROUTE_RENDER, odd, NULL, NULL), 0);
+    assert_string_equal(req.domain, "[2001:db8::5]");
+    assert_string_equal(req.timezone, "GMT+05:30");
+    assert_int_equal(req.timeout_ms, 60000);
+    assert_int_equal(req.width, 1000);
+    assert_int_equal(req.height, 500);
+    assert_true(req.device_scale_factor == 4.0);
+    query_fini(&req);
+
     /* the CSV request: no width, height or scale; an empty timezone */
     const char *const csv[] = {
         "url", URL, "renderKey", "k", "domain", "localhost", "timezone", "",
@@ -150,7 +169,7 @@ static void test_url_bad(void **state)
     assert_string_equal(why, "url: given more than once");
     /* a NUL from %00 is seen, not silently cutting the URL short */
     struct query_param p = { "url", 3, "http://a/\0b", 11 };
-    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, &p, 1, NULL, NULL, why, sizeof(why)),
+    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, &p, 1, NULL, NULL, NULL, why, sizeof(why)),
                      -EINVAL);
     assert_non_null(strstr(why, "url: expected no control characters"));
     assert_non_null(strstr(why, "\\x00"));
@@ -183,12 +202,19 @@ struct int_case {
     int want;
 };
 
+/* Out of range is rendered at the bound or the default, as the reference
+ * services do (query.h); only what is no whole number is refused. */
 static const struct int_case width_cases[] = {
-    { "10", 1, 10 }, { "10000", 1, 10000 }, { "1000", 1, 1000 }, { "0100", 1, 100 },
-    { "9", 0, 0 }, { "10001", 0, 0 }, { "0", 0, 0 }, { "-1", 0, 0 }, { "-10", 0, 0 },
-    { "abc", 0, 0 }, { "99999999999999999999", 0, 0 }, { "4294967306", 0, 0 },
-    { "0x10", 0, 0 }, { "10abc", 0, 0 }, { " 10", 0, 0 }, { "10 ", 0, 0 }, { "+10", 0, 0 },
-    { "1e3", 0, 0 }, { "10.0", 0, 0 }, { "-", 0, 0 }, { "--10", 0, 0 },
+    { "10", 1, 10 }, { "10000", 1, 10000 }, { "1000", 1, 1000 }, { "0100", 1, 100 }, { "11", 1, 11 },
+    /* below 10: the default, each dimension on its own */
+    { "9", 1, 1000 }, { "5", 1, 1000 }, { "0", 1, 1000 }, { "-1", 1, 1000 }, { "-10", 1, 1000 },
+    { "-99999999999999999999", 1, 1000 }, { "000", 1, 1000 },
+    /* above 10000: 10000, however far */
+    { "10001", 1, 10000 }, { "20000", 1, 10000 }, { "4294967306", 1, 10000 },
+    { "99999999999999999999", 1, 10000 },
+    /* no whole number: 400 */
+    { "abc", 0, 0 }, { "0x10", 0, 0 }, { "10abc", 0, 0 }, { " 10", 0, 0 }, { "10 ", 0, 0 }, { "+10", 0, 0 },
+    { "1e3", 0, 0 }, { "10.0", 0, 0 }, { "-", 0, 0 }, { "--10", 0, 0 }, { "1-0", 0, 0 },
 };
 
 static void test_width(void **state)
@@ -198,15 +224,16 @@ static void test_width(void **state)
         const struct int_case *c = &width_cases[i];
         int rc = one("width", c->v);
         if (c->ok) {
-            assert_int_equal(rc, 0);
-            assert_int_equal(req.width, c->want);
+            if (rc != 0 || req.width != c->want)
+                fail_msg("width=%s: rc %d, width %d, want %d", c->v, rc, req.width, c->want);
+            assert_int_equal(req.height, QUERY_HEIGHT_DEFAULT); /* the other one stays */
         } else {
             assert_int_equal(rc, -EINVAL);
             assert_true(strncmp(why, "width: ", 7) == 0);
         }
     }
     assert_int_equal(one("width", "abc"), -EINVAL);
-    assert_string_equal(why, "width: expected a whole number from 10 to 10000, got \"abc\"");
+    assert_string_equal(why, "width: expected a whole number of CSS pixels, got \"abc\"");
     /* empty, or no '=': the default, as the reference service does */
     assert_int_equal(one("width", ""), 0);
     assert_int_equal(req.width, 1000);
@@ -216,14 +243,25 @@ static void test_width(void **state)
     assert_int_equal(PARSE("url", URL, "width", "100", "width", "100"), -EINVAL);
     assert_string_equal(why, "width: given more than once");
     assert_int_equal(PARSE("url", URL, "width", "", "width", "100"), -EINVAL);
+    /* each dimension on its own: a small width leaves a good height */
+    assert_int_equal(PARSE("url", URL, "width", "5", "height", "300"), 0);
+    assert_int_equal(req.width, 1000);
+    assert_int_equal(req.height, 300);
+    query_fini(&req);
+    assert_int_equal(PARSE("url", URL, "width", "5", "height", "5"), 0);
+    assert_int_equal(req.width, 1000);
+    assert_int_equal(req.height, 500);
     query_fini(&req);
 }
 
 static const struct int_case height_cases[] = {
     { "10", 1, 10 }, { "10000", 1, 10000 }, { "500", 1, 500 }, { "-1", 1, QUERY_FULL_PAGE },
-    { "9", 0, 0 }, { "10001", 0, 0 }, { "0", 0, 0 }, { "-2", 0, 0 }, { "-10", 0, 0 },
-    { "-01", 1, QUERY_FULL_PAGE }, { "abc", 0, 0 }, { "99999999999999999999", 0, 0 },
-    { "-99999999999999999999", 0, 0 }, { "0x1f4", 0, 0 }, { "500px", 0, 0 }, { "1 ", 0, 0 },
+    { "-01", 1, QUERY_FULL_PAGE },
+    /* below 10 but -1: the default */
+    { "9", 1, 500 }, { "0", 1, 500 }, { "-2", 1, 500 }, { "-10", 1, 500 },
+    { "-99999999999999999999", 1, 500 },
+    { "10001", 1, 10000 }, { "99999999999999999999", 1, 10000 },
+    { "abc", 0, 0 }, { "0x1f4", 0, 0 }, { "500px", 0, 0 }, { "1 ", 0, 0 }, { "-1.0", 0, 0 },
 };
 
 static void test_height(void **state)
@@ -233,16 +271,17 @@ static void test_height(void **state)
         const struct int_case *c = &height_cases[i];
         int rc = one("height", c->v);
         if (c->ok) {
-            assert_int_equal(rc, 0);
-            assert_int_equal(req.height, c->want);
+            if (rc != 0 || req.height != c->want)
+                fail_msg("height=%s: rc %d, height %d, want %d", c->v, rc, req.height, c->want);
+            assert_int_equal(req.width, QUERY_WIDTH_DEFAULT);
         } else {
             assert_int_equal(rc, -EINVAL);
             assert_true(strncmp(why, "height: ", 8) == 0);
         }
     }
-    assert_int_equal(one("height", "-2"), -EINVAL);
-    assert_string_equal(why, "height: expected a whole number from 10 to 10000, "
-                             "or -1 for the full page, got \"-2\"");
+    assert_int_equal(one("height", "tall"), -EINVAL);
+    assert_string_equal(why, "height: expected a whole number of CSS pixels, "
+                             "or -1 for the full page, got \"tall\"");
     assert_int_equal(one("height", ""), 0);
     assert_int_equal(req.height, 500);
     query_fini(&req);
@@ -259,11 +298,19 @@ static const struct scale_case scale_cases[] = {
     { "0.1", 1, 0.1 }, { ".5", 1, 0.5 }, { "1.5", 1, 1.5 }, { "4", 1, 4.0 },
     { "4.000000", 1, 4.0 }, { "0.100000", 1, 0.1 }, { "1.", 1, 1.0 },
     { "3.99999999999999999999999", 1, 4.0 }, /* rounds to 4 in a double: still in range */
-    { "0.09", 0, 0 }, { "0.099999", 0, 0 }, { "4.000001", 0, 0 }, { "5", 0, 0 },
-    { "0", 0, 0 }, { "0.0", 0, 0 }, { "-1", 0, 0 }, { "-0.5", 0, 0 }, { "+1", 0, 0 },
+    /* above 4: 4, as the Go reference clamps to its max-page-scale-factor */
+    { "5.000000", 1, 4.0 }, { "4.000001", 1, 4.0 }, { "5", 1, 4.0 }, { "1000000", 1, 4.0 },
+    { "99999999999999999999", 1, 4.0 }, { "99999999999999999999.5", 1, 4.0 },
+    /* 0: the default, as Grafana itself turns 0 into 1 */
+    { "0", 1, 1.0 }, { "0.0", 1, 1.0 }, { "0.000000", 1, 1.0 }, { "000", 1, 1.0 }, { ".0", 1, 1.0 },
+    /* between 0 and 0.1: 0.1 */
+    { "0.09", 1, 0.1 }, { "0.099999", 1, 0.1 }, { "0.000001", 1, 0.1 },
+    { "0.0000000000000000000000001", 1, 0.1 },
+    /* no plain decimal: 400 */
+    { "-1", 0, 0 }, { "-0.5", 0, 0 }, { "-1.000000", 0, 0 }, { "+1", 0, 0 },
     { "abc", 0, 0 }, { "1e0", 0, 0 }, { "0x1", 0, 0 }, { "inf", 0, 0 }, { "nan", 0, 0 },
     { "infinity", 0, 0 }, { ".", 0, 0 }, { "1..2", 0, 0 }, { "1,5", 0, 0 }, { " 1", 0, 0 },
-    { "1 ", 0, 0 }, { "2x", 0, 0 }, { "99999999999999999999", 0, 0 }, { "1000000", 0, 0 },
+    { "1 ", 0, 0 }, { "2x", 0, 0 },
 };
 
 static void test_device_scale_factor(void **state)
@@ -273,16 +320,18 @@ static void test_device_scale_factor(void **state)
         const struct scale_case *c = &scale_cases[i];
         int rc = one("deviceScaleFactor", c->v);
         if (c->ok) {
-            assert_int_equal(rc, 0);
-            assert_true(fabs(req.device_scale_factor - c->want) < 1e-12);
+            if (rc != 0 || !(fabs(req.device_scale_factor - c->want) < 1e-12))
+                fail_msg("deviceScaleFactor=%s: rc %d, scale %g, want %g", c->v, rc, req.device_scale_factor,
+                         c->want);
             assert_true(isfinite(req.device_scale_factor));
         } else {
             assert_int_equal(rc, -EINVAL);
             assert_true(strncmp(why, "deviceScaleFactor: ", 19) == 0);
         }
     }
-    assert_int_equal(one("deviceScaleFactor", "0"), -EINVAL);
-    assert_string_equal(why, "deviceScaleFactor: expected a decimal number from 0.1 to 4, got \"0\"");
+    assert_int_equal(one("deviceScaleFactor", "-1.000000"), -EINVAL);
+    assert_string_equal(why, "deviceScaleFactor: expected a decimal number such as 2 or 1.500000, "
+                             "got \"-1.000000\"");
     assert_int_equal(one("deviceScaleFactor", ""), 0);
     assert_true(req.device_scale_factor == 1.0);
     query_fini(&req);
@@ -298,11 +347,16 @@ static const struct timeout_case timeout_cases[] = {
     { "1", 1, 1000 }, { "60", 1, 60000 }, { "300", 1, 300000 }, { "30s", 1, 30000 },
     { "1500ms", 1, 1500 }, { "1000ms", 1, 1000 }, { "2m", 1, 120000 }, { "5m", 1, 300000 },
     { "0300", 1, 300000 },
-    { "0", 0, 0 }, { "301", 0, 0 }, { "999ms", 0, 0 }, { "300001ms", 0, 0 }, { "6m", 0, 0 },
-    { "0s", 0, 0 }, { "-1", 0, 0 }, { "abc", 0, 0 }, { "99999999999999999999", 0, 0 },
-    { "4294968", 0, 0 }, /* seconds that overflow 32-bit milliseconds */
-    { "0x10", 0, 0 }, { "30 s", 0, 0 }, { "30S", 0, 0 }, { "30h", 0, 0 }, { "s", 0, 0 },
-    { "1.5", 0, 0 }, { "+30", 0, 0 }, { "30sec", 0, 0 }, { "1m30s", 0, 0 },
+    /* 0: the default, 60 s */
+    { "0", 1, 60000 }, { "0s", 1, 60000 }, { "0ms", 1, 60000 }, { "0m", 1, 60000 }, { "000", 1, 60000 },
+    /* above 300 s: 300 s, however far */
+    { "301", 1, 300000 }, { "300001ms", 1, 300000 }, { "6m", 1, 300000 }, { "4294968", 1, 300000 },
+    { "99999999999999999999", 1, 300000 }, { "99999999999999999999m", 1, 300000 },
+    /* under a second: a second */
+    { "999ms", 1, 1000 }, { "1ms", 1, 1000 },
+    /* no timeout: 400 */
+    { "-1", 0, 0 }, { "abc", 0, 0 }, { "0x10", 0, 0 }, { "30 s", 0, 0 }, { "30S", 0, 0 }, { "30h", 0, 0 },
+    { "s", 0, 0 }, { "1.5", 0, 0 }, { "+30", 0, 0 }, { "30sec", 0, 0 }, { "1m30s", 0, 0 },
 };
 
 static void test_timeout(void **state)
@@ -312,16 +366,15 @@ static void test_timeout(void **state)
         const struct timeout_case *c = &timeout_cases[i];
         int rc = one("timeout", c->v);
         if (c->ok) {
-            assert_int_equal(rc, 0);
-            assert_int_equal(req.timeout_ms, c->want_ms);
+            if (rc != 0 || req.timeout_ms != c->want_ms)
+                fail_msg("timeout=%s: rc %d, %u ms, want %u", c->v, rc, req.timeout_ms, c->want_ms);
         } else {
             assert_int_equal(rc, -EINVAL);
             assert_true(strncmp(why, "timeout: ", 9) == 0);
         }
     }
-    assert_int_equal(one("timeout", "0"), -EINVAL);
-    assert_string_equal(why, "timeout: expected whole seconds from 1 to 300 "
-                             "(or a number with ms, s or m), got \"0\"");
+    assert_int_equal(one("timeout", "soon"), -EINVAL);
+    assert_string_equal(why, "timeout: expected whole seconds, or a number with ms, s or m, got \"soon\"");
     assert_int_equal(one("timeout", ""), 0);
     assert_int_equal(req.timeout_ms, 60000);
     query_fini(&req);
@@ -398,10 +451,36 @@ static void test_domain(void **state)
     assert_int_equal(one("domain", ""), 0);
     assert_string_equal(req.domain, "");
     assert_int_equal(one("domain", "a/b"), -EINVAL);
-    assert_true(strncmp(why, "domain: ", 8) == 0);
+    assert_string_equal(why, "domain: expected a host name of at most 253 letters, digits, '-', '.' and '_', "
+                             "or an IPv6 address, got \"a/b\"");
     assert_int_equal(one("domain", "a;b"), -EINVAL);
     assert_int_equal(one("domain", "a b"), -EINVAL);
     assert_int_equal(one("domain", "a:80"), -EINVAL);
+    assert_true(strncmp(why, "domain: ", 8) == 0);
+
+    /* IPv6: Grafana sends the host of an IPv6 callback URL without brackets
+     * (Go's URL.Hostname); either way it is kept in brackets */
+    static const struct {
+        const char *v, *want;
+    } v6[] = {
+        { "2001:db8::5", "[2001:db8::5]" }, { "::1", "[::1]" }, { "[::1]", "[::1]" },
+        { "[2001:db8::5]", "[2001:db8::5]" }, { "2001:DB8:0:0:0:0:0:5", "[2001:DB8:0:0:0:0:0:5]" },
+        { "::ffff:10.0.0.1", "[::ffff:10.0.0.1]" },
+        { "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]" },
+    };
+    for (size_t i = 0; i < sizeof(v6) / sizeof(v6[0]); i++) {
+        assert_int_equal(one("domain", v6[i].v), 0);
+        assert_string_equal(req.domain, v6[i].want);
+    }
+    const char *bad6[] = {
+        "[::1", "::1]", "[]", "[", "]", "[::1]:3000", "::1:3000:x", "2001:db8::g", ":::", "fe80::1%eth0",
+        "[fe80::1%25eth0]", "[[::1]]", "[::1] ", "1:2:3:4:5:6:7:8:9", "[grafana]", "grafana:",
+    };
+    for (size_t i = 0; i < sizeof(bad6) / sizeof(bad6[0]); i++) {
+        if (one("domain", bad6[i]) != -EINVAL)
+            fail_msg("domain=%s was taken as %s", bad6[i], req.domain);
+        assert_true(strncmp(why, "domain: ", 8) == 0);
+    }
 
     char d[QUERY_DOMAIN_MAX + 2];
     memset(d, 'd', sizeof(d) - 1);
@@ -417,23 +496,45 @@ static void test_domain(void **state)
 static void test_timezone(void **state)
 {
     (void)state;
-    const char *good[] = {
-        "Europe/Stockholm", "UTC", "Etc/GMT+5", "Etc/GMT-14", "America/Port-au-Prince",
-        "America/Argentina/ComodRivadavia", "America/North_Dakota/New_Salem", "UTC-02:00",
+    static const struct {
+        const char *v, *want;
+    } good[] = {
+        /* IANA names pass as written */
+        { "Europe/Stockholm", "Europe/Stockholm" }, { "Etc/GMT+5", "Etc/GMT+5" }, { "Etc/GMT-14", "Etc/GMT-14" },
+        { "America/Port-au-Prince", "America/Port-au-Prince" },
+        { "America/Argentina/ComodRivadavia", "America/Argentina/ComodRivadavia" },
+        { "America/North_Dakota/New_Salem", "America/North_Dakota/New_Salem" },
+        /* Grafana's POSIX form of the user's UTC+05:00: 5 hours ahead */
+        { "UTC-05:00", "Etc/GMT-5" }, { "UTC+03:00", "Etc/GMT+3" }, { "UTC-05:30", "GMT+05:30" },
+        { "UTC+00:00", "UTC" }, { "UTC-02:00", "Etc/GMT-2" },
+        /* Grafana's utc dashboards, and other offsets */
+        { "UTC", "UTC" }, { "utc", "UTC" }, { "GMT+05:30", "GMT+05:30" }, { "+05:30", "GMT+05:30" },
+        { "-03:00", "Etc/GMT+3" }, { "UTC-5", "Etc/GMT-5" },
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        assert_int_equal(one("timezone", good[i]), 0);
-        assert_string_equal(req.timezone, good[i]);
+        assert_int_equal(one("timezone", good[i].v), 0);
+        assert_string_equal(req.timezone, good[i].want);
     }
     const char *bad[] = {
-        "../etc/passwd", "/etc/localtime", "Europe Stockholm", "-05:00", "+5", "_x",
-        "Europe/Stockholm;", "Europe\\Stockholm", "Europe/Stockholm\xc3\xa9", "5",
+        "../etc/passwd", "/etc/localtime", "Europe Stockholm", "_x", "Europe/Stockholm;",
+        "Europe\\Stockholm", "Europe/Stockholm\xc3\xa9", "5", "UTC+24:00", "UTC+05:60", "UTC+530",
+        "UTC%2B05%3A00", "05:00",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(one("timezone", bad[i]), -EINVAL);
+        if (one("timezone", bad[i]) != -EINVAL)
+            fail_msg("timezone=%s was taken as %s", bad[i], req.timezone);
         assert_true(strncmp(why, "timezone: ", 10) == 0);
     }
+    assert_int_equal(one("timezone", "UTC+24:00"), -EINVAL);
+    assert_string_equal(why, "timezone: expected an IANA name such as Europe/Stockholm, UTC, UTC-05:00 (POSIX "
+                             "sign, as Grafana sends it), GMT+05:30, +05:30, browser or default, got "
+                             "\"UTC+24:00\"");
     assert_int_equal(one("timezone", ""), 0);
+    assert_string_equal(req.timezone, "");
+    /* browser and default without a configured zone: the browser's own */
+    assert_int_equal(one("timezone", "browser"), 0);
+    assert_string_equal(req.timezone, "");
+    assert_int_equal(one("timezone", "Default"), 0);
     assert_string_equal(req.timezone, "");
 
     char tz[QUERY_TIMEZONE_MAX + 2];
@@ -451,6 +552,34 @@ static void test_timezone(void **state)
     assert_true(strncmp(why, "timeZone: ", 10) == 0);
     assert_int_equal(PARSE("url", URL, "timezone", "UTC", "timeZone", "UTC"), -EINVAL);
     assert_string_equal(why, "timeZone: given more than once");
+    query_fini(&req);
+}
+
+/* [renderer] timezone: for a request that gives none, an empty one, or
+ * browser or default; a zone the request gives wins. */
+static void test_timezone_default(void **state)
+{
+    (void)state;
+    default_tz = "Europe/Paris";
+    assert_int_equal(PARSE("url", URL), 0);
+    assert_string_equal(req.timezone, "Europe/Paris");
+    query_fini(&req);
+    const char *keep[] = { "", "browser", "default", "BROWSER", "Default", NULL };
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        assert_int_equal(one("timezone", keep[i]), 0);
+        assert_string_equal(req.timezone, "Europe/Paris");
+    }
+    assert_int_equal(one("timezone", "UTC-05:30"), 0);
+    assert_string_equal(req.timezone, "GMT+05:30");
+    assert_int_equal(one("timeZone", "Asia/Tokyo"), 0);
+    assert_string_equal(req.timezone, "Asia/Tokyo");
+    /* a bad one is still a 400, not the default */
+    assert_int_equal(one("timezone", "Asia Tokyo"), -EINVAL);
+    assert_true(strncmp(why, "timezone: ", 10) == 0);
+    default_tz = "";
+    assert_int_equal(one("timezone", "browser"), 0);
+    assert_string_equal(req.timezone, "");
+    default_tz = NULL;
     query_fini(&req);
 }
 
@@ -593,11 +722,11 @@ static void test_unknown_ignored(void **state)
         { "width\0x", 7, "abc", 3 },
         { "widt", 4, "abc", 3 },
     };
-    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, ps, 3, NULL, NULL, why, sizeof(why)), 0);
+    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, ps, 3, NULL, NULL, NULL, why, sizeof(why)), 0);
     assert_int_equal(req.width, 1000);
     query_fini(&req);
     struct query_param nokey[] = { { NULL, 0, "x", 1 }, { "url", 3, URL, strlen(URL) } };
-    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, nokey, 2, NULL, NULL, why, sizeof(why)), 0);
+    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, nokey, 2, NULL, NULL, NULL, why, sizeof(why)), 0);
     query_fini(&req);
 }
 
@@ -608,7 +737,7 @@ static void test_control_characters(void **state)
         { "url", 3, URL, strlen(URL) },
         { "width", 5, "100\0" "0", 5 },
     };
-    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, ps, 2, NULL, NULL, why, sizeof(why)),
+    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, ps, 2, NULL, NULL, NULL, why, sizeof(why)),
                      -EINVAL);
     assert_string_equal(why, "width: expected no control characters, got \"100\\x000\"");
     assert_int_equal(one("domain", "grafana\n"), -EINVAL);
@@ -671,13 +800,13 @@ static void test_why_buffer(void **state)
     (void)state;
     struct query_param p = { "width", 5, "abc", 3 };
     /* no room for a message, or a tiny one: still the right code */
-    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, &p, 1, NULL, NULL, NULL, 0), -EINVAL);
+    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, &p, 1, NULL, NULL, NULL, NULL, 0), -EINVAL);
     char small[8];
-    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, &p, 1, NULL, NULL, small, sizeof(small)),
+    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, &p, 1, NULL, NULL, NULL, small, sizeof(small)),
                      -EINVAL);
     assert_string_equal(small, "width: ");
     struct query_param u = { "url", 3, URL, strlen(URL) };
-    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, &u, 1, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, &u, 1, NULL, NULL, NULL, NULL, 0), 0);
     query_fini(&req);
     assert_int_equal(query_url_allowed("ftp://x/", NULL, NULL, 0), -EACCES);
     query_fini(&req);
@@ -951,7 +1080,7 @@ static void test_allow_list_tricks(void **state)
      * an encoded NUL or newline arrives as the byte itself */
     const char nul_url[] = "http://allowed.example\0.evil.example/";
     struct query_param p = { "url", 3, nul_url, sizeof(nul_url) - 1 };
-    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, &p, 1, NULL, hosts, why, sizeof(why)), -EINVAL);
+    assert_int_equal(query_parse(&req, QUERY_ROUTE_RENDER, &p, 1, NULL, hosts, NULL, why, sizeof(why)), -EINVAL);
     const char *const ok[] = { "url", "http://allowed.example/d/x?var-host=evil.example", NULL };
     assert_int_equal(parse_full(QUERY_ROUTE_RENDER, ok, NULL, hosts), 0);
     query_fini(&req);
@@ -1025,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_render_key),
         cmocka_unit_test(test_domain),
         cmocka_unit_test(test_timezone),
+        cmocka_unit_test(test_timezone_default),
         cmocka_unit_test(test_pdf_options),
         cmocka_unit_test(test_pdf_page_ranges),
         cmocka_unit_test(test_pdf_options_in_url),

@@ -115,6 +115,7 @@ static void test_families(void **state)
         "rendervisor_child_start_time_seconds gauge",
         "rendervisor_child_restarts_total counter",
         "rendervisor_renderer_refused_total counter",
+        "rendervisor_renderer_readiness_wait_seconds histogram",
         "rendervisor_renderer_memory_available_bytes gauge",
         "rendervisor_ingest_lines_total counter",
         "rendervisor_ingest_rejected_total counter",

@@ -200,6 +200,10 @@ static void test_user_and_allowed_hosts(void **state)
     const char *from = "command = rendervisor-renderer\n";
     assert_int_equal(changed(from, "command = rendervisor-renderer\nallowed_hosts = grafana\n"), 8);
     assert_int_equal(changed(from, "command = rendervisor-renderer\nallowed_hosts =\n"), 0);
+    /* the renderer reads [renderer] timezone when it starts */
+    assert_int_equal(changed(from, "command = rendervisor-renderer\ntimezone = UTC\n"), 8);
+    /* browser is no override, as empty is */
+    assert_int_equal(changed(from, "command = rendervisor-renderer\ntimezone = browser\n"), 0);
 }
 
 static void test_spec_move(void **state)
