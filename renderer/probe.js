@@ -8,7 +8,9 @@
 (function (o) {
   'use strict';
   var w = window, d = document;
-  var st = w.__rendervisorReadiness || { changed: 0, busyEnd: 0, message: null, messageAt: 0 };
+  var st = w.__rendervisorReadiness ||
+           { changed: 0, busyEnd: 0, message: null, messageAt: 0, timers: new Map(),
+             setTimeout: w.setTimeout, clearTimeout: w.clearTimeout };
   var TERMINAL = { Done: 1, Error: 1, Streaming: 1 };
 
   /* A scene dashboard (Grafana 10+): the running query count, then the scene
@@ -51,38 +53,68 @@
     return cs.display !== 'none' && cs.visibility !== 'hidden' && cs.opacity !== '0';
   }
 
+  /* A panel still loading, as its chrome shows it: the loading bar (10.x+)
+   * or the header's spinner (8.x, 9.x); both exist only while Loading. */
+  function loadingBar() {
+    return d.querySelector('[aria-label="Panel loading bar"], .panel-loading') !== null;
+  }
+
+  /* Grafana's routes that show a dashboard or a panel. */
+  var DASHBOARD = /\/(d|d-solo|d-embed|d-report|dashboard|dashboard-solo)\//;
+
   /* What the page is and which of Grafana's rules blocks: kind, rule. */
   function grafana(t) {
-    if (w.__grafanaRenderBindingSupported === true) {
-      if (st.message) return { kind: 'binding', rule: null };
-      if (!w.__grafanaSceneContext || t - (st.bindingAt || (st.bindingAt = t)) < o.bindingMs)
-        return { kind: 'binding', rule: 'binding' };
+    var binding = w.__grafanaRenderBindingSupported === true;
+    /* The newest Grafana says itself when a report's scene has settled;
+     * it sends its message on report routes only. */
+    if (binding && st.message) return { kind: 'binding', rule: null };
+    if (binding && /\/d-report\//.test(location.pathname)) return { kind: 'binding', rule: 'binding' };
+    if (w.__grafanaSceneContext) {
+      var rule = scene(w.__grafanaSceneContext, t);
+      return { kind: 'scenes', rule: rule || (loadingBar() ? 'panels' : null) };
     }
-    if (w.__grafanaSceneContext) return { kind: 'scenes', rule: scene(w.__grafanaSceneContext, t) };
     var n = d.querySelectorAll('.panel-solo').length ||
             d.querySelectorAll("[class$='panel-container']").length;
     var r = w.panelsRendered;
     if (n > 0 || typeof r === 'number')
-      return { kind: 'panels', rule: typeof r === 'number' && r >= n ? null : 'panels' };
-    if (w.grafanaBootData && !w.__grafana_load_failed) {
+      return { kind: 'panels', rule: typeof r === 'number' && r >= n && !loadingBar() ? null : 'panels' };
+    if (w.grafanaBootData) {
+      /* Grafana before its dashboard: the preloader (the app starting),
+       * then on a dashboard route the page loader while the dashboard is
+       * fetched and its scene built, until the page has been still for
+       * bootQuietMs (a route that turned out to show no dashboard). */
       var pre = d.querySelector('.preloader');
-      if (pre && visible(pre)) return { kind: 'boot', rule: 'boot' };
+      if ((pre && visible(pre)) || d.documentElement.classList.contains('fs-loading'))
+        return { kind: 'boot', rule: 'boot' };
+      if (DASHBOARD.test(location.pathname) && t - Math.max(st.changed, st.busyEnd) < o.bootQuietMs)
+        return { kind: 'boot', rule: 'boot' };
     }
     return { kind: 'none', rule: null };
+  }
+
+  /* A page's own short timers still to fire (ready.js keeps them). */
+  function timerDue(t) {
+    var due = false;
+    st.timers.forEach(function (at, id) {
+      if (at < t) st.timers.delete(id);
+      else due = true;
+    });
+    return due;
   }
 
   return new Promise(function (resolve) {
     var start = performance.now(), last = start, tick = start;
     var frames = [], okSince = -1, kind = 'none', rule = null, blocked = {}, done = false, timer = 0;
+    /* Since when Grafana's rules (not busy or paint) have held. */
+    var signalSince = -1;
 
     function finish(ready) {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      st.clearTimeout.call(w, timer);
       for (var k in blocked) blocked[k] = Math.round(blocked[k]);
       resolve({ ready: ready, kind: kind, rule: ready ? null : rule, blocked: blocked,
-                waited: Math.round(performance.now() - start),
-                success: st.message ? st.message.success !== false : null });
+                waited: Math.round(performance.now() - start), grafana: !!w.grafanaBootData });
     }
 
     function look() {
@@ -99,7 +131,14 @@
       }
       kind = g.kind;
       rule = g.rule;
-      if (!rule && t - st.busyEnd < o.busyMs) rule = 'busy';
+      signalSince = rule ? -1 : signalSince < 0 ? t : signalSince;
+      /* A page that keeps its main thread busy or its DOM changing is
+       * taken as it is once Grafana's rules have held for settleMaxMs. */
+      var settled = signalSince >= 0 && t - signalSince >= o.settleMaxMs;
+      if (!rule && !settled && t - st.busyEnd < o.busyMs) rule = 'busy';
+      /* Without any signal, work a timer will start is the only sign that
+       * more is to come: that is the grace of such a page. */
+      if (!rule && !settled && kind === 'none' && timerDue(t)) rule = 'grace';
       if (rule) {
         okSince = -1;
       } else {
@@ -109,7 +148,7 @@
         var since = Math.max(okSince, st.changed), quiet = 0;
         for (var i = 0; i < frames.length; i++) if (frames[i] > since) quiet++;
         var starved = frames.length === 0 || t - frames[frames.length - 1] > o.stallMs;
-        if (quiet >= o.frames || (starved && t - since >= o.stallMs)) return finish(true);
+        if (settled || quiet >= o.frames || (starved && t - since >= o.stallMs)) return finish(true);
         rule = 'paint';
       }
       if (t - start >= o.waitMs) finish(false);
@@ -127,10 +166,10 @@
       var t = performance.now();
       /* A timer this late means the main thread was busy in between (work
        * cut in pieces too short for the longtask observer). */
-      if (t - tick > o.lagMs && t - tick - 10 > 0) st.busyEnd = Math.max(st.busyEnd, t);
+      if (t - tick - 10 > o.lagMs) st.busyEnd = Math.max(st.busyEnd, t);
       tick = t;
       look();
-      if (!done) timer = setTimeout(poll, 10);
+      if (!done) timer = st.setTimeout.call(w, poll, 10);
     }
 
     requestAnimationFrame(frame);

@@ -127,7 +127,10 @@ static size_t ready_counted(const struct ready *r, int64_t now_ns, int64_t *unti
         const struct ready_request *q = &r->reqs[i];
         if (q->stream)
             continue;
-        int64_t end = q->start_ns + (int64_t)READY_REQUEST_MAX_MS * CLOCK_NS_PER_MS;
+        /* On a Grafana page a request with no answer yet is its dashboard,
+         * a query, a plugin: awaited whatever it takes (its own long-lived
+         * connections are WebSockets, not requests). */
+        int64_t end = r->grafana ? INT64_MAX : q->start_ns + (int64_t)READY_REQUEST_MAX_MS * CLOCK_NS_PER_MS;
         if (q->response_ns) {
             int64_t s = q->response_ns + (int64_t)READY_STREAM_MS * CLOCK_NS_PER_MS;
             if (s < end)
@@ -161,9 +164,10 @@ int ready_probe_expression(struct buf *out, unsigned wait_ms)
     if (wait_ms > CDP_READINESS_WAIT_MAX)
         return -EINVAL;
     buf_printf(out,
-               "(%s)({waitMs:%u,frames:%d,stallMs:%d,busyMs:%d,lagMs:%d,mountMs:%d,bindingMs:%d})",
+               "(%s)({waitMs:%u,frames:%d,stallMs:%d,busyMs:%d,lagMs:%d,mountMs:%d,bootQuietMs:%d,"
+               "settleMaxMs:%d})",
                renderer_probe_js, wait_ms, READY_FRAMES, READY_STALL_MS, READY_BUSY_MS, READY_LAG_MS,
-               READY_MOUNT_MS, READY_BINDING_MS);
+               READY_MOUNT_MS, READY_BOOT_QUIET_MS, READY_SETTLE_MAX_MS);
     return 0;
 }
 
@@ -196,6 +200,10 @@ int ready_parse(const struct cdp_msg *m, struct ready_page *p)
         ready_ms(json_object_get(v.json, "waited"), &p->waited_ms) < 0)
         return -EBADMSG;
     p->ready = json_is_true(ready);
+    json_t *grafana = json_object_get(v.json, "grafana");
+    if (grafana && !json_is_boolean(grafana))
+        return -EBADMSG;
+    p->grafana = json_is_true(grafana);
     int k = names_find(ready_kinds, json_string_value(kind));
     if (k < 0)
         return -EBADMSG;
@@ -239,14 +247,15 @@ static int ready_cdp_side(const struct ready *r, int64_t now_ns, int *rule, int6
     /* A page that never settles is taken as it is, at most this long after
      * its page side first said ready. */
     int64_t cap = r->settle_ns + (int64_t)READY_SETTLE_MAX_MS * ms;
-    if (now_ns >= cap)
-        return 1;
     int64_t soonest;
-    if (ready_counted(r, now_ns, &soonest) > 0) {
+    if (ready_counted(r, now_ns, &soonest) > 0 && (r->grafana || now_ns < cap)) {
+        /* Grafana's own requests are awaited past the cap. */
         *rule = NAMES_RULE_NETWORK;
-        *until = soonest < cap ? soonest : cap;
+        *until = r->grafana || soonest < cap ? soonest : cap;
         return 0;
     }
+    if (now_ns >= cap)
+        return 1;
     int64_t quiet = r->net_ns + (int64_t)(signal ? READY_NET_QUIET_MS : READY_GRACE_MS) * ms;
     if (r->net_ns && now_ns < quiet) {
         *rule = signal ? NAMES_RULE_NETWORK : NAMES_RULE_GRACE;
@@ -271,6 +280,7 @@ enum ready_verdict ready_decide(struct ready *r, const struct ready_page *p, int
     for (int i = 0; i < NAMES_RULE_COUNT; i++)
         r->rule_ms[ready_charge(r, i)] += p->blocked_ms[i];
     r->kind = p->kind;
+    r->grafana = p->grafana;
     *wake_ns = 0;
     if (!p->ready) {
         r->settle_ns = 0;

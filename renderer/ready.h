@@ -21,8 +21,14 @@
 #define READY_STALL_MS 100
 /* A long task (>= 50 ms, the browser's own measure) ended this recently. */
 #define READY_BUSY_MS 100
-/* The probe's own 10 ms timer this late: the main thread was busy. */
-#define READY_LAG_MS 40
+/* The probe's own 10 ms timer this much later than asked: the main thread
+ * was busy (work cut in tasks too short for the longtask observer). */
+#define READY_LAG_MS 15
+/* A Grafana dashboard route with no dashboard yet (its page loader: the
+ * dashboard fetched, its scene built) holds the render until the page has
+ * been still this long: a route that shows no dashboard (not found, no
+ * permission) is then taken as it is. */
+#define READY_BOOT_QUIET_MS 1500
 /* Quiet after the last request of a page with Grafana's signal ended: a
  * request its answer chains to starts within this. */
 #define READY_NET_QUIET_MS 25
@@ -32,15 +38,13 @@
  * that has had its response for this long, or is this old, stops counting. */
 #define READY_STREAM_MS 1000
 #define READY_REQUEST_MAX_MS 3000
-/* A page with no signal is captured after this long even if it never
- * settles (a clock, an animation): the grace is bounded. */
+/* A page that never settles (a clock, an animation, a busy loop) is
+ * captured this long after its signals (or, without any, its network) say
+ * ready: the settling rules are bounded. */
 #define READY_SETTLE_MAX_MS 3000
-/* A scene whose panels have not mounted, or a page with the render binding
- * whose message has not come, is waited for at most this long (a dashboard
- * of collapsed rows mounts no panel; a route without the observer sends no
- * message). */
+/* A scene whose panels have not mounted is waited for at most this long (a
+ * dashboard of collapsed rows mounts no panel). */
 #define READY_MOUNT_MS 3000
-#define READY_BINDING_MS 5000
 /* One probe waits in the page at most this long before it answers. */
 #define READY_PROBE_MS 10000u
 
@@ -59,6 +63,7 @@ struct ready_page {
     int rule;                          /* enum names_rule blocking at the end, or -1 */
     double blocked_ms[NAMES_RULE_COUNT]; /* page-side time each rule blocked */
     double waited_ms;
+    int grafana;                       /* window.grafanaBootData: a Grafana page */
 };
 
 struct ready_request {
@@ -78,6 +83,7 @@ struct ready {
     int wait_rule;      /* and what it waits for (names_rule) */
     int charge_to;      /* ready_phase's */
     enum ready_kind kind;
+    int grafana;        /* the page is Grafana's: a request without an answer is awaited */
     double rule_ms[NAMES_RULE_COUNT]; /* the render's total per rule */
 };
 

@@ -10,8 +10,27 @@
   var KEY = '__rendervisorReadiness';
   if (Object.prototype.hasOwnProperty.call(window, KEY)) return;
   var now = function () { return performance.now(); };
-  var st = { changed: 0, busyEnd: 0, message: null, messageAt: 0 };
+  var st = { changed: 0, busyEnd: 0, message: null, messageAt: 0, timers: new Map(),
+             setTimeout: window.setTimeout, clearTimeout: window.clearTimeout };
   Object.defineProperty(window, KEY, { value: st });
+
+  /* The page's own short timers: on a page without Grafana's signals, work
+   * a timer will start is the only sign that more is to come. A timer is
+   * kept until it is due (its callback is not wrapped) or cleared. */
+  var TIMER_MAX_MS = 1000;
+  window.setTimeout = function (handler, ms) {
+    var id = st.setTimeout.apply(window, arguments);
+    var delay = Number(ms) || 0;
+    if (delay <= TIMER_MAX_MS) {
+      if (st.timers.size >= 1024) st.timers.clear(); /* a page setting timers without end */
+      st.timers.set(id, now() + delay);
+    }
+    return id;
+  };
+  window.clearTimeout = function (id) {
+    st.timers.delete(id);
+    return st.clearTimeout.apply(window, arguments);
+  };
 
   var changed = function () { st.changed = now(); };
   try {

@@ -118,9 +118,12 @@ static unsigned rsm_left_ms(const struct rsm *m, const struct rsm_ctx *x)
     return left > 0 ? (unsigned)left : 0;
 }
 
+/* A wait of readiness wakes at at_ns, or in a second at most: a wait for a
+ * request's end is woken by its event, the second is a safety net. */
 static void rsm_wake(struct rsm_ctx *x, int64_t at_ns)
 {
-    x->out->wake_ns = at_ns > x->now ? at_ns : x->now;
+    int64_t latest = x->now + CLOCK_NS_PER_S;
+    x->out->wake_ns = at_ns < x->now ? x->now : at_ns > latest ? latest : at_ns;
 }
 
 /* ---- the way out ---------------------------------------------------------------- */
