@@ -211,8 +211,9 @@ static void browser_pending_expired(lws_sorted_usec_list_t *sul)
     log_warn("browser command timed out browser=%u id=%d", pc->b->index, pc->id);
     browser_reply_fn fn = pc->fn;
     void *arg = pc->arg;
+    int pc_id = pc->id;
     free(pc);
-    fn(arg, NULL, -ETIMEDOUT);
+    fn(arg, pc_id, NULL, -ETIMEDOUT);
 }
 
 int browser_submit(struct browser *b, struct buf *out, int id, unsigned timeout_ms, browser_reply_fn fn,
@@ -358,8 +359,9 @@ static void browser_lost(struct browser *b)
         lws_sul_schedule(b->pool->lws, 0, &pc->sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
         browser_reply_fn fn = pc->fn;
         void *arg = pc->arg;
+        int pc_id = pc->id;
         free(pc);
-        fn(arg, NULL, -ECONNRESET);
+        fn(arg, pc_id, NULL, -ECONNRESET);
     }
     while (subs) {
         struct browser_sub *s = subs;
@@ -373,8 +375,9 @@ static void browser_lost(struct browser *b)
     browser_schedule_retry(b);
 }
 
-static void browser_version_reply(void *arg, const struct cdp_msg *m, int err)
+static void browser_version_reply(void *arg, int id, const struct cdp_msg *m, int err)
 {
+    (void)id;
     struct browser *b = arg;
     const char *product = NULL;
     int rc = err < 0 ? err : cdp_result_product(m, &product);
@@ -442,8 +445,9 @@ static void browser_dispatch(struct browser *b, const char *text, size_t len)
                 browser_pending_unlink(pc);
                 browser_reply_fn fn = pc->fn;
                 void *arg = pc->arg;
+                int pc_id = pc->id;
                 free(pc);
-                fn(arg, &m, 0);
+                fn(arg, pc_id, &m, 0);
                 break;
             }
         }
@@ -491,8 +495,9 @@ static void browser_rx_take(struct browser *b, const char *in, size_t len)
                 browser_pending_unlink(pc);
                 browser_reply_fn fn = pc->fn;
                 void *arg = pc->arg;
+                int pc_id = pc->id;
                 free(pc);
-                fn(arg, NULL, -EMSGSIZE);
+                fn(arg, pc_id, NULL, -EMSGSIZE);
             }
             return;
         }

@@ -19,11 +19,12 @@
 struct browser;
 struct browser_pool;
 
-/* A reply: err 0 and m the reply (a result or an error reply, to be read
- * with cdp_result_*), or with m NULL err -ETIMEDOUT (no reply by the
- * deadline), -ECONNRESET (the connection went) or -EMSGSIZE (the reply was
- * larger than cdp_reply_max() allows for the command, and was dropped). */
-typedef void (*browser_reply_fn)(void *arg, const struct cdp_msg *m, int err);
+/* The reply to command id: err 0 and m the reply (a result or an error
+ * reply, to be read with cdp_result_*), or with m NULL err -ETIMEDOUT (no
+ * reply by the deadline), -ECONNRESET (the connection went) or -EMSGSIZE
+ * (the reply was larger than cdp_reply_max() allows for the command, and
+ * was dropped). */
+typedef void (*browser_reply_fn)(void *arg, int id, const struct cdp_msg *m, int err);
 /* An event on a session; m NULL means the connection is gone (the session
  * with it), and the subscription has been removed. */
 typedef void (*browser_event_fn)(void *arg, const struct cdp_msg *m);

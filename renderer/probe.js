@@ -12,6 +12,7 @@
            { changed: 0, busyEnd: 0, message: null, messageAt: 0, timers: new Map(),
              setTimeout: w.setTimeout, clearTimeout: w.clearTimeout };
   var TERMINAL = { Done: 1, Error: 1, Streaming: 1 };
+  if (st.observe) st.observe();
 
   /* A scene dashboard (Grafana 10+): the running query count, then the scene
    * itself, walked the way Grafana walks it (forEachChild): a variable still
@@ -103,15 +104,20 @@
   }
 
   return new Promise(function (resolve) {
-    var start = performance.now(), last = start, tick = start;
-    var frames = [], okSince = -1, kind = 'none', rule = null, blocked = {}, done = false, timer = 0;
+    var start = performance.now(), last = start, due = start;
+    var okSince = -1, kind = 'none', rule = null, blocked = {}, done = false, timer = 0;
     /* Since when Grafana's rules (not busy or paint) have held. */
     var signalSince = -1;
+    /* A task posted once the rules held has run: work the page had queued
+     * by then (a framework's scheduled commit) is done. */
+    var posted = false, confirmed = false;
+    var confirm = new MessageChannel();
 
     function finish(ready) {
       if (done) return;
       done = true;
       st.clearTimeout.call(w, timer);
+      confirm.port1.close();
       for (var k in blocked) blocked[k] = Math.round(blocked[k]);
       resolve({ ready: ready, kind: kind, rule: ready ? null : rule, blocked: blocked,
                 waited: Math.round(performance.now() - start), grafana: !!w.grafanaBootData });
@@ -141,38 +147,42 @@
       if (!rule && !settled && kind === 'none' && timerDue(t)) rule = 'grace';
       if (rule) {
         okSince = -1;
+        posted = confirmed = false;
       } else {
         if (okSince < 0) okSince = t;
-        /* Frames begun since the rules hold and the DOM last changed: the
-         * page has had its chance to draw what it just did. */
-        var since = Math.max(okSince, st.changed), quiet = 0;
-        for (var i = 0; i < frames.length; i++) if (frames[i] > since) quiet++;
-        var starved = frames.length === 0 || t - frames[frames.length - 1] > o.stallMs;
-        if (settled || quiet >= o.frames || (starved && t - since >= o.stallMs)) return finish(true);
+        if (!posted) {
+          posted = true;
+          confirm.port2.postMessage(0);
+        }
+        /* The DOM (and its layout) unchanged for quietMs, longer than a
+         * frame: what the capture draws is what the page shows. */
+        if (settled || (confirmed && t - st.changed >= o.quietMs)) return finish(true);
         rule = 'paint';
       }
       if (t - start >= o.waitMs) finish(false);
     }
 
-    function frame(ts) {
-      if (done) return;
-      frames.push(ts);
-      if (frames.length > 8) frames.shift();
+    confirm.port1.onmessage = function () {
+      if (posted) confirmed = true;
       look();
-      requestAnimationFrame(frame);
-    }
+    };
 
     function poll() {
       var t = performance.now();
       /* A timer this late means the main thread was busy in between (work
        * cut in pieces too short for the longtask observer). */
-      if (t - tick - 10 > o.lagMs) st.busyEnd = Math.max(st.busyEnd, t);
-      tick = t;
+      if (t - due > o.lagMs) st.busyEnd = Math.max(st.busyEnd, t);
       look();
-      if (!done) timer = st.setTimeout.call(w, poll, 10);
+      if (!done) {
+        /* Next look when the DOM will have been quiet long enough, or the
+         * next poll, whichever comes first. */
+        var next = o.pollMs;
+        if (!rule || rule === 'paint') next = Math.max(1, Math.min(next, st.changed + o.quietMs - t + 1));
+        due = t + next;
+        timer = st.setTimeout.call(w, poll, next);
+      }
     }
 
-    requestAnimationFrame(frame);
     poll();
   });
 })

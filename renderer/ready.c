@@ -164,9 +164,9 @@ int ready_probe_expression(struct buf *out, unsigned wait_ms)
     if (wait_ms > CDP_READINESS_WAIT_MAX)
         return -EINVAL;
     buf_printf(out,
-               "(%s)({waitMs:%u,frames:%d,stallMs:%d,busyMs:%d,lagMs:%d,mountMs:%d,bootQuietMs:%d,"
+               "(%s)({waitMs:%u,quietMs:%d,pollMs:%d,busyMs:%d,lagMs:%d,mountMs:%d,bootQuietMs:%d,"
                "settleMaxMs:%d})",
-               renderer_probe_js, wait_ms, READY_FRAMES, READY_STALL_MS, READY_BUSY_MS, READY_LAG_MS,
+               renderer_probe_js, wait_ms, READY_QUIET_MS, READY_POLL_MS, READY_BUSY_MS, READY_LAG_MS,
                READY_MOUNT_MS, READY_BOOT_QUIET_MS, READY_SETTLE_MAX_MS);
     return 0;
 }

@@ -15,14 +15,16 @@
 #include "names.h"
 
 /* The windows, each justified by a measurement in docs/renderer.md. */
-/* Animation frames begun after the rules hold and after the DOM last changed. */
-#define READY_FRAMES 2
-/* Without frames (a page the browser does not draw), this long instead. */
-#define READY_STALL_MS 100
+/* The DOM and its layout unchanged this long, longer than a frame at
+ * 60 Hz (16.7 ms): a page changing its DOM frame after frame is not taken
+ * between two frames. */
+#define READY_QUIET_MS 20
+/* The probe looks at the page this often while it waits. */
+#define READY_POLL_MS 10
 /* A long task (>= 50 ms, the browser's own measure) ended this recently. */
-#define READY_BUSY_MS 100
-/* The probe's own 10 ms timer this much later than asked: the main thread
- * was busy (work cut in tasks too short for the longtask observer). */
+#define READY_BUSY_MS 20
+/* The probe's own timer this much later than asked: the main thread was
+ * busy (work cut in tasks too short for the longtask observer). */
 #define READY_LAG_MS 15
 /* A Grafana dashboard route with no dashboard yet (its page loader: the
  * dashboard fetched, its scene built) holds the render until the page has
@@ -36,7 +38,7 @@
 #define READY_GRACE_MS 75
 /* No request in flight: streams and long polls do not end, so a request
  * that has had its response for this long, or is this old, stops counting. */
-#define READY_STREAM_MS 1000
+#define READY_STREAM_MS 500
 #define READY_REQUEST_MAX_MS 3000
 /* A page that never settles (a clock, an animation, a busy loop) is
  * captured this long after its signals (or, without any, its network) say

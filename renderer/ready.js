@@ -33,25 +33,33 @@
   };
 
   var changed = function () { st.changed = now(); };
-  try {
-    new MutationObserver(changed).observe(document, {
-      subtree: true, childList: true, attributes: true, characterData: true });
-  } catch (e) { /* no DOM to watch: the probe goes by frames alone */ }
-  try {
-    new PerformanceObserver(function (list) {
-      list.getEntries().forEach(function (e) {
-        if (!e.hadRecentInput) changed();
-      });
-    }).observe({ type: 'layout-shift', buffered: true });
-  } catch (e) { /* layout-shift unknown to this browser */ }
-  try {
-    new PerformanceObserver(function (list) {
-      list.getEntries().forEach(function (e) {
-        var end = e.startTime + e.duration;
-        if (end > st.busyEnd) st.busyEnd = end;
-      });
-    }).observe({ type: 'longtask', buffered: true });
-  } catch (e) { /* longtask unknown to this browser */ }
+  /* The DOM, layout and long-task observers start with the first probe
+   * (probe.js): what happened before the load event does not matter, and
+   * watching a document while it is parsed costs every render. */
+  st.observe = function () {
+    if (st.observing) return;
+    st.observing = true;
+    st.changed = now();
+    try {
+      new MutationObserver(changed).observe(document, {
+        subtree: true, childList: true, attributes: true, characterData: true });
+    } catch (e) { /* no DOM to watch */ }
+    try {
+      new PerformanceObserver(function (list) {
+        list.getEntries().forEach(function (e) {
+          if (!e.hadRecentInput) changed();
+        });
+      }).observe({ type: 'layout-shift' });
+    } catch (e) { /* layout-shift unknown to this browser */ }
+    try {
+      new PerformanceObserver(function (list) {
+        list.getEntries().forEach(function (e) {
+          var end = e.startTime + e.duration;
+          if (end > st.busyEnd) st.busyEnd = end;
+        });
+      }).observe({ type: 'longtask', buffered: true });
+    } catch (e) { /* longtask unknown to this browser */ }
+  };
 
   /* Grafana's render binding (Grafana 12.x with reportRenderBinding): the
    * page calls this with {"type":"REPORT_RENDER_COMPLETE","data":{...}} once

@@ -155,7 +155,7 @@ static void render_dl_read(struct render *r, struct rsm_input *in)
 
 /* ---- carrying out what the machine asks -------------------------------------- */
 
-static void render_reply(void *arg, const struct cdp_msg *m, int err);
+static void render_reply(void *arg, int id, const struct cdp_msg *m, int err);
 static void render_event(void *arg, const struct cdp_msg *m);
 
 static void render_finish_cb(lws_sorted_usec_list_t *sul)
@@ -261,10 +261,10 @@ static void render_run(struct render *r, struct rsm_input *in)
     }
 }
 
-static void render_reply(void *arg, const struct cdp_msg *m, int err)
+static void render_reply(void *arg, int id, const struct cdp_msg *m, int err)
 {
     struct render *r = arg;
-    struct rsm_input in = { .ev = RSM_EV_REPLY, .msg = m, .err = err, .id = m ? m->id : 0 };
+    struct rsm_input in = { .ev = RSM_EV_REPLY, .msg = m, .err = err, .id = id };
     if (!m && err == 0)
         return;
     render_run(r, &in);

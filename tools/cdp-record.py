@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
-"""Record real Chrome DevTools Protocol replies and events as fixture files for
-tests/unit/test_cdp.c, so the parser is tested on what Chromium really sends.
+"""Record real Chrome DevTools Protocol traffic for the unit tests, so they
+run on what Chromium really sends.
 
-Usage: start a headless chromium with --remote-debugging-port=PORT, then
-    tools/cdp-record.py --port PORT --out tests/fixtures/cdp [--readiness FILE]
-FILE holds the readiness expression (cdp_readiness_expression's output); with
-it, the expression is evaluated on pages that behave like Grafana.
-
+Frames, for tests/unit/test_cdp.c (the parser): start a headless chromium
+with --remote-debugging-port=PORT, then
+    tools/cdp-record.py --port PORT --out tests/fixtures/cdp
 Each fixture is one frame exactly as received (base64 data is cropped where
-only its shape matters). Python has no websocket module here, so this carries
-a minimal RFC 6455 client: masked text frames out, unmasked frames in.
+only its shape matters).
+
+Transcripts, for tests/unit/test_rsm.c (the render state machine and its
+readiness rules): tools/cdp-transcripts.py runs the real renderer against the
+real browser through record_proxy() below, which relays and records every
+frame of the connection with its time; render_transcripts() then cuts one
+transcript per render out of it (docs/renderer.md, "Testing readiness").
+
+Python has no websocket module here, so this carries a minimal RFC 6455
+client and server: masked text frames from a client, unmasked from a server.
 """
 import argparse
 import base64
+import hashlib
 import http.server
 import json
 import os
@@ -64,7 +71,7 @@ class WebSocket:
         else:
             head += bytes([0x80 | 127]) + struct.pack(">Q", n)
         mask = os.urandom(4)
-        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        body = ws_mask(payload, mask)
         self.sock.sendall(head + mask + body)
 
     def recv_text(self):
@@ -80,7 +87,7 @@ class WebSocket:
             mask = self._read(4) if b1 & 0x80 else None
             payload = self._read(n)
             if mask:
-                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                payload = ws_mask(payload, mask)
             if opcode == 0x8:
                 raise RuntimeError("server closed the connection")
             if opcode in (0x9, 0xA):
@@ -132,6 +139,192 @@ class Cdp:
                 return raw, msg
             self.events.append((raw, msg))
         raise RuntimeError(f"no {method} within {timeout}s")
+
+
+def ws_send(sock, text, mask):
+    """One text frame, masked when sent by a client."""
+    payload = text.encode() if isinstance(text, str) else text
+    head = bytes([0x81])
+    n = len(payload)
+    bit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 65536:
+        head += bytes([bit | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([bit | 127]) + struct.pack(">Q", n)
+    if mask:
+        key = os.urandom(4)
+        payload = ws_mask(payload, key)
+        head += key
+    sock.sendall(head + payload)
+
+
+def ws_mask(payload, key):
+    """XOR with the repeated key, as one big integer: fast enough that a
+    relay masking a long command does not hold up the other direction."""
+    n = len(payload)
+    k = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
+
+
+def ws_recv(sock):
+    """One whole message (text), or None when the peer closed."""
+    def read(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+    message = b""
+    try:
+        while True:
+            b0, b1 = read(2)
+            opcode = b0 & 0x0F
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", read(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", read(8))[0]
+            key = read(4) if b1 & 0x80 else None
+            payload = read(n)
+            if key:
+                payload = ws_mask(payload, key)
+            if opcode == 0x8:
+                return None
+            if opcode in (0x9, 0xA):
+                continue
+            message += payload
+            if b0 & 0x80:
+                return message.decode()
+    except (EOFError, OSError):
+        return None
+
+
+class RecordProxy:
+    """A DevTools endpoint on 127.0.0.1:listen that relays one browser
+    (127.0.0.1:browser_port): /json/version names the proxy's own websocket,
+    and every frame of every connection is kept as (seconds, "out"|"in",
+    parsed frame), "out" being what the client sent."""
+
+    def __init__(self, listen, browser_port):
+        self.browser_port = browser_port
+        self.frames = []
+        self.lock = threading.Lock()
+        self.start = time.monotonic()
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", listen))
+        self.srv.listen(8)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _keep(self, direction, text, at):
+        with self.lock:
+            self.frames.append((at - self.start, direction, json.loads(text)))
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = c.recv(4096)
+            if not chunk:
+                c.close()
+                return
+            head += chunk
+        line = head.split(b"\r\n")[0].decode()
+        path = line.split(" ")[1]
+        if path.startswith("/json"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.browser_port}{path}") as r:
+                info = json.load(r)
+            port = self.srv.getsockname()[1]
+            if isinstance(info, dict) and "webSocketDebuggerUrl" in info:
+                info["webSocketDebuggerUrl"] = info["webSocketDebuggerUrl"].replace(
+                    f":{self.browser_port}/", f":{port}/")
+            body = json.dumps(info).encode()
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                      + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+            c.close()
+            return
+        key = [h.split(b":", 1)[1].strip() for h in head.split(b"\r\n")
+               if h.lower().startswith(b"sec-websocket-key:")][0]
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        up = WebSocket(f"ws://127.0.0.1:{self.browser_port}{path}")
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+
+        def down():
+            while True:
+                text = ws_recv(up.sock)
+                if text is None:
+                    c.close()
+                    return
+                ws_send(c, text, mask=False)
+                # when the client has it, as near as the relay can tell
+                self._keep("in", text, time.monotonic())
+        threading.Thread(target=down, daemon=True).start()
+        while True:
+            text = ws_recv(c)
+            if text is None:
+                up.sock.close()
+                return
+            self._keep("out", text, time.monotonic())
+            ws_send(up.sock, text, mask=True)
+
+    def close(self):
+        self.srv.close()
+
+
+def render_transcripts(frames):
+    """Cut the frames of one connection into one list per browser context:
+    the command that made it and its reply, everything sent to or from its
+    page's session, the commands naming it and their replies, in order."""
+    sent = {}  # id -> frame
+    contexts = {}  # context id -> list of (t, dir, frame)
+    of_target, of_session = {}, {}
+    owner = {}  # command id -> context
+    for t, d, f in frames:
+        if d == "out":
+            sent[f["id"]] = f
+            p = f.get("params") or {}
+            ctx = p.get("browserContextId") or of_target.get(p.get("targetId")) or of_session.get(f.get("sessionId"))
+            if f["method"] == "Target.createBrowserContext":
+                ctx = ("pending", f["id"])
+                contexts[ctx] = []
+            if ctx is None:
+                continue
+            owner[f["id"]] = ctx
+            contexts.setdefault(ctx, []).append((t, d, f))
+            continue
+        if "id" in f:
+            ctx = owner.get(f["id"])
+            if ctx is None:
+                continue
+            cmd = sent[f["id"]]
+            r = f.get("result") or {}
+            if cmd["method"] == "Target.createBrowserContext" and "browserContextId" in r:
+                real = r["browserContextId"]
+                contexts[real] = contexts.pop(ctx)
+                for k, v in list(owner.items()):
+                    if v == ctx:
+                        owner[k] = real
+                ctx = real
+            elif cmd["method"] == "Target.createTarget" and "targetId" in r:
+                of_target[r["targetId"]] = ctx
+            elif cmd["method"] == "Target.attachToTarget" and "sessionId" in r:
+                of_session[r["sessionId"]] = ctx
+            contexts[ctx].append((t, d, f))
+        elif f.get("sessionId") in of_session:
+            contexts[of_session[f["sessionId"]]].append((t, d, f))
+    return contexts
 
 
 PAGES = {

@@ -1107,6 +1107,8 @@ class RendererTest(unittest.TestCase):
             while time.monotonic() - stopped_at < 40:
                 status, _, body = self.request('/panels.html', port=port, width=100, height=100, timeout=60)
                 statuses.append(status)
+                if status != 200:
+                    print(rv.log_text()[-8000:])
                 self.assertEqual(status, 200, body[:300])
                 if (self.sample(unhealthy, port) or 0) >= 1:
                     break
