@@ -302,22 +302,34 @@ def add_server_timing(steps, header):
 
 
 def metrics_steps(port):
-    """{step: (sum seconds, count)} from the renderer's /metrics."""
+    """{"step": {step: (sum seconds, count)}, "rule": {rule: (sum, count)}}
+    from the renderer's /metrics: the step histogram and the readiness
+    rules' (rendervisor_renderer_readiness_wait_seconds, one observation
+    per rule for every render that reached readiness)."""
     c = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
     c.request('GET', '/metrics')
     text = c.getresponse().read().decode()
     c.close()
-    out = {}
+    out = {'step': {}, 'rule': {}}
+    families = {'grafana_image_renderer_step_duration_seconds_': 'step',
+                'rendervisor_renderer_readiness_wait_seconds_': 'rule'}
     for line in text.splitlines():
-        if not line.startswith('grafana_image_renderer_step_duration_seconds_'):
+        label = next((l for f, l in families.items() if line.startswith(f)), None)
+        if not label:
             continue
         name, _, value = line.rpartition(' ')
         kind = name.split('{')[0].rsplit('_', 1)[1]
-        if kind in ('sum', 'count') and 'step="' in name:
-            step = name.split('step="')[1].split('"')[0]
-            s, n = out.get(step, (0.0, 0))
-            out[step] = (s + float(value), n) if kind == 'sum' else (s, n + int(float(value)))
+        if kind in ('sum', 'count') and label + '="' in name:
+            key = name.split(label + '="')[1].split('"')[0]
+            s, n = out[label].get(key, (0.0, 0))
+            out[label][key] = (s + float(value), n) if kind == 'sum' else (s, n + int(float(value)))
     return out
+
+
+def mean_ms(before, after):
+    """{name: mean ms} of the observations between two metrics_steps()."""
+    return {k: (v[0] - before.get(k, (0, 0))[0]) / (v[1] - before.get(k, (0, 0))[1]) * 1000
+            for k, v in after.items() if v[1] > before.get(k, (0, 0))[1]}
 
 
 def run_load(name, port, page_url, args, rss_of, steps_of=None):
@@ -348,10 +360,11 @@ def run_load(name, port, page_url, args, rss_of, steps_of=None):
         else:
             seq_err += 1
     seq_wall = time.monotonic() - t0
+    rules = {}
     if steps_of:
         after = steps_of()
-        steps = {k: (v[0] - before.get(k, (0, 0))[0]) / (v[1] - before.get(k, (0, 0))[1]) * 1000
-                 for k, v in after.items() if v[1] > before.get(k, (0, 0))[1]}
+        steps = mean_ms(before['step'], after['step'])
+        rules = mean_ms(before['rule'], after['rule'])
     else:
         steps = {k: sum(v) / len(v) for k, v in timing.items()}
 
@@ -386,6 +399,7 @@ def run_load(name, port, page_url, args, rss_of, steps_of=None):
         'cpu_per_render': cpu / len(conc) if conc else float('nan'),
         'cpu_busy': cpu / conc_wall / os.cpu_count() if conc_wall else float('nan'),
         'steps': steps,
+        'rules': rules,
         'rss': rss_of(),
     })
     return res
@@ -525,17 +539,22 @@ def ms(v):
 def report(results):
     print()
     print('| | seq p50 ms | seq p90 ms | seq p99 ms | seq renders/s | c%d p50 ms | c%d p90 ms | c%d p99 ms '
-          '| c%d renders/s | errors | idle RSS MiB |' % ((ARGS.concurrency,) * 4))
-    print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+          '| c%d renders/s | errors | idle RSS MiB | mean ms each readiness rule added (seq) |'
+          % ((ARGS.concurrency,) * 4))
+    print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|')
     for r in results:
         if r.get('invalid'):
             print('| %s | invalid: %s |' % (r['name'], r['invalid']))
             continue
         s, c = r['seq'], r['conc']
-        print('| %s | %s | %s | %s | %.2f | %s | %s | %s | %.2f | %d | %.1f |' % (
+        # Ours: the rules that held a render back (rules at 0 left out). The
+        # peer has one fixed rule: the network idle for 500 ms (in its navigate).
+        rules = ', '.join('%s %.1f' % kv for kv in r['rules'].items() if kv[1] >= 0.05) if r['rules'] else (
+            'network idle 500 ms (fixed, in navigate)' if r['name'] != 'rendervisor' else 'none reported')
+        print('| %s | %s | %s | %s | %.2f | %s | %s | %s | %.2f | %d | %.1f | %s |' % (
             r['name'], ms(percentile(s, 50)), ms(percentile(s, 90)), ms(percentile(s, 99)), r['seq_rps'],
             ms(percentile(c, 50)), ms(percentile(c, 90)), ms(percentile(c, 99)), r['conc_rps'],
-            r['seq_err'] + r['conc_err'], r['rss'] / 1024))
+            r['seq_err'] + r['conc_err'], r['rss'] / 1024, rules or 'none'))
     print()
     for r in results:
         if r.get('invalid'):

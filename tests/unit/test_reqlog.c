@@ -81,6 +81,35 @@ static void test_png_answered(void **state)
     json_decref(o);
 }
 
+/* What held the render's readiness back: the page's kind, and each rule
+ * that held it at least 1 ms (rounded), as numbers in JSON. */
+static void test_readiness_waits(void **state)
+{
+    (void)state;
+    struct render_request req = png_req();
+    double rules[NAMES_RULE_COUNT] = { 0 };
+    rules[NAMES_RULE_QUERIES] = 412.4;
+    rules[NAMES_RULE_PAINT] = 20.6;
+    rules[NAMES_RULE_NETWORK] = 0.4; /* under 1 ms: left out */
+    struct reqlog e = {
+        .route = "render", .status = 200, .url_host = "grafana:3000", .req = &req, .bytes = 10,
+        .duration_ns = 700 * MS, .submitted = 1, .queue_ns = 0, .browser = 0, .tries = 1,
+        .steps = png_steps, .nsteps = 2, .page = "scenes", .rule_ms = rules,
+    };
+    reqlog_format(line, sizeof(line), &e);
+    assert_non_null(strstr(line, " step_newPage_ms=0 page=scenes wait_queries_ms=412 wait_paint_ms=21"));
+    assert_null(strstr(line, "wait_network"));
+    json_t *o = as_json();
+    assert_string_equal(json_string_value(json_object_get(o, "page")), "scenes");
+    assert_int_equal(json_integer_value(json_object_get(o, "wait_queries_ms")), 412);
+    json_decref(o);
+    /* no readiness reached (a 408 in navigate): no page, no waits */
+    e.page = NULL;
+    reqlog_format(line, sizeof(line), &e);
+    assert_null(strstr(line, "page="));
+    assert_null(strstr(line, "wait_"));
+}
+
 static void test_csv_answered(void **state)
 {
     (void)state;
@@ -188,6 +217,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png_answered),
+        cmocka_unit_test(test_readiness_waits),
         cmocka_unit_test(test_csv_answered),
         cmocka_unit_test(test_refused_before_the_query),
         cmocka_unit_test(test_error_leaves_out_what_the_client_sent),
