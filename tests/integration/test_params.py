@@ -71,6 +71,12 @@ window.addEventListener('load', function(){ setTimeout(function(){
 }, 100); });
 </script></body></html>"""
 
+# A block of a known size, for the PDF's scale.
+BOX_PAGE = b"""<!doctype html><html><head><style>
+html,body{margin:0;background:#fff}
+#b{position:absolute;left:0;top:0;width:480px;height:96px;background:rgb(0,255,0)}
+</style></head><body><div id="b"></div></body></html>"""
+
 GREEN, RED, BLUE = (0, 255, 0), (255, 0, 0), (0, 0, 255)
 
 
@@ -83,7 +89,7 @@ class Pages(http.server.BaseHTTPRequestHandler):
         tag = urllib.parse.parse_qs(u.query).get('tag', [''])[0]
         with self.lock:
             self.cookies[tag] = self.headers.get('Cookie')
-        body = {'/params.html': PARAMS_PAGE, '/csv.html': CSV_PAGE}.get(u.path)
+        body = {'/params.html': PARAMS_PAGE, '/csv.html': CSV_PAGE, '/box.html': BOX_PAGE}.get(u.path)
         if body is None:
             self.send_error(404)
             return
@@ -311,6 +317,31 @@ class GrafanaParamsTest(unittest.TestCase):
         self.assertEqual((len(rows[0]), len(rows)), (1000, 500))
         self.assertEqual(offset_of(rows), 180)
         self.assertEqual(rows[50][150], GREEN)
+
+    def test_pdf_is_printed_at_one_over_the_scale_factor(self):
+        # As both references print it: deviceScaleFactor 2 puts the page on
+        # the paper at half size (more of a dashboard fits). A 480 CSS px
+        # block is 5 in wide at scale 1: 360 px at 72 dpi; 180 px at 2.
+        widths = {}
+        for scale in ('1.000000', '2.000000', '8.000000'):
+            status, headers, body, _ = self.s.grafana(page='/box.html', encoding='pdf', scale=scale,
+                                                      width=None, height=None)
+            self.assertEqual(status, 200, body[:300])
+            self.assertEqual(headers['Content-Type'], 'application/pdf')
+            with tempfile.TemporaryDirectory(prefix='rvpdf') as tmp:
+                src = os.path.join(tmp, 'in.pdf')
+                with open(src, 'wb') as f:
+                    f.write(body)
+                subprocess.run(['pdftoppm', '-png', '-r', '72', '-f', '1', '-l', '1', src,
+                                os.path.join(tmp, 'page')], check=True)
+                name = [n for n in os.listdir(tmp) if n.endswith('.png')][0]
+                with open(os.path.join(tmp, name), 'rb') as f:
+                    _, _, rows = read_png(f.read())
+            widths[scale] = max(sum(1 for px in row if px[1] > 200 and px[0] < 60 and px[2] < 60) for row in rows)
+        self.assertTrue(abs(widths['1.000000'] - 360) <= 3, widths)
+        self.assertTrue(abs(widths['2.000000'] - 180) <= 3, widths)
+        # 8 is taken as 4 (the cap), so a quarter
+        self.assertTrue(abs(widths['8.000000'] - 90) <= 3, widths)
 
     def test_timeouts_out_of_range_render(self):
         for timeout in ('0', '301', '99999999999'):
