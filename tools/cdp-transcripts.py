@@ -19,7 +19,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ cdp_record = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cdp_record)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import grafana_site  # noqa: E402
+from harness import free_port  # noqa: E402
 
 PAGES_DIR = os.path.join(ROOT, "tests", "integration", "pages")
 BROWSER = ["/usr/lib/chromium/chromium-headless-shell", "--no-sandbox", "--disable-gpu",
@@ -111,14 +111,6 @@ class Pages(grafana_site.Site):
         if u.path in OWN_PAGES:
             return self.send(200, "text/html", OWN_PAGES[u.path])
         return super().do_GET()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def crop(frame):
