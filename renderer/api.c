@@ -661,7 +661,8 @@ static void api_log_request(struct api_req *rq, unsigned status, int64_t now)
         .req = j->req.url ? &j->req : NULL,
         .bytes = status == 200 && ran ? j->len : 0,
         .duration_ns = now - rq->start_ns,
-        .error = rq->error,
+        /* A client gone before its answer was even tried has none set. */
+        .error = rq->error ? rq->error : rq->gone_ns ? "the client went away" : NULL,
         .submitted = ran,
         .queue_ns = ran && j->began_ns ? j->began_ns - rq->start_ns : -1,
         .browser = ran ? j->browser : -1,

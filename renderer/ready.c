@@ -14,14 +14,15 @@
 extern const char renderer_ready_js[];
 extern const char renderer_probe_js[];
 
+/* NULL-terminated, for names_find. */
 static const char *const ready_kinds[] = {
     [READY_KIND_NONE] = "none",     [READY_KIND_BOOT] = "boot",       [READY_KIND_PANELS] = "panels",
-    [READY_KIND_SCENES] = "scenes", [READY_KIND_BINDING] = "binding",
+    [READY_KIND_SCENES] = "scenes", [READY_KIND_BINDING] = "binding", [READY_KIND_BINDING + 1] = NULL,
 };
 
 const char *ready_kind_name(enum ready_kind k)
 {
-    return (unsigned)k < sizeof(ready_kinds) / sizeof(ready_kinds[0]) ? ready_kinds[k] : "none";
+    return (unsigned)k <= READY_KIND_BINDING ? ready_kinds[k] : "none";
 }
 
 void ready_init(struct ready *r)

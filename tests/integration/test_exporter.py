@@ -288,6 +288,8 @@ class ExporterTest(unittest.TestCase):
                       + ''.join('grafana_image_renderer_step_duration_seconds{step="%s"} 0.05\n' % s
                                 for s in ('launch', 'newPage', 'prepare', 'navigate', 'panelsRendered',
                                           'screenshot'))
+                      + ''.join('rendervisor_renderer_readiness_wait_seconds{rule="%s"} %s\n' % (r, v)
+                                for r, v in (('queries', '0.3'), ('paint', '0.02'), ('network', '0')))
                       + 'grafana_image_renderer_browser_info{version="HeadlessChrome/156.0.8078.108"} 1\n')
             time.sleep(0.8)
         self.assertEqual(self._up(query), True)
