@@ -43,7 +43,8 @@ script's CDP client received the event, which is what the renderer sees.
 the measurements. --wait-quiet waits, before each condition, up to S
 seconds for the rest of the machine to use under 25% of its CPU (what it
 used is in the first table either way). --markdown writes the tables, --json
-every sample. --probe, --probe-variant and --probe-opts run measurement 6
+every sample, and --from JSON prints the tables of such a file again.
+--probe, --probe-variant and --probe-opts run measurement 6
 with another probe, with renderer/probe.js changed in one named respect, or
 with other option values: what a change would do, before making it. It
 takes about 4.5 minutes; every process it starts is stopped when it ends.
@@ -256,24 +257,25 @@ B.work = function (o, onEnd) {
 B.lateness = function (o) {
   return new Promise(function (res) {
     var polls = [], lts = [], idle = [], w = null, due = performance.now(), t0 = due, stopAt = Infinity;
-    var over = false;
     try {
       new PerformanceObserver(function (l) {
         var now = performance.now();
         l.getEntries().forEach(function (e) { lts.push([e.startTime, e.duration, now]); });
       }).observe({type: 'longtask'});
     } catch (e) { /* no longtask */ }
-    (function ric() {
-      var asked = performance.now();
-      requestIdleCallback(function () { idle.push([asked, performance.now()]); if (!over) ric(); });
-    })();
+    var idleAsked = 0;
     function poll() {
       var t = performance.now();
       polls.push([t, t - due]);
+      /* One idle callback asked for at a time, from a poll: on the idle
+       * page, how long one waits; during the work, whether any runs. */
+      if (!idleAsked) {
+        idleAsked = t;
+        requestIdleCallback(function () { idle.push([idleAsked, performance.now()]); idleAsked = 0; });
+      }
       if (!w && t - t0 >= o.idleMs && o.chunk) w = B.work(o, function () { stopAt = performance.now() + 30; });
       if (!w && t - t0 >= o.idleMs) stopAt = t;
       if (t >= stopAt) {
-        over = true;
         return res({polls: polls, longtasks: lts, idle: idle, chunks: w ? w.chunks : [],
                     workStart: w ? w.start : null, workEnd: w ? w.end : null});
       }
@@ -393,7 +395,10 @@ class Pages:
                 self.send_header('Content-Length', str(len(body)))
                 self.send_header('Cache-Control', 'no-store')
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the page went away (navigated, or the load's browser stopped)
 
             def log_message(self, *args):
                 pass
@@ -935,6 +940,8 @@ def work_polls(r):
 
 
 def report(results, meta):
+    print('\n%s; %s; %.0f s' % (meta.get('machine', meta['browser']), meta.get('when', '?'),
+                                meta.get('seconds', 0)), flush=True)
     out = []
     Q, LAG, BUSY = W['READY_QUIET_MS'], W['READY_LAG_MS'], W['READY_BUSY_MS']
     NETQ, GRACE, STREAM = W['READY_NET_QUIET_MS'], W['READY_GRACE_MS'], W['READY_STREAM_MS']
@@ -1054,8 +1061,8 @@ def report(results, meta):
                 rows.append([r['condition'], key, lt['n'], '%s / %s' % (fmt(lt['p50']), fmt(lt['max'])),
                              '%d in %.0f ms' % (during, we - ws), ''])
         out.append(table('3d. Long tasks the observer reported, and how long after the task ended it heard of '
-                         'it (p50 / max ms); idle callbacks (requestIdleCallback, each asking for the next) that ran '
-                         'during the work, and on the idle page how long one waited (p50 / p99 / max ms)',
+                         'it (p50 / max ms); idle callbacks (requestIdleCallback, one at a time) that ran '
+                         'during the work, and on the idle page how long one asked for from a poll waited (p50 / p99 / max ms)',
                          ['condition', 'page', 'long tasks', 'heard after', 'idle callbacks', 'idle callback waited'],
                          rows))
 
@@ -1112,16 +1119,17 @@ def report(results, meta):
                           'browser time p50', 'p99', 'max'], rows))
         v, c = worst(lambda r: pct(r['afterload']['raf']['arrival'], 99))
         m, cm = worst(lambda r: max(max(x['arrival']) for x in r['afterload'].values()))
-        extra = ''
+        extra, worst_ms = '', m
         if has('chain'):
             mc, cc = worst(lambda r: max(r['chain']['1 KB']['arrival'] + r['chain']['1 MB']['arrival']))
             extra = ', chained fetch max %.1f ms (%s)' % (mc, cc)
-            m = max(m, mc)
+            worst_ms = max(m, mc)
         lines.append('READY_GRACE_MS = %d ms: measured load to a fetch after a frame (arrival) p99 %.1f ms (%s), '
-                     'max of all fetches after load %.1f ms (%s)%s; margin %+.1f ms at the max'
-                     % (GRACE, v, c, m, cm, extra, GRACE - m))
+                     'max of all fetches after load %.1f ms (%s)%s; margin %+.1f ms at the largest'
+                     % (GRACE, v, c, m, cm, extra, GRACE - worst_ms))
 
     if has('probe'):
+        pr = meta.get('probe', {})
         rows = []
         for r in results:
             for label, v in r['probe'].items():
@@ -1132,9 +1140,9 @@ def report(results, meta):
                              ', '.join('%.0f' % x for x in sorted(q)) if q else '—'])
         out.append(table('6. The probe (%s, the values of ready.h%s), each time a fresh page\'s first probe: '
                          'answers "ready" while the page still worked or changed its DOM every frame'
-                         % (os.path.relpath(PROBE_FILE, ROOT)
-                            + (' changed: ' + '+'.join(PROBE_VARIANT) if PROBE_VARIANT else ''),
-                            ', with ' + json.dumps(PROBE_OVERRIDES) if PROBE_OVERRIDES else ''),
+                         % (pr.get('file', 'renderer/probe.js')
+                            + (' changed: ' + '+'.join(pr['variant']) if pr.get('variant') else ''),
+                            ', with ' + json.dumps(pr['opts']) if pr.get('opts') else ''),
                          ['condition', 'page', 'ready too early', 'answered after p50 (ms)', 'max',
                           'busy rule held it', 'DOM quiet when taken early (ms)'], rows))
         for what, pick in (('chunked work (5-20 ms tasks)', lambda o: o.get('chunk', 99) <= 20),
@@ -1168,8 +1176,23 @@ def main():
                     help='before each condition wait up to this long for the machine to be under 25%% busy')
     ap.add_argument('--only', default='1,2,3,4,5,6', help='these measurements only, e.g. 3,6')
     ap.add_argument('--json', help='write every sample here')
+    ap.add_argument('--from', dest='report_from', metavar='JSON',
+                    help='measure nothing: print the tables of an earlier run\'s --json')
     ap.add_argument('--markdown', help='write the tables here')
     args = ap.parse_args()
+    if args.report_from:
+        try:
+            with open(args.report_from) as f:
+                data = json.load(f)
+            results, meta = data['results'], data['meta']
+        except (OSError, ValueError, KeyError) as e:
+            ap.error('--from %s: not a --json file of this script (%s)' % (args.report_from, e))
+        W.update(meta.get('windows', {}))
+        text = report(results, meta)
+        if args.markdown:
+            with open(args.markdown, 'w') as f:
+                f.write(text)
+        return
     conds = args.conditions.split(',')
     for c in conds:
         if c not in ('idle', 'cpu2', 'render4'):
@@ -1203,10 +1226,10 @@ def main():
         browser.close()
         pages.close()
     meta = {'browser': browser.version, 'png_kb': len(pages.img) // 1000, 'cores': os.cpu_count(),
-            'command': ' '.join(browser_command()), 'windows': W}
-    print('\n%s, %d cores, %s; %s; %.0f s' % (browser.version, os.cpu_count(), platform_line(),
-                                               time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-                                               time.time() - started))
+            'command': ' '.join(browser_command()), 'windows': W,
+            'machine': '%s, %d cores, %s' % (browser.version, os.cpu_count(), platform_line()),
+            'when': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'seconds': time.time() - started,
+            'probe': {'file': os.path.relpath(PROBE_FILE, ROOT), 'variant': PROBE_VARIANT, 'opts': PROBE_OVERRIDES}}
     text = report(results, meta)
     if args.markdown:
         with open(args.markdown, 'w') as f:
