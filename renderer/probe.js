@@ -126,6 +126,10 @@
     function look() {
       if (done) return;
       var t = performance.now();
+      /* The poll overdue: the main thread has been busy since it was due
+       * (a look from the confirming message runs as soon as a task ends,
+       * before the late poll can say so itself). */
+      if (t - due > o.lagMs) st.busyEnd = Math.max(st.busyEnd, t);
       if (rule) blocked[rule] = (blocked[rule] || 0) + (t - last);
       last = t;
       var g;
