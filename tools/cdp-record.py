@@ -222,7 +222,7 @@ class RecordProxy:
 
     def _keep(self, direction, text, at):
         with self.lock:
-            self.frames.append((at - self.start, direction, json.loads(text)))
+            self.frames.append([at - self.start, direction, json.loads(text)])
 
     def _accept(self):
         while True:
@@ -267,9 +267,13 @@ class RecordProxy:
                 if text is None:
                     c.close()
                     return
-                ws_send(c, text, mask=False)
+                # kept in order before the client can answer it, stamped
                 # when the client has it, as near as the relay can tell
-                self._keep("in", text, time.monotonic())
+                with self.lock:
+                    entry = [None, "in", json.loads(text)]
+                    self.frames.append(entry)
+                ws_send(c, text, mask=False)
+                entry[0] = time.monotonic() - self.start
         threading.Thread(target=down, daemon=True).start()
         while True:
             text = ws_recv(c)
@@ -312,7 +316,7 @@ def render_transcripts(frames):
             r = f.get("result") or {}
             if cmd["method"] == "Target.createBrowserContext" and "browserContextId" in r:
                 real = r["browserContextId"]
-                contexts[real] = contexts.pop(ctx)
+                contexts[real] = contexts.pop(ctx) + contexts.get(real, [])
                 for k, v in list(owner.items()):
                     if v == ctx:
                         owner[k] = real
