@@ -868,6 +868,15 @@ int cdp_event_request(const struct cdp_msg *m, struct cdp_request *r)
         if (redirect && !json_is_object(redirect))
             return -EBADMSG;
         r->redirect = redirect != NULL;
+        json_t *request = json_object_get(m->params, "request");
+        if (request && !json_is_object(request))
+            return -EBADMSG;
+        if (request && json_object_get(request, "url")) {
+            /* Chrome's URLs are at most 2 MiB, and a message 4 MiB */
+            r->url = cdp_get_str(request, "url", CDP_MESSAGE_MAX);
+            if (!r->url)
+                return -EBADMSG;
+        }
     } else if (m->event == CDP_EVENT_LOADING_FAILED) {
         r->error_text = cdp_get_str(m->params, "errorText", CDP_ARG_MAX);
         if (!r->error_text)

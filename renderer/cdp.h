@@ -257,6 +257,7 @@ struct cdp_request {
     const char *type;       /* Document, XHR, Fetch, EventSource, ... or NULL */
     const char *frame_id;   /* or NULL */
     int redirect;           /* requestWillBeSent again for a redirect: same request */
+    const char *url;        /* requestWillBeSent: request.url (absent: NULL) */
     const char *error_text; /* loadingFailed */
     int canceled;           /* loadingFailed */
     double timestamp;

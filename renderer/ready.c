@@ -63,6 +63,40 @@ static struct ready_request *ready_find(struct ready *r, const char *id)
     return NULL;
 }
 
+/* The length of url's origin (scheme://authority, up to the path), or 0
+ * for a url without one. */
+static size_t ready_origin_len(const char *url)
+{
+    const char *sep = strstr(url, "://");
+    if (!sep || sep == url)
+        return 0;
+    const char *end = sep + 3 + strcspn(sep + 3, "/?#");
+    return (size_t)(end - url);
+}
+
+void ready_set_origin(struct ready *r, const char *url)
+{
+    size_t n = url ? ready_origin_len(url) : 0;
+    if (n == 0 || n > READY_ORIGIN_MAX)
+        n = 0;
+    for (size_t i = 0; i < n; i++)
+        r->origin[i] = (char)(url[i] >= 'A' && url[i] <= 'Z' ? url[i] - 'A' + 'a' : url[i]);
+    r->origin[n] = '\0';
+}
+
+static int ready_is_own(const struct ready *r, const char *url)
+{
+    size_t n = strlen(r->origin);
+    if (!n || !url || ready_origin_len(url) != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = url[i] >= 'A' && url[i] <= 'Z' ? url[i] - 'A' + 'a' : url[i];
+        if (c != r->origin[i])
+            return 0;
+    }
+    return 1;
+}
+
 /* A page may start many requests; past this many in flight, new ones are
  * not tracked (they still move the quiet window). */
 #define READY_REQUESTS_MAX 4096
@@ -91,6 +125,7 @@ void ready_on_network(struct ready *r, const struct cdp_msg *m, int64_t now_ns)
         memcpy(q->id, rq.request_id, strlen(rq.request_id) + 1);
         q->start_ns = now_ns;
         q->stream = stream;
+        q->own = ready_is_own(r, rq.url);
         return;
     }
     case CDP_EVENT_RESPONSE_RECEIVED:
@@ -119,8 +154,9 @@ void ready_on_load(struct ready *r, int64_t now_ns)
 /* In flight and still worth waiting for: not a stream (an EventSource, or a
  * response that keeps coming for READY_STREAM_MS) and not older than
  * READY_REQUEST_MAX_MS (a long poll). The earliest time one of them stops
- * counting goes to *until. */
-static size_t ready_counted(const struct ready *r, int64_t now_ns, int64_t *until)
+ * counting goes to *until; *awaited says whether one is awaited whatever
+ * it takes (a Grafana page's own request with no answer yet). */
+static size_t ready_counted_awaited(const struct ready *r, int64_t now_ns, int64_t *until, int *awaited)
 {
     size_t n = 0;
     int64_t soonest = 0;
@@ -128,10 +164,12 @@ static size_t ready_counted(const struct ready *r, int64_t now_ns, int64_t *unti
         const struct ready_request *q = &r->reqs[i];
         if (q->stream)
             continue;
-        /* On a Grafana page a request with no answer yet is its dashboard,
-         * a query, a plugin: awaited whatever it takes (its own long-lived
-         * connections are WebSockets, not requests). */
-        int64_t end = r->grafana ? INT64_MAX : q->start_ns + (int64_t)READY_REQUEST_MAX_MS * CLOCK_NS_PER_MS;
+        /* A Grafana page's request to its own origin with no answer yet is
+         * its dashboard, a query, a plugin: awaited whatever it takes (its
+         * own long-lived connections are WebSockets, not requests). Another
+         * host's (a CDN, an image, analytics) is not Grafana's to hold. */
+        int wait_all = r->grafana && q->own && !q->response_ns;
+        int64_t end = wait_all ? INT64_MAX : q->start_ns + (int64_t)READY_REQUEST_MAX_MS * CLOCK_NS_PER_MS;
         if (q->response_ns) {
             int64_t s = q->response_ns + (int64_t)READY_STREAM_MS * CLOCK_NS_PER_MS;
             if (s < end)
@@ -140,6 +178,8 @@ static size_t ready_counted(const struct ready *r, int64_t now_ns, int64_t *unti
         if (end <= now_ns)
             continue;
         n++;
+        if (wait_all && awaited)
+            *awaited = 1;
         if (!soonest || end < soonest)
             soonest = end;
     }
@@ -150,7 +190,7 @@ static size_t ready_counted(const struct ready *r, int64_t now_ns, int64_t *unti
 
 size_t ready_inflight(const struct ready *r, int64_t now_ns)
 {
-    return ready_counted(r, now_ns, NULL);
+    return ready_counted_awaited(r, now_ns, NULL, NULL);
 }
 
 /* ---- the page, through its probe ------------------------------------------------ */
@@ -249,10 +289,11 @@ static int ready_cdp_side(const struct ready *r, int64_t now_ns, int *rule, int6
      * its page side first said ready. */
     int64_t cap = r->settle_ns + (int64_t)READY_SETTLE_MAX_MS * ms;
     int64_t soonest;
-    if (ready_counted(r, now_ns, &soonest) > 0 && (r->grafana || now_ns < cap)) {
-        /* Grafana's own requests are awaited past the cap. */
+    int awaited = 0;
+    if (ready_counted_awaited(r, now_ns, &soonest, &awaited) > 0 && (awaited || now_ns < cap)) {
+        /* Grafana's own unanswered requests are awaited past the cap. */
         *rule = NAMES_RULE_NETWORK;
-        *until = r->grafana || soonest < cap ? soonest : cap;
+        *until = awaited || soonest < cap ? soonest : cap;
         return 0;
     }
     if (now_ns >= cap)

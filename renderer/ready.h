@@ -76,7 +76,12 @@ struct ready_request {
     int64_t start_ns;
     int64_t response_ns; /* 0: no response yet */
     int stream;          /* EventSource: never ends */
+    int own;             /* to the page's own origin (Grafana's API, on a Grafana page) */
 };
+
+/* scheme://host[:port] of a URL, lower case, as the origin requests are
+ * compared with. */
+#define READY_ORIGIN_MAX 300
 
 struct ready {
     struct ready_request *reqs;
@@ -88,7 +93,8 @@ struct ready {
     int wait_rule;      /* and what it waits for (names_rule) */
     int charge_to;      /* ready_phase's */
     enum ready_kind kind;
-    int grafana;        /* the page is Grafana's: a request without an answer is awaited */
+    int grafana;        /* the page is Grafana's: its own requests without an answer are awaited */
+    char origin[READY_ORIGIN_MAX + 1]; /* the page's ("" none) */
     double rule_ms[NAMES_RULE_COUNT]; /* the render's total per rule */
 };
 
@@ -103,6 +109,9 @@ void ready_phase(struct ready *r, int charge_to);
  * loadingFinished, loadingFailed); anything else is ignored. */
 void ready_on_network(struct ready *r, const struct cdp_msg *m, int64_t now_ns);
 void ready_on_load(struct ready *r, int64_t now_ns);
+/* The page's URL, whose origin its own requests share (the render's url:
+ * Grafana's callback URL). */
+void ready_set_origin(struct ready *r, const char *url);
 
 /* The script to install before the page's own (Page.addScriptToEvaluateOnNewDocument). */
 const char *ready_observer_script(void);

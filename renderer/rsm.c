@@ -307,6 +307,7 @@ static void rsm_prepare(struct rsm *m, struct rsm_ctx *x, unsigned parts)
 
 static void rsm_navigate(struct rsm *m, struct rsm_ctx *x)
 {
+    ready_set_origin(&m->ready, m->req->url);
     struct buf b;
     rsm_cmd_init(x, &b);
     int id = cdp_page_navigate(x->env->cdp, &b, m->session_id, m->req->url);

@@ -333,6 +333,9 @@ static void fuzz_check_events(const struct cdp_msg *m, const struct fuzz_nodes *
         if (req.type)
             fuzz_check_str(ns, req.type, 64);
         fuzz_check_opt_id(ns, req.frame_id);
+        if (req.url)
+            fuzz_check_str(ns, req.url, CDP_MESSAGE_MAX);
+        FUZZ_CHECK(req.url == NULL || m->event == CDP_EVENT_REQUEST_WILL_BE_SENT, NULL);
         FUZZ_CHECK(isfinite(req.timestamp), NULL);
         FUZZ_CHECK(req.redirect == 0 || (req.redirect == 1 && m->event == CDP_EVENT_REQUEST_WILL_BE_SENT), NULL);
         FUZZ_CHECK(req.canceled == 0 || (req.canceled == 1 && m->event == CDP_EVENT_LOADING_FAILED), NULL);

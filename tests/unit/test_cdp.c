@@ -1039,6 +1039,18 @@ static void test_network_events(void **state)
     assert_false(r.redirect);
     assert_null(r.error_text);
     assert_true(r.timestamp > 0);
+    assert_non_null(r.url);
+    assert_true(strncmp(r.url, "http://127.0.0.1:", 17) == 0 && strstr(r.url, "/pixel.png"));
+    cdp_msg_fini(&m);
+    /* request.url of another type is refused; no request at all is fine */
+    assert_int_equal(parse_str(&m, "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"requestId\":\"1\","
+                                   "\"timestamp\":1,\"request\":{\"url\":7}}}"), 0);
+    assert_int_equal(cdp_event_request(&m, &r), -EBADMSG);
+    cdp_msg_fini(&m);
+    assert_int_equal(parse_str(&m, "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"requestId\":\"1\","
+                                   "\"timestamp\":1}}"), 0);
+    assert_int_equal(cdp_event_request(&m, &r), 0);
+    assert_null(r.url);
     cdp_msg_fini(&m);
 
     parse_fixture("event_loading_finished", &m);

@@ -212,10 +212,20 @@ static void test_streams_and_long_polls(void **state)
     net(&r, "Network.responseReceived", "stream", "", T0 + MS(30));
     assert_int_equal(ready_inflight(&r, T0 + MS(30 + READY_STREAM_MS - 1)), 1);
     assert_int_equal(ready_inflight(&r, T0 + MS(30 + READY_STREAM_MS)), 0);
-    SENT(&r, "poll", T0 + MS(40));
-    assert_int_equal(ready_inflight(&r, T0 + MS(40 + READY_REQUEST_MAX_MS - 1)), 1);
+    ready_set_origin(&r, "http://Grafana.example:3000/d/abc/x?orgId=1&render=1");
+    assert_string_equal(r.origin, "http://grafana.example:3000");
+    net(&r, "Network.requestWillBeSent", "poll",
+        ",\"type\":\"Fetch\",\"request\":{\"url\":\"http://grafana.example:3000/api/dashboards/uid/abc\"}",
+        T0 + MS(40));
+    net(&r, "Network.requestWillBeSent", "cdn",
+        ",\"type\":\"Script\",\"request\":{\"url\":\"https://cdn.example/plugin.js\"}", T0 + MS(40));
+    /* the same host at another port is another origin */
+    net(&r, "Network.requestWillBeSent", "other",
+        ",\"type\":\"Fetch\",\"request\":{\"url\":\"http://grafana.example:3001/x\"}", T0 + MS(40));
+    assert_int_equal(ready_inflight(&r, T0 + MS(40 + READY_REQUEST_MAX_MS - 1)), 3);
     assert_int_equal(ready_inflight(&r, T0 + MS(40 + READY_REQUEST_MAX_MS)), 0);
-    /* The same, on a Grafana page. */
+    /* The same, on a Grafana page: its own unanswered request is awaited,
+     * the other hosts' are not. */
     struct ready_page p;
     assert_int_equal(answer(&p, "{\"ready\":true,\"kind\":\"scenes\",\"rule\":null,\"blocked\":{},\"waited\":0,"
                                 "\"grafana\":true}"), 0);
@@ -226,6 +236,17 @@ static void test_streams_and_long_polls(void **state)
     assert_int_equal(ready_decide(&r, &p, T0 + MS(5000 + READY_SETTLE_MAX_MS + 1), &wake), READY_WAIT);
     DONE(&r, "poll", T0 + MS(9000));
     assert_int_equal(ready_decide(&r, &p, T0 + MS(9000 + READY_NET_QUIET_MS), &wake), READY_YES);
+    ready_fini(&r);
+
+    /* A Grafana page whose only request in flight is another host's that
+     * never answers is taken at the settle cap. */
+    ready_init(&r);
+    ready_phase(&r, -1);
+    ready_set_origin(&r, "http://grafana.example:3000/d/abc");
+    net(&r, "Network.requestWillBeSent", "img",
+        ",\"type\":\"Image\",\"request\":{\"url\":\"http://10.9.9.9/logo.png\"}", T0);
+    assert_int_equal(ready_decide(&r, &p, T0 + MS(100), &wake), READY_WAIT);
+    assert_int_equal(ready_decide(&r, &p, T0 + MS(100 + READY_SETTLE_MAX_MS), &wake), READY_YES);
     ready_fini(&r);
 }
 
