@@ -1,9 +1,10 @@
 /* rendervisor's readiness probe: evaluated in the page (Runtime.evaluate,
  * awaitPromise), called with its options by renderer/ready.c. It waits in
  * the page, so a wait costs one round trip, and answers as soon as every
- * page-side rule holds and o.frames animation frames have begun since the
- * DOM last changed, or after o.waitMs. The answer says what kind of page
- * this is, which rule blocked at the end, and how long each rule blocked.
+ * page-side rule holds, a task has run since they began to, and the DOM has
+ * been quiet for o.quietMs; or after o.waitMs. The answer says what kind of
+ * page this is, which rule blocked at the end, and how long each rule
+ * blocked; nothing in it is text the page wrote.
  * The rules and why they are there: docs/renderer.md, "Readiness". */
 (function (o) {
   'use strict';
@@ -49,7 +50,7 @@
   }
 
   function visible(el) {
-    if (/(^|\s)preloader--done(\s|$)/.test(el.className)) return false;
+    if (/(^|\s)preloader--done(\s|$)/.test(String(el.className))) return false;
     var cs = w.getComputedStyle(el);
     return cs.display !== 'none' && cs.visibility !== 'hidden' && cs.opacity !== '0';
   }
@@ -105,7 +106,7 @@
 
   return new Promise(function (resolve) {
     var start = performance.now(), last = start, due = start;
-    var okSince = -1, kind = 'none', rule = null, blocked = {}, done = false, timer = 0;
+    var kind = 'none', rule = null, blocked = {}, done = false, timer = 0;
     /* Since when Grafana's rules (not busy or paint) have held. */
     var signalSince = -1;
     /* A task posted once the rules held has run: work the page had queued
@@ -150,10 +151,8 @@
        * more is to come: that is the grace of such a page. */
       if (!rule && !settled && kind === 'none' && timerDue(t)) rule = 'grace';
       if (rule) {
-        okSince = -1;
         posted = confirmed = false;
       } else {
-        if (okSince < 0) okSince = t;
         if (!posted) {
           posted = true;
           confirm.port2.postMessage(0);

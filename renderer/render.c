@@ -18,6 +18,9 @@
 #include "rsm.h"
 #include "xalloc.h"
 
+_Static_assert(RENDER_STEPS_MAX == RSM_STEPS_MAX, "a render's steps fit its result");
+_Static_assert(RENDER_FILENAME_MAX == RSM_FILENAME_MAX, "a csv's name fits its result");
+
 struct render {
     struct rsm m;
     struct browser *b;
@@ -306,8 +309,8 @@ static struct render *render_new(struct browser *b, const struct render_request 
 }
 
 /* The request's part: its deadline, its place in the browser's load, and
- * for a csv its download folder. 0, or -1 when the folder cannot be made
- * (the render then fails through the machine). */
+ * for a csv its download folder (when it cannot be made, the machine fails
+ * the render when it gets to the download). */
 static void render_take(struct render *r, const struct render_request *req, int64_t deadline_ns,
                         render_done_fn done, void *arg)
 {
@@ -351,11 +354,10 @@ int render_claim(struct render *r, const struct render_request *req, int64_t dea
 }
 
 /* The machine's result in the form jobs.c reads, the step names resolved. */
-const struct render_result *render_result(const struct render *r)
+const struct render_result *render_result(struct render *r)
 {
-    struct render *w = (struct render *)r;
     const struct rsm_result *res = &r->m.result;
-    struct render_result *out = &w->result;
+    struct render_result *out = &r->result;
     out->status = res->status;
     out->content_type = res->content_type;
     out->filename = res->filename;

@@ -62,7 +62,7 @@ struct render *render_spare_start(struct browser *b, struct ingest_sender *inges
  * through its own done. */
 int render_claim(struct render *r, const struct render_request *req, int64_t deadline_ns, render_done_fn done,
                  void *arg);
-const struct render_result *render_result(const struct render *r);
+const struct render_result *render_result(struct render *r);
 /* Hands the image over to the caller (who frees it). */
 unsigned char *render_take_body(struct render *r, size_t *len);
 struct browser *render_browser(const struct render *r);
