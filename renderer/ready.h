@@ -1,6 +1,6 @@
 /* Readiness: when a page shows what Grafana asked for. The evidence comes
  * from two sides: the page (renderer/probe.js, reading Grafana's signals,
- * DOM changes, frames and long tasks that renderer/ready.js keeps) and CDP
+ * DOM changes, long tasks and timers that renderer/ready.js keeps) and CDP
  * (requests in flight, the load event). This module is pure: it keeps the
  * CDP side, builds the probe, reads its answer, decides, and adds up how
  * long each rule held the render back. docs/renderer.md, "Readiness". */
