@@ -43,7 +43,7 @@ struct job {
      * first try began (0: it never began). */
     struct render_step steps[RENDER_STEPS_MAX];
     unsigned nsteps;
-    const char *page_kind;            /* by its signals; NULL: readiness was not reached */
+    const char *page_kind;            /* by its signals; NULL: no probe answered */
     double rule_ms[NAMES_RULE_COUNT]; /* what held its readiness back */
     int browser;
     int64_t began_ns;

@@ -30,6 +30,7 @@ void ready_init(struct ready *r)
     memset(r, 0, sizeof(*r));
     r->wait_rule = -1;
     r->charge_to = -1;
+    r->last_rule = -1;
 }
 
 void ready_fini(struct ready *r)
@@ -323,6 +324,8 @@ enum ready_verdict ready_decide(struct ready *r, const struct ready_page *p, int
         r->rule_ms[ready_charge(r, i)] += p->blocked_ms[i];
     r->kind = p->kind;
     r->grafana = p->grafana;
+    r->decided = 1;
+    r->last_rule = p->rule;
     *wake_ns = 0;
     if (!p->ready) {
         r->settle_ns = 0;
@@ -336,6 +339,7 @@ enum ready_verdict ready_decide(struct ready *r, const struct ready_page *p, int
         return READY_YES;
     r->wait_ns = now_ns;
     r->wait_rule = rule;
+    r->last_rule = rule;
     *wake_ns = until;
     return READY_WAIT;
 }
@@ -352,5 +356,6 @@ int64_t ready_rewake(struct ready *r, int64_t now_ns)
         r->wait_ns = now_ns;
     }
     r->wait_rule = rule;
+    r->last_rule = rule;
     return until;
 }

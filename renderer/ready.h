@@ -94,6 +94,8 @@ struct ready {
     int charge_to;      /* ready_phase's */
     enum ready_kind kind;
     int grafana;        /* the page is Grafana's: its own requests without an answer are awaited */
+    int decided;        /* a probe has answered since the render began */
+    int last_rule;      /* what held the page at its last answer or wait (names_rule), or -1 */
     char origin[READY_ORIGIN_MAX + 1]; /* the page's ("" none) */
     double rule_ms[NAMES_RULE_COUNT]; /* the render's total per rule */
 };

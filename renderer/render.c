@@ -371,6 +371,7 @@ const struct render_result *render_result(struct render *r)
         out->steps[i] = (struct render_step){ names_steps[res->steps[i].step], res->steps[i].seconds };
     out->kind = ready_kind_name(res->kind);
     out->ready_done = res->ready_done;
+    out->ready_seen = res->ready_seen;
     for (int i = 0; i < NAMES_RULE_COUNT; i++)
         out->rule_ms[i] = res->rule_ms[i];
     return out;

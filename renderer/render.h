@@ -41,7 +41,8 @@ struct render_result {
     struct render_step steps[RENDER_STEPS_MAX]; /* the steps done for the request, in order */
     unsigned nsteps;
     const char *failed_step;  /* the step a failed render was in */
-    int ready_done;           /* readiness was decided (rule_ms and kind are its) */
+    int ready_done;           /* readiness was reached */
+    int ready_seen;           /* the page answered a probe: kind and rule_ms say what held it */
     const char *kind;         /* what the page was by its signals: scenes, panels, binding, boot, none */
     double rule_ms[NAMES_RULE_COUNT]; /* how long each readiness rule held the render back */
 };

@@ -141,6 +141,7 @@ static void rsm_finish(struct rsm *m, struct rsm_ctx *x)
     o->wake_ns = 0;
     o->finish = 1;
     m->result.kind = m->ready.kind;
+    m->result.ready_seen = m->ready.decided;
     memcpy(m->result.rule_ms, m->ready.rule_ms, sizeof(m->result.rule_ms));
 }
 
@@ -320,7 +321,10 @@ static void rsm_navigate(struct rsm *m, struct rsm_ctx *x)
 static void rsm_probe(struct rsm *m, struct rsm_ctx *x)
 {
     ready_wait_end(&m->ready, x->now);
+    /* The answer comes back a little before the deadline, so that a 408
+     * can say what held the page. */
     unsigned wait = rsm_left_ms(m, x);
+    wait = wait > 2 * RSM_PROBE_MARGIN_MS ? wait - RSM_PROBE_MARGIN_MS : wait;
     if (wait > READY_PROBE_MS)
         wait = READY_PROBE_MS;
     struct buf expr, b;
@@ -856,7 +860,13 @@ static void on_deadline(struct rsm *m, const struct rsm_input *in, struct rsm_ct
     (void)in;
     if (!m->req)
         return;
-    rsm_fail(m, x, 408, 0, "timed out after %u ms waiting for %s", m->req->timeout_ms, rsm_state_step(m->state));
+    int rule = m->ready.last_rule;
+    if ((m->state == RSM_READY || m->state == RSM_SETTLE) && rule >= 0 && rule < NAMES_RULE_COUNT)
+        rsm_fail(m, x, 408, 0, "timed out after %u ms waiting for %s (held by its %s rule)", m->req->timeout_ms,
+                 rsm_state_step(m->state), names_rules[rule]);
+    else
+        rsm_fail(m, x, 408, 0, "timed out after %u ms waiting for %s", m->req->timeout_ms,
+                 rsm_state_step(m->state));
 }
 
 static void on_cancel(struct rsm *m, const struct rsm_input *in, struct rsm_ctx *x)

@@ -26,6 +26,8 @@
  * page navigates in 18 ms with the delay, 32 ms without. A request that
  * claims it sooner begins it at once. */
 #define RSM_SPARE_DELAY_MS 60
+/* A probe answers this long before the request's deadline at the latest. */
+#define RSM_PROBE_MARGIN_MS 150
 /* A probe that failed (the page navigated under it) is sent again after this. */
 #define RSM_PROBE_RETRY_MS 50
 #define RSM_LOADERS 8
@@ -127,7 +129,8 @@ struct rsm_result {
     int retryable;            /* the browser or its connection went: another may do */
     struct rsm_step steps[RSM_STEPS_MAX];
     unsigned nsteps;
-    int ready_done;           /* a readiness decision was reached */
+    int ready_done;           /* readiness was reached (the capture followed) */
+    int ready_seen;           /* the page answered a probe: kind and rule_ms say what held it */
     double rule_ms[NAMES_RULE_COUNT]; /* how long each readiness rule held the render */
     enum ready_kind kind;     /* what the page was, by its signals */
 };

@@ -487,7 +487,9 @@ class RendererTest(unittest.TestCase):
         status, headers, body = self.request('/never.html', width=100, height=100, timeout=2)
         took = time.monotonic() - t0
         self.assertEqual(status, 408, body[:300])
-        self.assertIn('error', json.loads(body))
+        # what held the page at the end, as its last probe answered
+        self.assertEqual(json.loads(body)['error'],
+                         'timed out after 2000 ms waiting for panelsRendered (held by its panels rule)')
         self.assertGreaterEqual(took, 1.9)
         self.assertLess(took, 3.5)
         w, h, rows = self.render('/panels.html', width=100, height=100)

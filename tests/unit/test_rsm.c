@@ -554,6 +554,32 @@ static void test_endings(void **state)
     h_dispose(&h);
     h_fini(&h);
 
+    /* A 408 after the page said what held it names that rule; the probe
+     * answers RSM_PROBE_MARGIN_MS before the deadline so that it can. */
+    h_init(&h, 0);
+    h.req.timeout_ms = 3000;
+    h.m.deadline_ns = h.now + MS(3000);
+    h_make_page(&h);
+    h_load(&h);
+    const char *expr = json_string_value(json_object_get(json_object_get(h_last(&h, "Runtime.evaluate")->cmd,
+                                                                        "params"),
+                                                         "expression"));
+    assert_non_null(strstr(expr, "({waitMs:2850,"));
+    h.now += MS(2850);
+    h_reply(&h, "Runtime.evaluate",
+            "{\"result\":{\"type\":\"object\",\"value\":{\"ready\":false,\"kind\":\"scenes\",\"rule\":\"queries\","
+            "\"blocked\":{\"queries\":2850},\"waited\":2850}}}");
+    h.now += MS(150);
+    h_event(&h, RSM_EV_DEADLINE);
+    assert_int_equal(h.m.result.status, 408);
+    assert_string_equal(h.m.result.error, "timed out after 3000 ms waiting for panelsRendered (held by its queries rule)");
+    h_dispose(&h);
+    assert_true(h.m.result.ready_seen);
+    assert_false(h.m.result.ready_done);
+    assert_int_equal(h.m.result.kind, READY_KIND_SCENES);
+    assert_true(h.m.result.rule_ms[NAMES_RULE_QUERIES] == 2850);
+    h_fini(&h);
+
     h_init(&h, 0);
     h_event(&h, RSM_EV_BEGIN);
     h_event(&h, RSM_EV_CANCEL);
