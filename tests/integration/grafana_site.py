@@ -65,7 +65,7 @@ class Site(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         path = urllib.parse.urlsplit(self.path).path
-        if path.startswith('/d/') or path.startswith('/d-solo/'):
+        if path.startswith(('/d/', '/d-solo/', '/d-report/')):
             self.index()
         elif path == '/public/build/app.js':
             self.file('app.js', 'application/javascript')

@@ -40,8 +40,8 @@ COLOURS = [(0xe0, 0x2f, 0x44), (0x32, 0x74, 0xd9), (0x56, 0xa6, 0x4b), (0xff, 0x
            (0xa3, 0x52, 0xcc), (0xf2, 0xcc, 0x0c), (0x00, 0xb8, 0xd9), (0xff, 0x6f, 0xb7)]
 
 
-def case(name, query, n=2, below=-1, kind='png', page='dashboard'):
-    return {'name': name, 'query': query, 'n': n, 'below': below, 'kind': kind, 'page': page}
+def case(name, query, n=2, below=-1, kind='png', page='dashboard', route='d'):
+    return {'name': name, 'query': query, 'n': n, 'below': below, 'kind': kind, 'page': page, 'route': route}
 
 
 CASES = [
@@ -85,6 +85,9 @@ CASES = [
     case('stream-ws', 'stream=1&stream_kind=ws'),
     # the newest Grafana: the binding protocol on, a plugin holding readiness
     case('binding', 'binding=1&hold=1'),
+    # the same on a report route, where Grafana sends its message and the
+    # renderer waits for it
+    case('binding-report', 'binding=1&hold=1', route='d-report'),
     # not Grafana
     case('plain', 'delay=300', n=1, page='plain'),
     case('plain-timer', 'wait=150&delay=100', n=1, page='plain'),
@@ -206,7 +209,8 @@ class ReadinessTest(unittest.TestCase):
         if c['page'] == 'plain':
             return '%s/plain.html?%s' % (base, c['query'])
         # a dashboard path as Grafana builds it, with &render=1 appended
-        return '%s/d/fx-%s/fixture?orgId=1&from=now-6h&to=now&kiosk&%s&render=1' % (base, c['name'], c['query'])
+        return '%s/%s/fx-%s/fixture?orgId=1&from=now-6h&to=now&kiosk&%s&render=1' % (
+            base, c['route'], c['name'], c['query'])
 
     @classmethod
     def render(cls, c):
@@ -248,6 +252,15 @@ class ReadinessTest(unittest.TestCase):
         print('\nreadiness run %d/%d: %d cases: %d early pictures %s, %d x 408 %s, %d other %s'
               % (run + 1, RUNS, len(CASES), len(early), early, len(timeouts), timeouts, len(other), other),
               flush=True)
+
+    def test_the_report_route_waited_for_grafanas_message(self):
+        # binding-report is the only page with the render binding on a report
+        # route: in each run its request line says the page was taken on
+        # Grafana's message (page=binding) after waiting for it.
+        lines = [line for line in self.rv.log_text().splitlines()
+                 if 'msg="render request"' in line and 'page=binding' in line]
+        self.assertEqual(len(lines), RUNS, lines)
+        self.assertTrue(all('wait_binding_ms=' in line for line in lines), lines)
 
     def check(self, name):
         for run, problems in enumerate(self.verdicts[name]):

@@ -198,7 +198,8 @@ static void test_network_in_flight(void **state)
  * coming stops counting READY_STREAM_MS after it began, and on a page that
  * is not Grafana a request with no answer stops counting after
  * READY_REQUEST_MAX_MS (a long poll). On a Grafana page that last one is
- * awaited: it is the dashboard, a query, a plugin. */
+ * awaited when it goes to the page's own origin (the dashboard, a query, a
+ * plugin), not when it goes to another host. */
 static void test_streams_and_long_polls(void **state)
 {
     (void)state;
