@@ -30,6 +30,19 @@ const char *const names_rules[NAMES_RULE_COUNT + 1] = {
     [NAMES_RULE_COUNT] = NULL,
 };
 
+const char *const names_bounds[NAMES_BOUND_COUNT + 1] = {
+    [NAMES_BOUND_CGROUP] = "cgroup",
+    [NAMES_BOUND_HOST] = "host",
+    [NAMES_BOUND_CONFIG] = "config",
+    [NAMES_BOUND_COUNT] = NULL,
+};
+
+const char *const names_waits[NAMES_WAIT_COUNT + 1] = {
+    [NAMES_WAIT_MEMORY] = "memory",
+    [NAMES_WAIT_BROWSER] = "browser",
+    [NAMES_WAIT_COUNT] = NULL,
+};
+
 int names_find(const char *const *list, const char *name)
 {
     for (int i = 0; list[i]; i++)

@@ -11,6 +11,42 @@
  * rule adds to a render). */
 #define NAMES_FAMILY_READY_WAIT "rendervisor_renderer_readiness_wait_seconds"
 
+/* Memory admission (docs/operations.md, "Memory"): the renderer's gauges,
+ * sent whenever it reads its memory (every 250 ms while renders run or wait,
+ * every 5 s otherwise). budget = used + available. */
+#define NAMES_FAMILY_MEM_BUDGET "rendervisor_renderer_memory_budget_bytes"
+#define NAMES_FAMILY_MEM_USED "rendervisor_renderer_memory_used_bytes"
+#define NAMES_FAMILY_MEM_AVAILABLE "rendervisor_renderer_memory_available_bytes"
+/* What the renders in flight are still expected to take. */
+#define NAMES_FAMILY_MEM_RESERVED "rendervisor_renderer_memory_reserved_bytes"
+/* What the next render is expected to take. */
+#define NAMES_FAMILY_MEM_ESTIMATE "rendervisor_renderer_render_memory_estimate_bytes"
+/* 1 for the limit that binds the budget now, 0 for the others (label by). */
+#define NAMES_FAMILY_MEM_BOUND "rendervisor_renderer_memory_bound"
+/* Renders waiting to start, by what they wait for (label waiting_for). */
+#define NAMES_FAMILY_QUEUED "rendervisor_renderer_queued_renders"
+/* Counters: renders that had to wait for memory before they started; renders
+ * whose page crashed and that were queued again until there was room. */
+#define NAMES_FAMILY_MEM_WAITS "rendervisor_renderer_memory_waits_total"
+#define NAMES_FAMILY_MEM_RETRIES "rendervisor_renderer_memory_retries_total"
+
+/* What binds the memory budget (the label by). */
+enum names_bound {
+    NAMES_BOUND_CGROUP, /* a cgroup limit: ours or one above it */
+    NAMES_BOUND_HOST,   /* the host's MemAvailable */
+    NAMES_BOUND_CONFIG, /* [renderer] memory_budget */
+    NAMES_BOUND_COUNT,
+};
+extern const char *const names_bounds[NAMES_BOUND_COUNT + 1];
+
+/* What a queued render waits for (the label waiting_for). */
+enum names_wait {
+    NAMES_WAIT_MEMORY,  /* room in the memory budget */
+    NAMES_WAIT_BROWSER, /* a browser with a free slot */
+    NAMES_WAIT_COUNT,
+};
+extern const char *const names_waits[NAMES_WAIT_COUNT + 1];
+
 /* The steps of a render (the label step). The first nine are the reference
  * service's names, which dashboard 12203 shows. */
 enum names_step {
