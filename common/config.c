@@ -102,7 +102,8 @@ static const struct config_key config_keys[] = {
     { "renderer", "auth_token", CONFIG_KIND_TOKEN, CONFIG_AT(renderer.auth_token), "-", 0, 0 },
     { "renderer", "memory_limit", CONFIG_KIND_SIZE, CONFIG_AT(renderer.memory_limit), "0", 0, 0 },
     { "renderer", "concurrency", CONFIG_KIND_UINT, CONFIG_AT(renderer.concurrency), "4", 1, 64 },
-    { "renderer", "render_memory", CONFIG_KIND_SIZE, CONFIG_AT(renderer.render_memory), "128M", 0, 0 },
+    { "renderer", "render_memory", CONFIG_KIND_SIZE, CONFIG_AT(renderer.render_memory), "256M", 0, 0 },
+    { "renderer", "memory_budget", CONFIG_KIND_SIZE, CONFIG_AT(renderer.memory_budget), "0", 0, 0 },
     { "renderer", "allowed_hosts", CONFIG_KIND_HOSTS, CONFIG_AT(renderer.allowed_hosts), "", 0, 0 },
     { "renderer", "timezone", CONFIG_KIND_TIMEZONE, CONFIG_AT(renderer.timezone), "", 0, 0 },
 

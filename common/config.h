@@ -63,7 +63,8 @@ struct config {
         char *auth_token;
         uint64_t memory_limit;
         unsigned concurrency;
-        uint64_t render_memory; /* bytes a render needs to be admitted; 0 = no check */
+        uint64_t render_memory; /* a render's expected memory until measured; 0 = no admission by memory */
+        uint64_t memory_budget; /* the most the service may use; 0 = the cgroup's and host's limits only */
         /* Hosts ("name", "name:port", "[v6]", "[v6]:port") the renderer may open;
          * NULL-terminated; NULL = any host. */
         char **allowed_hosts;

@@ -11,9 +11,9 @@
  * rule adds to a render). */
 #define NAMES_FAMILY_READY_WAIT "rendervisor_renderer_readiness_wait_seconds"
 
-/* Memory admission (docs/operations.md, "Memory"): the renderer's gauges,
- * sent whenever it reads its memory (every 250 ms while renders run or wait,
- * every 5 s otherwise). budget = used + available. */
+/* Memory admission (docs/operations.md, "Memory"): the renderer's figures,
+ * sent every second while renders run or wait, every 5 s otherwise.
+ * budget = used + available. */
 #define NAMES_FAMILY_MEM_BUDGET "rendervisor_renderer_memory_budget_bytes"
 #define NAMES_FAMILY_MEM_USED "rendervisor_renderer_memory_used_bytes"
 #define NAMES_FAMILY_MEM_AVAILABLE "rendervisor_renderer_memory_available_bytes"

@@ -28,7 +28,6 @@
 #include <jansson.h>
 
 #include "buf.h"
-#include "admission.h"
 #include "clock.h"
 #include "ctl.h"
 #include "ingest.h"
@@ -74,7 +73,6 @@ struct api {
     struct ingest_sender ingest; /* this thread's own sender */
     char *exporter_path;
     unsigned in_flight;
-    struct admission admission;
     unsigned long long refused_memory, refused_capacity; /* 429s */
     int epfd;    /* the HTTP thread's: MHD's epoll fd, wake_fd, watched clients */
     int wake_fd; /* eventfd: a connection was resumed, or api_stop */
@@ -497,6 +495,9 @@ static enum MHD_Result api_render_answer(struct api_req *rq)
         }
         return api_send(rq, 200, j->content_type, resp);
     }
+    /* Its timeout ran out while it waited for memory: come back later. */
+    if (j->status == MHD_HTTP_TOO_MANY_REQUESTS)
+        return api_refuse(rq, 1, j->error ? j->error : "not enough memory", API_RETRY_AFTER_MEMORY);
     return api_send_error(rq, j->status, j->error ? j->error : "render failed");
 }
 
@@ -527,23 +528,8 @@ static enum MHD_Result api_render(struct api_req *rq, enum query_route route)
     if (rc < 0)
         return api_send_error(rq, MHD_HTTP_BAD_REQUEST, why);
 
-    /* Admission by memory: no render is started that the host (or our
-     * cgroup) has no room for; the client is asked to come back. */
-    uint64_t available;
-    int64_t seen = a->admission.read_ns;
-    int fits = admission_check(&a->admission, rq->start_ns, &available);
-    if (a->admission.read_ns != seen && available != UINT64_MAX)
-        api_report(a, "rendervisor_renderer_memory_available_bytes", NULL, (double)available);
-    if (!fits) {
-        snprintf(why, sizeof(why),
-                 "not enough memory for another render: %" PRIu64 " MiB available, render_memory is %" PRIu64
-                 " MiB",
-                 available >> 20, a->admission.need >> 20);
-        log_info("render refused for want of memory available_mib=%" PRIu64 " need_mib=%" PRIu64,
-                 available >> 20, a->admission.need >> 20);
-        return api_refuse(rq, 1, why, API_RETRY_AFTER_MEMORY);
-    }
-
+    /* Admission by memory happens in the queue (jobs.c): a render waits
+     * there, within its timeout, until the budget has room for it. */
     rq->job.deadline_ns = rq->start_ns + (int64_t)rq->job.req.timeout_ms * CLOCK_NS_PER_MS;
     rq->job.done = api_job_done;
     rq->job.owner = rq;
@@ -760,7 +746,8 @@ static int api_wait_ms(struct api *a, int64_t drain_end, int64_t proxy_end)
 }
 
 /* The supervisor (our parent, and no one else) asks for a browser over its
- * memory limit to be drained before it restarts it. */
+ * memory limit to be drained before it restarts it ("drain N"), and tells
+ * what its children use in all ("memory_kib N"). */
 static void api_ctl_read(struct api *a)
 {
     char line[CTL_LINE_MAX];
@@ -771,7 +758,11 @@ static void api_ctl_read(struct api *a)
             continue;
         if (n < 0)
             return;
-        unsigned index;
+        unsigned index, kib;
+        if (pid == getppid() && ctl_parse(line, "memory_kib", &kib) == 0) {
+            jobs_set_tree_memory(a->jobs, (uint64_t)kib * 1024);
+            continue;
+        }
         if (pid != getppid() || ctl_parse(line, "drain", &index) < 0 ||
             index >= browser_pool_count(a->pool)) {
             log_warn("control line refused pid=%d line_bytes=%d", (int)pid, n);
@@ -842,7 +833,6 @@ static void api_free(struct api *a)
     if (a->ctl_fd >= 0)
         close(a->ctl_fd);
     ingest_sender_fini(&a->ingest);
-    admission_fini(&a->admission);
     free(a->exporter_path);
     free(a);
 }
@@ -854,7 +844,6 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
     a->jobs = jobs;
     a->pool = pool;
     a->ingest.fd = -1;
-    admission_init(&a->admission, cfg->renderer.render_memory);
     a->epfd = epoll_create1(EPOLL_CLOEXEC);
     int err = a->epfd < 0 ? errno : 0;
     a->ctl_fd = -1;

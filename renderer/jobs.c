@@ -14,8 +14,25 @@
 #include "clock.h"
 #include "ctl.h"
 #include "log.h"
+#include "memory.h"
+#include "names.h"
 #include "render.h"
 #include "xalloc.h"
+
+/* Memory is read this often while renders run or wait (a render's growth
+ * and its end show within it), and reported to the exporter at most this
+ * often; every JOBS_MEM_IDLE_NS when nothing happens. */
+#define JOBS_MEM_BUSY_NS (50 * CLOCK_NS_PER_MS)
+#define JOBS_MEM_REPORT_NS CLOCK_NS_PER_S
+#define JOBS_MEM_IDLE_NS (5 * CLOCK_NS_PER_S)
+/* A reading this recent is good enough to admit by. */
+#define JOBS_MEM_FRESH_NS (25 * CLOCK_NS_PER_MS)
+/* A crashed page's memory takes a moment to be given back: its render is
+ * not tried again before this, and then only when there is room. */
+#define JOBS_CRASH_PAUSE_NS (500 * CLOCK_NS_PER_MS)
+#define JOBS_CRASH_TRIES 2
+/* The renders that answered lately, whose memory may not be back yet. */
+#define JOBS_ENDED_MAX 64
 
 struct jobs {
     pthread_mutex_t lock;
@@ -34,16 +51,42 @@ struct jobs {
     char *supervisor_ctl;              /* where "drained N" goes, or NULL */
     int ctl_fd;                        /* what it is sent with, or -1 */
     int stopping; /* set under lock once the browser thread is gone */
+
+    /* Admission by memory: the browser thread's, but tree_bytes. */
+    _Atomic uint64_t tree_bytes; /* from the supervisor: 0 none yet */
+    int mem_on;                  /* render_memory > 0 */
+    struct memory mem;
+    struct admit adm;
+    struct memory_budget seen;  /* the last reading */
+    int64_t read_ns;            /* when; 0: never */
+    int64_t reported_ns;        /* when it last went to the exporter */
+    int mem_blocked;            /* the head of the queue waits for memory */
+    int mem_timer;              /* mem_sul is scheduled: 1 at the idle pace, 2 busy */
+    lws_sorted_usec_list_t mem_sul;
+    unsigned long long mem_waits, mem_retries;
+    struct admit_run **runs; /* scratch: the running jobs' runs */
+    unsigned runs_max;
+    int64_t ended_ns[JOBS_ENDED_MAX]; /* when the last renders answered */
+    unsigned ended_next;
+    struct ingest_buf *report;
 };
 
-struct jobs *jobs_new(unsigned concurrency, unsigned waiting, struct ingest_sender *ingest)
+struct jobs *jobs_new(const struct jobs_limits *lim, struct ingest_sender *ingest)
 {
     struct jobs *s = xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
-    s->concurrency = concurrency ? concurrency : 1;
-    s->waiting_max = waiting;
+    s->concurrency = lim->concurrency ? lim->concurrency : 1;
+    s->waiting_max = lim->waiting;
     s->ingest = ingest;
     s->ctl_fd = -1;
+    s->mem_on = lim->render_memory > 0;
+    memory_init(&s->mem, lim->memory_budget, "/proc");
+    admit_init(&s->adm, lim->render_memory);
+    s->report = xmalloc(sizeof(*s->report));
+    char where[512];
+    log_info("memory budget from %s render_memory_mib=%llu memory_budget_mib=%llu%s",
+             memory_describe(&s->mem, where, sizeof(where)), (unsigned long long)(lim->render_memory >> 20),
+             (unsigned long long)(lim->memory_budget >> 20), s->mem_on ? "" : " admission=off");
     return s;
 }
 
@@ -52,6 +95,8 @@ void jobs_set_pool(struct jobs *s, struct browser_pool *p)
     s->pool = p;
     s->spares = xcalloc(browser_pool_count(p), sizeof(*s->spares));
     s->draining = xcalloc(browser_pool_count(p), sizeof(*s->draining));
+    s->runs_max = browser_pool_count(p) * s->concurrency;
+    s->runs = xcalloc(s->runs_max, sizeof(*s->runs));
 }
 
 void jobs_free(struct jobs *s)
@@ -62,6 +107,9 @@ void jobs_free(struct jobs *s)
     free(s->spares);
     free(s->draining);
     free(s->supervisor_ctl);
+    free(s->runs);
+    free(s->report);
+    memory_fini(&s->mem);
     if (s->ctl_fd >= 0)
         close(s->ctl_fd);
     free(s);
@@ -149,15 +197,28 @@ static void jobs_unlink(struct job **head, struct job **tail, struct job *j)
     }
 }
 
+static uint64_t jobs_reserved(struct jobs *s);
+
 static void jobs_wait_expired(lws_sorted_usec_list_t *sul)
 {
     struct job *j = lws_container_of(sul, struct job, wait_sul);
     struct jobs *s = j->jobs;
     jobs_unlink(&s->wait_head, &s->wait_tail, j);
-    if (browser_pool_up_count(s->pool) == 0)
+    if (browser_pool_up_count(s->pool) == 0) {
         jobs_fail(s, j, 500, "no browser is available");
-    else
+    } else if (j->mem_waited && s->mem_blocked) {
+        /* 429, so the client knows to come back (api.c adds Retry-After). */
+        char why[256];
+        snprintf(why, sizeof(why),
+                 "not enough memory for this render within its timeout: a render is expected to take %llu MiB, "
+                 "%llu MiB of the %llu MiB budget are free and %llu MiB are held for the renders in flight",
+                 (unsigned long long)(admit_estimate(&s->adm) >> 20), (unsigned long long)(s->seen.available >> 20),
+                 (unsigned long long)(s->seen.budget >> 20),
+                 (unsigned long long)(jobs_reserved(s) >> 20));
+        jobs_fail(s, j, 429, why);
+    } else {
         jobs_fail(s, j, 408, "timed out waiting for a free browser");
+    }
 }
 
 static void jobs_enqueue(struct jobs *s, struct job *j, int front)
@@ -199,8 +260,20 @@ static void jobs_spare_done(void *arg, struct render *r)
 static void jobs_spare_ensure(struct jobs *s, struct browser *b)
 {
     unsigned i = browser_index(b);
-    if (!s->stopping && !s->spares[i] && !s->draining[i] && browser_is_up(b))
+    if (!s->stopping && !s->spares[i] && !s->draining[i] && !s->mem_blocked && browser_is_up(b))
         s->spares[i] = render_spare_start(b, s->ingest, jobs_spare_done, s);
+}
+
+static void jobs_spare_give_up(struct jobs *s)
+{
+    for (unsigned i = 0; i < browser_pool_count(s->pool); i++) {
+        struct render *spare = s->spares[i];
+        if (!spare)
+            continue;
+        s->spares[i] = NULL;
+        log_info("spare page given up for memory browser=%u", i);
+        render_abandon(spare, "memory is short"); /* ends through jobs_spare_done */
+    }
 }
 
 /* ---- draining: a browser over its memory limit ----------------------------- */
@@ -253,6 +326,144 @@ static void jobs_start_drain(struct jobs *s, unsigned i)
     jobs_check_drained(s, b);
 }
 
+/* ---- admission by memory ---------------------------------------------------- */
+
+void jobs_set_tree_memory(struct jobs *s, uint64_t bytes)
+{
+    atomic_store(&s->tree_bytes, bytes);
+}
+
+/* The running jobs' runs into s->runs: how many. */
+static unsigned jobs_runs(struct jobs *s)
+{
+    unsigned n = 0;
+    for (struct job *j = s->running; j && n < s->runs_max; j = j->next)
+        s->runs[n++] = &j->run;
+    return n;
+}
+
+static uint64_t jobs_reserved(struct jobs *s)
+{
+    return admit_reserved(&s->adm, s->runs, jobs_runs(s));
+}
+
+static unsigned jobs_waiting(const struct jobs *s)
+{
+    unsigned n = 0;
+    for (const struct job *j = s->wait_head; j; j = j->next)
+        n++;
+    return n;
+}
+
+static void jobs_mem_report(struct jobs *s, int64_t now)
+{
+    struct ingest_buf *b = s->report;
+    const struct memory_budget *m = &s->seen;
+    ingest_buf_reset(b);
+    ingest_buf_line(b, NAMES_FAMILY_MEM_USED, NULL, (double)m->used);
+    if (m->available != MEMORY_UNLIMITED) {
+        ingest_buf_line(b, NAMES_FAMILY_MEM_AVAILABLE, NULL, (double)m->available);
+        ingest_buf_line(b, NAMES_FAMILY_MEM_BUDGET, NULL, (double)m->budget);
+        for (int i = 0; i < NAMES_BOUND_COUNT; i++) {
+            const char *labels[] = { "by", names_bounds[i], NULL };
+            ingest_buf_line(b, NAMES_FAMILY_MEM_BOUND, labels, m->bound == (enum names_bound)i);
+        }
+    }
+    ingest_buf_line(b, NAMES_FAMILY_MEM_RESERVED, NULL, s->mem_on ? (double)jobs_reserved(s) : 0);
+    ingest_buf_line(b, NAMES_FAMILY_MEM_ESTIMATE, NULL, s->mem_on ? (double)admit_estimate(&s->adm) : 0);
+    unsigned waiting = jobs_waiting(s);
+    const char *mem[] = { "waiting_for", names_waits[NAMES_WAIT_MEMORY], NULL };
+    const char *br[] = { "waiting_for", names_waits[NAMES_WAIT_BROWSER], NULL };
+    ingest_buf_line(b, NAMES_FAMILY_QUEUED, mem, s->mem_blocked ? waiting : 0);
+    ingest_buf_line(b, NAMES_FAMILY_QUEUED, br, s->mem_blocked ? 0 : waiting);
+    ingest_buf_line(b, NAMES_FAMILY_MEM_WAITS, NULL, (double)s->mem_waits);
+    ingest_buf_line(b, NAMES_FAMILY_MEM_RETRIES, NULL, (double)s->mem_retries);
+    ingest_send(s->ingest, b);
+    s->reported_ns = now;
+}
+
+/* Read the memory now, and let the renders in flight know their share. */
+static void jobs_mem_read(struct jobs *s, int64_t now)
+{
+    memory_set_tree(&s->mem, atomic_load(&s->tree_bytes));
+    memory_read(&s->mem, &s->seen);
+    s->read_ns = now;
+    unsigned ending = 0;
+    for (unsigned i = 0; i < JOBS_ENDED_MAX; i++)
+        ending += s->ended_ns[i] && now - s->ended_ns[i] < ADMIT_ENDING_NS;
+    admit_sample(&s->adm, s->seen.used, s->runs, jobs_runs(s), ending);
+}
+
+static void jobs_dispatch(struct jobs *s);
+static void jobs_mem_tick(lws_sorted_usec_list_t *sul);
+
+static void jobs_mem_arm(struct jobs *s, int busy)
+{
+    s->mem_timer = busy ? 2 : 1;
+    lws_sul_schedule(browser_pool_lws(s->pool), 0, &s->mem_sul, jobs_mem_tick,
+                     (busy ? JOBS_MEM_BUSY_NS : JOBS_MEM_IDLE_NS) / 1000);
+}
+
+static void jobs_mem_tick(lws_sorted_usec_list_t *sul)
+{
+    struct jobs *s = lws_container_of(sul, struct jobs, mem_sul);
+    s->mem_timer = 0;
+    if (s->stopping)
+        return;
+    int64_t now = clock_now_ns();
+    jobs_mem_read(s, now);
+    int busy = s->running || s->wait_head;
+    if (now - s->reported_ns >= (busy ? JOBS_MEM_REPORT_NS : JOBS_MEM_IDLE_NS))
+        jobs_mem_report(s, now);
+    if (s->wait_head)
+        jobs_dispatch(s);
+    /* One tick more at the busy pace after the last render: the idle
+     * figure is taken as the pages it closed give their memory back. */
+    jobs_mem_arm(s, busy || s->running || s->wait_head);
+}
+
+/* Something started or waits: the busy pace, if not already. */
+static void jobs_mem_busy(struct jobs *s)
+{
+    if (s->mem_timer != 2 && !s->stopping)
+        jobs_mem_arm(s, 1);
+}
+
+static void jobs_spare_give_up(struct jobs *s);
+
+/* Whether the memory has room for j now (always, with admission off). */
+static int jobs_mem_admits(struct jobs *s, struct job *j)
+{
+    if (!s->mem_on)
+        return 1;
+    int64_t now = clock_now_ns();
+    if (now < j->not_before_ns) {
+        s->mem_blocked = 1;
+        return 0; /* the tick dispatches again */
+    }
+    if (now - s->read_ns >= JOBS_MEM_FRESH_NS)
+        jobs_mem_read(s, now);
+    unsigned n = jobs_runs(s);
+    uint64_t need = admit_estimate(&s->adm), reserved = admit_reserved(&s->adm, s->runs, n);
+    if (admit_fits(s->seen.budget, s->seen.available, reserved, need, n)) {
+        s->mem_blocked = 0;
+        return 1;
+    }
+    if (!j->mem_waited) {
+        j->mem_waited = 1;
+        s->mem_waits++;
+        log_info("render waits for memory need_mib=%llu available_mib=%llu reserved_mib=%llu running=%u",
+                 (unsigned long long)(need >> 20), (unsigned long long)(s->seen.available >> 20),
+                 (unsigned long long)(reserved >> 20), n);
+    }
+    s->mem_blocked = 1;
+    /* Under pressure (the renders in flight may not fit either), the pages
+     * kept ready go first. */
+    if (s->seen.available < reserved)
+        jobs_spare_give_up(s);
+    return 0;
+}
+
 static struct render *jobs_render_start(struct jobs *s, struct browser *b, struct job *j);
 
 /* The steps of the render that answers go with the answer, for the log:
@@ -278,7 +489,29 @@ static void jobs_render_done(void *arg, struct render *r)
     struct browser *b = render_browser(r);
     jobs_unlink(&s->running, NULL, j);
     j->render = NULL;
-    if (res->status != 200 && res->retryable && j->tries < 2 && clock_now_ns() < j->deadline_ns &&
+    int64_t now = clock_now_ns();
+    s->ended_ns[s->ended_next++ % JOBS_ENDED_MAX] = now;
+    if (res->status != 200 && res->crashed && s->mem_on && browser_is_up(b) && j->crashes < JOBS_CRASH_TRIES &&
+        now < j->deadline_ns && !atomic_load(&j->cancelled)) {
+        /* Most likely the kernel ended the page for memory: it took more
+         * than it was given. Tried again, first in the queue, once its
+         * memory is back and there is room for it by the grown estimate. */
+        admit_crashed(&s->adm, &j->run);
+        j->crashes++;
+        s->mem_retries++;
+        log_warn("render's page crashed; it is tried again when there is memory for it browser=%u "
+                 "peak_mib=%llu estimate_mib=%llu error=\"%s\"",
+                 browser_index(b), (unsigned long long)(j->run.peak >> 20),
+                 (unsigned long long)(admit_estimate(&s->adm) >> 20), res->error);
+        j->not_before_ns = now + JOBS_CRASH_PAUSE_NS;
+        j->failed_on = NULL;
+        render_free(r);
+        jobs_check_drained(s, b);
+        jobs_enqueue(s, j, 1);
+        jobs_dispatch(s);
+        return;
+    }
+    if (res->status != 200 && res->retryable && j->tries < 2 + j->crashes && now < j->deadline_ns &&
         !atomic_load(&j->cancelled)) {
         log_info("render retried on another browser browser=%u error=\"%s\"", browser_index(b), res->error);
         j->failed_on = b;
@@ -294,6 +527,12 @@ static void jobs_render_done(void *arg, struct render *r)
     jobs_keep_steps(j, res);
     j->page_kind = res->ready_seen ? res->kind : NULL;
     memcpy(j->rule_ms, res->rule_ms, sizeof(j->rule_ms));
+    if (res->status == 200 && s->mem_on) {
+        admit_measured(&s->adm, &j->run);
+        log_debug("render memory measured peak_mib=%llu expected_mib=%llu estimate_mib=%llu",
+                  (unsigned long long)(j->run.peak >> 20), (unsigned long long)(j->run.expected >> 20),
+                  (unsigned long long)(admit_estimate(&s->adm) >> 20));
+    }
     if (res->status == 200) {
         j->content_type = res->content_type;
         j->filename = res->filename ? xstrdup(res->filename) : NULL;
@@ -354,12 +593,21 @@ static struct browser *jobs_pick(struct jobs *s, struct browser *avoid)
     return NULL;
 }
 
+/* First come, first served: while the head of the queue waits for memory,
+ * the jobs behind it wait too (a small render would otherwise pass a large
+ * one for ever). */
 static void jobs_dispatch(struct jobs *s)
 {
+    if (s->wait_head)
+        jobs_mem_busy(s);
     while (!s->stopping && s->wait_head) {
         struct job *j = s->wait_head;
         struct browser *b = jobs_pick(s, j->failed_on);
-        if (!b)
+        if (!b) {
+            s->mem_blocked = 0; /* it waits for a browser */
+            return;
+        }
+        if (!atomic_load(&j->cancelled) && !jobs_mem_admits(s, j))
             return;
         jobs_unlink(&s->wait_head, &s->wait_tail, j);
         lws_sul_schedule(browser_pool_lws(s->pool), 0, &j->wait_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
@@ -369,10 +617,13 @@ static void jobs_dispatch(struct jobs *s)
         }
         if (j->tries++ == 0)
             j->began_ns = clock_now_ns();
+        j->run = (struct admit_run){ .expected = admit_estimate(&s->adm) };
         j->next = s->running;
         s->running = j;
         j->render = jobs_render_start(s, b, j);
     }
+    if (!s->wait_head)
+        s->mem_blocked = 0;
 }
 
 /* A waiting job is answered 499 at once; a running one is stopped through
@@ -424,6 +675,8 @@ void jobs_changed(void *arg, struct browser *b, int up)
     if (!up)
         return; /* its spare, if any, fails with the connection */
     s->draining[browser_index(b)] = 0; /* a new browser: restarted, or never drained */
+    if (!s->mem_timer)
+        jobs_mem_arm(s, 0);
     jobs_dispatch(s);
     jobs_spare_ensure(s, b);
 }
@@ -433,6 +686,7 @@ void jobs_abort_all(struct jobs *s)
     pthread_mutex_lock(&s->lock);
     s->stopping = 1; /* jobs_submit refuses from now on */
     pthread_mutex_unlock(&s->lock);
+    lws_sul_cancel(&s->mem_sul);
     jobs_wake(s); /* take the inbox in */
     for (unsigned i = 0; s->spares && i < browser_pool_count(s->pool); i++) {
         render_free(s->spares[i]);

@@ -1,7 +1,10 @@
 /* Hands render jobs from the HTTP thread to the browser thread: a
- * mutex-protected inbox, a bounded wait list, a per-browser concurrency
- * limit, the least busy connected browser first, and one retry on another
- * browser when the first one goes away under a render. */
+ * mutex-protected inbox, a bounded wait list, admission by memory (a render
+ * starts only when the memory budget has room for what it is expected to
+ * take: admit.h, memory.h), a per-browser concurrency limit, the least busy
+ * connected browser first, one retry on another browser when the first one
+ * goes away under a render, and up to two when its page crashes, each once
+ * there is room again. */
 #ifndef RV_JOBS_H
 #define RV_JOBS_H
 
@@ -9,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admit.h"
 #include "browser.h"
 #include "ingest.h"
 #include "query.h"
@@ -52,16 +56,26 @@ struct job {
     struct job *next;
     struct render *render;
     int tries; /* the HTTP side may read it once done() has been called */
+    int crashes;               /* tries whose page crashed */
     struct browser *failed_on; /* where its last try failed: another first */
+    struct admit_run run;      /* what it was admitted with, and has grown to */
+    int mem_waited;            /* it has waited for memory (counted once) */
+    int64_t not_before_ns;     /* a crashed try's next waits for a fresh reading */
     lws_sorted_usec_list_t wait_sul;
     struct jobs *jobs;
 };
 
 struct jobs;
 
-/* concurrency: renders per browser; waiting: how many jobs may wait for a
- * free browser before a new one is refused. */
-struct jobs *jobs_new(unsigned concurrency, unsigned waiting, struct ingest_sender *ingest);
+/* What jobs_new needs to know. */
+struct jobs_limits {
+    unsigned concurrency;   /* renders per browser */
+    unsigned waiting;       /* how many jobs may wait before a new one is refused */
+    uint64_t render_memory; /* the estimate of a render until measured; 0: no admission by memory */
+    uint64_t memory_budget; /* [renderer] memory_budget; 0: none */
+};
+
+struct jobs *jobs_new(const struct jobs_limits *lim, struct ingest_sender *ingest);
 void jobs_set_pool(struct jobs *s, struct browser_pool *p);
 void jobs_free(struct jobs *s);
 
@@ -79,6 +93,10 @@ void jobs_set_control(struct jobs *s, const char *supervisor_ctl);
  * render, drop its spare, and once its renders are over tell the
  * supervisor, which restarts it. Undone when the browser reconnects. */
 void jobs_drain(struct jobs *s, unsigned index);
+
+/* HTTP thread: the supervisor's sum of its children's PSS, what the
+ * service uses where it has no cgroup of its own. */
+void jobs_set_tree_memory(struct jobs *s, uint64_t bytes);
 
 /* Browser thread. */
 void jobs_wake(void *s);                                /* browser_pool_ops.wake */

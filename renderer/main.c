@@ -90,8 +90,13 @@ int main(int argc, char **argv)
         goto out;
     }
     /* Up to one more render per browser slot may wait for a free browser. */
-    struct jobs *sched = jobs_new(cfg->renderer.concurrency,
-                                    cfg->renderer.concurrency * cfg->browsers.count, &ingest);
+    struct jobs_limits lim = {
+        .concurrency = cfg->renderer.concurrency,
+        .waiting = cfg->renderer.concurrency * cfg->browsers.count,
+        .render_memory = cfg->renderer.render_memory,
+        .memory_budget = cfg->renderer.memory_budget,
+    };
+    struct jobs *sched = jobs_new(&lim, &ingest);
     char *ctl_path = config_runtime_path(cfg, CTL_SUPERVISOR);
     jobs_set_control(sched, ctl_path);
     free(ctl_path);

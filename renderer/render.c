@@ -365,6 +365,7 @@ const struct render_result *render_result(struct render *r)
     out->len = res->len;
     out->error = res->error;
     out->retryable = res->retryable;
+    out->crashed = res->crashed;
     out->failed_step = res->failed_step;
     out->nsteps = res->nsteps;
     for (unsigned i = 0; i < res->nsteps; i++)

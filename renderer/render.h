@@ -38,6 +38,7 @@ struct render_result {
     size_t len;
     const char *error;        /* otherwise: one line for the client */
     int retryable;            /* the browser or its connection went: another may do */
+    int crashed;              /* the page crashed or was closed under the render */
     struct render_step steps[RENDER_STEPS_MAX]; /* the steps done for the request, in order */
     unsigned nsteps;
     const char *failed_step;  /* the step a failed render was in */

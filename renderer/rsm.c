@@ -500,7 +500,10 @@ static void on_event(struct rsm *m, const struct rsm_input *in, struct rsm_ctx *
 {
     const struct cdp_msg *msg = in->msg;
     if (cdp_msg_lost_session(msg)) {
+        int first = !m->have_result && m->state < RSM_DISPOSE;
         rsm_fail(m, x, 500, 1, "the page crashed or was closed (%s)", msg->method);
+        if (first)
+            m->result.crashed = 1;
         return;
     }
     switch (msg->event) {

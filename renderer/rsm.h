@@ -127,6 +127,7 @@ struct rsm_result {
     char *error;              /* otherwise: one line for the client */
     const char *failed_step;  /* otherwise: the step it was in (rsm_state_step) */
     int retryable;            /* the browser or its connection went: another may do */
+    int crashed;              /* the page crashed or was closed under the render */
     struct rsm_step steps[RSM_STEPS_MAX];
     unsigned nsteps;
     int ready_done;           /* readiness was reached (the capture followed) */

@@ -124,10 +124,11 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     s->role = SPEC_ROLE_RENDERER;
     spec_command(&s->command, &cfg->renderer.command, "--config", config_path, (char *)NULL);
     s->memory_limit = cfg->renderer.memory_limit;
-    settings = xasprintf("listen=%s\nauth_token=%s\nconcurrency=%u\nrender_memory=%llu\nbrowsers=%u\nport_base=%u\n"
-                         "socket=%s\ningest=%s\ntimezone=%s\n",
+    settings = xasprintf("listen=%s\nauth_token=%s\nconcurrency=%u\nrender_memory=%llu\nmemory_budget=%llu\n"
+                         "browsers=%u\nport_base=%u\nsocket=%s\ningest=%s\ntimezone=%s\n",
                          cfg->renderer.listen, cfg->renderer.auth_token, cfg->renderer.concurrency,
-                         (unsigned long long)cfg->renderer.render_memory, cfg->browsers.count,
+                         (unsigned long long)cfg->renderer.render_memory,
+                         (unsigned long long)cfg->renderer.memory_budget, cfg->browsers.count,
                          cfg->browsers.port_base, cfg->exporter.socket, cfg->exporter.ingest,
                          cfg->renderer.timezone);
     settings = spec_add_hosts(settings, cfg->renderer.allowed_hosts);

@@ -409,6 +409,30 @@ static void sv_tell_guardian_escaped(struct supervisor *sv, const int *roots)
     guardian_escaped(&sv->guardian, pids, starts, n);
 }
 
+static struct sv_child *sv_renderer(struct supervisor *sv)
+{
+    for (size_t i = 0; i < sv->nchildren; i++)
+        if (sv->children[i]->spec.role == SPEC_ROLE_RENDERER && sv->children[i]->pid > 0 &&
+            sv->children[i]->m.state == CHILD_RUNNING)
+            return sv->children[i];
+    return NULL;
+}
+
+/* What the service uses in all (its children's PSS), for the renderer's
+ * admission by memory where it has no cgroup of its own to read. */
+static void sv_tell_renderer_memory(struct supervisor *sv)
+{
+    if (!sv_renderer(sv) || sv->ctl_fd < 0)
+        return;
+    unsigned long long kib = 0;
+    for (size_t i = 0; i < sv->nchildren; i++)
+        kib += sv->children[i]->fig.proportional_bytes / 1024;
+    char line[CTL_LINE_MAX], *path = config_runtime_path(sv->cfg, CTL_RENDERER);
+    snprintf(line, sizeof(line), "memory_kib %llu\n", kib > UINT32_MAX ? (unsigned long long)UINT32_MAX : kib);
+    ctl_send(sv->ctl_fd, path, line); /* the next sample tells again */
+    free(path);
+}
+
 static void sv_sample(struct supervisor *sv)
 {
     int roots[sv->nchildren + 1];
@@ -452,18 +476,9 @@ static void sv_sample(struct supervisor *sv)
             sv_over_limit(sv, c);
         sv_report_child(sv, c);
     }
+    sv_tell_renderer_memory(sv);
 }
 
-/* ---- memory limits, gracefully ------------------------------------------- */
-
-static struct sv_child *sv_renderer(struct supervisor *sv)
-{
-    for (size_t i = 0; i < sv->nchildren; i++)
-        if (sv->children[i]->spec.role == SPEC_ROLE_RENDERER && sv->children[i]->pid > 0 &&
-            sv->children[i]->m.state == CHILD_RUNNING)
-            return sv->children[i];
-    return NULL;
-}
 
 /* A browser over its limit is first drained: the renderer gives it no new
  * render and says "drained" when its renders in flight are over; then it
