@@ -132,9 +132,12 @@ static const struct registry_label_spec registry_l_sender = REGISTRY_FIXED("send
 static const struct registry_label_spec registry_l_result = REGISTRY_FIXED("result", registry_results);
 static const struct registry_label_spec registry_l_refusal = REGISTRY_FIXED("reason", registry_refusals);
 static const struct registry_label_spec registry_l_rule = REGISTRY_FIXED("rule", names_rules);
+static const struct registry_label_spec registry_l_by = REGISTRY_FIXED("by", names_bounds);
+static const struct registry_label_spec registry_l_waiting = REGISTRY_FIXED("waiting_for", names_waits);
 
 #define REGISTRY_GAUGE_PER_CHILD(n, h) \
     { n, REGISTRY_GAUGE, h, { &registry_l_child, NULL }, REGISTRY_BOUNDS_NONE, 0 }
+#define REGISTRY_PLAIN(n, t, h) { n, t, h, { NULL, NULL }, REGISTRY_BOUNDS_NONE, 0 }
 
 /* In exposition order: the reference service's families, then ours. */
 static const struct registry_spec registry_specs[] = {
@@ -172,17 +175,38 @@ static const struct registry_spec registry_specs[] = {
     { "rendervisor_child_restarts_total", REGISTRY_COUNTER, "Restarts of the child, by reason.",
       { &registry_l_child, &registry_l_reason }, REGISTRY_BOUNDS_NONE, 0 },
     { "rendervisor_renderer_refused_total", REGISTRY_COUNTER,
-      "Render requests answered 429: every browser busy and the queue full (capacity), or not enough memory "
-      "available for another render (memory).",
+      "Render requests answered 429: the queue was full (capacity), or the render's timeout ran out while it "
+      "waited in the queue for memory (memory).",
       { &registry_l_refusal, NULL }, REGISTRY_BOUNDS_NONE, 0 },
     { NAMES_FAMILY_READY_WAIT, REGISTRY_HISTOGRAM,
       "How long each readiness rule held a render back in seconds (0 when it did not), one observation per "
       "rule for each render that reached readiness.",
       { &registry_l_rule, NULL }, REGISTRY_BOUNDS_STEP, 0 },
-    { "rendervisor_renderer_memory_available_bytes", REGISTRY_GAUGE,
-      "Memory available for renders as the renderer last saw it: the host's MemAvailable or the headroom of "
-      "its cgroup, whichever is smaller.",
-      { NULL, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+    /* Memory admission (common/names.h). */
+    REGISTRY_PLAIN(NAMES_FAMILY_MEM_BUDGET, REGISTRY_GAUGE,
+                   "Memory the service may use now in bytes: used plus available."),
+    REGISTRY_PLAIN(NAMES_FAMILY_MEM_USED, REGISTRY_GAUGE,
+                   "Memory the service uses in bytes: its cgroup's usage less inactive file cache, or, where it "
+                   "has no cgroup of its own, the supervisor's sum of its children's PSS."),
+    REGISTRY_PLAIN(NAMES_FAMILY_MEM_AVAILABLE, REGISTRY_GAUGE,
+                   "Memory still available to the service in bytes: the budget less what is used."),
+    REGISTRY_PLAIN(NAMES_FAMILY_MEM_RESERVED, REGISTRY_GAUGE,
+                   "Memory the renders in flight are still expected to take in bytes."),
+    REGISTRY_PLAIN(NAMES_FAMILY_MEM_ESTIMATE, REGISTRY_GAUGE,
+                   "Memory the next render is expected to take in bytes."),
+    { NAMES_FAMILY_MEM_BOUND, REGISTRY_GAUGE,
+      "1 for the limit that binds the memory budget now (a cgroup's, the host's MemAvailable, or [renderer] "
+      "memory_budget), 0 for the others.",
+      { &registry_l_by, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+    { NAMES_FAMILY_QUEUED, REGISTRY_GAUGE,
+      "Renders waiting in the queue to start, by what they wait for: room in the memory budget, or a browser "
+      "with a free slot.",
+      { &registry_l_waiting, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+    REGISTRY_PLAIN(NAMES_FAMILY_MEM_WAITS, REGISTRY_COUNTER,
+                   "Renders that had to wait in the queue for memory before they started."),
+    REGISTRY_PLAIN(NAMES_FAMILY_MEM_RETRIES, REGISTRY_COUNTER,
+                   "Renders whose page crashed and that were queued again until there was room in the memory "
+                   "budget."),
     { "rendervisor_ingest_lines_total", REGISTRY_COUNTER, "Ingest lines the exporter accepted or rejected.",
       { &registry_l_result, NULL }, REGISTRY_BOUNDS_NONE, 1 },
     { "rendervisor_ingest_rejected_total", REGISTRY_COUNTER, "Ingest lines the exporter rejected, by reason.",

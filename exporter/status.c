@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "memview.h"
+
 #define STATUS_DASH "\xe2\x80\x93" /* a figure not reported */
 #define STATUS_DOT " \xc2\xb7 "    /* between the parts of a cell */
 #define STATUS_TEXT 160
@@ -446,6 +448,22 @@ static void status_html_path(struct buf *out, const char *cls, const struct buf 
     buf_puts(out, "\"></path>");
 }
 
+/* The memory part, once the renderer has reported its budget. */
+static void status_html_memory(struct buf *out, const struct memview *m)
+{
+    if (!m->shown)
+        return;
+    buf_printf(out, "<section id=memory class=%s><h2>Memory</h2><p>", m->cls);
+    status_html_cell(out, "span", "memory", m->text);
+    status_html_cell(out, "small", "memory_detail", m->detail);
+    buf_printf(out,
+               "</p><svg class=budget viewBox=\"0 0 %d %d\" width=%d height=%d><rect class=bg width=%d height=%d>"
+               "</rect><path class=used data-chart=used d=\"%s\"></path><path class=reserved data-chart=reserved "
+               "d=\"%s\"></path></svg></section>\n",
+               MEMVIEW_BAR_WIDTH, MEMVIEW_BAR_HEIGHT, MEMVIEW_BAR_WIDTH, MEMVIEW_BAR_HEIGHT, MEMVIEW_BAR_WIDTH,
+               MEMVIEW_BAR_HEIGHT, m->used_bar, m->reserved_bar);
+}
+
 void status_html(const struct status_input *in, unsigned refresh, struct buf *out)
 {
     struct status_page p;
@@ -485,7 +503,11 @@ void status_html(const struct status_input *in, unsigned refresh, struct buf *ou
     status_html_path(out, "ok", &p.ok);
     status_html_path(out, "client", &p.client);
     status_html_path(out, "server", &p.server);
-    buf_puts(out, "</svg></section>\n<p id=meta>browser: ");
+    buf_puts(out, "</svg></section>\n");
+    struct memview m;
+    memview_read(in->reg, &m);
+    status_html_memory(out, &m);
+    buf_puts(out, "<p id=meta>browser: ");
     status_html_cell(out, "span", "browser", p.have_browser ? p.browser : "not reported yet");
     buf_puts(out, "<span hidden data-cell=updated>");
     status_html_escape(out, p.updated);
@@ -574,6 +596,47 @@ static void status_json_child(struct buf *out, const struct status_child *c)
     buf_puts(out, "}}}");
 }
 
+/* "memory": null until the renderer has reported its budget. */
+static void status_json_memory(struct buf *out, const struct memview *m)
+{
+    status_json_key(out, "memory", 0);
+    if (!m->shown) {
+        buf_puts(out, "null");
+        return;
+    }
+    buf_append(out, "{", 1);
+    status_json_num(out, "budget_bytes", m->budget, 1);
+    status_json_num(out, "used_bytes", m->used, 0);
+    status_json_num(out, "reserved_bytes", m->reserved, 0);
+    status_json_num(out, "available_bytes", m->available, 0);
+    status_json_num(out, "render_estimate_bytes", m->estimate, 0);
+    status_json_key(out, "bound", 0);
+    if (m->bound)
+        status_json_string(out, m->bound);
+    else
+        buf_puts(out, "null");
+    status_json_key(out, "queued", 0);
+    buf_append(out, "{", 1);
+    status_json_num(out, "memory", m->queued_memory, 1);
+    status_json_num(out, "browser", m->queued_browser, 0);
+    buf_append(out, "}", 1);
+    status_json_num(out, "waits_total", m->waits, 0);
+    status_json_num(out, "retries_total", m->retries, 0);
+    status_json_key(out, "view", 0);
+    buf_append(out, "{", 1);
+    status_json_text(out, "class", m->cls, 1);
+    status_json_key(out, "cells", 0);
+    buf_append(out, "{", 1);
+    status_json_text(out, "memory", m->text, 1);
+    status_json_text(out, "memory_detail", m->detail, 0);
+    buf_append(out, "}", 1);
+    status_json_key(out, "chart", 0);
+    buf_append(out, "{", 1);
+    status_json_text(out, "used", m->used_bar, 1);
+    status_json_text(out, "reserved", m->reserved_bar, 0);
+    buf_puts(out, "}}}");
+}
+
 void status_json(const struct status_input *in, struct buf *out)
 {
     struct status_page p;
@@ -628,6 +691,10 @@ void status_json(const struct status_input *in, struct buf *out)
     status_json_text(out, "client", p.client.data ? p.client.data : "", 0);
     status_json_text(out, "server", p.server.data ? p.server.data : "", 0);
     buf_puts(out, "}}}");
+
+    struct memview m;
+    memview_read(in->reg, &m);
+    status_json_memory(out, &m);
 
     status_json_key(out, "view", 0);
     buf_append(out, "{", 1);

@@ -44,10 +44,13 @@
   }
 
   // false when the page no longer fits the figures (the exporter restarted
-  // with another set of children): then the page is loaded again.
+  // with another set of children, or the memory part came or went): then
+  // the page is loaded again.
   function apply(data) {
     var rows = document.querySelectorAll('tr[data-child]');
+    var memory = document.getElementById('memory');
     if (rows.length !== data.children.length) return false;
+    if (!memory !== !data.memory) return false;
     for (var i = 0; i < rows.length; i++) {
       if (rows[i].getAttribute('data-child') !== data.children[i].name) return false;
     }
@@ -56,6 +59,10 @@
       applyView(rows[i], data.children[i].view);
     }
     applyView(document.getElementById('latency'), data.latency.view);
+    if (memory) {
+      memory.className = data.memory.view['class'];
+      applyView(memory, data.memory.view);
+    }
     applyView(document.getElementById('meta'), data.view);
     return true;
   }

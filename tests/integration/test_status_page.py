@@ -20,7 +20,7 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Rendervisor, free_port, free_port_range, http_get, wait_until  # noqa: E402
+from harness import Rendervisor, free_port, free_port_range, http_get, sh, wait_until  # noqa: E402
 from test_renderer import default_browser_command, read_png  # noqa: E402
 
 EXPORTER = os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter')
@@ -166,15 +166,18 @@ class StatusPageTest(unittest.TestCase):
     def child(self, data, name):
         return next(c for c in data['children'] if c['name'] == name)
 
-    def render(self, page_url):
-        q = urllib.parse.urlencode(dict(url=page_url, width=WIDTH, height=HEIGHT, deviceScaleFactor=1, timeout=30))
+    def render(self, page_url, height=HEIGHT):
+        q = urllib.parse.urlencode(dict(url=page_url, width=WIDTH, height=height, deviceScaleFactor=1, timeout=30))
         code, headers, body = self.get(self.port, '/render?' + q, {'X-Auth-Token': TOKEN})
         if code != 200:
             print(self.rv.log_text()[-6000:])
         self.assertEqual(code, 200, body[:500])
         self.assertEqual(headers.get('Content-Type'), 'image/png')
         w, h, rows = read_png(body)
-        self.assertEqual((w, h), (WIDTH, HEIGHT))
+        self.assertEqual((w, h), (WIDTH, height))
+        if os.environ.get('RV_KEEP_PNG'):
+            with open(os.path.join(os.environ['RV_KEEP_PNG'], 'status-%d.png' % height), 'wb') as f:
+                f.write(body)
         return rows
 
     def page(self, refresh, port=None):
@@ -315,6 +318,152 @@ class StatusPageTest(unittest.TestCase):
         count = d['latency']['count']
         self.render(self.page(0))
         wait_until(lambda: self.status()['latency']['count'] > count, 10, what='the render in the latencies')
+
+    # ---- (d) the memory part, drawn ----------------------------------------------------
+    def test_d_memory_part_is_drawn(self):
+        # The renderer's figures, sent as it sends them; until the renderer
+        # reports its own budget these are the only ones, after that its
+        # next report replaces them, and the part is drawn either way.
+        send_ingest(os.path.join(self.rv.run_dir, 'ingest.sock'), MEMORY_REPORT)
+        wait_until(lambda: self.status()['memory'], 5, interval=0.05, what='the memory part in status.json')
+        rows = self.render(self.page(0), height=MEMORY_HEIGHT)
+        # Below the latency chart, the budget bar: it starts at the page's
+        # left padding with the used part, 12 px high, on the chart grey.
+        bar = [y for y in range(row_top(len(CHILDREN)), MEMORY_HEIGHT) if rows[y][BAR_X0 + 1] == USED]
+        self.assertTrue(bar, 'no budget bar drawn')
+        self.assertEqual(bar, list(range(bar[0], bar[0] + 12)), 'the bar is not one 12 px band')
+        y = bar[0] + 6
+        self.assertEqual(rows[y][BAR_X0 - 2], (255, 255, 255))
+        self.assertEqual(rows[y][BAR_X0 + 512 - 1] in (CHART_BG, USED, RESERVED), True, rows[y][BAR_X0 + 511])
+        self.assertEqual(rows[y][BAR_X0 + 512 + 2], (255, 255, 255), 'the bar is wider than 512 px')
+        # its texts above it: dark pixels in the 32 px of the two lines
+        text = crop(rows, BAR_X0, BAR_X0 + 400, bar[0] - 40, bar[0] - 8)
+        self.assertTrue(any(sum(px) < 300 for line in text for px in line), 'no text above the bar')
+
+
+MEMORY_HEIGHT = 640              # the page with its memory part
+BAR_X0 = 16                      # the budget bar's left edge (main's padding)
+USED = (100, 181, 246)           # .used
+RESERVED = (255, 183, 77)        # .reserved
+
+MIB = 1 << 20
+DOT = ' \u00b7 '
+# What the renderer reports of its memory admission (common/names.h), one
+# datagram as it sends them.
+MEMORY_REPORT = '\n'.join([
+    'rendervisor_renderer_memory_budget_bytes %d' % (700 * MIB),
+    'rendervisor_renderer_memory_used_bytes %d' % (412 * MIB),
+    'rendervisor_renderer_memory_available_bytes %d' % (288 * MIB),
+    'rendervisor_renderer_memory_reserved_bytes %d' % (150 * MIB),
+    'rendervisor_renderer_render_memory_estimate_bytes %d' % (120 * MIB),
+    'rendervisor_renderer_memory_bound{by="cgroup"} 1',
+    'rendervisor_renderer_memory_bound{by="host"} 0',
+    'rendervisor_renderer_memory_bound{by="config"} 0',
+    'rendervisor_renderer_queued_renders{waiting_for="memory"} 2',
+    'rendervisor_renderer_queued_renders{waiting_for="browser"} 1',
+    'rendervisor_renderer_memory_waits_total 17',
+    'rendervisor_renderer_memory_retries_total 3',
+]) + '\n'
+
+
+def send_ingest(path, text):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.sendto(text.encode(), path)
+    finally:
+        s.close()
+
+
+class MemoryPartTest(unittest.TestCase):
+    """The page's "Memory" part, from real ingest datagrams sent to the real
+    exporter under the real supervisor. Its browsers and renderer are
+    sleeps, so no one else reports memory figures while the test does."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.eport = free_port()
+        cls.rv = Rendervisor(exporter=os.path.abspath(EXPORTER), browsers=sh('exec sleep 1000'),
+                             renderer=sh('exec sleep 1000'), browser_count=1, sample_interval='500ms',
+                             collect=False, extra={'exporter': {'listen': '127.0.0.1:%d' % cls.eport}})
+        cls.rv.start()
+        cls.ingest = os.path.join(cls.rv.run_dir, 'ingest.sock')
+        try:
+            wait_until(lambda: http_get(cls.eport, '/status.json', timeout=2)[0] == 200, 10,
+                       what='the exporter serving /status.json')
+        except Exception:
+            print(cls.rv.log_text()[-6000:])
+            cls.rv.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.rv.stop()
+
+    def status(self):
+        code, _, body = http_get(self.eport, '/status.json', timeout=10)
+        self.assertEqual(code, 200, body[:300])
+        return json.loads(body)
+
+    def page(self):
+        code, _, body = http_get(self.eport, '/?refresh=0', timeout=10)
+        self.assertEqual(code, 200, body[:300])
+        return body.decode()
+
+    def cell(self, page, key):
+        m = re.search(r'data-cell=%s>([^<]*)<' % key, page[page.index('<section id=memory'):])
+        self.assertIsNotNone(m, key)
+        return m.group(1)
+
+    def test_memory_part(self):
+        # Before the budget is reported: no memory part, even with other
+        # memory figures in.
+        send_ingest(self.ingest, 'rendervisor_renderer_memory_available_bytes %d\n' % (288 * MIB))
+        wait_until(lambda: 'rendervisor_renderer_memory_available_bytes %d' % (288 * MIB)
+                   in http_get(self.eport, '/metrics')[2].decode(), 5, what='available bytes taken')
+        self.assertIsNone(self.status()['memory'])
+        self.assertNotIn('id=memory', self.page())
+
+        send_ingest(self.ingest, MEMORY_REPORT)
+        mem = wait_until(lambda: self.status()['memory'], 5, interval=0.05, what='the memory part in status.json')
+        self.assertEqual(mem['budget_bytes'], 700 * MIB)
+        self.assertEqual(mem['used_bytes'], 412 * MIB)
+        self.assertEqual(mem['reserved_bytes'], 150 * MIB)
+        self.assertEqual(mem['available_bytes'], 288 * MIB)
+        self.assertEqual(mem['render_estimate_bytes'], 120 * MIB)
+        self.assertEqual(mem['bound'], 'cgroup')
+        self.assertEqual(mem['queued'], {'memory': 2, 'browser': 1})
+        self.assertEqual((mem['waits_total'], mem['retries_total']), (17, 3))
+        view = mem['view']
+        self.assertEqual(view['class'], 'warn')
+        self.assertEqual(view['cells']['memory'],
+                         'used 412 MiB of 700 MiB (cgroup)' + DOT + '150 MiB reserved' + DOT + '2 waiting for memory')
+        self.assertEqual(view['cells']['memory_detail'],
+                         '288 MiB available' + DOT + 'about 120 MiB a render' + DOT + '1 waiting for a browser' + DOT
+                         + '17 waited for memory' + DOT + '3 retried')
+
+        # The served page carries the very same texts and bar.
+        page = self.page()
+        self.assertIn('<section id=memory class=warn><h2>Memory</h2>', page)
+        self.assertEqual(self.cell(page, 'memory'), view['cells']['memory'])
+        self.assertEqual(self.cell(page, 'memory_detail'), view['cells']['memory_detail'])
+        for key in ('used', 'reserved'):
+            self.assertTrue(view['chart'][key], key)
+            self.assertIn('data-chart=%s d="%s"' % (key, view['chart'][key]), page)
+
+        # A bound outside names_bounds is refused and changes nothing; the
+        # queue drains, the host binds.
+        send_ingest(self.ingest, 'rendervisor_renderer_memory_bound{by="swap"} 1\n'
+                                 'rendervisor_renderer_queued_renders{waiting_for="memory"} 0\n'
+                                 'rendervisor_renderer_memory_bound{by="cgroup"} 0\n'
+                                 'rendervisor_renderer_memory_bound{by="host"} 1\n')
+        mem = wait_until(lambda: (lambda m: m if m['queued']['memory'] == 0 else None)(self.status()['memory']),
+                         5, interval=0.05, what='the drained queue shown')
+        self.assertEqual(mem['bound'], 'host')
+        self.assertEqual(mem['view']['class'], 'ok')
+        self.assertIn('(host)' + DOT, mem['view']['cells']['memory'])
+        metrics = http_get(self.eport, '/metrics')[2].decode()
+        self.assertNotIn('swap', metrics)
+        self.assertIn('<section id=memory class=ok>', self.page())
 
 
 if __name__ == '__main__':

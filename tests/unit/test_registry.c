@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "intake.h"
+#include "names.h"
 #include "registry.h"
 
 #define REQ "grafana_image_renderer_service_http_request_duration_seconds"
@@ -116,7 +117,15 @@ static void test_families(void **state)
         "rendervisor_child_restarts_total counter",
         "rendervisor_renderer_refused_total counter",
         "rendervisor_renderer_readiness_wait_seconds histogram",
+        "rendervisor_renderer_memory_budget_bytes gauge",
+        "rendervisor_renderer_memory_used_bytes gauge",
         "rendervisor_renderer_memory_available_bytes gauge",
+        "rendervisor_renderer_memory_reserved_bytes gauge",
+        "rendervisor_renderer_render_memory_estimate_bytes gauge",
+        "rendervisor_renderer_memory_bound gauge",
+        "rendervisor_renderer_queued_renders gauge",
+        "rendervisor_renderer_memory_waits_total counter",
+        "rendervisor_renderer_memory_retries_total counter",
         "rendervisor_ingest_lines_total counter",
         "rendervisor_ingest_rejected_total counter",
         "rendervisor_ingest_dropped_total counter",
@@ -332,6 +341,100 @@ static void test_histogram(void **state)
         assert_int_equal(apply(&fx, line), INGEST_OK);
     }
     assert_int_equal(apply(&fx, STEP "{step=\"render\"} 0.5"), INGEST_REJECT_UNKNOWN_LABEL);
+    fixture_fini(&fx);
+}
+
+/* Memory admission: the renderer's budget, use, reservations and queue
+ * (common/names.h). The literal names here are what a dashboard or an
+ * alert would query: a renamed macro must show up as a failing test. */
+static void test_memory_admission(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_init(&fx, 2);
+    static const char *const plain_gauges[] = {
+        "rendervisor_renderer_memory_budget_bytes", "rendervisor_renderer_memory_used_bytes",
+        "rendervisor_renderer_memory_available_bytes", "rendervisor_renderer_memory_reserved_bytes",
+        "rendervisor_renderer_render_memory_estimate_bytes",
+    };
+    assert_string_equal(plain_gauges[0], NAMES_FAMILY_MEM_BUDGET);
+    assert_string_equal(plain_gauges[1], NAMES_FAMILY_MEM_USED);
+    assert_string_equal(plain_gauges[2], NAMES_FAMILY_MEM_AVAILABLE);
+    assert_string_equal(plain_gauges[3], NAMES_FAMILY_MEM_RESERVED);
+    assert_string_equal(plain_gauges[4], NAMES_FAMILY_MEM_ESTIMATE);
+    for (size_t i = 0; i < sizeof(plain_gauges) / sizeof(plain_gauges[0]); i++) {
+        char line[160], expected[320];
+        snprintf(line, sizeof(line), "%s 734003200", plain_gauges[i]);
+        assert_int_equal(apply(&fx, line), INGEST_OK);
+        /* a gauge is set, not added; 0 is a value like any other */
+        snprintf(line, sizeof(line), "%s 0", plain_gauges[i]);
+        assert_int_equal(apply(&fx, line), INGEST_OK);
+        snprintf(line, sizeof(line), "%s 432013312", plain_gauges[i]);
+        assert_int_equal(apply(&fx, line), INGEST_OK);
+        snprintf(expected, sizeof(expected), "# TYPE %s gauge\n%s 432013312\n", plain_gauges[i], plain_gauges[i]);
+        assert_family(&fx, plain_gauges[i], expected);
+        /* they take no label */
+        snprintf(line, sizeof(line), "%s{by=\"cgroup\"} 1", plain_gauges[i]);
+        assert_int_equal(apply(&fx, line), INGEST_REJECT_UNKNOWN_LABEL);
+    }
+
+    /* What binds: one of names_bounds, nothing else. */
+    for (int i = 0; names_bounds[i]; i++) {
+        char line[160];
+        snprintf(line, sizeof(line), NAMES_FAMILY_MEM_BOUND "{by=\"%s\"} %d", names_bounds[i],
+                 i == NAMES_BOUND_CGROUP);
+        assert_int_equal(apply(&fx, line), INGEST_OK);
+    }
+    assert_family(&fx, NAMES_FAMILY_MEM_BOUND,
+                  "# TYPE rendervisor_renderer_memory_bound gauge\n"
+                  "rendervisor_renderer_memory_bound{by=\"cgroup\"} 1\n"
+                  "rendervisor_renderer_memory_bound{by=\"config\"} 0\n"
+                  "rendervisor_renderer_memory_bound{by=\"host\"} 0\n");
+    static const char *const bad_bound[] = {
+        NAMES_FAMILY_MEM_BOUND "{by=\"swap\"} 1",
+        NAMES_FAMILY_MEM_BOUND "{by=\"Cgroup\"} 1",
+        NAMES_FAMILY_MEM_BOUND "{by=\"\"} 1",
+        NAMES_FAMILY_MEM_BOUND "{limit=\"cgroup\"} 1",
+        NAMES_FAMILY_MEM_BOUND " 1",
+    };
+    for (size_t i = 0; i < sizeof(bad_bound) / sizeof(bad_bound[0]); i++) {
+        print_message("%s\n", bad_bound[i]);
+        assert_int_equal(apply(&fx, bad_bound[i]), INGEST_REJECT_UNKNOWN_LABEL);
+    }
+
+    /* The queue, by what a render waits for: one of names_waits. */
+    assert_int_equal(apply(&fx, NAMES_FAMILY_QUEUED "{waiting_for=\"memory\"} 2"), INGEST_OK);
+    assert_int_equal(apply(&fx, NAMES_FAMILY_QUEUED "{waiting_for=\"browser\"} 0"), INGEST_OK);
+    assert_int_equal(apply(&fx, NAMES_FAMILY_QUEUED "{waiting_for=\"disk\"} 1"), INGEST_REJECT_UNKNOWN_LABEL);
+    assert_int_equal(apply(&fx, NAMES_FAMILY_QUEUED "{waiting_for=\"memory\",by=\"host\"} 1"),
+                     INGEST_REJECT_UNKNOWN_LABEL);
+    assert_int_equal(apply(&fx, NAMES_FAMILY_QUEUED " 3"), INGEST_REJECT_UNKNOWN_LABEL);
+    assert_family(&fx, NAMES_FAMILY_QUEUED,
+                  "# TYPE rendervisor_renderer_queued_renders gauge\n"
+                  "rendervisor_renderer_queued_renders{waiting_for=\"browser\"} 0\n"
+                  "rendervisor_renderer_queued_renders{waiting_for=\"memory\"} 2\n");
+
+    /* Counters: the sender's running total, never negative, no labels. */
+    assert_int_equal(apply(&fx, NAMES_FAMILY_MEM_WAITS " 17"), INGEST_OK);
+    assert_int_equal(apply(&fx, NAMES_FAMILY_MEM_WAITS " -1"), INGEST_REJECT_BAD_VALUE);
+    assert_int_equal(apply(&fx, NAMES_FAMILY_MEM_RETRIES " 3"), INGEST_OK);
+    assert_int_equal(apply(&fx, NAMES_FAMILY_MEM_RETRIES "{waiting_for=\"memory\"} 3"),
+                     INGEST_REJECT_UNKNOWN_LABEL);
+    assert_family(&fx, NAMES_FAMILY_MEM_WAITS,
+                  "# TYPE rendervisor_renderer_memory_waits_total counter\n"
+                  "rendervisor_renderer_memory_waits_total 17\n");
+    assert_family(&fx, NAMES_FAMILY_MEM_RETRIES,
+                  "# TYPE rendervisor_renderer_memory_retries_total counter\n"
+                  "rendervisor_renderer_memory_retries_total 3\n");
+
+    /* Read back as the status page reads them. */
+    double v = -1;
+    const char *mem[] = { "waiting_for", "memory", NULL };
+    assert_int_equal(registry_get(fx.reg, NAMES_FAMILY_QUEUED, mem, &v), 0);
+    assert_true(v == 2);
+    char by[16];
+    assert_int_equal(registry_label_value(fx.reg, NAMES_FAMILY_MEM_BOUND, "by", by, sizeof(by)), 0);
+    assert_string_equal(by, "cgroup");
     fixture_fini(&fx);
 }
 
@@ -812,6 +915,28 @@ static void fill_realistic(struct fixture *fx)
     assert_int_equal(apply(fx, REQ "{status_code=\"499\"} 0.2"), INGEST_OK);
     assert_int_equal(apply(fx, "grafana_image_renderer_http_request_in_flight 1"), INGEST_OK);
     assert_int_equal(apply(fx, INFO "{version=\"HeadlessChrome/156.0.8078.108\"} 1"), INGEST_OK);
+    /* memory admission: 5 plain gauges, 3 bounds, 2 waits, 2 counters */
+    assert_int_equal(apply(fx, NAMES_FAMILY_MEM_BUDGET " 734003200"), INGEST_OK);
+    assert_int_equal(apply(fx, NAMES_FAMILY_MEM_USED " 432013312"), INGEST_OK);
+    assert_int_equal(apply(fx, NAMES_FAMILY_MEM_AVAILABLE " 301989888"), INGEST_OK);
+    assert_int_equal(apply(fx, NAMES_FAMILY_MEM_RESERVED " 157286400"), INGEST_OK);
+    assert_int_equal(apply(fx, NAMES_FAMILY_MEM_ESTIMATE " 125829120"), INGEST_OK);
+    for (int i = 0; names_bounds[i]; i++) {
+        /* as the renderer writes them */
+        const char *l[] = { "by", names_bounds[i], NULL };
+        ingest_buf_reset(&b);
+        assert_int_equal(ingest_buf_line(&b, NAMES_FAMILY_MEM_BOUND, l, i == NAMES_BOUND_HOST), 0);
+        struct ingest_sample smp;
+        assert_int_equal(ingest_parse_line(b.data, b.len - 1, &smp), INGEST_OK);
+        assert_int_equal(registry_apply(fx->reg, &smp), INGEST_OK);
+    }
+    for (int i = 0; names_waits[i]; i++) {
+        char line[160];
+        snprintf(line, sizeof(line), NAMES_FAMILY_QUEUED "{waiting_for=\"%s\"} %d", names_waits[i], i + 1);
+        assert_int_equal(apply(fx, line), INGEST_OK);
+    }
+    assert_int_equal(apply(fx, NAMES_FAMILY_MEM_WAITS " 40"), INGEST_OK);
+    assert_int_equal(apply(fx, NAMES_FAMILY_MEM_RETRIES " 1"), INGEST_OK);
     registry_count(fx->reg, INGEST_REJECT_PARSE);
 }
 
@@ -836,8 +961,9 @@ static void test_output_reads_back(void **state)
         p = nl + 1;
     }
     /* 4 children x (9 + 5 + 5 + 2), dropped 1, lines 2, rejected 8,
-     * 6 steps x (11 + 1 + 2), 2 codes x (3 + 1 + 2), in flight 1, info 1 */
-    assert_int_equal(samples, 4 * 21 + 1 + 2 + 8 + 6 * 14 + 2 * 6 + 1 + 1);
+     * 6 steps x (11 + 1 + 2), 2 codes x (3 + 1 + 2), in flight 1, info 1,
+     * memory 5 + 3 + 2 + 2 */
+    assert_int_equal(samples, 4 * 21 + 1 + 2 + 8 + 6 * 14 + 2 * 6 + 1 + 1 + 12);
     const char *labels[] = { "child", "browser-1", "mode", "system", NULL };
     double v;
     assert_int_equal(registry_get(fx.reg, "rendervisor_child_cpu_seconds_total", labels, &v), 0);
@@ -883,6 +1009,7 @@ int main(void)
         cmocka_unit_test(test_fresh_registry),
         cmocka_unit_test(test_gauges_and_counters),
         cmocka_unit_test(test_histogram),
+        cmocka_unit_test(test_memory_admission),
         cmocka_unit_test(test_le_format),
         cmocka_unit_test(test_unknown_family),
         cmocka_unit_test(test_unknown_label),

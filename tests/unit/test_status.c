@@ -387,6 +387,102 @@ static void test_latency(void **state)
     fixture_fini(&fx);
 }
 
+/* The memory part: absent until the renderer reports its budget, then the
+ * figures, the texts (the same in the page and the JSON) and the bar. */
+static void test_memory(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_init(&fx);
+    /* figures without the budget do not show the part */
+    feed(&fx, T0, "rendervisor_renderer_memory_available_bytes 301989888");
+    feed(&fx, T0, "rendervisor_renderer_queued_renders{waiting_for=\"memory\"} 2");
+    json_t *j = json(&fx, T0);
+    assert_true(json_is_null(json_object_get(j, "memory")));
+    const char *page = html(&fx, 2, T0);
+    assert_null(strstr(page, "id=memory"));
+    assert_null(strstr(page, "Memory"));
+
+    feed(&fx, T0, "rendervisor_renderer_memory_budget_bytes 734003200"); /* 700 MiB */
+    feed(&fx, T0, "rendervisor_renderer_memory_used_bytes 432013312");   /* 412 MiB */
+    feed(&fx, T0, "rendervisor_renderer_memory_available_bytes 301989888");
+    feed(&fx, T0, "rendervisor_renderer_memory_reserved_bytes 157286400"); /* 150 MiB */
+    feed(&fx, T0, "rendervisor_renderer_render_memory_estimate_bytes 125829120"); /* 120 MiB */
+    feed(&fx, T0, "rendervisor_renderer_memory_bound{by=\"host\"} 0");
+    feed(&fx, T0, "rendervisor_renderer_memory_bound{by=\"cgroup\"} 1");
+    feed(&fx, T0, "rendervisor_renderer_memory_bound{by=\"config\"} 0");
+    feed(&fx, T0, "rendervisor_renderer_queued_renders{waiting_for=\"browser\"} 1");
+    feed(&fx, T0, "rendervisor_renderer_memory_waits_total 17");
+    feed(&fx, T0, "rendervisor_renderer_memory_retries_total 3");
+    j = json(&fx, T0);
+    json_t *m = json_object_get(j, "memory");
+    assert_true(json_is_object(m));
+    assert_true(json_number_value(json_object_get(m, "budget_bytes")) == 734003200);
+    assert_true(json_number_value(json_object_get(m, "used_bytes")) == 432013312);
+    assert_true(json_number_value(json_object_get(m, "reserved_bytes")) == 157286400);
+    assert_true(json_number_value(json_object_get(m, "available_bytes")) == 301989888);
+    assert_true(json_number_value(json_object_get(m, "render_estimate_bytes")) == 125829120);
+    assert_string_equal(json_string_value(json_object_get(m, "bound")), "cgroup");
+    json_t *q = json_object_get(m, "queued");
+    assert_true(json_number_value(json_object_get(q, "memory")) == 2);
+    assert_true(json_number_value(json_object_get(q, "browser")) == 1);
+    assert_true(json_number_value(json_object_get(m, "waits_total")) == 17);
+    assert_true(json_number_value(json_object_get(m, "retries_total")) == 3);
+    json_t *view = json_object_get(m, "view");
+    assert_string_equal(json_string_value(json_object_get(view, "class")), "warn");
+    assert_string_equal(cell(m, "memory"),
+                        "used 412 MiB of 700 MiB (cgroup) \xc2\xb7 150 MiB reserved \xc2\xb7 2 waiting for memory");
+    assert_string_equal(cell(m, "memory_detail"),
+                        "288 MiB available \xc2\xb7 about 120 MiB a render \xc2\xb7 1 waiting for a browser "
+                        "\xc2\xb7 17 waited for memory \xc2\xb7 3 retried");
+    /* the bar is the budget: used 412/700 of 512 units, then reserved */
+    json_t *chart = json_object_get(view, "chart");
+    assert_string_equal(json_string_value(json_object_get(chart, "used")), "M0,0H301V12H0Z");
+    assert_string_equal(json_string_value(json_object_get(chart, "reserved")), "M301,0H411V12H301Z");
+    page = html(&fx, 2, T0);
+    assert_contains(page, "<section id=memory class=warn><h2>Memory</h2><p><span data-cell=memory>used 412 MiB of "
+                          "700 MiB (cgroup) \xc2\xb7 150 MiB reserved \xc2\xb7 2 waiting for memory</span>");
+    assert_contains(page, "<small data-cell=memory_detail>288 MiB available \xc2\xb7 about 120 MiB a render");
+    assert_contains(page, "<path class=used data-chart=used d=\"M0,0H301V12H0Z\"></path>");
+    assert_contains(page, "<path class=reserved data-chart=reserved d=\"M301,0H411V12H301Z\"></path>");
+    /* after the latency part, before the browser line */
+    assert_true(strstr(page, "id=latency") < strstr(page, "id=memory"));
+    assert_true(strstr(page, "id=memory") < strstr(page, "id=meta"));
+
+    /* nothing waits for memory; the host binds; over the budget the bar
+     * ends at its edge and nothing is left for reserved; GiB from 1 GiB */
+    feed(&fx, T0, "rendervisor_renderer_queued_renders{waiting_for=\"memory\"} 0");
+    feed(&fx, T0, "rendervisor_renderer_memory_bound{by=\"cgroup\"} 0");
+    feed(&fx, T0, "rendervisor_renderer_memory_bound{by=\"host\"} 1");
+    feed(&fx, T0, "rendervisor_renderer_memory_budget_bytes 2147483648");
+    feed(&fx, T0, "rendervisor_renderer_memory_used_bytes 3221225472");
+    j = json(&fx, T0);
+    m = json_object_get(j, "memory");
+    view = json_object_get(m, "view");
+    assert_string_equal(json_string_value(json_object_get(view, "class")), "ok");
+    assert_string_equal(json_string_value(json_object_get(m, "bound")), "host");
+    assert_string_equal(cell(m, "memory"),
+                        "used 3.00 GiB of 2.00 GiB (host) \xc2\xb7 150 MiB reserved \xc2\xb7 0 waiting for memory");
+    chart = json_object_get(view, "chart");
+    assert_string_equal(json_string_value(json_object_get(chart, "used")), "M0,0H512V12H0Z");
+    assert_string_equal(json_string_value(json_object_get(chart, "reserved")), "");
+    fixture_fini(&fx);
+
+    /* the budget alone: the rest shown as not reported, no bound named */
+    fixture_init(&fx);
+    feed(&fx, T0, "rendervisor_renderer_memory_budget_bytes 734003200");
+    j = json(&fx, T0);
+    m = json_object_get(j, "memory");
+    assert_true(json_is_null(json_object_get(m, "used_bytes")));
+    assert_true(json_is_null(json_object_get(m, "bound")));
+    assert_true(json_is_null(json_object_get(json_object_get(m, "queued"), "memory")));
+    assert_string_equal(cell(m, "memory"), "used \xe2\x80\x93 of 700 MiB \xc2\xb7 \xe2\x80\x93 reserved \xc2\xb7 "
+                                           "\xe2\x80\x93 waiting for memory");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(m, "view"), "chart"),
+                                                          "used")), "");
+    fixture_fini(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_children),
         cmocka_unit_test(test_no_limit_and_gaps),
         cmocka_unit_test(test_latency),
+        cmocka_unit_test(test_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
