@@ -189,12 +189,15 @@ class Rendervisor:
             f.write(text)
 
     # ---- process ---------------------------------------------------------
-    def start(self, env=None):
-        """env: variables to add to this environment (NOTIFY_SOCKET, ...)."""
+    def start(self, env=None, preexec_fn=None):
+        """env: variables to add to this environment (NOTIFY_SOCKET, ...);
+        preexec_fn: run in the supervisor's process before its exec (e.g.
+        MemCgroup.enter). Python's caveat holds: start it while no other
+        thread of the test runs (collect=False), or the child may deadlock."""
         env = dict(os.environ, RV_TEST_MARK=self.mark, **(env or {}))
         self.proc = subprocess.Popen([SUPERVISOR, '--config', self.config], env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, preexec_fn=preexec_fn)
         threading.Thread(target=self._read_log, daemon=True).start()
         return self
 

@@ -79,6 +79,12 @@ class MemCgroup:
                 _write(self._f('memory.swap.max'), '0') if os.path.exists(self._f('memory.swap.max')) else None
             else:
                 _write(self._f('memory.limit_in_bytes'), str(limit_bytes))
+                # as swap.max = 0 does in v2: memory plus swap within the same
+                # limit, so a host with swap still OOM-kills at the limit
+                # (the file exists where the kernel accounts swap; it must
+                # not be below limit_in_bytes, so it is written second)
+                if os.path.exists(self._f('memory.memsw.limit_in_bytes')):
+                    _write(self._f('memory.memsw.limit_in_bytes'), str(limit_bytes))
         except OSError:
             os.rmdir(self.path)
             raise
