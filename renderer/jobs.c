@@ -491,8 +491,9 @@ static void jobs_render_done(void *arg, struct render *r)
     j->render = NULL;
     int64_t now = clock_now_ns();
     s->ended_ns[s->ended_next++ % JOBS_ENDED_MAX] = now;
-    if (res->status != 200 && res->crashed && s->mem_on && browser_is_up(b) && j->crashes < JOBS_CRASH_TRIES &&
-        now < j->deadline_ns && !atomic_load(&j->cancelled)) {
+    /* A page that crashed in a browser that is still up. */
+    int page_crash = res->status != 200 && res->crashed && s->mem_on && browser_is_up(b);
+    if (page_crash && j->crashes < JOBS_CRASH_TRIES && now < j->deadline_ns && !atomic_load(&j->cancelled)) {
         /* Most likely the kernel ended the page for memory: it took more
          * than it was given. Tried again, first in the queue, once its
          * memory is back and there is room for it by the grown estimate. */
@@ -511,7 +512,7 @@ static void jobs_render_done(void *arg, struct render *r)
         jobs_dispatch(s);
         return;
     }
-    if (res->status != 200 && res->retryable && j->tries < 2 + j->crashes && now < j->deadline_ns &&
+    if (res->status != 200 && res->retryable && !page_crash && j->tries < 2 + j->crashes && now < j->deadline_ns &&
         !atomic_load(&j->cancelled)) {
         log_info("render retried on another browser browser=%u error=\"%s\"", browser_index(b), res->error);
         j->failed_on = b;

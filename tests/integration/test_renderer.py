@@ -1067,19 +1067,37 @@ class RendererTest(unittest.TestCase):
             rv.stop()
 
     def test_no_memory_for_a_render_is_429_with_retry_after(self):
-        # More memory than any machine here has: every render is refused
-        # before it starts, with a wait, and the refusals are counted by
-        # reason next to the memory the renderer saw.
-        rv, port = self.private_rendervisor(1, renderer={'render_memory': '1000000G'})
+        # More memory per render than any machine here has: a render still
+        # starts when none runs, but the next waits in the queue for memory;
+        # when its timeout runs out there it is answered 429 with a wait,
+        # counted by reason, while the first goes on.
+        rv, port = self.private_rendervisor(1, browsers=default_browser_command(), concurrency=2,
+                                            renderer={'render_memory': '1000000G'})
         try:
-            wait_until(lambda: self.get_from(port, '/')[0] == 200, 20, interval=0.1, what='the renderer listening')
-            for _ in range(2):
-                status, headers, body = self.request('/panels.html', port=port, http_timeout=10)
-                self.assertEqual(status, 429, body[:300])
-                self.assertEqual(headers['Retry-After'], '5')
-                self.assertIn('not enough memory for another render', json.loads(body)['error'])
+            wait_until(lambda: self.get_from(port, '/healthz')[0] == 200, 60, interval=0.1,
+                       what='the renderer connected to its browser')
+            first = {}
+
+            def hold():
+                first['answer'] = self.request('/never.html', port=port, http_timeout=30, width=100, height=100,
+                                               timeout=5)
+            t = threading.Thread(target=hold)
+            t.start()
+            started = 'grafana_image_renderer_http_request_in_flight'
+            wait_until(lambda: self.sample(started, port) == 1, 10, interval=0.05, what='the first render running')
+            t0 = time.monotonic()
+            status, headers, body = self.request('/panels.html', port=port, http_timeout=10, timeout=1)
+            took = time.monotonic() - t0
+            self.assertEqual(status, 429, body[:300])
+            self.assertEqual(headers['Retry-After'], '5')
+            self.assertIn('not enough memory for this render within its timeout', json.loads(body)['error'])
+            self.assertGreaterEqual(took, 0.9)
+            t.join(30)
+            self.assertEqual(first['answer'][0], 408, first['answer'][2][:300])
             refused = 'rendervisor_renderer_refused_total{reason="memory"}'
-            wait_until(lambda: self.sample(refused, port) == 2, 10, interval=0.1, what='two memory refusals counted')
+            wait_until(lambda: self.sample(refused, port) == 1, 10, interval=0.1, what='the memory refusal counted')
+            waits = 'rendervisor_renderer_memory_waits_total'
+            wait_until(lambda: (self.sample(waits, port) or 0) >= 1, 10, interval=0.1, what='the memory wait counted')
             with open('/proc/meminfo') as f:
                 host = int(next(l for l in f if l.startswith('MemAvailable:')).split()[1]) * 1024
             seen = self.sample('rendervisor_renderer_memory_available_bytes', port)
