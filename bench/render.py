@@ -408,9 +408,15 @@ def run_load(name, port, page_url, args, rss_of, steps_of=None):
 # ---- rendervisor ---------------------------------------------------------
 
 class Rendervisor:
-    def __init__(self, build, tmp, browser):
+    """The real supervisor with a temporary config: `browsers` browsers with
+    the default config's command, everything else at its default but for the
+    ports and runtime_dir. popen_kw goes to the supervisor's Popen
+    (bench/memory.py starts it inside a memory cgroup)."""
+    def __init__(self, build, tmp, browser, browsers=1, popen_kw=None):
         self.build = build
         self.browser = browser
+        self.browsers = browsers
+        self.popen_kw = popen_kw or {}
         self.tmp = tmp
         self.port = free_port()
         self.proc = None
@@ -422,14 +428,16 @@ class Rendervisor:
             f.write('[supervisor]\nruntime_dir = %s\nlog_level = warn\n'
                     '[exporter]\ncommand = %s\nlisten =\n'
                     '[renderer]\ncommand = %s\nlisten = 127.0.0.1:%d\n'
-                    '[browsers]\ncount = 1\ncommand = %s\nport_base = %d\n' % (
+                    '[browsers]\ncount = %d\ncommand = %s\nport_base = %d\n' % (
                         os.path.join(self.tmp, 'run'),
                         os.path.join(self.build, 'exporter', 'rendervisor-exporter'),
                         os.path.join(self.build, 'renderer', 'rendervisor-renderer'),
-                        self.port, default_browser_command(self.browser), free_port_range(1)))
+                        self.port, self.browsers, default_browser_command(self.browser),
+                        free_port_range(self.browsers)))
         self.logf = open(self.log, 'wb')
         self.proc = subprocess.Popen([os.path.join(self.build, 'supervisor', 'rendervisor'), '--config', cfg],
-                                     stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
+                                     stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     **self.popen_kw)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -483,8 +491,10 @@ class Rendervisor:
 # ---- the peer ------------------------------------------------------------
 
 class Peer:
-    def __init__(self, browser):
+    """bench/peers/reference.js; popen_kw goes to node's Popen."""
+    def __init__(self, browser, popen_kw=None):
         self.browser = browser
+        self.popen_kw = popen_kw or {}
         self.port = free_port()
         self.proc = None
         self.browser_pid = None
@@ -492,7 +502,8 @@ class Peer:
     def start(self):
         env = dict(os.environ, PEER_CHROMIUM=BROWSERS[self.browser][0], PEER_TOKEN=TOKEN)
         self.proc = subprocess.Popen(['node', os.path.join(PEER_DIR, 'reference.js'), str(self.port)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env,
+                                     **self.popen_kw)
         deadline = time.monotonic() + 60
         line = b''
         while time.monotonic() < deadline and not line.endswith(b'\n'):
@@ -585,6 +596,15 @@ def report(results):
         print('idle RSS ours/peer node: %.3fx' % rss)
 
 
+def peer_missing():
+    """Why the reference peer cannot run here, or None."""
+    if not os.path.isdir(os.path.join(PEER_DIR, 'node_modules', 'puppeteer-core')):
+        return 'puppeteer-core is not installed (run `npm ci` in bench/peers)'
+    if not shutil.which('node'):
+        return 'node is not in PATH'
+    return None
+
+
 def browser_version(browser):
     program = BROWSERS[browser][0]
     try:
@@ -613,11 +633,8 @@ def main():
         print('skipping rendervisor: %s/renderer/rendervisor-renderer does not exist yet (build it first)' % build)
         run_ours = False
     run_peer = not args.skip_peer
-    if run_peer and not os.path.isdir(os.path.join(PEER_DIR, 'node_modules', 'puppeteer-core')):
-        print('skipping the reference peer: puppeteer-core is not installed (run `npm ci` in bench/peers)')
-        run_peer = False
-    if run_peer and not shutil.which('node'):
-        print('skipping the reference peer: node is not in PATH')
+    if run_peer and peer_missing():
+        print('skipping the reference peer: ' + peer_missing())
         run_peer = False
     if not run_ours and not run_peer:
         raise SystemExit('nothing to run')

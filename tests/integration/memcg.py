@@ -6,6 +6,7 @@ memory controller (a hybrid Debian 12 machine: /sys/fs/cgroup/memory).
     subprocess.Popen(cmd, preexec_fn=cg.enter)    # the child starts inside it
     cg.oom_kills(), cg.usage(), cg.peak()
     cg.remove()                                  # SIGKILLs what is left, rmdir
+    memcg.MemCgroup(None, 'rv-bench')             # no limit: only counts
 
 Needs root (or a delegated, writable hierarchy). Unavailable says why not."""
 import os
@@ -74,7 +75,9 @@ class MemCgroup:
         self.path = os.path.join(root, '%s-%d-%d' % (name, os.getpid(), int(time.time() * 1000) % 100000))
         os.mkdir(self.path)
         try:
-            if self.version == 2:
+            if limit_bytes is None:
+                pass
+            elif self.version == 2:
                 _write(self._f('memory.max'), str(limit_bytes))
                 _write(self._f('memory.swap.max'), '0') if os.path.exists(self._f('memory.swap.max')) else None
             else:
