@@ -30,8 +30,8 @@
 
 #define ADMIT_LEARN 3
 #define ADMIT_WINDOW 12
-#define ADMIT_MARGIN_PCT 15
-#define ADMIT_HEADROOM_PCT 5
+#define ADMIT_MARGIN_PCT 10
+#define ADMIT_HEADROOM_PCT 3
 #define ADMIT_ENDING_NS (300 * 1000 * 1000)
 /* A crash grows the estimate by this much (once for crashes together). */
 #define ADMIT_CRASH_PCT 25

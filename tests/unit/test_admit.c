@@ -23,12 +23,12 @@ static void test_default_until_learned(void **state)
         assert_int_equal(admit_estimate(&a), 256 * MIB);
     }
     admit_measured(&a, &r);
-    assert_int_equal(admit_estimate(&a), 115 * MIB); /* 100 and the margin */
+    assert_int_equal(admit_estimate(&a), 110 * MIB); /* 100 and the margin */
     /* Measured larger than the default: taken at once. */
     admit_init(&a, 64 * MIB);
     r.peak = 100 * MIB;
     admit_measured(&a, &r);
-    assert_int_equal(admit_estimate(&a), 115 * MIB);
+    assert_int_equal(admit_estimate(&a), 110 * MIB);
 }
 
 static void test_largest_of_recent(void **state)
@@ -36,24 +36,24 @@ static void test_largest_of_recent(void **state)
     (void)state;
     struct admit a;
     admit_init(&a, 0);
-    /* The largest recent peak, and ADMIT_MARGIN_PCT (15) more. */
+    /* The largest recent peak, and ADMIT_MARGIN_PCT (10) more. */
     struct admit_run r = { .peak = 160 * MIB };
     admit_measured(&a, &r);
-    assert_int_equal(admit_estimate(&a), 184 * MIB);
+    assert_int_equal(admit_estimate(&a), 176 * MIB);
     r.peak = 80 * MIB; /* a low share (its neighbours had let go): the largest holds */
     admit_measured(&a, &r);
-    assert_int_equal(admit_estimate(&a), 184 * MIB);
+    assert_int_equal(admit_estimate(&a), 176 * MIB);
     r.peak = 400 * MIB; /* a rise: at once */
     admit_measured(&a, &r);
-    assert_int_equal(admit_estimate(&a), 460 * MIB);
+    assert_int_equal(admit_estimate(&a), 440 * MIB);
     /* ... and it ages out after ADMIT_WINDOW smaller ones. */
     r.peak = 100 * MIB;
     for (int i = 0; i < ADMIT_WINDOW - 1; i++) {
         admit_measured(&a, &r);
-        assert_int_equal(admit_estimate(&a), 460 * MIB);
+        assert_int_equal(admit_estimate(&a), 440 * MIB);
     }
     admit_measured(&a, &r);
-    assert_int_equal(admit_estimate(&a), 115 * MIB);
+    assert_int_equal(admit_estimate(&a), 110 * MIB);
 }
 
 static void test_sample_shares(void **state)
@@ -110,13 +110,13 @@ static void test_fits(void **state)
     assert_int_equal(admit_fits(none, 300, 201, 100, 2), 0);
     assert_int_equal(admit_fits(none, 100, 200, 0, 2), 0); /* more reserved than available */
     assert_int_equal(admit_fits(none, none, 200, 100, 2), 1); /* no limit known */
-    /* The headroom: 5% of a 1000-byte budget is 50. */
-    assert_int_equal(admit_fits(1000, 350, 200, 100, 2), 1);
-    assert_int_equal(admit_fits(1000, 349, 200, 100, 2), 0);
+    /* The headroom: 3% of a 1000-byte budget is 30. */
+    assert_int_equal(admit_fits(1000, 330, 200, 100, 2), 1);
+    assert_int_equal(admit_fits(1000, 329, 200, 100, 2), 0);
 }
 
 /* Issue 12's host: 700 MiB for the service, 200 MiB of it at rest, renders
- * that take 150 MiB each. Three fit (with the 35 MiB headroom) before any
+ * that take 150 MiB each. Three fit (with the 21 MiB headroom) before any
  * of them has grown, the fourth does not; as they grow the sum stays the
  * same. */
 static void test_issue_host(void **state)
@@ -156,7 +156,7 @@ static void test_issue_host(void **state)
         admit_measured(&a, &small);
     assert_int_equal(admit_estimate(&a), 400 * MIB);
     admit_measured(&a, &small);
-    assert_int_equal(admit_estimate(&a), 115 * MIB);
+    assert_int_equal(admit_estimate(&a), 110 * MIB);
 }
 
 int main(void)
