@@ -22,9 +22,11 @@ inside its own fresh memory cgroup (the whole process tree: the top process
 enters it before exec) and the cgroup is removed after it:
   1. --limit MiB (700): the load, for each side;
   2. a cgroup without a limit (it only counts): the same load, each side;
-  3. the ceiling: rendervisor under the limit at fixed concurrency 1, 2, ...
-     --ceiling-max (6), a fresh service each; the best renders/s of a run
-     in which every render answered 200 with its panel drawn.
+  3. the ceiling: rendervisor with admission by memory off (render_memory
+     = 0: renders start whenever a browser has a slot) under the limit at
+     fixed concurrency 1, 2, ... --ceiling-max (6), a fresh service each;
+     the best renders/s of a run in which every render answered 200 with its
+     panel drawn. Admission has to find that load by itself.
 For each run: renders answered 200 and drawn, the other outcomes by status,
 good renders per second, p50/p99 of their latency, the OOM kills the kernel
 counted in the cgroup during the load, and the cgroup's peak usage (from
@@ -56,6 +58,10 @@ import memcg  # noqa: E402
 
 MIB = 1 << 20
 # Issue 12's goals for the 6-client run under the limit.
+# The ceiling is what a fixed number of clients gets with admission by
+# memory off: the most the page allows under the limit when the load itself
+# is held at the right size, which is what admission tries to find alone.
+CEILING_KIND = 'rendervisor, no admission'
 GOALS = {'ceiling_fraction': 0.8, 'peer_ratio': 3.0}
 
 
@@ -126,24 +132,28 @@ def summarize(name, limit, clients, outcomes, bodies, errors, wall, cg, oom_befo
 
 
 def run_side(kind, args, page_path, limit_mib, clients, seconds, tmp):
-    """One fresh cgroup, one fresh service of kind ('rendervisor' or
-    'reference peer') inside it, one warm-up render, then the load.
-    Everything it started is gone when it returns or raises."""
+    """One fresh cgroup, one fresh service of kind ('rendervisor',
+    'rendervisor, no admission' or 'reference peer') inside it, one warm-up
+    render, then the load. Everything it started is gone when it returns or
+    raises."""
     label = '%s, %s, %d clients' % (kind, '%d MiB' % limit_mib if limit_mib else 'no limit', clients)
     print('%s: starting' % label, flush=True)
     cg = memcg.MemCgroup(limit_mib * MIB if limit_mib else None, 'rv-bench-memory')
     service = None
     try:
         popen_kw = {'preexec_fn': cg.enter, 'start_new_session': True}
-        if kind == 'rendervisor':
+        if kind.startswith('rendervisor'):
+            # 'no admission': render_memory = 0, renders start whenever a
+            # browser has a slot, as before issue 12.
             service = render.Rendervisor(args.build, tempfile.mkdtemp(dir=tmp), args.browser,
-                                         browsers=2, popen_kw=popen_kw)
+                                         browsers=2, popen_kw=popen_kw,
+                                         renderer={'render_memory': '0'} if 'no admission' in kind else None)
         else:
             service = render.Peer(args.browser, popen_kw=popen_kw)
         try:
             service.start()
         except Exception as e:
-            tail = service.log_tail() if kind == 'rendervisor' else ''
+            tail = service.log_tail() if kind.startswith('rendervisor') else ''
             return {'name': kind, 'limit': limit_mib, 'clients': clients,
                     'invalid': 'did not start: %s %s' % (e, tail[-400:])}
         status, _, body, _ = render.render_once(service.port, page_path)
@@ -307,7 +317,7 @@ def main():
                 main_runs.append(run_side(kind, args, page_path, limit, args.clients, args.seconds, tmp))
         if not args.skip_ceiling:
             for c in range(1, args.ceiling_max + 1):
-                ceiling.append(run_side('rendervisor', args, page_path, args.limit, c,
+                ceiling.append(run_side(CEILING_KIND, args, page_path, args.limit, c,
                                         args.ceiling_seconds, tmp))
     except KeyboardInterrupt:
         print('interrupted: everything started is stopped; the runs so far:', file=sys.stderr)

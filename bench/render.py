@@ -410,10 +410,12 @@ def run_load(name, port, page_url, args, rss_of, steps_of=None):
 class Rendervisor:
     """The real supervisor with a temporary config: `browsers` browsers with
     the default config's command, everything else at its default but for the
-    ports and runtime_dir. popen_kw goes to the supervisor's Popen
-    (bench/memory.py starts it inside a memory cgroup)."""
-    def __init__(self, build, tmp, browser, browsers=1, popen_kw=None):
+    ports and runtime_dir, and renderer: more [renderer] settings. popen_kw
+    goes to the supervisor's Popen (bench/memory.py starts it inside a memory
+    cgroup)."""
+    def __init__(self, build, tmp, browser, browsers=1, popen_kw=None, renderer=None):
         self.build = build
+        self.renderer = renderer or {}
         self.browser = browser
         self.browsers = browsers
         self.popen_kw = popen_kw or {}
@@ -434,6 +436,7 @@ class Rendervisor:
                         os.path.join(self.build, 'renderer', 'rendervisor-renderer'),
                         self.port, self.browsers, default_browser_command(self.browser),
                         free_port_range(self.browsers)))
+            f.write('[renderer]\n' + ''.join('%s = %s\n' % kv for kv in self.renderer.items()))
         self.logf = open(self.log, 'wb')
         self.proc = subprocess.Popen([os.path.join(self.build, 'supervisor', 'rendervisor'), '--config', cfg],
                                      stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
