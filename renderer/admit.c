@@ -40,20 +40,22 @@ void admit_sample(struct admit *a, uint64_t used, struct admit_run *const *runs,
     }
     a->grown = used - a->idle;
     a->share = n + ending ? a->grown / (n + ending) : 0;
-    a->grown_running = a->share * n;
     for (unsigned i = 0; i < n; i++)
         if (a->share > runs[i]->peak)
             runs[i]->peak = a->share;
 }
 
 /* Together, not render by render: a render admitted since the last sample
- * has grown nothing yet, and is reserved whole. */
+ * has grown nothing yet, and is reserved whole. The growth counted against
+ * it is all of it, the ending renders' part too: their pages are closing
+ * and their memory, still in used, is about to come back (in 20 to 80 ms
+ * here), before a render admitted now has loaded its page. */
 uint64_t admit_reserved(const struct admit *a, struct admit_run *const *runs, unsigned n)
 {
     uint64_t expected = 0;
     for (unsigned i = 0; i < n; i++)
         expected += runs[i]->expected;
-    return expected > a->grown_running ? expected - a->grown_running : 0;
+    return expected > a->grown ? expected - a->grown : 0;
 }
 
 int admit_fits(uint64_t budget, uint64_t available, uint64_t reserved, uint64_t need, unsigned running)

@@ -17,8 +17,9 @@
  * have been measured the estimate is never below the configured default.
  *
  * What the renders in flight are still expected to take (reserved) is what
- * they were admitted with, together, less their part of what the service
- * has grown by since it was at rest. A render is admitted when available - reserved -
+ * they were admitted with, together, less what the service has grown by
+ * since it was at rest (the part of renders that have just answered
+ * included: it is about to come back). A render is admitted when available - reserved -
  * estimate leaves ADMIT_HEADROOM_PCT of the budget (the kernel starts to
  * reclaim, and to kill, at the limit itself). One render is always admitted
  * when none runs, so a render larger than the budget still gets its try,
@@ -42,9 +43,8 @@ struct admit {
     unsigned measured;              /* renders measured */
     uint64_t idle;                  /* used when no render ran */
     int have_idle;
-    uint64_t grown;         /* used - idle at the last sample */
-    uint64_t share;         /* grown / (running + ending) at the last sample */
-    uint64_t grown_running; /* the running renders' part of grown */
+    uint64_t grown; /* used - idle at the last sample */
+    uint64_t share; /* grown / (running + ending) at the last sample */
     uint64_t crash_floor; /* the estimate is at least this after a crash ... */
     unsigned crash_until; /* ... until this many renders have been measured */
 };

@@ -61,6 +61,7 @@ struct jobs {
     int64_t read_ns;            /* when; 0: never */
     int64_t reported_ns;        /* when it last went to the exporter */
     int mem_blocked;            /* the head of the queue waits for memory */
+    int mem_pressed;            /* the renders in flight may not fit: no spare pages */
     int mem_timer;              /* mem_sul is scheduled: 1 at the idle pace, 2 busy */
     lws_sorted_usec_list_t mem_sul;
     unsigned long long mem_waits, mem_retries;
@@ -260,7 +261,7 @@ static void jobs_spare_done(void *arg, struct render *r)
 static void jobs_spare_ensure(struct jobs *s, struct browser *b)
 {
     unsigned i = browser_index(b);
-    if (!s->stopping && !s->spares[i] && !s->draining[i] && !s->mem_blocked && browser_is_up(b))
+    if (!s->stopping && !s->spares[i] && !s->draining[i] && !s->mem_pressed && browser_is_up(b))
         s->spares[i] = render_spare_start(b, s->ingest, jobs_spare_done, s);
 }
 
@@ -391,7 +392,9 @@ static void jobs_mem_read(struct jobs *s, int64_t now)
     unsigned ending = 0;
     for (unsigned i = 0; i < JOBS_ENDED_MAX; i++)
         ending += s->ended_ns[i] && now - s->ended_ns[i] < ADMIT_ENDING_NS;
-    admit_sample(&s->adm, s->seen.used, s->runs, jobs_runs(s), ending);
+    unsigned n = jobs_runs(s);
+    admit_sample(&s->adm, s->seen.used, s->runs, n, ending);
+    s->mem_pressed = s->mem_on && s->seen.available < admit_reserved(&s->adm, s->runs, n);
 }
 
 static void jobs_dispatch(struct jobs *s);
@@ -458,8 +461,8 @@ static int jobs_mem_admits(struct jobs *s, struct job *j)
     }
     s->mem_blocked = 1;
     /* Under pressure (the renders in flight may not fit either), the pages
-     * kept ready go first. */
-    if (s->seen.available < reserved)
+     * kept ready go first, and none is made until it is over. */
+    if (s->mem_pressed)
         jobs_spare_give_up(s);
     return 0;
 }

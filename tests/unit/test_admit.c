@@ -97,6 +97,13 @@ static void test_sample_shares(void **state)
     admit_sample(&a, 400 * MIB, runs, 0, 1);
     assert_int_equal(a.idle, 260 * MIB);
     assert_int_equal(a.share, 140 * MIB);
+    /* ... and what it still holds is about to come back: it counts against
+     * what the running renders are reserved. One running (expected 100 MiB,
+     * grown 100) and one ending (100): 100 - 200 is nothing reserved. */
+    admit_sample(&a, 460 * MIB, runs, 1, 1);
+    assert_int_equal(admit_reserved(&a, runs, 1), 0);
+    r1.expected = 250 * MIB;
+    assert_int_equal(admit_reserved(&a, runs, 1), 50 * MIB);
 }
 
 static void test_fits(void **state)
