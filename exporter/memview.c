@@ -19,14 +19,14 @@ static double memview_get(const struct registry *reg, const char *family, const 
     return registry_get(reg, family, label ? labels : NULL, &v) == 0 ? v : NAN;
 }
 
-static void memview_bytes(char *out, size_t size, double bytes)
+void memview_bytes(char *out, size_t size, double bytes, int decimals)
 {
     if (isnan(bytes))
         snprintf(out, size, MEMVIEW_DASH);
     else if (bytes >= (double)(1 << 30))
         snprintf(out, size, "%.2f GiB", bytes / (1 << 30));
     else
-        snprintf(out, size, "%.0f MiB", bytes / (1 << 20));
+        snprintf(out, size, "%.*f MiB", decimals, bytes / (1 << 20));
 }
 
 static void memview_count(char *out, size_t size, double n)
@@ -75,11 +75,11 @@ void memview_read(const struct registry *reg, struct memview *m)
 
     char used[24], budget[24], reserved[24], available[24], estimate[24];
     char qmem[24], qbrowser[24], waits[24], retries[24];
-    memview_bytes(used, sizeof(used), m->used);
-    memview_bytes(budget, sizeof(budget), m->budget);
-    memview_bytes(reserved, sizeof(reserved), m->reserved);
-    memview_bytes(available, sizeof(available), m->available);
-    memview_bytes(estimate, sizeof(estimate), m->estimate);
+    memview_bytes(used, sizeof(used), m->used, 0);
+    memview_bytes(budget, sizeof(budget), m->budget, 0);
+    memview_bytes(reserved, sizeof(reserved), m->reserved, 0);
+    memview_bytes(available, sizeof(available), m->available, 0);
+    memview_bytes(estimate, sizeof(estimate), m->estimate, 0);
     memview_count(qmem, sizeof(qmem), m->queued_memory);
     memview_count(qbrowser, sizeof(qbrowser), m->queued_browser);
     memview_count(waits, sizeof(waits), m->waits);

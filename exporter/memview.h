@@ -5,6 +5,8 @@
 #ifndef RV_MEMVIEW_H
 #define RV_MEMVIEW_H
 
+#include <stddef.h>
+
 #include "registry.h"
 
 /* The budget bar, in SVG user units (= CSS px). */
@@ -24,5 +26,8 @@ struct memview {
 };
 
 void memview_read(const struct registry *reg, struct memview *m);
+/* A byte count as the page shows it: "1.25 GiB", or MiB with decimals
+ * decimals below a GiB; a dash for NAN (not reported). */
+void memview_bytes(char *out, size_t size, double bytes, int decimals);
 
 #endif

@@ -105,16 +105,6 @@ int status_parse_refresh(const char *text, unsigned *refresh)
     return 0;
 }
 
-static void status_bytes(char *out, size_t size, double bytes)
-{
-    if (isnan(bytes))
-        snprintf(out, size, STATUS_DASH);
-    else if (bytes >= (double)(1 << 30))
-        snprintf(out, size, "%.2f GiB", bytes / (1 << 30));
-    else
-        snprintf(out, size, "%.1f MiB", bytes / (1 << 20));
-}
-
 /* An uptime, to the second while short: 45s, 12m 03s, 5h 02m, 3d 04h. */
 static void status_uptime(char *out, size_t size, double seconds)
 {
@@ -281,9 +271,9 @@ static void status_child_read(const struct status_input *in, size_t i, struct st
         snprintf(c->cpu_text, sizeof(c->cpu_text), "%.1f%%", 100 * c->cpu_rate);
 
     char pss[32], limit[32], rss[32];
-    status_bytes(pss, sizeof(pss), c->pss);
-    status_bytes(limit, sizeof(limit), c->limit);
-    status_bytes(rss, sizeof(rss), c->rss);
+    memview_bytes(pss, sizeof(pss), c->pss, 1);
+    memview_bytes(limit, sizeof(limit), c->limit, 1);
+    memview_bytes(rss, sizeof(rss), c->rss, 1);
     snprintf(c->memory_text, sizeof(c->memory_text), "%s / %s", pss, c->limit == 0 ? "no limit" : limit);
     char share[16] = "";
     if (c->limit > 0 && !isnan(c->pss))
