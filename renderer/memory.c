@@ -235,6 +235,30 @@ static int memory_read_file(const char *path, char *buf, size_t size)
     return (int)n;
 }
 
+/* A file of any length (a host's mountinfo can run to hundreds of KiB),
+ * NUL-terminated, or NULL. */
+static char *memory_read_whole(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t size = 16384, len = 0;
+    char *text = xmalloc(size);
+    ssize_t n;
+    while ((n = read(fd, text + len, size - len - 1)) > 0) {
+        len += (size_t)n;
+        if (size - len - 1 == 0)
+            text = xrealloc(text, size *= 2);
+    }
+    close(fd);
+    if (n < 0) {
+        free(text);
+        return NULL;
+    }
+    text[len] = '\0';
+    return text;
+}
+
 static int memory_read_value(const char *dir, const char *name, uint64_t *v)
 {
     char path[4096], text[64];
@@ -258,7 +282,8 @@ static int memory_level_used(const struct memory *m, const char *dir, uint64_t *
     return 0;
 }
 
-static void memory_read_level(const struct memory *m, const char *dir, struct memory_level *l)
+/* own: our cgroup's working set when it has been read already (else NULL). */
+static void memory_read_level(const struct memory *m, const char *dir, const uint64_t *own, struct memory_level *l)
 {
     l->limit = MEMORY_UNLIMITED;
     l->used = 0;
@@ -271,7 +296,11 @@ static void memory_read_level(const struct memory *m, const char *dir, struct me
     } else if (memory_read_value(dir, "memory.limit_in_bytes", &v) == 0) {
         l->limit = v;
     }
-    if (l->limit != MEMORY_UNLIMITED && memory_level_used(m, dir, &l->used) < 0)
+    if (l->limit == MEMORY_UNLIMITED)
+        return;
+    if (own)
+        l->used = *own;
+    else if (memory_level_used(m, dir, &l->used) < 0)
         l->limit = MEMORY_UNLIMITED; /* a limit without its usage tells nothing */
 }
 
@@ -285,11 +314,12 @@ void memory_init(struct memory *m, uint64_t config_budget, const char *proc)
     snprintf(path, sizeof(path), "%s/self/cgroup", proc);
     if (memory_read_file(path, text, sizeof(text)) < 0 || memory_parse_self_cgroup(text, v2, v1, sizeof(v2)) < 0)
         return;
-    static char mi[65536];
     snprintf(path, sizeof(path), "%s/self/mountinfo", proc);
-    if (memory_read_file(path, mi, sizeof(mi)) < 0)
+    char *mi = memory_read_whole(path);
+    if (!mi)
         return;
     memory_parse_mountinfo(mi, &mounts);
+    free(mi);
     /* v2 only where our cgroup (or one above it) has the memory controller. */
     if (v2[0] && mounts.v2[0]) {
         char *dir = memory_cgroup_dir(mounts.v2, mounts.v2_root, v2);
@@ -333,11 +363,17 @@ void memory_read(struct memory *m, struct memory_budget *out)
     snprintf(path, sizeof(path), "%s/meminfo", m->proc);
     if (memory_read_file(path, text, sizeof(text)) >= 0)
         memory_parse_meminfo(text, &in.host_available);
+    in.used = m->tree_used;
+    uint64_t own;
+    int have_own = m->own && memory_level_used(m, m->dir, &own) == 0;
+    if (have_own)
+        in.used = own;
     if (m->dir) {
         size_t len = strlen(m->dir);
         memcpy(path, m->dir, len + 1);
         for (;;) {
-            memory_read_level(m, path, &in.levels[in.nlevels++]);
+            memory_read_level(m, path, in.nlevels == 0 && have_own ? &own : NULL, &in.levels[in.nlevels]);
+            in.nlevels++;
             if (len <= m->top_len || in.nlevels == MEMORY_LEVELS_MAX)
                 break;
             char *slash = strrchr(path, '/');
@@ -347,10 +383,6 @@ void memory_read(struct memory *m, struct memory_budget *out)
             len = (size_t)(slash - path);
         }
     }
-    in.used = m->tree_used;
-    uint64_t own;
-    if (m->own && memory_level_used(m, m->dir, &own) == 0)
-        in.used = own;
     memory_compute(&in, out);
 }
 

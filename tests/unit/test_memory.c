@@ -201,10 +201,9 @@ static int tree_teardown(void **state)
 
 static void mountinfo(const char *fstype, const char *super)
 {
-    char text[1024], proc[300];
+    char text[1024];
     snprintf(text, sizeof(text), "38 30 0:34 / %s/cg rw shared:17 - %s cgroup %s\n", tmp, fstype, super);
     put("proc/self/mountinfo", text);
-    snprintf(proc, sizeof(proc), "%s/proc", tmp);
 }
 
 static void init(struct memory *m, uint64_t config_budget)
@@ -284,6 +283,25 @@ static void test_tree_v2(void **state)
     memory_read(&m, &b);
     assert_true(b.available == 100 * MIB);
     assert_int_equal(b.bound, NAMES_BOUND_CONFIG);
+    memory_fini(&m);
+
+    /* A host with many mounts: the cgroup2 line past the first 64 KiB. */
+    char *big = malloc(200000), line[600];
+    big[0] = '\0';
+    for (int i = 0; i < 2000; i++) {
+        snprintf(line, sizeof(line), "%d 30 0:%d / /run/containers/overlay-%04d rw - overlay overlay rw\n", 100 + i,
+                 100 + i, i);
+        strcat(big, line);
+    }
+    snprintf(line, sizeof(line), "38 30 0:34 / %s/cg rw - cgroup2 cgroup2 rw\n", tmp);
+    strcat(big, line);
+    assert_true(strlen(big) > 65536);
+    put("proc/self/mountinfo", big);
+    free(big);
+    init(&m, 0);
+    assert_int_equal(m.version, 2);
+    memory_read(&m, &b);
+    assert_true(b.budget == 800 * MIB);
     memory_fini(&m);
 
     /* At the real root (no memory.current): no cgroup; the supervisor's
