@@ -2,6 +2,7 @@
 #include "ctl.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -59,15 +60,15 @@ int ctl_parse(const char *line, const char *verb, unsigned *n)
     if (strncmp(line, verb, vlen) != 0 || line[vlen] != ' ')
         return -EINVAL;
     const char *p = line + vlen + 1;
-    unsigned v = 0;
+    unsigned long long v = 0;
     int digits = 0;
     for (; *p >= '0' && *p <= '9'; p++, digits++) {
-        if (digits == 4)
-            return -EINVAL;
         v = v * 10 + (unsigned)(*p - '0');
+        if (v > UINT32_MAX)
+            return -EINVAL;
     }
     if (!digits || (*p && strcmp(p, "\n") != 0))
         return -EINVAL;
-    *n = v;
+    *n = (unsigned)v;
     return 0;
 }

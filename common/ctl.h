@@ -1,5 +1,5 @@
 /* Control datagrams between the supervisor and the renderer, one short line
- * each ("drain 1", "drained 1"), on Unix datagram sockets in runtime_dir
+ * each ("drain 1", "drained 1", "memory_kib 524288"), on Unix datagram sockets in runtime_dir
  * (supervisor.ctl, renderer.ctl; mode 0600). A receiver learns the sender's
  * pid from the kernel (SO_PASSCRED) and takes a line only from the process
  * it expects: the supervisor from its renderer, the renderer from its
@@ -23,7 +23,8 @@ int ctl_open(const char *path);
 int ctl_recv(int fd, char *line, size_t size, pid_t *pid);
 /* Send line to the socket at path without blocking: 0 or -errno. */
 int ctl_send(int fd, const char *path, const char *line);
-/* "verb N" (an optional trailing newline): 0 with *n, or -EINVAL. */
+/* "verb N", N a decimal of at most 2^32 - 1 (an optional trailing
+ * newline): 0 with *n, or -EINVAL. */
 int ctl_parse(const char *line, const char *verb, unsigned *n);
 
 #endif

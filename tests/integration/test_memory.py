@@ -225,5 +225,50 @@ class MemoryTest(unittest.TestCase):
             self.fail('\n'.join(problems))
 
 
+class NoCgroupOfItsOwnTest(unittest.TestCase):
+    """Where the service has no memory cgroup of its own (the hierarchy's
+    root), what it uses is the sum of its children's PSS, which the
+    supervisor sends the renderer every sample ("memory_kib N" on
+    renderer.ctl), and the host's MemAvailable binds the budget."""
+
+    def setUp(self):
+        try:
+            memcg._version()
+        except memcg.Unavailable as e:
+            self.skipTest(str(e))
+        self.port = free_port()
+        self.rv = Rendervisor(exporter=os.path.abspath(EXPORTER), browsers=default_browser_command(),
+                              renderer=os.path.abspath(RENDERER), browser_count=1, collect=False,
+                              extra={'supervisor': {'log_level': 'info', 'sample_interval': '500ms'},
+                                     'renderer': {'listen': '127.0.0.1:%d' % self.port},
+                                     'browsers': {'port_base': str(free_port_range(1))}})
+        self.rv.start(preexec_fn=memcg.root_enter)
+        self.addCleanup(self.rv.stop)
+
+    def test_used_is_the_childrens_pss(self):
+        wait_until(lambda: http_get(self.port, '/healthz', timeout=5)[0] == 200, 60, interval=0.2,
+                   what='the renderer connected to its browser')
+        start = [line for line in self.rv.log_text().splitlines() if 'msg="memory budget from' in line]
+        self.assertTrue(start, 'the renderer logs where it reads memory from')
+        self.assertTrue('no memory cgroup' in start[0] or "the hierarchy's root" in start[0], start[0])
+
+        def figures():
+            status, _, body = http_get(self.port, '/metrics', timeout=10)
+            m = parse_metrics(body.decode()) if status == 200 else {}
+            used = [v for _, v in m.get('rendervisor_renderer_memory_used_bytes', [])]
+            pss = [v for _, v in m.get('rendervisor_child_proportional_memory_bytes', [])]
+            bound = {labels['by']: v for labels, v in m.get(BOUND, [])}
+            return (used[0] if used else 0), sum(pss), bound
+        # The renderer reports every 5 s at rest; the supervisor samples
+        # every 500 ms: wait for a report made from the supervisor's figure.
+        wait_until(lambda: figures()[0] > 0, 20, interval=0.5, what='the used figure reported')
+        used, pss, bound = figures()
+        say('no cgroup of its own: used %.0f MiB, children PSS %.0f MiB, bound %s', used / MIB, pss / MIB, bound)
+        self.assertGreater(pss, 0)
+        self.assertLess(abs(used - pss), 0.25 * pss, 'used is the children\'s PSS sum, within a quarter')
+        self.assertEqual(bound.get('host'), 1.0, bound)
+        self.assertNotIn('control line refused', self.rv.log_text())
+
+
 if __name__ == '__main__':
     unittest.main()

@@ -26,7 +26,13 @@ static void test_parse(void **state)
     assert_int_equal(n, 15);
     assert_int_equal(ctl_parse("drained 3\n", "drained", &n), 0);
     assert_int_equal(n, 3);
-    const char *bad[] = { "", "drain", "drain ", "drain x", "drain 1x", "drain -1", "drain 1 2", "drain 12345",
+    /* The supervisor's figure for the renderer: KiB, up to 4 TiB. */
+    assert_int_equal(ctl_parse("memory_kib 524288\n", "memory_kib", &n), 0);
+    assert_int_equal(n, 524288);
+    assert_int_equal(ctl_parse("memory_kib 4294967295\n", "memory_kib", &n), 0);
+    assert_int_equal(n, 4294967295u);
+    const char *bad[] = { "", "drain", "drain ", "drain x", "drain 1x", "drain -1", "drain 1 2", "drain 4294967296",
+                          "drain 99999999999999999999",
                           "drained 1", "drain\t1", "DRAIN 1", " drain 1", "drain 1\n\n" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(ctl_parse(bad[i], "drain", &n), -EINVAL);
