@@ -18,7 +18,7 @@
 #define REGISTRY_MAX_LABELS 2
 /* Open-addressing table for family names; a power of two, over twice the
  * number of families. */
-#define REGISTRY_TABLE_SIZE 64
+#define REGISTRY_TABLE_SIZE 128
 
 enum registry_values {
     REGISTRY_VALUES_FIXED,    /* spec->values */
