@@ -320,7 +320,8 @@ void memory_init(struct memory *m, uint64_t config_budget, const char *proc)
         return;
     memory_parse_mountinfo(mi, &mounts);
     free(mi);
-    /* v2 only where our cgroup (or one above it) has the memory controller. */
+    /* v2 only where our cgroup has the memory controller (its parent has it
+     * in subtree_control: then memory.current is there). */
     if (v2[0] && mounts.v2[0]) {
         char *dir = memory_cgroup_dir(mounts.v2, mounts.v2_root, v2);
         char probe[4096];
