@@ -322,8 +322,10 @@ class RendererTest(unittest.TestCase):
                                     'browsers': {'port_base': str(cls.port_base)}})
         cls.rv.start()
         try:
-            wait_until(lambda: cls.get('/healthz')[0] == 200, 60, interval=0.1,
-                       what='the renderer connected to a browser')
+            # Both browsers: several tests look at both through DevTools, and
+            # on a busy machine the second can come up seconds after the first.
+            wait_until(lambda: b'2 of 2' in cls.get('/healthz')[2], 60, interval=0.1,
+                       what='the renderer connected to both browsers')
         except Exception:
             print(cls.rv.log_text())
             cls.tearDownClass()
