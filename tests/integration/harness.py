@@ -5,13 +5,14 @@ the end (each test marks its processes through an environment variable)."""
 import http.client
 import os
 import re
-import signal
 import socket
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
+
+import memcg
 
 SUPERVISOR = os.environ.get('RV_SUPERVISOR', 'build/supervisor/rendervisor')
 ALLOC = os.environ.get('RV_ALLOC', 'build/tests/integration/rv-alloc')
@@ -230,16 +231,7 @@ class Rendervisor:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        for _ in range(50):
-            left = marked_pids(self.mark)
-            if not left:
-                break
-            for p in left:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.05)
+        memcg.sigkill_until_gone(lambda: marked_pids(self.mark), pause=0.05)
         if self.sock:
             s, self.sock = self.sock, None
             s.close()

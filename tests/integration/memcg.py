@@ -30,6 +30,22 @@ def _write(path, text):
         f.write(text)
 
 
+def sigkill_until_gone(pids, tries=50, pause=0.1):
+    """SIGKILL what pids() lists until it lists nothing, at most tries
+    rounds pause seconds apart. Whether it is gone."""
+    for _ in range(tries):
+        left = pids()
+        if not left:
+            return True
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:  # gone already
+                pass
+        time.sleep(pause)
+    return not pids()
+
+
 def v2_root():
     """The cgroup2 mount point, or None."""
     try:
@@ -136,16 +152,7 @@ class MemCgroup:
 
     def remove(self):
         """SIGKILLs whatever is still inside, then removes the cgroup."""
-        for _ in range(50):
-            pids = self.procs()
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.1)
+        sigkill_until_gone(self.procs)
         for _ in range(50):
             try:
                 os.rmdir(self.path)

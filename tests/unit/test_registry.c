@@ -64,6 +64,15 @@ static enum ingest_reject apply(struct fixture *fx, const char *line)
     return registry_apply(fx->reg, &s);
 }
 
+/* Each of lines answered want, the line named when one is not. */
+static void apply_each(struct fixture *fx, const char *const *lines, size_t n, enum ingest_reject want)
+{
+    for (size_t i = 0; i < n; i++) {
+        print_message("%s\n", lines[i]);
+        assert_int_equal(apply(fx, lines[i]), want);
+    }
+}
+
 static const char *render(struct fixture *fx)
 {
     buf_reset(&fx->out);
@@ -397,10 +406,7 @@ static void test_memory_admission(void **state)
         NAMES_FAMILY_MEM_BOUND "{limit=\"cgroup\"} 1",
         NAMES_FAMILY_MEM_BOUND " 1",
     };
-    for (size_t i = 0; i < sizeof(bad_bound) / sizeof(bad_bound[0]); i++) {
-        print_message("%s\n", bad_bound[i]);
-        assert_int_equal(apply(&fx, bad_bound[i]), INGEST_REJECT_UNKNOWN_LABEL);
-    }
+    apply_each(&fx, bad_bound, sizeof(bad_bound) / sizeof(bad_bound[0]), INGEST_REJECT_UNKNOWN_LABEL);
 
     /* The queue, by what a render waits for: one of names_waits. */
     assert_int_equal(apply(&fx, NAMES_FAMILY_QUEUED "{waiting_for=\"memory\"} 2"), INGEST_OK);
@@ -481,10 +487,7 @@ static void test_unknown_family(void **state)
         "rendervisor_ingest_lines_total{result=\"accepted\"} 5",
         "rendervisor_ingest_rejected_total{reason=\"parse\"} 0",
     };
-    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-        print_message("%s\n", lines[i]);
-        assert_int_equal(apply(&fx, lines[i]), INGEST_REJECT_UNKNOWN_FAMILY);
-    }
+    apply_each(&fx, lines, sizeof(lines) / sizeof(lines[0]), INGEST_REJECT_UNKNOWN_FAMILY);
     fixture_fini(&fx);
 }
 
@@ -528,10 +531,7 @@ static void test_unknown_label(void **state)
         INFO "{version=\"tab\there\"} 1",
         INFO "{version=\"del\x7f\"} 1",
     };
-    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-        print_message("%s\n", lines[i]);
-        assert_int_equal(apply(&fx, lines[i]), INGEST_REJECT_UNKNOWN_LABEL);
-    }
+    apply_each(&fx, lines, sizeof(lines) / sizeof(lines[0]), INGEST_REJECT_UNKNOWN_LABEL);
     /* The edges that are allowed. */
     assert_int_equal(apply(&fx, REQ "{status_code=\"100\"} 1"), INGEST_OK);
     assert_int_equal(apply(&fx, REQ "{status_code=\"599\"} 1"), INGEST_OK);
