@@ -12,8 +12,13 @@
 
 int ctl_open(const char *path)
 {
+    return ctl_open_as(path, (uid_t)-1, (gid_t)-1);
+}
+
+int ctl_open_as(const char *path, uid_t uid, gid_t gid)
+{
     /* SO_PASSCRED is set before bind (net_listen_unix). */
-    return net_listen_unix(path, SOCK_DGRAM, 0600, 0);
+    return net_listen_unix_as(path, SOCK_DGRAM, 0600, 0, uid, gid);
 }
 
 int ctl_recv(int fd, char *line, size_t size, pid_t *pid)
@@ -42,16 +47,31 @@ int ctl_recv(int fd, char *line, size_t size, pid_t *pid)
     return (int)n;
 }
 
+/* Where a datagram to path goes: the one place that addresses the other
+ * side. The socket file is opened without following a link
+ * (net_unix_peer_open) and sa names that open file, so a link the other
+ * side's user puts at path cannot send a root supervisor's line elsewhere.
+ * Returns that fd, which the caller closes once the datagram is sent, or
+ * -errno (-ELOOP, -ENOTSOCK, -EPERM: refused; -ENOENT: nobody there). */
+static int ctl_address(const char *path, struct sockaddr_un *sa)
+{
+    int dest = net_unix_peer_open(path);
+    if (dest >= 0)
+        net_unix_peer_addr(dest, sa);
+    return dest;
+}
+
 int ctl_send(int fd, const char *path, const char *line)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    memcpy(sa.sun_path, path, strlen(path) + 1);
+    struct sockaddr_un sa;
+    int dest = ctl_address(path, &sa);
+    if (dest < 0)
+        return dest;
     size_t len = strlen(line);
-    if (sendto(fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, sizeof(sa)) != (ssize_t)len)
-        return -errno;
-    return 0;
+    ssize_t n = sendto(fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, sizeof(sa));
+    int err = errno;
+    close(dest);
+    return n == (ssize_t)len ? 0 : -err;
 }
 
 int ctl_parse(const char *line, const char *verb, unsigned *n)

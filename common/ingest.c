@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "net.h"
 #include "xalloc.h"
 
 void ingest_buf_reset(struct ingest_buf *b)
@@ -146,20 +147,46 @@ void ingest_sender_fini(struct ingest_sender *s)
     s->path = NULL;
 }
 
+/* Aims the sender's socket at the socket file at its path, opened without
+ * following a link (net_unix_peer_open): a root supervisor reports into a
+ * directory of the children's user, whose links must not take its
+ * datagrams elsewhere. Connected once, each report needs no lookup; a link
+ * put at the path later changes nothing. */
+static int ingest_connect(struct ingest_sender *s)
+{
+    s->connected = 0;
+    int dest = net_unix_peer_open(s->path);
+    if (dest < 0)
+        return dest;
+    struct sockaddr_un sa;
+    socklen_t len = net_unix_peer_addr(dest, &sa);
+    int rc = connect(s->fd, (struct sockaddr *)&sa, len) < 0 ? -errno : 0;
+    close(dest);
+    s->connected = rc == 0;
+    return rc;
+}
+
 int ingest_send(struct ingest_sender *s, const struct ingest_buf *b)
 {
     if (b->len == 0)
         return 0;
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    memcpy(sa.sun_path, s->path, strlen(s->path) + 1);
+    int rc = s->connected ? 0 : ingest_connect(s);
     /* MSG_DONTWAIT as well as O_NONBLOCK: a full receiver queue must cost us a
      * datagram, never a stall of the sender's loop. */
-    ssize_t n = sendto(s->fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL,
-                       (struct sockaddr *)&sa, sizeof(sa));
+    ssize_t n = rc < 0 ? -1 : send(s->fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && rc == 0)
+        rc = -errno;
+    /* The receiver we were connected to is gone (an exporter that restarted
+     * binds a new socket): aim again, once. */
+    if (n < 0 && (rc == -ECONNREFUSED || rc == -ENOTCONN)) {
+        rc = ingest_connect(s);
+        n = rc < 0 ? -1 : send(s->fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && rc == 0)
+            rc = -errno;
+    }
     if (n < 0) {
-        int err = errno;
         s->dropped++;
-        return -err;
+        return rc;
     }
     s->sent++;
     return 0;

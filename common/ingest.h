@@ -32,10 +32,13 @@ int ingest_buf_line(struct ingest_buf *b, const char *family, const char *const 
  * back to the same double; +Inf, -Inf, NaN). Returns the length. */
 size_t ingest_format_value(char *buf, size_t size, double value);
 
-/* A sender: a non-blocking, close-on-exec datagram socket aimed at a path. */
+/* A sender: a non-blocking, close-on-exec datagram socket aimed at a path,
+ * connected to the socket file found there (never through a link) at the
+ * first send, and again when that receiver has gone. */
 struct ingest_sender {
     int fd;
     char *path;
+    int connected;
     unsigned long long sent;    /* datagrams handed to the kernel */
     unsigned long long dropped; /* datagrams lost: no receiver, or its queue full */
 };
@@ -43,7 +46,9 @@ struct ingest_sender {
 int ingest_sender_init(struct ingest_sender *s, const char *path);
 void ingest_sender_fini(struct ingest_sender *s);
 /* Send one datagram; never blocks. Returns 0, or a negative errno when the
- * datagram was dropped (counted in s->dropped). */
+ * datagram was dropped (counted in s->dropped): -ENOENT, -ECONNREFUSED
+ * (no receiver), -EAGAIN (its queue full), or a refusal of
+ * net_unix_peer_open (-ELOOP, -ENOTSOCK, -EPERM: not a socket to send to). */
 int ingest_send(struct ingest_sender *s, const struct ingest_buf *b);
 
 /* ---- parsing (the exporter's side) ---------------------------------- */

@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "ctl.h"
+#include "net.h"
 
 static void test_parse(void **state)
 {
@@ -78,11 +80,188 @@ static void test_exchange(void **state)
     rmdir(dir);
 }
 
+/* A file of someone else's, which a link in the socket directory points at. */
+static void make_victim(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "precious\n", 9), 9);
+    close(fd);
+    assert_int_equal(chmod(path, 0644), 0);
+}
+
+static void assert_victim_intact(const char *path, uid_t uid, gid_t gid)
+{
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(st.st_mode & 07777, 0644);
+    assert_int_equal(st.st_uid, uid);
+    assert_int_equal(st.st_gid, gid);
+    char got[32] = "";
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, got, sizeof(got) - 1), 9);
+    close(fd);
+    assert_string_equal(got, "precious\n");
+}
+
+/* A link at a socket's path: bind refuses it (it never replaces or follows
+ * anything but a socket), and the file it points at keeps its owner, mode
+ * and content, also under a umask that would let a chmod through. */
+static void test_open_leaves_a_link_alone(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rv-ctl-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], victim[128], dangling[128];
+    snprintf(path, sizeof(path), "%s/%s", dir, CTL_SUPERVISOR);
+    snprintf(victim, sizeof(victim), "%s/victim", dir);
+    snprintf(dangling, sizeof(dangling), "%s/nothing", dir);
+    make_victim(victim);
+
+    assert_int_equal(symlink(victim, path), 0);
+    mode_t old = umask(0);
+    assert_int_equal(ctl_open(path), -EEXIST);
+    umask(old);
+    assert_victim_intact(victim, getuid(), getgid());
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISLNK(st.st_mode)); /* not ours to remove */
+
+    /* a dangling link: nothing is made where it points */
+    unlink(path);
+    assert_int_equal(symlink(dangling, path), 0);
+    assert_int_equal(ctl_open(path), -EEXIST);
+    assert_int_equal(lstat(dangling, &st), -1);
+
+    /* a stale socket is replaced, with the mode asked for whatever the umask */
+    unlink(path);
+    int stale = ctl_open(path);
+    assert_true(stale >= 0);
+    close(stale);
+    old = umask(0);
+    int rx = ctl_open(path);
+    umask(old);
+    assert_true(rx >= 0);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+    close(rx);
+
+    unlink(path);
+    unlink(victim);
+    rmdir(dir);
+}
+
+/* ctl_send to a link (even one to a live socket), to a file that is no
+ * socket, to a directory: refused with its own errno, nothing sent. */
+static void test_send_refuses_what_is_not_a_socket(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rv-ctl-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char real[128], path[128];
+    snprintf(real, sizeof(real), "%s/real.ctl", dir);
+    snprintf(path, sizeof(path), "%s/%s", dir, CTL_RENDERER);
+    int rx = ctl_open(real);
+    assert_true(rx >= 0);
+    int tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    char line[CTL_LINE_MAX];
+    pid_t pid;
+
+    assert_int_equal(symlink(real, path), 0);
+    assert_int_equal(ctl_send(tx, path, "drain 1\n"), -ELOOP);
+    assert_string_equal(net_unix_peer_refusal(-ELOOP), "a symbolic link is in the socket's place");
+    assert_int_equal(ctl_recv(rx, line, sizeof(line), &pid), -EAGAIN);
+    unlink(path);
+
+    make_victim(path);
+    assert_int_equal(ctl_send(tx, path, "drain 1\n"), -ENOTSOCK);
+    assert_string_equal(net_unix_peer_refusal(-ENOTSOCK), "what is at the path is not a socket");
+    assert_victim_intact(path, getuid(), getgid());
+    unlink(path);
+
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(ctl_send(tx, path, "drain 1\n"), -ENOTSOCK);
+    rmdir(path);
+
+    /* the socket itself still takes it */
+    assert_int_equal(ctl_send(tx, real, "drain 2\n"), 0);
+    assert_int_equal(ctl_recv(rx, line, sizeof(line), &pid), 8);
+    assert_string_equal(line, "drain 2\n");
+    assert_null(net_unix_peer_refusal(-ENOENT));
+
+    close(tx);
+    close(rx);
+    unlink(real);
+    rmdir(dir);
+}
+
+/* As root: a socket made as another user's from the start (fsuid), with
+ * root's file system rights back afterwards; and root refuses to send to a
+ * socket in that user's directory that is not theirs. Skipped unprivileged. */
+static void test_open_as_another_user(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    const uid_t uid = 65534;
+    const gid_t gid = 65534;
+    char dir[] = "/tmp/rv-ctl-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chown(dir, uid, gid), 0);
+    char path[128], roots[128], probe[128];
+    snprintf(path, sizeof(path), "%s/%s", dir, CTL_SUPERVISOR);
+    snprintf(roots, sizeof(roots), "%s/roots.ctl", dir);
+    snprintf(probe, sizeof(probe), "%s/probe", dir);
+
+    mode_t old = umask(0);
+    int rx = ctl_open_as(path, uid, gid);
+    umask(old);
+    assert_true(rx >= 0);
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_uid, uid);
+    assert_int_equal(st.st_gid, gid);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* root's fsuid is back: a file made now is root's */
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_uid, 0);
+    close(fd);
+
+    int tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    char line[CTL_LINE_MAX];
+    pid_t pid;
+    assert_int_equal(ctl_send(tx, path, "drained 1\n"), 0);
+    assert_int_equal(ctl_recv(rx, line, sizeof(line), &pid), 10);
+
+    /* root's own socket in the user's directory: not where root sends */
+    int other = ctl_open(roots);
+    assert_true(other >= 0);
+    assert_int_equal(ctl_send(tx, roots, "drain 1\n"), -EPERM);
+    assert_int_equal(ctl_recv(other, line, sizeof(line), &pid), -EAGAIN);
+
+    close(tx);
+    close(other);
+    close(rx);
+    unlink(probe);
+    unlink(roots);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_exchange),
+        cmocka_unit_test(test_open_leaves_a_link_alone),
+        cmocka_unit_test(test_send_refuses_what_is_not_a_socket),
+        cmocka_unit_test(test_open_as_another_user),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -171,6 +172,76 @@ static void test_send_never_blocks(void **state)
     ingest_sender_fini(&s);
 }
 
+static int bind_dgram(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    strcpy(sa.sun_path, path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* The sender never follows a link at its path, and a socket it is
+ * connected to stays its receiver until that one goes; then it finds the
+ * new one at the path. */
+static void test_sender_refuses_a_link_and_follows_a_restart(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rv-ingest-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], real[128], file[128];
+    snprintf(path, sizeof(path), "%s/ingest.sock", dir);
+    snprintf(real, sizeof(real), "%s/elsewhere.sock", dir);
+    snprintf(file, sizeof(file), "%s/file", dir);
+    struct ingest_sender s;
+    assert_int_equal(ingest_sender_init(&s, path), 0);
+    ingest_buf_reset(&buf);
+    ingest_buf_line(&buf, "x", NULL, 1);
+    char got[64];
+
+    int elsewhere = bind_dgram(real);
+    assert_int_equal(symlink(real, path), 0);
+    assert_int_equal(ingest_send(&s, &buf), -ELOOP);
+    assert_int_equal(s.dropped, 1);
+    assert_int_equal(recv(elsewhere, got, sizeof(got), MSG_DONTWAIT), -1);
+    unlink(path);
+
+    FILE *f = fopen(file, "w");
+    fclose(f);
+    assert_int_equal(rename(file, path), 0);
+    assert_int_equal(ingest_send(&s, &buf), -ENOTSOCK);
+    assert_int_equal(s.dropped, 2);
+    unlink(path);
+
+    int rx = bind_dgram(path);
+    assert_int_equal(ingest_send(&s, &buf), 0);
+    assert_int_equal(recv(rx, got, sizeof(got), 0), 4);
+    /* a link put at the path now changes nothing for the connected sender */
+    assert_int_equal(rename(path, file), 0);
+    assert_int_equal(symlink(real, path), 0);
+    assert_int_equal(ingest_send(&s, &buf), 0);
+    assert_int_equal(recv(rx, got, sizeof(got), 0), 4);
+    assert_int_equal(recv(elsewhere, got, sizeof(got), MSG_DONTWAIT), -1);
+
+    /* the receiver restarts: a new socket at the path, found at once */
+    close(rx);
+    unlink(file);
+    unlink(path);
+    rx = bind_dgram(path);
+    assert_int_equal(ingest_send(&s, &buf), 0);
+    assert_int_equal(recv(rx, got, sizeof(got), MSG_DONTWAIT), 4);
+    assert_memory_equal(got, "x 1\n", 4);
+    assert_int_equal(s.sent, 3);
+    assert_int_equal(s.dropped, 2);
+
+    close(rx);
+    close(elsewhere);
+    unlink(path);
+    unlink(real);
+    rmdir(dir);
+    ingest_sender_fini(&s);
+}
+
 static void test_sender_path_too_long(void **state)
 {
     (void)state;
@@ -193,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_line_count_capped),
         cmocka_unit_test(test_buffer_full_keeps_whole_lines),
         cmocka_unit_test(test_send_never_blocks),
+        cmocka_unit_test(test_sender_refuses_a_link_and_follows_a_restart),
         cmocka_unit_test(test_sender_path_too_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
