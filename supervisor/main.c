@@ -79,6 +79,32 @@ static int main_owner(const struct config *cfg, struct main_owner *o)
     return 0;
 }
 
+/* Once runtime_dir is the children's user's, they may rename it and put a
+ * link in its place wherever its parent lets them (a sticky /tmp does:
+ * the entry is theirs), and every path root builds through runtime_dir
+ * would lead where they like. So its parent must be root's, and writable by
+ * root alone. */
+static int main_runtime_parent(const char *dir, const struct main_owner *o)
+{
+    char *parent = xstrdup(dir);
+    size_t len = strlen(parent);
+    while (len > 1 && parent[len - 1] == '/')
+        parent[--len] = '\0';
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        slash[slash == parent] = '\0';
+    struct stat st;
+    int rc = stat(parent, &st) < 0 ? -errno : 0;
+    if (rc == 0 && (st.st_uid != 0 || (st.st_mode & 022)))
+        rc = -EPERM;
+    if (rc < 0)
+        log_error("runtime_dir's parent must belong to root and be writable by root alone, or the children's "
+                  "user could replace runtime_dir by a link path=%s parent=%s user=%s",
+                  dir, parent, o->user);
+    free(parent);
+    return rc;
+}
+
 /* runtime_dir holds the sockets: it must be ours, or the children's user's,
  * and closed to others. Opened without following a link and changed through
  * that fd, so nothing can be swapped in between the check and the change. */
@@ -103,6 +129,8 @@ static int main_runtime_dir(const char *dir, const struct main_owner *o)
         log_error_errno(err, "cannot create runtime_dir path=%s", dir);
         return -err;
     }
+    if (o->user && main_runtime_parent(dir, o) < 0)
+        return -EPERM;
     struct stat st;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) < 0 || (st.st_uid != geteuid() && st.st_uid != o->uid)) {
@@ -160,23 +188,24 @@ static int main_hand_over(const char *dir, const struct main_owner *o)
 }
 
 /* One supervisor per runtime_dir: a second one would fight over the sockets
- * and the browsers' ports. The lock lives as long as the process. */
+ * and the browsers' ports. The lock is on runtime_dir itself, not on a file
+ * in it: the directory may be the children's user's, and a hard link they
+ * left under the lock file's name (O_NOFOLLOW stops only symbolic ones)
+ * would have root open and lock a file of root's elsewhere. It lives as
+ * long as the process. */
 static int main_lock(const char *dir)
 {
-    char *path = xasprintf("%s/rendervisor.lock", dir);
-    /* O_NOFOLLOW: runtime_dir may be the children's user's, and a link they
-     * left must not make root create or lock a file elsewhere. */
-    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
         int err = errno;
         if (err == EWOULDBLOCK)
             log_error("another rendervisor is running with this runtime_dir path=%s", dir);
         else
-            log_error_errno(err, "cannot lock runtime_dir path=%s", path);
-        free(path);
+            log_error_errno(err, "cannot lock runtime_dir path=%s", dir);
+        if (fd >= 0)
+            close(fd);
         return -err;
     }
-    free(path);
     return fd;
 }
 

@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "ctl.h"
 #include "log.h"
+#include "net.h"
 #include "report.h"
 #include "sampler.h"
 #include "spawn.h"
@@ -390,7 +391,13 @@ static void sv_report_child(struct supervisor *sv, struct sv_child *c)
     report_child_lines(sv->report, &r);
     report_dropped_line(sv->report, sv->sender.dropped);
     /* A missing or full socket drops this report; the next one catches up. */
-    ingest_send(&sv->sender, sv->report);
+    int rc = ingest_send(&sv->sender, sv->report);
+    /* Something other than the exporter's socket at its path is said once,
+     * each time it starts to be so. */
+    const char *why = net_unix_peer_refusal(rc);
+    if (why && !sv->sender_refused)
+        log_warn("reports not sent: %s path=%s", why, sv->sender.path);
+    sv->sender_refused = why != NULL;
 }
 
 /* Processes that left their child's session escape the guardian's session
@@ -847,6 +854,23 @@ int supervisor_run(struct supervisor *sv)
 
 /* ---- set-up and tear-down -------------------------------------------- */
 
+/* supervisor.ctl. The renderer runs as [supervisor] user when we are root,
+ * and must reach it: the socket is made as that user's from the start
+ * (bound with their fsuid and fsgid), because runtime_dir is theirs and a
+ * chown by path afterwards would follow whatever link they put there. */
+static int sv_ctl_open(const struct config *cfg, const char *path)
+{
+    if (!cfg->supervisor.user || !cfg->supervisor.user[0] || geteuid() != 0)
+        return ctl_open(path);
+    struct passwd *pw = getpwnam(cfg->supervisor.user);
+    if (!pw) {
+        log_warn("cannot make the control socket the children's user's path=%s user=%s", path,
+                 cfg->supervisor.user);
+        return -ENOENT;
+    }
+    return ctl_open_as(path, pw->pw_uid, pw->pw_gid);
+}
+
 int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path, int config_from_file)
 {
     memset(sv, 0, sizeof(*sv));
@@ -907,17 +931,10 @@ int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path
 
     /* Without it memory limits still work, only not gracefully. */
     char *ctl = config_runtime_path(cfg, CTL_SUPERVISOR);
-    sv->ctl_fd = ctl_open(ctl);
+    sv->ctl_fd = sv_ctl_open(cfg, ctl);
     sv->ctl_watch = (struct sv_watch){ .kind = SV_WATCH_CTL };
     if (sv->ctl_fd < 0 || sv_epoll_add(sv, sv->ctl_fd, &sv->ctl_watch) < 0)
         log_warn_errno(sv->ctl_fd < 0 ? sv->ctl_fd : -errno, "cannot open the control socket path=%s", ctl);
-    /* The renderer runs as [supervisor] user then, and must reach it. */
-    if (sv->ctl_fd >= 0 && cfg->supervisor.user && cfg->supervisor.user[0] && geteuid() == 0) {
-        struct passwd *pw = getpwnam(cfg->supervisor.user);
-        if (!pw || chown(ctl, pw->pw_uid, pw->pw_gid) < 0)
-            log_warn("cannot hand the control socket to the children's user path=%s user=%s", ctl,
-                     cfg->supervisor.user);
-    }
     free(ctl);
 
     size_t n;

@@ -78,6 +78,7 @@ struct supervisor {
     struct guardian guardian;
     struct sampler *sampler;
     struct ingest_sender sender;
+    int sender_refused; /* its path holds no socket to send to (said once) */
     /* On the heap: supervisor_init() zeroes the struct, which sits on
      * main()'s stack, and would make all 64 KiB of it resident for good; a
      * report fills a few hundred bytes of it. */
