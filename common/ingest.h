@@ -34,7 +34,8 @@ size_t ingest_format_value(char *buf, size_t size, double value);
 
 /* A sender: a non-blocking, close-on-exec datagram socket aimed at a path,
  * connected to the socket file found there (never through a link) at the
- * first send, and again when that receiver has gone. */
+ * first send, and again when that receiver has gone. A sender belongs to
+ * one thread (it reconnects its fd in ingest_send). */
 struct ingest_sender {
     int fd;
     char *path;
