@@ -92,10 +92,12 @@ W = read_ready_h()
 
 def browser_command():
     """etc/rendervisor.ini's [browsers] command, as the supervisor runs it
-    (it adds the debugging port and a fresh profile itself)."""
+    (it adds the debugging port and a fresh profile itself, and, as root,
+    where Chromium's sandbox cannot work, --no-sandbox)."""
     cp = configparser.ConfigParser(inline_comment_prefixes=(';',))
     cp.read(os.path.join(ROOT, 'etc', 'rendervisor.ini'))
-    return cp['browsers']['command'].split()
+    words = cp['browsers']['command'].split()
+    return words + ['--no-sandbox'] if os.geteuid() == 0 else words
 
 
 # ---- statistics --------------------------------------------------------------

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "supervisor.h"
+#include "warnings.h"
 #include "xalloc.h"
 
 static void main_usage(FILE *out)
@@ -271,6 +272,13 @@ int main(int argc, char **argv)
         struct config *cfg = main_load(check_file);
         if (!cfg)
             return 1;
+        /* Warnings, not errors: the file is valid, and what they are about
+         * (who the browsers run as) is for the operator to decide. */
+        struct warnings w;
+        warnings_collect(&w, cfg, geteuid());
+        for (size_t i = 0; i < w.count; i++)
+            fprintf(stderr, "%s: warning: %s\n", check_file, w.text[i]);
+        warnings_fini(&w);
         printf("%s: valid\n", check_file);
         config_free(cfg);
         return 0;
@@ -314,6 +322,11 @@ int main(int argc, char **argv)
 
     log_info("rendervisor starting version=%s config=%s runtime_dir=%s", RENDERVISOR_VERSION, path,
              cfg->supervisor.runtime_dir);
+    struct warnings w;
+    warnings_collect(&w, cfg, geteuid());
+    for (size_t i = 0; i < w.count; i++)
+        log_warn("%s", w.text[i]);
+    warnings_fini(&w);
     struct supervisor sv;
     int rc = supervisor_init(&sv, cfg, path, config_file != NULL);
     if (rc == 0)

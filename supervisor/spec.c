@@ -3,6 +3,8 @@
  * two strings, and can be tested without starting anything. */
 #include "spec.h"
 
+#include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,4 +170,60 @@ void spec_move(struct child_spec *dst, struct child_spec *src)
     spec_fini(dst);
     *dst = *src;
     memset(src, 0, sizeof(*src));
+}
+
+/* Chromium's sandbox: user, pid and net namespaces around its zygote, and
+ * seccomp-bpf in its renderers. Chromium will not start as root without
+ * --no-sandbox, and as any other user the sandbox needs no help from us. */
+
+/* The word in cmd that turns the sandbox off, or NULL. Chromium takes its
+ * switches with one dash or two, and ignores a value after '='. */
+static const char *spec_no_sandbox_word(const struct config_command *cmd)
+{
+    for (int i = 1; i < cmd->argc; i++) {
+        const char *w = cmd->argv[i];
+        if (w[0] == '-' && w[1] == '-')
+            w++;
+        if (strncmp(w, "-no-sandbox", 11) == 0 && (w[11] == '\0' || w[11] == '='))
+            return cmd->argv[i];
+    }
+    return NULL;
+}
+
+enum spec_sandbox spec_sandbox(const struct config_command *cmd, uid_t browsers_uid)
+{
+    if (browsers_uid == 0)
+        return SPEC_SANDBOX_OFF_ROOT;
+    return spec_no_sandbox_word(cmd) ? SPEC_SANDBOX_OFF_COMMAND : SPEC_SANDBOX_ON;
+}
+
+int spec_browsers_uid(const struct config *cfg, uid_t euid, uid_t *uid)
+{
+    const char *user = cfg->supervisor.user;
+    *uid = euid;
+    /* Not root: the config has checked that user, if set, is us. */
+    if (euid != 0 || !user || !user[0])
+        return 0;
+    struct passwd *pw = getpwnam(user);
+    if (!pw)
+        return -ENOENT;
+    *uid = pw->pw_uid;
+    return 0;
+}
+
+void spec_sandbox_apply(struct child_spec *specs, size_t count, enum spec_sandbox sandbox)
+{
+    if (sandbox != SPEC_SANDBOX_OFF_ROOT)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        struct child_spec *s = &specs[i];
+        if (s->role != SPEC_ROLE_BROWSER || spec_no_sandbox_word(&s->command))
+            continue;
+        /* The fingerprint stays: who the browsers run as is fixed for the
+         * supervisor's life, so the word is the same before and after any
+         * reload. */
+        s->command.argv = xreallocarray(s->command.argv, (size_t)s->command.argc + 2, sizeof(char *));
+        s->command.argv[s->command.argc++] = xstrdup("--no-sandbox");
+        s->command.argv[s->command.argc] = NULL;
+    }
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 
@@ -37,5 +38,24 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
 void spec_free(struct child_spec *specs, size_t count);
 /* Move src into dst (dst's old contents are freed; src is left empty). */
 void spec_move(struct child_spec *dst, struct child_spec *src);
+
+/* Whether the browsers get Chromium's sandbox. It cannot work as root
+ * (Chromium refuses to start so), and then --no-sandbox is added; as any
+ * other user it is on unless the operator's command turns it off. */
+enum spec_sandbox {
+    SPEC_SANDBOX_ON,
+    SPEC_SANDBOX_OFF_ROOT,    /* the browsers run as root: --no-sandbox added */
+    SPEC_SANDBOX_OFF_COMMAND, /* not root, but the command says --no-sandbox */
+};
+
+/* The decision, for the browsers' command cmd run as browsers_uid. */
+enum spec_sandbox spec_sandbox(const struct config_command *cmd, uid_t browsers_uid);
+/* The uid the browsers run as when a supervisor of effective uid euid starts
+ * cfg: [supervisor] user's when euid is 0 and it is set, else euid. Returns
+ * 0, or -ENOENT when that user does not exist. */
+int spec_browsers_uid(const struct config *cfg, uid_t euid, uid_t *uid);
+/* For SPEC_SANDBOX_OFF_ROOT, append --no-sandbox to every browser's command
+ * that does not have it; nothing for the others. */
+void spec_sandbox_apply(struct child_spec *specs, size_t count, enum spec_sandbox sandbox);
 
 #endif

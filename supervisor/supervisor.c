@@ -592,6 +592,18 @@ static void sv_set_children(struct supervisor *sv, struct child_spec *specs, siz
         sv->children[i] = sv_child_new(sv, &specs[i]);
 }
 
+/* The children of cfg, the browsers with --no-sandbox where Chromium's
+ * sandbox cannot work: as root (spec.h). An unknown user leaves euid: the
+ * start fails and says so anyway. */
+static struct child_spec *sv_specs(const struct config *cfg, const char *config_path, size_t *n)
+{
+    struct child_spec *specs = spec_build(cfg, config_path, n);
+    uid_t uid;
+    (void)spec_browsers_uid(cfg, geteuid(), &uid);
+    spec_sandbox_apply(specs, *n, spec_sandbox(&cfg->browsers.command, uid));
+    return specs;
+}
+
 static void sv_reload(struct supervisor *sv)
 {
     if (!sv->config_from_file) {
@@ -621,7 +633,7 @@ static void sv_reload(struct supervisor *sv)
     log_set(cfg->supervisor.log_level, cfg->supervisor.log_format);
 
     size_t n;
-    struct child_spec *specs = spec_build(cfg, sv->config_path, &n);
+    struct child_spec *specs = sv_specs(cfg, sv->config_path, &n);
     char *ingest = config_runtime_path(cfg, cfg->exporter.ingest);
     if (strcmp(ingest, sv->sender.path) != 0) {
         ingest_sender_fini(&sv->sender);
@@ -938,7 +950,7 @@ int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path
     free(ctl);
 
     size_t n;
-    struct child_spec *specs = spec_build(cfg, config_path, &n);
+    struct child_spec *specs = sv_specs(cfg, config_path, &n);
     sv_set_children(sv, specs, n);
     spec_free(specs, n);
     return 0;

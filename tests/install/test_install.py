@@ -272,6 +272,14 @@ class InstallTest(unittest.TestCase):
         self.assertGreater(seconds(unit['TimeoutStopSec'][0]), stop + 5)
         # V8 needs writable, then executable memory.
         self.assertNotIn('MemoryDenyWriteExecute', unit)
+        # Chromium's sandbox: the unit runs the browsers as its own user and
+        # allows the namespaces the sandbox makes, no others; the default
+        # command leaves the sandbox on (the supervisor adds --no-sandbox
+        # only as root).
+        self.assertEqual(unit.get('DynamicUser'), ['yes'])
+        self.assertEqual(sorted(unit['RestrictNamespaces'][0].split()), ['net', 'pid', 'user'])
+        with open(DEFAULT_INI) as f:
+            self.assertNotIn('--no-sandbox', ''.join(line for line in f if not line.lstrip().startswith(';')))
         self.assertNotIn('MemoryMax', unit)  # a hint, left commented
 
     def verify(self, unit_path):

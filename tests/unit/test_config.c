@@ -139,7 +139,7 @@ static void test_default_loads(void **state)
     assert_int_equal(cfg->browsers.port_base, 9222);
     assert_int_equal(cfg->browsers.memory_limit, 1ULL << 30);
     static const char *const chromium[] = {
-        "/usr/lib/chromium/chromium-headless-shell", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "/usr/lib/chromium/chromium-headless-shell", "--disable-gpu", "--disable-dev-shm-usage",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--no-first-run", "--disable-quic", "--no-default-browser-check", "--mute-audio",
         "--hide-scrollbars",
@@ -170,7 +170,7 @@ static void test_default_text(void **state)
     /* The default parsed as a file gives the same as config_load_default(). */
     struct config *cfg = test_load(config_default_ini);
     assert_string_equal(cfg->path, "test.ini");
-    assert_int_equal(cfg->browsers.command.argc, 12);
+    assert_int_equal(cfg->browsers.command.argc, 11);
     config_free(cfg);
 }
 

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,6 +227,131 @@ static void test_spec_move(void **state)
     config_free(cfg);
 }
 
+/* A command from words (for spec_sandbox, which reads only the words). */
+static struct config_command words(const char *text)
+{
+    struct config_command cmd = { 0 };
+    const char *why = NULL;
+    if (config_split_command(text, &cmd, &why) < 0)
+        fail_msg("cannot split %s: %s", text, why);
+    return cmd;
+}
+
+static enum spec_sandbox sandbox_of(const char *text, uid_t uid)
+{
+    struct config_command cmd = words(text);
+    enum spec_sandbox sb = spec_sandbox(&cmd, uid);
+    config_command_fini(&cmd);
+    return sb;
+}
+
+/* Chromium's sandbox: off as root whatever the command says; otherwise on
+ * unless the command turns it off itself (in any of Chromium's spellings). */
+static void test_sandbox_decision(void **state)
+{
+    (void)state;
+    assert_int_equal(sandbox_of("chromium --headless", 0), SPEC_SANDBOX_OFF_ROOT);
+    assert_int_equal(sandbox_of("chromium --headless --no-sandbox", 0), SPEC_SANDBOX_OFF_ROOT);
+    assert_int_equal(sandbox_of("chromium --headless", 999), SPEC_SANDBOX_ON);
+    assert_int_equal(sandbox_of("chromium --headless", 65534), SPEC_SANDBOX_ON);
+    assert_int_equal(sandbox_of("chromium --no-sandbox --headless", 999), SPEC_SANDBOX_OFF_COMMAND);
+    assert_int_equal(sandbox_of("chromium -no-sandbox", 999), SPEC_SANDBOX_OFF_COMMAND);
+    assert_int_equal(sandbox_of("chromium --no-sandbox=1", 999), SPEC_SANDBOX_OFF_COMMAND);
+    /* other switches that merely start alike, and the program's own name */
+    assert_int_equal(sandbox_of("chromium --no-sandbox-and-exit --no-sandboxes", 999), SPEC_SANDBOX_ON);
+    assert_int_equal(sandbox_of("chromium --disable-seccomp-filter-sandbox", 999), SPEC_SANDBOX_ON);
+    assert_int_equal(sandbox_of("--no-sandbox", 999), SPEC_SANDBOX_ON);
+}
+
+/* A copy through the allocator config_free() frees with (cmocka's). */
+static char *copy(const char *text)
+{
+    char *s = malloc(strlen(text) + 1);
+    assert_non_null(s);
+    return strcpy(s, text);
+}
+
+/* Who the browsers run as: [supervisor] user when the supervisor is root,
+ * else the supervisor itself (the config allows no other user then). */
+static void test_browsers_uid(void **state)
+{
+    (void)state;
+    struct config *cfg = load(base);
+    uid_t uid = 12345;
+    assert_int_equal(spec_browsers_uid(cfg, 0, &uid), 0);
+    assert_int_equal(uid, 0);
+    assert_int_equal(spec_browsers_uid(cfg, 1000, &uid), 0);
+    assert_int_equal(uid, 1000);
+
+    struct passwd *pw = getpwnam("nobody");
+    assert_non_null(pw);
+    uid_t nobody = pw->pw_uid;
+    free(cfg->supervisor.user);
+    cfg->supervisor.user = copy("nobody");
+    assert_int_equal(spec_browsers_uid(cfg, 0, &uid), 0);
+    assert_int_equal(uid, nobody);
+    /* not root: the supervisor's own uid, whatever user says */
+    assert_int_equal(spec_browsers_uid(cfg, 1000, &uid), 0);
+    assert_int_equal(uid, 1000);
+
+    free(cfg->supervisor.user);
+    cfg->supervisor.user = copy("root");
+    assert_int_equal(spec_browsers_uid(cfg, 0, &uid), 0);
+    assert_int_equal(uid, 0);
+
+    free(cfg->supervisor.user);
+    cfg->supervisor.user = copy("no-such-user-rvunit");
+    assert_int_equal(spec_browsers_uid(cfg, 0, &uid), -ENOENT);
+    assert_int_equal(uid, 0);
+    config_free(cfg);
+}
+
+/* As root every browser gets --no-sandbox last, once; nothing else changes. */
+static void test_sandbox_apply(void **state)
+{
+    (void)state;
+    char *text = with("command = chromium --headless 'a b'\n", "command = chromium --headless\n");
+    struct config *cfg = load(text);
+    size_t n;
+    struct child_spec *s = spec_build(cfg, "/etc/rv.ini", &n);
+    char fp[1024];
+    snprintf(fp, sizeof(fp), "%s", s[1].fingerprint);
+    int argc = s[1].command.argc;
+    int exporter_argc = s[0].command.argc, renderer_argc = s[3].command.argc;
+
+    spec_sandbox_apply(s, n, SPEC_SANDBOX_ON);
+    spec_sandbox_apply(s, n, SPEC_SANDBOX_OFF_COMMAND);
+    assert_int_equal(s[1].command.argc, argc);
+
+    spec_sandbox_apply(s, n, SPEC_SANDBOX_OFF_ROOT);
+    for (size_t i = 1; i <= 2; i++) {
+        assert_int_equal(s[i].command.argc, argc + 1);
+        assert_string_equal(s[i].command.argv[argc], "--no-sandbox");
+        assert_null(s[i].command.argv[argc + 1]);
+    }
+    assert_int_equal(s[0].command.argc, exporter_argc);
+    assert_int_equal(s[3].command.argc, renderer_argc);
+    /* a reload's specs get the same word: no restart for it */
+    assert_string_equal(s[1].fingerprint, fp);
+    /* applied again (a command that has it already): still once */
+    spec_sandbox_apply(s, n, SPEC_SANDBOX_OFF_ROOT);
+    assert_int_equal(s[1].command.argc, argc + 1);
+    spec_free(s, n);
+    config_free(cfg);
+    free(text);
+
+    /* the operator's own --no-sandbox is not doubled */
+    text = with("command = chromium --headless 'a b'\n", "command = chromium --no-sandbox\n");
+    cfg = load(text);
+    s = spec_build(cfg, "/etc/rv.ini", &n);
+    argc = s[1].command.argc;
+    spec_sandbox_apply(s, n, spec_sandbox(&cfg->browsers.command, 0));
+    assert_int_equal(s[1].command.argc, argc);
+    spec_free(s, n);
+    config_free(cfg);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +362,9 @@ int main(void)
         cmocka_unit_test(test_spec_move),
         cmocka_unit_test(test_devtools_address_last),
         cmocka_unit_test(test_user_and_allowed_hosts),
+        cmocka_unit_test(test_sandbox_decision),
+        cmocka_unit_test(test_browsers_uid),
+        cmocka_unit_test(test_sandbox_apply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
