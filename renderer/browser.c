@@ -486,6 +486,8 @@ static void browser_takeover_targets(void *arg, int id, const struct cdp_msg *m,
     struct browser *b = arg;
     const char *tid;
     int rc = 0;
+    if (!b->connected)
+        return; /* the pipes went meanwhile */
     if (err < 0)
         rc = err;
     else
@@ -768,6 +770,16 @@ static struct lws *browser_pipe_adopt_end(struct browser *b, int fd)
     return lws_adopt_descriptor_vhost_via_info(&d); /* closes fd when it fails */
 }
 
+/* Pipes that could not be adopted: the same set may come again (the
+ * supervisor sends it on the next "hello"). */
+static void browser_pipe_unseen(struct browser *b, unsigned gen)
+{
+    pthread_mutex_lock(&b->pool->lock);
+    if (b->pool->gen_seen[b->index] == gen)
+        b->pool->gen_seen[b->index] = gen - 1;
+    pthread_mutex_unlock(&b->pool->lock);
+}
+
 /* A set of pipes from the supervisor: it replaces the set in use. */
 static void browser_pipe_adopt(struct browser *b, int w, int r, unsigned gen)
 {
@@ -780,6 +792,7 @@ static void browser_pipe_adopt(struct browser *b, int w, int r, unsigned gen)
     b->pipe_rx = browser_pipe_adopt_end(b, r);
     if (!b->pipe_rx) {
         close(w);
+        browser_pipe_unseen(b, gen);
         log_warn("cannot watch the browser's pipes browser=%u generation=%u", b->index, gen);
         return;
     }
@@ -788,6 +801,7 @@ static void browser_pipe_adopt(struct browser *b, int w, int r, unsigned gen)
         lws_set_opaque_user_data(b->pipe_rx, NULL);
         lws_set_timeout(b->pipe_rx, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         b->pipe_rx = NULL;
+        browser_pipe_unseen(b, gen);
         log_warn("cannot watch the browser's pipes browser=%u generation=%u", b->index, gen);
         return;
     }
