@@ -162,6 +162,33 @@ class PipesTest(unittest.TestCase):
         self.assertTrue(body.startswith(b'\x89PNG\r\n\x1a\n'))
         self.assertEqual(read_png(body)[2][50][50], (255, 0, 0))
 
+    def test_pipes_from_anyone_but_the_supervisor_are_refused_and_closed(self):
+        # Another process that can reach renderer.ctl offers "pipes 0 99"
+        # with two fds of its own: refused (not the renderer's parent), the
+        # fds closed (nothing the renderer holds grows), browser-0 untouched.
+        import socket
+        rv = self.rv
+        self.wait_up()
+        renderer = rv.pid('renderer')
+        before = pipe_fds(renderer)
+        r, w = os.pipe()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            s.sendmsg([b'pipes 0 99\n'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(memoryview(
+                __import__('array').array('i', [w, r]))))], 0, os.path.join(rv.run_dir, 'renderer.ctl'))
+        finally:
+            s.close()
+        os.close(w)
+        wait_until(lambda: rv.child_records('renderer', 'control line refused', line='pipes', pid=os.getpid()), 10,
+                   what='the line refused')
+        # the renderer kept no copy of the write end: the pipe reads as EOF
+        os.set_blocking(r, False)
+        self.assertEqual(os.read(r, 1), b'')
+        os.close(r)
+        self.assertEqual(pipe_fds(renderer), before)
+        self.assertFalse([f for f in self.renderer_records('browser pipes taken over') if f['generation'] == '99'])
+        self.render_ok(rv)
+
     # ---- a browser killed ---------------------------------------------------
     def test_a_browser_killed_mid_load_comes_back_with_new_pipes(self):
         rv = self.rv
@@ -226,7 +253,6 @@ class PipesTest(unittest.TestCase):
         self.assertEqual(sorted(f['browser'] for f in over), ['0', '1'])
         # the render the old renderer left: its context (and page) disposed of
         cleared = sum(int(f['disposed_contexts']) + int(f['closed_targets']) for f in over)
-        print('taken over: %r' % over, file=sys.stderr)
         self.assertGreaterEqual(cleared, 1, over)
         self.render_ok(rv)
         self.render_ok(rv)
