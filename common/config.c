@@ -58,6 +58,7 @@ enum config_kind {
     CONFIG_KIND_USER,  /* a user name, or empty for none */
     CONFIG_KIND_HOSTS, /* host[:port] words, or empty for any host */
     CONFIG_KIND_TIMEZONE, /* what a render's timezone may be, or empty */
+    CONFIG_KIND_DEVTOOLS, /* pipe or port */
 };
 
 struct config_key {
@@ -110,6 +111,7 @@ static const struct config_key config_keys[] = {
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
     { "browsers", "command", CONFIG_KIND_COMMAND, CONFIG_AT(browsers.command), NULL, 0, 0 },
     { "browsers", "port_base", CONFIG_KIND_UINT, CONFIG_AT(browsers.port_base), "9222", 1024, 65535 },
+    { "browsers", "devtools", CONFIG_KIND_DEVTOOLS, CONFIG_AT(browsers.devtools), "pipe", 0, 0 },
     { "browsers", "memory_limit", CONFIG_KIND_SIZE, CONFIG_AT(browsers.memory_limit), "0", 0, 0 },
     { "browsers", "drain_timeout", CONFIG_KIND_DURATION, CONFIG_AT(browsers.drain_timeout_ns), "30s",
       0, 10 * CONFIG_NS_PER_MIN },
@@ -127,6 +129,10 @@ static const char *const config_log_levels[] = {
 static const char *const config_log_formats[] = {
     [CONFIG_LOG_TEXT] = "text",
     [CONFIG_LOG_JSON] = "json",
+};
+static const char *const config_devtools_names[] = {
+    [CONFIG_DEVTOOLS_PIPE] = "pipe",
+    [CONFIG_DEVTOOLS_PORT] = "port",
 };
 
 /* ---- value parsers ---------------------------------------------------- */
@@ -1035,6 +1041,13 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
         else
             *(enum config_log_format *)field = (enum config_log_format)r;
         break;
+    case CONFIG_KIND_DEVTOOLS:
+        r = config_lookup_name(config_devtools_names, CONFIG_ARRAY_SIZE(config_devtools_names), value);
+        if (r < 0)
+            reason = "expected pipe or port";
+        else
+            *(enum config_devtools *)field = (enum config_devtools)r;
+        break;
     case CONFIG_KIND_COMMAND: {
         struct config_command cmd;
         if (config_split_command(value, &cmd, &reason) < 0)
@@ -1141,9 +1154,43 @@ static size_t config_key_index(const char *section, const char *name)
     return (size_t)(k - config_keys);
 }
 
+/* 1 when word is Chromium's switch name (one or two dashes), alone or with
+ * "=value". */
+static bool config_is_switch(const char *word, const char *name)
+{
+    if (word[0] != '-')
+        return false;
+    word += word[1] == '-' ? 2 : 1;
+    size_t n = strlen(name);
+    return strncmp(word, name, n) == 0 && (word[n] == '\0' || word[n] == '=');
+}
+
+/* The supervisor owns how DevTools is reached: a browser command that opens
+ * a port of its own would undo devtools = pipe (Chromium serves both). */
+static void config_check_devtools(struct config_parser *p, const struct config *cfg)
+{
+    struct config_entry *cmd = &p->entries[config_key_index("browsers", "command")];
+    struct config_entry *mode = &p->entries[config_key_index("browsers", "devtools")];
+    if (cmd->broken || mode->broken || !cfg->browsers.command.argv)
+        return;
+    for (int i = 1; i < cfg->browsers.command.argc; i++) {
+        const char *w = cfg->browsers.command.argv[i];
+        if (cfg->browsers.devtools == CONFIG_DEVTOOLS_PIPE &&
+            (config_is_switch(w, "remote-debugging-port") || config_is_switch(w, "remote-debugging-address")))
+            config_error(p, cmd->line, "browsers", "command",
+                         "%s opens DevTools on a TCP port, which devtools = pipe is there to avoid; remove it "
+                         "(or set devtools = port, for debugging only)",
+                         w);
+        else if (config_is_switch(w, "remote-debugging-pipe"))
+            config_error(p, cmd->line, "browsers", "command",
+                         "%s is added by the supervisor itself (devtools = pipe); remove it from the command", w);
+    }
+}
+
 /* Checks that involve more than one key, made once every key is known good. */
 static void config_cross_check(struct config_parser *p, const struct config *cfg)
 {
+    config_check_devtools(p, cfg);
     struct config_entry *base = &p->entries[config_key_index("browsers", "port_base")];
     struct config_entry *count = &p->entries[config_key_index("browsers", "count")];
     if (!base->broken && !count->broken && cfg->browsers.port_base + cfg->browsers.count - 1 > 65535)

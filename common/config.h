@@ -19,6 +19,14 @@ enum config_log_format {
     CONFIG_LOG_JSON,
 };
 
+/* How the renderer speaks CDP to the browsers: over pipes the supervisor
+ * makes (no port at all), or over a loopback port (any local user can
+ * drive the browser: for debugging only). */
+enum config_devtools {
+    CONFIG_DEVTOOLS_PIPE,
+    CONFIG_DEVTOOLS_PORT,
+};
+
 /* A command line split into words as a shell would, without expansion. */
 struct config_command {
     char **argv; /* argc words, then NULL */
@@ -77,7 +85,8 @@ struct config {
     struct {
         unsigned count;
         struct config_command command;
-        unsigned port_base;
+        unsigned port_base;       /* devtools = port only */
+        enum config_devtools devtools;
         uint64_t memory_limit; /* per browser process tree */
         int64_t drain_timeout_ns; /* over its limit: how long its renders may finish; 0: restart at once */
     } browsers;

@@ -21,38 +21,76 @@ int ctl_open_as(const char *path, uid_t uid, gid_t gid)
     return net_listen_unix_as(path, SOCK_DGRAM, 0600, 0, uid, gid);
 }
 
-int ctl_recv(int fd, char *line, size_t size, pid_t *pid)
+static void ctl_close_all(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+int ctl_recv_fds(int fd, char *line, size_t size, pid_t *pid, int *fds, size_t max, size_t *nfds)
 {
     union {
-        char buf[CMSG_SPACE(sizeof(struct ucred))];
+        char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * CTL_FDS_MAX)];
         struct cmsghdr align;
     } ctl;
     struct iovec iov = { line, size - 1 };
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
                           .msg_controllen = sizeof(ctl.buf) };
+    *nfds = 0;
     ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    if (msg.msg_flags & MSG_TRUNC)
-        return -EMSGSIZE;
-    line[n] = '\0';
+    /* Every fd that arrived is ours to close, whatever becomes of the line
+     * (the kernel closed those that did not fit: MSG_CTRUNC). */
+    int got[CTL_FDS_MAX];
+    size_t ngot = 0;
     *pid = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+        if (c->cmsg_level != SOL_SOCKET)
+            continue;
+        if (c->cmsg_type == SCM_CREDENTIALS) {
             struct ucred cred;
             memcpy(&cred, CMSG_DATA(c), sizeof(cred));
             *pid = cred.pid;
+        } else if (c->cmsg_type == SCM_RIGHTS) {
+            size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < k; i++) {
+                int one;
+                memcpy(&one, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                if (ngot < CTL_FDS_MAX)
+                    got[ngot++] = one;
+                else
+                    close(one);
+            }
         }
     }
+    if (msg.msg_flags & MSG_TRUNC) {
+        ctl_close_all(got, ngot);
+        return -EMSGSIZE;
+    }
+    for (size_t i = 0; i < ngot; i++) {
+        if (i < max)
+            fds[(*nfds)++] = got[i];
+        else
+            close(got[i]);
+    }
+    line[n] = '\0';
     return (int)n;
 }
 
+int ctl_recv(int fd, char *line, size_t size, pid_t *pid)
+{
+    size_t nfds;
+    return ctl_recv_fds(fd, line, size, pid, NULL, 0, &nfds);
+}
+
 /* Where a datagram to path goes: the one place that addresses the other
- * side. The socket file is opened without following a link
- * (net_unix_peer_open) and sa names that open file, so a link the other
- * side's user puts at path cannot send a root supervisor's line elsewhere.
- * Returns that fd, which the caller closes once the datagram is sent, or
- * -errno (-ELOOP, -ENOTSOCK, -EPERM: refused; -ENOENT: nobody there). */
+ * side, for lines with fds and without. The socket file is opened without
+ * following a link (net_unix_peer_open) and sa names that open file, so a
+ * link the other side's user puts at path cannot send a root supervisor's
+ * line elsewhere. Returns that fd, which the caller closes once the
+ * datagram is sent, or -errno (-ELOOP, -ENOTSOCK, -EPERM: refused;
+ * -ENOENT: nobody there). */
 static int ctl_address(const char *path, struct sockaddr_un *sa)
 {
     int dest = net_unix_peer_open(path);
@@ -61,34 +99,90 @@ static int ctl_address(const char *path, struct sockaddr_un *sa)
     return dest;
 }
 
-int ctl_send(int fd, const char *path, const char *line)
+int ctl_send_fds(int fd, const char *path, const char *line, const int *fds, size_t nfds)
 {
+    if (nfds > CTL_FDS_MAX)
+        return -EINVAL;
     struct sockaddr_un sa;
     int dest = ctl_address(path, &sa);
     if (dest < 0)
         return dest;
     size_t len = strlen(line);
-    ssize_t n = sendto(fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, sizeof(sa));
+    struct iovec iov = { (void *)line, len };
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * CTL_FDS_MAX)];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg = { .msg_name = &sa, .msg_namelen = sizeof(sa), .msg_iov = &iov, .msg_iovlen = 1 };
+    if (nfds) {
+        memset(&ctl, 0, sizeof(ctl));
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+    }
+    ssize_t n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     int err = errno;
     close(dest);
     return n == (ssize_t)len ? 0 : -err;
 }
 
-int ctl_parse(const char *line, const char *verb, unsigned *n)
+int ctl_send(int fd, const char *path, const char *line)
+{
+    return ctl_send_fds(fd, path, line, NULL, 0);
+}
+
+/* One decimal of at most 2^32 - 1 at *p; advances *p past it. */
+static int ctl_number(const char **p, unsigned *n)
+{
+    unsigned long long v = 0;
+    int digits = 0;
+    for (; **p >= '0' && **p <= '9'; (*p)++, digits++) {
+        v = v * 10 + (unsigned)(**p - '0');
+        if (v > UINT32_MAX)
+            return -EINVAL;
+    }
+    if (!digits)
+        return -EINVAL;
+    *n = (unsigned)v;
+    return 0;
+}
+
+static int ctl_verb(const char *line, const char *verb, const char **p)
 {
     size_t vlen = strlen(verb);
     if (strncmp(line, verb, vlen) != 0 || line[vlen] != ' ')
         return -EINVAL;
-    const char *p = line + vlen + 1;
-    unsigned long long v = 0;
-    int digits = 0;
-    for (; *p >= '0' && *p <= '9'; p++, digits++) {
-        v = v * 10 + (unsigned)(*p - '0');
-        if (v > UINT32_MAX)
-            return -EINVAL;
-    }
-    if (!digits || (*p && strcmp(p, "\n") != 0))
+    *p = line + vlen + 1;
+    return 0;
+}
+
+static int ctl_end(const char *p)
+{
+    return *p && strcmp(p, "\n") != 0 ? -EINVAL : 0;
+}
+
+int ctl_parse(const char *line, const char *verb, unsigned *n)
+{
+    const char *p;
+    unsigned v;
+    if (ctl_verb(line, verb, &p) < 0 || ctl_number(&p, &v) < 0 || ctl_end(p) < 0)
         return -EINVAL;
-    *n = (unsigned)v;
+    *n = v;
+    return 0;
+}
+
+int ctl_parse2(const char *line, const char *verb, unsigned *a, unsigned *b)
+{
+    const char *p;
+    unsigned va, vb;
+    if (ctl_verb(line, verb, &p) < 0 || ctl_number(&p, &va) < 0 || *p++ != ' ' || ctl_number(&p, &vb) < 0 ||
+        ctl_end(p) < 0)
+        return -EINVAL;
+    *a = va;
+    *b = vb;
     return 0;
 }

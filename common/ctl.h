@@ -13,6 +13,19 @@
 #define CTL_SUPERVISOR "supervisor.ctl"
 #define CTL_RENDERER "renderer.ctl"
 #define CTL_LINE_MAX 64
+/* The most fds a line carries: "pipes N G" has two. */
+#define CTL_FDS_MAX 2
+
+/* The DevTools pipes (devtools = pipe). The renderer says "hello" when its
+ * renderer.ctl is bound, and again every few seconds while it lacks some
+ * browser's pipes; the supervisor answers with "pipes N G" for each live
+ * browser, and sends it unasked whenever a browser starts. N is the
+ * browser's index, G its start count (higher is newer: a newer set replaces
+ * an older one). Two fds come with it, in this order: the write end of the
+ * pipe the browser reads commands from (its fd 3), the read end of the pipe
+ * it writes replies and events to (its fd 4). */
+#define CTL_HELLO "hello\n"
+#define CTL_PIPES "pipes"
 
 /* Bind path (replacing a stale socket) with credentials passing on. The fd
  * (non-blocking, close-on-exec) or -errno. */
@@ -25,13 +38,23 @@ int ctl_open_as(const char *path, uid_t uid, gid_t gid);
  * and the sender's pid. Its length, -EAGAIN when none is waiting, -EMSGSIZE
  * for a datagram too long (dropped), or -errno. */
 int ctl_recv(int fd, char *line, size_t size, pid_t *pid);
+/* ctl_recv, and the fds that came with the line (close-on-exec): up to max
+ * of them in fds, their number in *nfds. Fds past max are closed, so are
+ * all of them when the line is refused as too long; the caller closes the
+ * ones it does not take. */
+int ctl_recv_fds(int fd, char *line, size_t size, pid_t *pid, int *fds, size_t max, size_t *nfds);
 /* Send line to the socket at path without blocking: 0 or -errno. A link,
  * a file that is not a socket, or (for root) a socket of another user than
  * its directory's is refused, never followed: -ELOOP, -ENOTSOCK, -EPERM
  * (net_unix_peer_open). */
 int ctl_send(int fd, const char *path, const char *line);
+/* The same with fds (at most CTL_FDS_MAX) passed along (SCM_RIGHTS); the
+ * sender keeps its own copies. */
+int ctl_send_fds(int fd, const char *path, const char *line, const int *fds, size_t nfds);
 /* "verb N", N a decimal of at most 2^32 - 1 (an optional trailing
  * newline): 0 with *n, or -EINVAL. */
 int ctl_parse(const char *line, const char *verb, unsigned *n);
+/* "verb A B", each as for ctl_parse: 0 with *a and *b, or -EINVAL. */
+int ctl_parse2(const char *line, const char *verb, unsigned *a, unsigned *b);
 
 #endif

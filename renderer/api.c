@@ -77,6 +77,8 @@ struct api {
     int epfd;    /* the HTTP thread's: MHD's epoll fd, wake_fd, watched clients */
     int wake_fd; /* eventfd: a connection was resumed, or api_stop */
     int ctl_fd;  /* renderer.ctl: the supervisor's "drain N", or -1 */
+    char *supervisor_ctl; /* where "hello" goes */
+    int64_t hello_at_ns;  /* when to say "hello" next while pipes are missing */
     atomic_int stopping;
     struct api_req *proxies; /* scrapes waiting for the exporter */
     pthread_t thread;
@@ -726,15 +728,16 @@ static void api_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- the HTTP thread -------------------------------------------------------- */
 
-/* The epoll timeout: MHD's own, the drain's end, a scrape's deadline. */
-static int api_wait_ms(struct api *a, int64_t drain_end, int64_t proxy_end)
+/* The epoll timeout: MHD's own, the drain's end, a scrape's deadline, the
+ * next "hello". */
+static int api_wait_ms(struct api *a, int64_t drain_end, int64_t proxy_end, int64_t hello_end)
 {
     MHD_UNSIGNED_LONG_LONG mhd_ms;
     int64_t ms = -1;
     if (MHD_get_timeout(a->daemon, &mhd_ms) == MHD_YES)
         ms = mhd_ms > INT_MAX ? INT_MAX : (int64_t)mhd_ms;
     int64_t now = clock_now_ns();
-    int64_t ends[] = { drain_end, proxy_end };
+    int64_t ends[] = { drain_end, proxy_end, hello_end };
     for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
         if (!ends[i])
             continue;
@@ -745,19 +748,67 @@ static int api_wait_ms(struct api *a, int64_t drain_end, int64_t proxy_end)
     return (int)ms;
 }
 
+/* devtools = pipe: "hello" to the supervisor while some browser's pipes are
+ * missing (at start, after a browser went), every API_HELLO_MS; the
+ * supervisor answers with "pipes N G". Returns when to call again, or 0. */
+#define API_HELLO_MS 2000
+static int64_t api_hello(struct api *a, int64_t now)
+{
+    if (a->ctl_fd < 0 || !browser_pool_pipes_missing(a->pool))
+        return 0;
+    if (now >= a->hello_at_ns) {
+        int rc = ctl_send(a->ctl_fd, a->supervisor_ctl, CTL_HELLO);
+        if (rc < 0)
+            log_debug("cannot say hello to the supervisor path=%s error=%d", a->supervisor_ctl, -rc);
+        a->hello_at_ns = now + API_HELLO_MS * CLOCK_NS_PER_MS;
+    }
+    return a->hello_at_ns;
+}
+
+static void api_ctl_close(const int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+/* "pipes N G" from the supervisor, with browser N's pipe ends: 1 when the
+ * line was that (the fds are taken over or closed), 0 when not. */
+static int api_ctl_pipes(struct api *a, pid_t pid, const char *line, int *fds, size_t nfds)
+{
+    unsigned index, gen;
+    if (ctl_parse2(line, CTL_PIPES, &index, &gen) < 0)
+        return 0;
+    if (pid != getppid() || nfds != 2) {
+        log_warn("control line refused pid=%d line=pipes fds=%zu", (int)pid, nfds);
+        api_ctl_close(fds, nfds);
+        return 1;
+    }
+    int rc = browser_pool_give_pipes(a->pool, index, gen, fds[0], fds[1]);
+    if (rc == -EINVAL)
+        log_warn("control line refused pid=%d line=pipes browser=%u", (int)pid, index);
+    else if (rc == 0)
+        log_debug("browser pipes received browser=%u generation=%u", index, gen);
+    return 1;
+}
+
 /* The supervisor (our parent, and no one else) asks for a browser over its
- * memory limit to be drained before it restarts it ("drain N"), and tells
- * what its children use in all ("memory_kib N"). */
+ * memory limit to be drained before it restarts it ("drain N"), tells what
+ * its children use in all ("memory_kib N"), and hands over the browsers'
+ * pipes ("pipes N G"). */
 static void api_ctl_read(struct api *a)
 {
     char line[CTL_LINE_MAX];
     pid_t pid;
-    int n;
-    while ((n = ctl_recv(a->ctl_fd, line, sizeof(line), &pid)) != -EAGAIN) {
+    int n, fds[CTL_FDS_MAX];
+    size_t nfds;
+    while ((n = ctl_recv_fds(a->ctl_fd, line, sizeof(line), &pid, fds, CTL_FDS_MAX, &nfds)) != -EAGAIN) {
         if (n == -EMSGSIZE)
             continue;
         if (n < 0)
             return;
+        if (api_ctl_pipes(a, pid, line, fds, nfds))
+            continue;
+        api_ctl_close(fds, nfds); /* no other line carries any */
         unsigned index, kib;
         if (pid == getppid() && ctl_parse(line, "memory_kib", &kib) == 0) {
             jobs_set_tree_memory(a->jobs, (uint64_t)kib * 1024);
@@ -791,7 +842,8 @@ static void *api_loop(void *arg)
             break;
         struct epoll_event ev[API_EVENTS];
         int64_t proxy_end = api_proxy_expire(a, clock_now_ns());
-        int n = epoll_wait(a->epfd, ev, API_EVENTS, api_wait_ms(a, drain_end, proxy_end));
+        int64_t hello_end = drain_end ? 0 : api_hello(a, clock_now_ns());
+        int n = epoll_wait(a->epfd, ev, API_EVENTS, api_wait_ms(a, drain_end, proxy_end, hello_end));
         if (n < 0 && errno != EINTR) {
             log_error_errno(-errno, "the HTTP thread cannot wait for events");
             break;
@@ -834,6 +886,7 @@ static void api_free(struct api *a)
         close(a->ctl_fd);
     ingest_sender_fini(&a->ingest);
     free(a->exporter_path);
+    free(a->supervisor_ctl);
     free(a);
 }
 
@@ -852,6 +905,7 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
         err = errno;
     atomic_init(&a->stopping, 0);
     a->exporter_path = config_runtime_path(cfg, cfg->exporter.socket);
+    a->supervisor_ctl = config_runtime_path(cfg, CTL_SUPERVISOR);
     char *ingest_path = config_runtime_path(cfg, cfg->exporter.ingest);
     int rc = ingest_sender_init(&a->ingest, ingest_path);
     free(ingest_path);

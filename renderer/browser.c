@@ -1,10 +1,15 @@
-/* One CDP websocket per supervised browser. The supervisor restarts a browser
- * on the same port, so a lost connection is simply retried with backoff;
- * whoever had commands in flight hears -ECONNRESET and decides. */
+/* One CDP connection per supervised browser: a pair of pipes the supervisor
+ * hands over (devtools = pipe), or a websocket to a loopback port (devtools
+ * = port). Both sit in the one libwebsockets loop and share everything above
+ * the bytes: the queue, the deadlines, the dispatch. Lost pipes are replaced
+ * by the next set the supervisor sends; a lost websocket is retried with
+ * backoff; whoever had commands in flight hears -ECONNRESET and decides. */
 #include "browser.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -12,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +31,8 @@
 #define BROWSER_HTTP_MAX (64 * 1024)
 #define BROWSER_PATH_MAX 256
 #define BROWSER_RX_KEEP (1024 * 1024) /* free a bigger receive buffer after use */
+#define BROWSER_PIPE_READ (64 * 1024)    /* one read from a pipe */
+#define BROWSER_SETUP_MS 5000            /* the commands that bring a connection up */
 
 struct browser_pending {
     lws_sorted_usec_list_t sul; /* first: the deadline */
@@ -38,8 +46,9 @@ struct browser_pending {
 
 struct browser_out {
     struct browser_out *next;
-    char *data; /* LWS_PRE bytes, then the text */
+    char *data; /* LWS_PRE bytes, then the text and a NUL */
     size_t len; /* of the text */
+    size_t sent; /* pipes: bytes of the text and its NUL written so far */
 };
 
 struct browser_sub {
@@ -53,9 +62,15 @@ struct browser {
     struct browser_pool *pool;
     unsigned index;
     unsigned port;
-    struct lws *wsi;
+    struct lws *wsi;               /* websocket */
+    struct lws *pipe_rx, *pipe_tx; /* pipes: from the browser's fd 4, to its fd 3 */
+    int pipe_rfd, pipe_wfd;
+    unsigned pipe_gen; /* the supervisor's start count of the set in use */
+    int taking_over;   /* pipes: clearing what an earlier renderer left; the
+                        * first read may start mid-message */
+    unsigned cleared_contexts, cleared_targets;
     int up;        /* connected and Browser.getVersion answered */
-    int connected; /* websocket established */
+    int connected; /* websocket established, or pipes adopted */
     unsigned generation;
     unsigned load;
     unsigned backoff_ms;
@@ -70,10 +85,22 @@ struct browser {
     char product[CDP_PRODUCT_MAX + 1]; /* Browser.getVersion's, or "" */
 };
 
+/* Pipes handed over on the HTTP thread, for the browser thread to adopt. */
+struct browser_inbox {
+    int w, r; /* -1: empty */
+    unsigned gen;
+};
+
 struct browser_pool {
     struct lws_context *lws;
     struct browser *browsers;
     unsigned count;
+    int pipes; /* devtools = pipe */
+    pthread_mutex_t lock; /* the three arrays below */
+    struct browser_inbox *inbox;
+    unsigned *gen_seen; /* per browser: the newest set handed over */
+    unsigned char *live; /* per browser: pipes in use */
+    char *rx_chunk;      /* BROWSER_PIPE_READ bytes */
     atomic_uint up_count;
     _Atomic int64_t heartbeat_ns; /* the browser thread's last turn */
     lws_sorted_usec_list_t heartbeat;
@@ -83,6 +110,7 @@ struct browser_pool {
 };
 
 static void browser_connect(struct browser *b);
+static void browser_get_version(struct browser *b);
 
 /* ---- /json/version --------------------------------------------------- */
 
@@ -237,7 +265,7 @@ int browser_submit(struct browser *b, struct buf *out, int id, unsigned timeout_
     else
         b->out_head = o;
     b->out_tail = o;
-    lws_callback_on_writable(b->wsi);
+    lws_callback_on_writable(b->pool->pipes ? b->pipe_tx : b->wsi);
 
     struct browser_pending *pc = xcalloc(1, sizeof(*pc));
     pc->b = b;
@@ -330,12 +358,21 @@ static void browser_schedule_retry(struct browser *b)
     lws_sul_schedule(b->pool->lws, 0, &b->retry, browser_retry_cb, (lws_usec_t)ms * LWS_US_PER_MS);
 }
 
-/* The websocket is gone: fail what was waiting on it, then retry. */
+static void browser_set_live(struct browser *b, int live)
+{
+    pthread_mutex_lock(&b->pool->lock);
+    b->pool->live[b->index] = (unsigned char)live;
+    pthread_mutex_unlock(&b->pool->lock);
+}
+
+/* The connection is gone: fail what was waiting on it, then retry the
+ * websocket, or wait for the supervisor's next pipes. */
 static void browser_lost(struct browser *b)
 {
     int was = b->connected;
     b->wsi = NULL;
     b->connected = 0;
+    b->taking_over = 0;
     buf_fini(&b->rx);
     b->rx_overflow = 0;
     while (b->out_head) {
@@ -346,7 +383,11 @@ static void browser_lost(struct browser *b)
     }
     b->out_tail = NULL;
     browser_set_up(b, 0);
-    if (was)
+    if (b->pool->pipes)
+        browser_set_live(b, 0);
+    if (was && b->pool->pipes)
+        log_warn("browser connection lost browser=%u devtools=pipe generation=%u", b->index, b->pipe_gen);
+    else if (was)
         log_warn("browser connection lost browser=%u port=%u", b->index, b->port);
     /* Callbacks may submit (which fails now) or forget: detach the lists first. */
     struct browser_pending *pending = b->pending;
@@ -372,7 +413,8 @@ static void browser_lost(struct browser *b)
         free(s);
         fn(arg, NULL);
     }
-    browser_schedule_retry(b);
+    if (!b->pool->pipes)
+        browser_schedule_retry(b);
 }
 
 static void browser_version_reply(void *arg, int id, const struct cdp_msg *m, int err)
@@ -385,7 +427,11 @@ static void browser_version_reply(void *arg, int id, const struct cdp_msg *m, in
         log_warn_errno(rc, "Browser.getVersion failed browser=%u", b->index);
         /* Still usable; the version is only for the metric. */
     } else {
-        log_info("browser connected browser=%u port=%u version=\"%s\"", b->index, b->port, product);
+        if (b->pool->pipes)
+            log_info("browser connected browser=%u devtools=pipe generation=%u version=\"%s\"", b->index,
+                     b->pipe_gen, product);
+        else
+            log_info("browser connected browser=%u port=%u version=\"%s\"", b->index, b->port, product);
         snprintf(b->product, sizeof(b->product), "%s", product);
         struct ingest_buf *ib = xmalloc(sizeof(*ib));
         ingest_buf_reset(ib);
@@ -396,6 +442,123 @@ static void browser_version_reply(void *arg, int id, const struct cdp_msg *m, in
     }
     if (b->connected)
         browser_set_up(b, 1);
+}
+
+static void browser_get_version(struct browser *b)
+{
+    struct buf out;
+    browser_cmd_init(&out);
+    int id = cdp_browser_get_version(&b->cdp, &out);
+    if (browser_submit(b, &out, id, BROWSER_SETUP_MS, browser_version_reply, b) < 0 && b->connected)
+        browser_set_up(b, 1);
+}
+
+/* ---- taking over pipes ------------------------------------------------- */
+
+/* Pipes outlive a renderer (the supervisor holds them while the browser
+ * lives), and so does whatever a dead renderer opened: its browser contexts
+ * (cookies, the renderKey among them) and pages. A renderer that takes
+ * pipes over disposes of every context, then closes every page, before it
+ * counts the browser as up. A fresh browser's about:blank goes too: the
+ * renders make their own. */
+
+static void browser_cleared(void *arg, int id, const struct cdp_msg *m, int err)
+{
+    (void)id;
+    struct browser *b = arg;
+    if (err < 0 || m->type == CDP_MSG_ERROR)
+        log_debug("cannot clear what an earlier renderer left browser=%u error=\"%s\"", b->index,
+                  err < 0 ? strerror(-err) : m->error_message);
+}
+
+static void browser_takeover_submit(struct browser *b, int (*build)(struct cdp *, struct buf *, const char *),
+                                    const char *what)
+{
+    struct buf out;
+    browser_cmd_init(&out);
+    int id = build(&b->cdp, &out, what);
+    browser_submit(b, &out, id, BROWSER_SETUP_MS, browser_cleared, b);
+}
+
+static void browser_takeover_targets(void *arg, int id, const struct cdp_msg *m, int err)
+{
+    (void)id;
+    struct browser *b = arg;
+    const char *tid;
+    int rc = 0;
+    if (!b->connected)
+        return; /* the pipes went meanwhile */
+    if (err < 0)
+        rc = err;
+    else
+        for (size_t i = 0; (rc = cdp_result_page_target(m, i, &tid)) == 0; i++, b->cleared_targets++)
+            browser_takeover_submit(b, cdp_close_target, tid);
+    if (rc < 0 && rc != -ENOENT)
+        log_warn_errno(rc, "cannot list the browser's targets browser=%u", b->index);
+    log_info("browser pipes taken over browser=%u generation=%u disposed_contexts=%u closed_targets=%u", b->index,
+             b->pipe_gen, b->cleared_contexts, b->cleared_targets);
+    /* Anything still arriving from before is a reply to nobody now. */
+    b->taking_over = 0;
+    browser_get_version(b);
+}
+
+static void browser_takeover_contexts(void *arg, int id, const struct cdp_msg *m, int err)
+{
+    (void)id;
+    struct browser *b = arg;
+    const char *cid;
+    int rc = 0;
+    if (err < 0)
+        rc = err;
+    else
+        for (size_t i = 0; (rc = cdp_result_browser_context(m, i, &cid)) == 0; i++, b->cleared_contexts++)
+            browser_takeover_submit(b, cdp_dispose_browser_context, cid);
+    if (rc < 0 && rc != -ENOENT)
+        log_warn_errno(rc, "cannot list the browser's contexts browser=%u", b->index);
+    if (!b->connected)
+        return;
+    struct buf out;
+    browser_cmd_init(&out);
+    int tid = cdp_get_targets(&b->cdp, &out);
+    browser_submit(b, &out, tid, BROWSER_SETUP_MS, browser_takeover_targets, b);
+}
+
+/* What comes first on pipes taken over: a lone NUL ends any command an
+ * earlier renderer left half written (Chrome answers it with an error
+ * without an id, dropped like the rest while taking_over). */
+static void browser_takeover(struct browser *b)
+{
+    struct buf out;
+    browser_cmd_init(&out);
+    struct browser_out *o = xcalloc(1, sizeof(*o));
+    size_t total;
+    o->data = buf_steal(&out, &total);
+    o->len = 0;
+    b->out_head = b->out_tail = o;
+    b->taking_over = 1;
+    b->cleared_contexts = b->cleared_targets = 0;
+    browser_cmd_init(&out);
+    int id = cdp_get_browser_contexts(&b->cdp, &out);
+    browser_submit(b, &out, id, BROWSER_SETUP_MS, browser_takeover_contexts, b);
+}
+
+/* A connection is there (websocket established, pipes adopted). */
+static void browser_attached(struct browser *b)
+{
+    b->connected = 1;
+    b->generation++;
+    b->backoff_ms = 0;
+    b->last_rx_ns = 0;
+    if (b->pool->pipes) {
+        /* Ids apart from an earlier renderer's, whose replies may still come. */
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+            r = (uint32_t)clock_now_ns();
+        b->cdp.last_id = (int)(r & 0x3fffffff);
+        browser_takeover(b);
+    } else {
+        browser_get_version(b);
+    }
 }
 
 static void browser_connect(struct browser *b)
@@ -435,8 +598,11 @@ static void browser_dispatch(struct browser *b, const char *text, size_t len)
     struct cdp_msg m;
     int rc = cdp_msg_parse(&m, text, len);
     if (rc < 0) {
-        log_warn("browser sent a message we cannot read browser=%u why=\"%s\"", b->index,
-                 m.why ? m.why : "too large");
+        /* While taking pipes over, the first bytes may be a message's tail
+         * and the answer to our NUL an error without an id. */
+        log_write(b->taking_over ? CONFIG_LOG_DEBUG : CONFIG_LOG_WARN, 0,
+                  "browser sent a message we cannot read browser=%u why=\"%s\"", b->index,
+                  m.why ? m.why : "too large");
         return;
     }
     if (m.type != CDP_MSG_EVENT) {
@@ -505,6 +671,199 @@ static void browser_rx_take(struct browser *b, const char *in, size_t len)
     buf_append(&b->rx, in, len);
 }
 
+/* The end of a message (a websocket's last fragment, a pipe's NUL). */
+static void browser_rx_end(struct browser *b)
+{
+    if (!b->rx_overflow && b->rx.len)
+        browser_dispatch(b, b->rx.data, b->rx.len);
+    b->rx_overflow = 0;
+    if (b->rx.cap > BROWSER_RX_KEEP)
+        buf_fini(&b->rx);
+    else
+        buf_reset(&b->rx);
+}
+
+/* ---- pipes -------------------------------------------------------------- */
+
+/* Messages on a pipe end with a NUL; one read may hold many, or a piece. */
+static int browser_pipe_read(struct browser *b)
+{
+    ssize_t n = read(b->pipe_rfd, b->pool->rx_chunk, BROWSER_PIPE_READ);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    if (n == 0)
+        return -EPIPE; /* every write end is gone: so is the browser */
+    struct lws *rx = b->pipe_rx;
+    const char *p = b->pool->rx_chunk, *end = p + n;
+    while (p < end && b->pipe_rx == rx) {
+        const char *nul = memchr(p, '\0', (size_t)(end - p));
+        size_t len = (size_t)((nul ? nul : end) - p);
+        if (len && !b->rx_overflow)
+            browser_rx_take(b, p, len);
+        if (!nul)
+            break;
+        browser_rx_end(b);
+        p = nul + 1;
+    }
+    return 0;
+}
+
+/* Write what is queued, text and NUL, as far as the pipe takes it. */
+static int browser_pipe_write(struct browser *b)
+{
+    while (b->out_head) {
+        struct browser_out *o = b->out_head;
+        while (o->sent < o->len + 1) {
+            ssize_t n = write(b->pipe_wfd, o->data + LWS_PRE + o->sent, o->len + 1 - o->sent);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN) {
+                lws_callback_on_writable(b->pipe_tx);
+                return 0;
+            }
+            if (n < 0)
+                return -errno;
+            o->sent += (size_t)n;
+        }
+        b->out_head = o->next;
+        if (!b->out_head)
+            b->out_tail = NULL;
+        free(o->data);
+        free(o);
+    }
+    return 0;
+}
+
+/* Let go of the pipes in use: lws closes them; the other end of either pipe
+ * is the browser's. */
+static void browser_pipe_drop(struct browser *b)
+{
+    struct lws *ends[2] = { b->pipe_rx, b->pipe_tx };
+    b->pipe_rx = b->pipe_tx = NULL;
+    b->pipe_rfd = b->pipe_wfd = -1;
+    for (int i = 0; i < 2; i++) {
+        if (!ends[i])
+            continue;
+        lws_set_opaque_user_data(ends[i], NULL);
+        lws_set_timeout(ends[i], PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+}
+
+static struct lws *browser_pipe_adopt_end(struct browser *b, int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        close(fd);
+        return NULL;
+    }
+    lws_adopt_desc_t d;
+    memset(&d, 0, sizeof(d));
+    d.vh = lws_get_vhost_by_name(b->pool->lws, "default");
+    d.type = LWS_ADOPT_RAW_FILE_DESC;
+    d.fd.filefd = fd;
+    d.vh_prot_name = "cdp";
+    d.opaque = b;
+    if (!d.vh) {
+        close(fd);
+        return NULL;
+    }
+    return lws_adopt_descriptor_vhost_via_info(&d); /* closes fd when it fails */
+}
+
+/* Pipes that could not be adopted: the same set may come again (the
+ * supervisor sends it on the next "hello"). */
+static void browser_pipe_unseen(struct browser *b, unsigned gen)
+{
+    pthread_mutex_lock(&b->pool->lock);
+    if (b->pool->gen_seen[b->index] == gen)
+        b->pool->gen_seen[b->index] = gen - 1;
+    pthread_mutex_unlock(&b->pool->lock);
+}
+
+/* A set of pipes from the supervisor: it replaces the set in use. */
+static void browser_pipe_adopt(struct browser *b, int w, int r, unsigned gen)
+{
+    if (b->pipe_rx || b->pipe_tx) {
+        log_info("browser pipes replaced browser=%u generation=%u new_generation=%u", b->index, b->pipe_gen, gen);
+        browser_pipe_drop(b);
+        browser_lost(b);
+    }
+    b->pipe_gen = gen;
+    b->pipe_rx = browser_pipe_adopt_end(b, r);
+    if (!b->pipe_rx) {
+        close(w);
+        browser_pipe_unseen(b, gen);
+        log_warn("cannot watch the browser's pipes browser=%u generation=%u", b->index, gen);
+        return;
+    }
+    b->pipe_tx = browser_pipe_adopt_end(b, w);
+    if (!b->pipe_tx) {
+        lws_set_opaque_user_data(b->pipe_rx, NULL);
+        lws_set_timeout(b->pipe_rx, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        b->pipe_rx = NULL;
+        browser_pipe_unseen(b, gen);
+        log_warn("cannot watch the browser's pipes browser=%u generation=%u", b->index, gen);
+        return;
+    }
+    b->pipe_rfd = r;
+    b->pipe_wfd = w;
+    browser_set_live(b, 1);
+    browser_attached(b);
+    lws_callback_on_writable(b->pipe_tx);
+}
+
+/* Browser thread: adopt what the HTTP thread left in the inbox. */
+static void browser_pool_take_inbox(struct browser_pool *p)
+{
+    for (unsigned i = 0; i < p->count; i++) {
+        pthread_mutex_lock(&p->lock);
+        struct browser_inbox in = p->inbox[i];
+        p->inbox[i].w = p->inbox[i].r = -1;
+        pthread_mutex_unlock(&p->lock);
+        if (in.w >= 0)
+            browser_pipe_adopt(&p->browsers[i], in.w, in.r, in.gen);
+    }
+}
+
+int browser_pool_give_pipes(struct browser_pool *p, unsigned index, unsigned gen, int w, int r)
+{
+    if (!p->pipes || index >= p->count) {
+        close(w);
+        close(r);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (gen <= p->gen_seen[index]) {
+        pthread_mutex_unlock(&p->lock);
+        close(w);
+        close(r);
+        return -EALREADY;
+    }
+    p->gen_seen[index] = gen;
+    struct browser_inbox old = p->inbox[index];
+    p->inbox[index] = (struct browser_inbox){ .w = w, .r = r, .gen = gen };
+    pthread_mutex_unlock(&p->lock);
+    if (old.w >= 0) {
+        close(old.w);
+        close(old.r);
+    }
+    lws_cancel_service(p->lws);
+    return 0;
+}
+
+unsigned browser_pool_pipes_missing(struct browser_pool *p)
+{
+    if (!p->pipes)
+        return 0;
+    unsigned n = 0;
+    pthread_mutex_lock(&p->lock);
+    for (unsigned i = 0; i < p->count; i++)
+        if (!p->live[i] && p->inbox[i].w < 0)
+            n++;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
 static int browser_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     (void)user;
@@ -512,22 +871,36 @@ static int browser_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, voi
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
         struct browser_pool *p = lws_context_user(lws_get_context(wsi));
+        if (p && p->pipes)
+            browser_pool_take_inbox(p);
         if (p && p->ops->wake)
             p->ops->wake(p->arg);
         break;
     }
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (b && wsi == b->pipe_rx && browser_pipe_read(b) < 0)
+            return -1;
+        break;
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        if (b && wsi == b->pipe_tx && browser_pipe_write(b) < 0)
+            return -1;
+        break;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        /* One end closed (EOF, a broken pipe): the other goes with it. */
+        if (b && (wsi == b->pipe_rx || wsi == b->pipe_tx)) {
+            if (wsi == b->pipe_rx)
+                b->pipe_rx = NULL;
+            else
+                b->pipe_tx = NULL;
+            browser_pipe_drop(b);
+            browser_lost(b);
+        }
+        break;
     case LWS_CALLBACK_CLIENT_ESTABLISHED: {
         if (!b)
             break;
         b->wsi = wsi;
-        b->connected = 1;
-        b->generation++;
-        b->backoff_ms = 0;
-        struct buf out;
-        browser_cmd_init(&out);
-        int id = cdp_browser_get_version(&b->cdp, &out);
-        if (browser_submit(b, &out, id, 5000, browser_version_reply, b) < 0)
-            browser_set_up(b, 1);
+        browser_attached(b);
         break;
     }
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -546,15 +919,8 @@ static int browser_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, voi
             break;
         if (!b->rx_overflow)
             browser_rx_take(b, in, len);
-        if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
-            if (!b->rx_overflow && b->rx.len)
-                browser_dispatch(b, b->rx.data, b->rx.len);
-            b->rx_overflow = 0;
-            if (b->rx.cap > BROWSER_RX_KEEP)
-                buf_fini(&b->rx);
-            else
-                buf_reset(&b->rx);
-        }
+        if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0)
+            browser_rx_end(b);
         break;
     case LWS_CALLBACK_CLIENT_WRITEABLE: {
         if (!b || !b->out_head)
@@ -614,12 +980,21 @@ int64_t browser_pool_stalled_ns(struct browser_pool *p, int64_t now)
     return d > 0 ? d : 0;
 }
 
-struct browser_pool *browser_pool_new(unsigned count, unsigned port_base, struct ingest_sender *ingest,
+struct browser_pool *browser_pool_new(unsigned count, unsigned port_base, int pipes, struct ingest_sender *ingest,
                                       const struct browser_pool_ops *ops, void *arg)
 {
     lws_set_log_level(LLL_ERR | (log_enabled(CONFIG_LOG_DEBUG) ? LLL_WARN : 0), browser_lws_log);
     struct browser_pool *p = xcalloc(1, sizeof(*p));
     p->count = count;
+    p->pipes = pipes;
+    pthread_mutex_init(&p->lock, NULL);
+    p->inbox = xcalloc(count, sizeof(*p->inbox));
+    p->gen_seen = xcalloc(count, sizeof(*p->gen_seen));
+    p->live = xcalloc(count, sizeof(*p->live));
+    for (unsigned i = 0; i < count; i++)
+        p->inbox[i].w = p->inbox[i].r = -1;
+    if (pipes)
+        p->rx_chunk = xmalloc(BROWSER_PIPE_READ);
     p->ingest = ingest;
     p->ops = ops;
     p->arg = arg;
@@ -635,11 +1010,17 @@ struct browser_pool *browser_pool_new(unsigned count, unsigned port_base, struct
     /* lws sizes its fd tables (pollfd and fd -> wsi, 16 bytes a slot, all
      * written at creation) by RLIMIT_NOFILE unless told otherwise: 320 KiB
      * resident at a limit of 20000, 16 MiB at a container's 1048576. We hold
-     * one websocket per browser, a second while one is being replaced, and
-     * lws's own cancel pipe; past this limit a connect fails and is retried. */
-    info.fd_limit_per_thread = 2 * count + 8;
+     * one websocket or two pipe ends per browser, as many again while they
+     * are being replaced, and lws's own cancel pipe; past this limit a
+     * connect fails and is retried. */
+    info.fd_limit_per_thread = 4 * count + 8;
     p->lws = lws_create_context(&info);
     if (!p->lws) {
+        free(p->inbox);
+        free(p->gen_seen);
+        free(p->live);
+        free(p->rx_chunk);
+        pthread_mutex_destroy(&p->lock);
         free(p);
         errno = EIO;
         return NULL;
@@ -651,9 +1032,12 @@ struct browser_pool *browser_pool_new(unsigned count, unsigned port_base, struct
         b->pool = p;
         b->index = i;
         b->port = port_base + i;
+        b->pipe_rfd = b->pipe_wfd = -1;
         cdp_init(&b->cdp);
         buf_init(&b->rx);
-        browser_connect(b);
+        /* Pipes come from the supervisor (browser_pool_give_pipes). */
+        if (!pipes)
+            browser_connect(b);
     }
     return p;
 }
@@ -669,6 +1053,14 @@ void browser_pool_free(struct browser_pool *p)
         struct browser *b = &p->browsers[i];
         if (b->wsi)
             lws_set_opaque_user_data(b->wsi, NULL);
+        if (b->pipe_rx)
+            lws_set_opaque_user_data(b->pipe_rx, NULL);
+        if (b->pipe_tx)
+            lws_set_opaque_user_data(b->pipe_tx, NULL);
+        if (p->inbox[i].w >= 0) {
+            close(p->inbox[i].w);
+            close(p->inbox[i].r);
+        }
         lws_sul_schedule(p->lws, 0, &b->retry, NULL, LWS_SET_TIMER_USEC_CANCEL);
         while (b->pending) {
             struct browser_pending *pc = b->pending;
@@ -692,6 +1084,11 @@ void browser_pool_free(struct browser_pool *p)
     }
     lws_context_destroy(p->lws);
     free(p->browsers);
+    free(p->inbox);
+    free(p->gen_seen);
+    free(p->live);
+    free(p->rx_chunk);
+    pthread_mutex_destroy(&p->lock);
     free(p);
 }
 

@@ -36,13 +36,25 @@ struct browser_pool_ops {
     void (*changed)(void *arg, struct browser *b, int up);
 };
 
-struct browser_pool *browser_pool_new(unsigned count, unsigned port_base, struct ingest_sender *ingest,
+/* pipes: devtools = pipe, the connections come from
+ * browser_pool_give_pipes(); else websockets to port_base + i. */
+struct browser_pool *browser_pool_new(unsigned count, unsigned port_base, int pipes, struct ingest_sender *ingest,
                                       const struct browser_pool_ops *ops, void *arg);
 void browser_pool_free(struct browser_pool *p);
 /* Runs the loop once (waits for sockets or timers); < 0 when it broke. */
 int browser_pool_service(struct browser_pool *p);
 /* Any thread: make the service thread call ops->wake soon. */
 void browser_pool_wake(struct browser_pool *p);
+/* Any thread (the HTTP thread, from the supervisor's "pipes N G"): browser
+ * index's pipe ends, w to its fd 3 and r from its fd 4, of its start gen.
+ * Taken over (the browser thread adopts them soon, replacing an older set,
+ * and first clears what an earlier renderer left in that browser): 0.
+ * Refused and closed: -EALREADY for a gen not newer than one given before,
+ * -EINVAL for an index out of range or a pool without pipes. */
+int browser_pool_give_pipes(struct browser_pool *p, unsigned index, unsigned gen, int w, int r);
+/* Any thread: how many browsers have no pipes in use or on their way (0
+ * without pipes): while any has none, the renderer says "hello". */
+unsigned browser_pool_pipes_missing(struct browser_pool *p);
 /* Any thread: how many browsers have a working connection. */
 unsigned browser_pool_up_count(struct browser_pool *p);
 /* How long the browser thread has gone without turning, past its 1 s

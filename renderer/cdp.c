@@ -125,6 +125,16 @@ int cdp_attach_to_target(struct cdp *c, struct buf *out, const char *target_id)
                       json_pack("{s:s, s:b}", "targetId", target_id, "flatten", 1));
 }
 
+int cdp_get_targets(struct cdp *c, struct buf *out)
+{
+    return cdp_command(c, out, NULL, "Target.getTargets", NULL);
+}
+
+int cdp_get_browser_contexts(struct cdp *c, struct buf *out)
+{
+    return cdp_command(c, out, NULL, "Target.getBrowserContexts", NULL);
+}
+
 int cdp_close_target(struct cdp *c, struct buf *out, const char *target_id)
 {
     if (!cdp_id_ok(target_id))
@@ -636,6 +646,47 @@ int cdp_result_target_id(const struct cdp_msg *m, const char **id)
 int cdp_result_session_id(const struct cdp_msg *m, const char **id)
 {
     return cdp_result_id(m, "sessionId", id);
+}
+
+int cdp_result_page_target(const struct cdp_msg *m, size_t i, const char **id)
+{
+    int rc = cdp_result_check(m);
+    if (rc < 0)
+        return rc;
+    json_t *list = json_object_get(m->result, "targetInfos");
+    if (!json_is_array(list))
+        return -EBADMSG;
+    for (size_t k = 0, pages = 0; k < json_array_size(list); k++) {
+        json_t *t = json_array_get(list, k);
+        const char *type = json_string_value(json_object_get(t, "type"));
+        if (!type || strcmp(type, "page") != 0)
+            continue;
+        if (pages++ < i)
+            continue;
+        const char *tid = json_string_value(json_object_get(t, "targetId"));
+        if (!tid || !cdp_id_ok(tid))
+            return -EBADMSG;
+        *id = tid;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+int cdp_result_browser_context(const struct cdp_msg *m, size_t i, const char **id)
+{
+    int rc = cdp_result_check(m);
+    if (rc < 0)
+        return rc;
+    json_t *list = json_object_get(m->result, "browserContextIds");
+    if (!json_is_array(list))
+        return -EBADMSG;
+    if (i >= json_array_size(list))
+        return -ENOENT;
+    const char *cid = json_string_value(json_array_get(list, i));
+    if (!cid || !cdp_id_ok(cid))
+        return -EBADMSG;
+    *id = cid;
+    return 0;
 }
 
 int cdp_result_product(const struct cdp_msg *m, const char **product)

@@ -54,7 +54,9 @@ int cdp_command(struct cdp *c, struct buf *out, const char *session,
                 const char *method, json_t *params);
 
 int cdp_browser_get_version(struct cdp *c, struct buf *out);
-/* Disposed by Chrome when our connection goes, so a dead renderer leaks nothing. */
+/* Disposed by Chrome when a websocket goes, so a dead renderer leaks nothing;
+ * over pipes, which outlive a renderer, by the next one when it takes them
+ * over (browser.c). */
 int cdp_create_browser_context(struct cdp *c, struct buf *out);
 int cdp_dispose_browser_context(struct cdp *c, struct buf *out, const char *context_id);
 /* An about:blank page in the context. */
@@ -62,6 +64,10 @@ int cdp_create_target(struct cdp *c, struct buf *out, const char *context_id);
 /* flatten: the page's session speaks over this connection. */
 int cdp_attach_to_target(struct cdp *c, struct buf *out, const char *target_id);
 int cdp_close_target(struct cdp *c, struct buf *out, const char *target_id);
+/* What a renderer taking over pipes from a dead one clears away: every
+ * target, and the browser contexts beside the default one. */
+int cdp_get_targets(struct cdp *c, struct buf *out);
+int cdp_get_browser_contexts(struct cdp *c, struct buf *out);
 /* allowAndName: files land in path (absolute) named by the download's guid;
  * events on the browser session. */
 int cdp_set_download_behavior(struct cdp *c, struct buf *out,
@@ -203,6 +209,11 @@ const char *cdp_msg_lost_session(const struct cdp_msg *m);
 int cdp_result_browser_context_id(const struct cdp_msg *m, const char **id);
 int cdp_result_target_id(const struct cdp_msg *m, const char **id);
 int cdp_result_session_id(const struct cdp_msg *m, const char **id);
+/* Target.getTargets: the id of the i-th target of type "page" (from 0);
+ * -ENOENT past the last. */
+int cdp_result_page_target(const struct cdp_msg *m, size_t i, const char **id);
+/* Target.getBrowserContexts: the i-th id; -ENOENT past the last. */
+int cdp_result_browser_context(const struct cdp_msg *m, size_t i, const char **id);
 /* "HeadlessChrome/…" or "Chrome/…": printable ASCII, no quote or backslash. */
 int cdp_result_product(const struct cdp_msg *m, const char **product);
 /* The base64 text of a screenshot or PDF; -ENODATA when empty. */

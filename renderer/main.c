@@ -101,7 +101,8 @@ int main(int argc, char **argv)
     jobs_set_control(sched, ctl_path);
     free(ctl_path);
     static const struct browser_pool_ops ops = { jobs_wake, jobs_changed };
-    ms.pool = browser_pool_new(cfg->browsers.count, cfg->browsers.port_base, &ingest, &ops, sched);
+    ms.pool = browser_pool_new(cfg->browsers.count, cfg->browsers.port_base,
+                               cfg->browsers.devtools == CONFIG_DEVTOOLS_PIPE, &ingest, &ops, sched);
     if (!ms.pool) {
         log_error("cannot create the libwebsockets context");
         jobs_free(sched);
@@ -125,8 +126,9 @@ int main(int argc, char **argv)
         log_error_errno(errno, "cannot serve HTTP listen=%s", cfg->renderer.listen);
         goto out_thread;
     }
-    log_info("renderer ready listen=%s browsers=%u port_base=%u concurrency=%u", cfg->renderer.listen,
-             cfg->browsers.count, cfg->browsers.port_base, cfg->renderer.concurrency);
+    log_info("renderer ready listen=%s browsers=%u devtools=%s port_base=%u concurrency=%u", cfg->renderer.listen,
+             cfg->browsers.count, cfg->browsers.devtools == CONFIG_DEVTOOLS_PIPE ? "pipe" : "port",
+             cfg->browsers.port_base, cfg->renderer.concurrency);
 
     for (;;) {
         int sig;

@@ -86,7 +86,7 @@ int spawn_remove_fresh_dir(const struct child_spec *spec)
 /* Runs in the child after fork; never returns. Only async-signal-safe calls
  * matter little here (the supervisor is single-threaded), but errors must end
  * the child with a message on its stderr, which the supervisor logs. */
-static void spawn_exec(const struct child_spec *spec, pid_t parent, int out_w, int err_w)
+static void spawn_exec(const struct child_spec *spec, pid_t parent, int out_w, int err_w, int cdp_in, int cdp_out)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -99,6 +99,16 @@ static void spawn_exec(const struct child_spec *spec, pid_t parent, int out_w, i
     if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out_w, STDOUT_FILENO) < 0 ||
         dup2(err_w, STDERR_FILENO) < 0)
         _exit(126);
+    if (cdp_in >= 0) {
+        /* Out of the way first: either pipe end may itself be fd 3 or 4.
+         * dup2 leaves the copies without close-on-exec; nothing else is. */
+        int in = fcntl(cdp_in, F_DUPFD_CLOEXEC, 10), out = fcntl(cdp_out, F_DUPFD_CLOEXEC, 10);
+        if (in < 0 || out < 0 || dup2(in, 3) < 0 || dup2(out, 4) < 0) {
+            dprintf(STDERR_FILENO, "rendervisor: cannot give child=%s its DevTools pipes: %s\n", spec->name,
+                    strerror(errno));
+            _exit(126);
+        }
+    }
 
     /* Before PR_SET_PDEATHSIG: a change of uid or gid clears it. */
     if (spec->user && geteuid() == 0 && spawn_become(spec) < 0)
@@ -134,9 +144,19 @@ static int spawn_pipe(int fds[2])
     return 0;
 }
 
+static void spawn_close_pair(int fds[2])
+{
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 int spawn_child(const struct child_spec *spec, struct spawn_result *out)
 {
     int outp[2], errp[2];
+    /* The browser reads commands from cmdp[0] and writes to evtp[1]. Both
+     * sides block: the renderer sets its ends non-blocking itself. */
+    int cmdp[2] = { -1, -1 }, evtp[2] = { -1, -1 };
     int rc = spawn_pipe(outp);
     if (rc < 0)
         return rc;
@@ -144,6 +164,13 @@ int spawn_child(const struct child_spec *spec, struct spawn_result *out)
     if (rc < 0) {
         close(outp[0]);
         close(outp[1]);
+        return rc;
+    }
+    if (spec->devtools_pipe && (pipe2(cmdp, O_CLOEXEC) < 0 || pipe2(evtp, O_CLOEXEC) < 0)) {
+        rc = -errno;
+        spawn_close_pair(cmdp);
+        spawn_close_pair(outp);
+        spawn_close_pair(errp);
         return rc;
     }
 
@@ -155,13 +182,19 @@ int spawn_child(const struct child_spec *spec, struct spawn_result *out)
         close(outp[1]);
         close(errp[0]);
         close(errp[1]);
+        spawn_close_pair(cmdp);
+        spawn_close_pair(evtp);
         return rc;
     }
     if (pid == 0)
-        spawn_exec(spec, parent, outp[1], errp[1]);
+        spawn_exec(spec, parent, outp[1], errp[1], cmdp[0], evtp[1]);
 
     close(outp[1]);
     close(errp[1]);
+    if (cmdp[0] >= 0) {
+        close(cmdp[0]);
+        close(evtp[1]);
+    }
     /* The child cannot be reaped before we wait for it, so its pid is ours
      * to turn into a pidfd without a race. */
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -170,9 +203,15 @@ int spawn_child(const struct child_spec *spec, struct spawn_result *out)
         kill(pid, SIGKILL);
         close(outp[0]);
         close(errp[0]);
+        if (cmdp[1] >= 0) {
+            close(cmdp[1]);
+            close(evtp[0]);
+        }
         return rc;
     }
     out->pid = pid;
+    out->cdp_w = cmdp[1];
+    out->cdp_r = evtp[0];
     out->pidfd = pidfd;
     out->out_fd = outp[0];
     out->err_fd = errp[0];

@@ -10,6 +10,11 @@ struct spawn_result {
     int pidfd;  /* close-on-exec; poll it for the child's exit */
     int out_fd; /* read ends, non-blocking, close-on-exec */
     int err_fd;
+    /* spec->devtools_pipe: our ends of the CDP pipes (close-on-exec,
+     * blocking), for the renderer: cdp_w writes to the browser's fd 3,
+     * cdp_r reads from its fd 4. Else both -1. */
+    int cdp_w;
+    int cdp_r;
 };
 
 /* Fork and exec spec's command. The child resets its signal mask and
@@ -18,7 +23,9 @@ struct spawn_result {
  * for SIGKILL when the supervisor dies, and empties spec->fresh_dir if it has
  * one, as that user. A user that cannot be taken on ends the child with
  * status 126 and a message naming the child and the user on its stderr; a
- * failing exec, with status 127. Returns 0 or a negative errno. */
+ * failing exec, with status 127. With spec->devtools_pipe the child gets the
+ * browser's ends of two pipes as its fds 3 and 4 (--remote-debugging-pipe).
+ * Returns 0 or a negative errno. */
 int spawn_child(const struct child_spec *spec, struct spawn_result *out);
 
 /* Remove a directory tree (used for browser profiles); returns 0 or -errno. */

@@ -102,21 +102,30 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
         s = &specs[k++];
         snprintf(s->name, sizeof(s->name), "browser-%u", i);
         s->role = SPEC_ROLE_BROWSER;
-        char port[48];
         s->fresh_dir = xasprintf("%s/%s.profile", cfg->supervisor.runtime_dir, s->name);
-        snprintf(port, sizeof(port), "--remote-debugging-port=%u", cfg->browsers.port_base + i);
         char *dirarg = xasprintf("--user-data-dir=%s", s->fresh_dir);
-        /* After the operator's words: Chromium takes the last of a repeated
-         * switch, so no command can open DevTools beyond loopback. */
-        spec_command(&s->command, &cfg->browsers.command, port, "--remote-debugging-address=127.0.0.1", dirarg,
-                     (char *)NULL);
+        if (cfg->browsers.devtools == CONFIG_DEVTOOLS_PIPE) {
+            /* No port at all: CDP on the fds 3 and 4 spawn_child gives it.
+             * (Config validation refused a port switch in the command.) */
+            s->devtools_pipe = 1;
+            spec_command(&s->command, &cfg->browsers.command, "--remote-debugging-pipe", dirarg, (char *)NULL);
+        } else {
+            char port[48];
+            snprintf(port, sizeof(port), "--remote-debugging-port=%u", cfg->browsers.port_base + i);
+            /* After the operator's words: Chromium takes the last of a
+             * repeated switch, so no command can open DevTools beyond
+             * loopback. */
+            spec_command(&s->command, &cfg->browsers.command, port, "--remote-debugging-address=127.0.0.1",
+                         dirarg, (char *)NULL);
+            /* Served by the browser's DevTools HTTP handler: it answers
+             * while the browser does, and not when it is stopped or wedged.
+             * Over pipes there is no port to probe. */
+            snprintf(s->health_listen, sizeof(s->health_listen), "127.0.0.1:%u", cfg->browsers.port_base + i);
+            s->health_path = "/json/version";
+        }
         free(dirarg);
         s->memory_limit = cfg->browsers.memory_limit;
         s->fingerprint = spec_fingerprint(&s->command, "");
-        /* Served by the browser's DevTools HTTP handler: it answers while
-         * the browser does, and not when it is stopped or wedged. */
-        snprintf(s->health_listen, sizeof(s->health_listen), "127.0.0.1:%u", cfg->browsers.port_base + i);
-        s->health_path = "/json/version";
     }
 
     /* The renderer finds the browsers and the exporter through the config,
@@ -127,11 +136,12 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     spec_command(&s->command, &cfg->renderer.command, "--config", config_path, (char *)NULL);
     s->memory_limit = cfg->renderer.memory_limit;
     settings = xasprintf("listen=%s\nauth_token=%s\nconcurrency=%u\nrender_memory=%llu\nmemory_budget=%llu\n"
-                         "browsers=%u\nport_base=%u\nsocket=%s\ningest=%s\ntimezone=%s\n",
+                         "browsers=%u\nport_base=%u\ndevtools=%d\nsocket=%s\ningest=%s\ntimezone=%s\n",
                          cfg->renderer.listen, cfg->renderer.auth_token, cfg->renderer.concurrency,
                          (unsigned long long)cfg->renderer.render_memory,
                          (unsigned long long)cfg->renderer.memory_budget, cfg->browsers.count,
-                         cfg->browsers.port_base, cfg->exporter.socket, cfg->exporter.ingest,
+                         cfg->browsers.port_base, (int)cfg->browsers.devtools, cfg->exporter.socket,
+                         cfg->exporter.ingest,
                          cfg->renderer.timezone);
     settings = spec_add_hosts(settings, cfg->renderer.allowed_hosts);
     s->fingerprint = spec_fingerprint(&s->command, settings);

@@ -26,6 +26,7 @@ struct child_spec {
     uint64_t memory_limit;         /* bytes, 0 = none */
     char *fresh_dir;   /* emptied and created before each start (browser profiles), or NULL */
     char *user;        /* [supervisor] user: run as this user (when we are root), or NULL */
+    int devtools_pipe; /* a browser speaking CDP on its fds 3 and 4 (spawn_child makes the pipes) */
     /* Health probe: GET health_path on health_listen ("host:port"); "" for none. */
     char health_listen[SPEC_LISTEN_MAX];
     const char *health_path;

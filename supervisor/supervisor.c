@@ -33,6 +33,9 @@ static void sv_report_child(struct supervisor *sv, struct sv_child *c);
 static void sv_step(struct supervisor *sv, struct sv_child *c, enum child_event ev, int arg);
 static void sv_over_limit(struct supervisor *sv, struct sv_child *c);
 static void sv_notify(struct supervisor *sv);
+static void sv_send_pipes(struct supervisor *sv, struct sv_child *c);
+static void sv_close_pipes(struct sv_child *c);
+static void sv_warn_devtools(const struct config *cfg);
 
 static int sv_epoll_add(struct supervisor *sv, int fd, struct sv_watch *w)
 {
@@ -270,10 +273,16 @@ static int sv_spawn(struct supervisor *sv, struct sv_child *c)
         log_warn_errno(errno, "cannot watch child pidfd child=%s", c->spec.name);
     sv_stream_open(sv, c, &c->out, r.out_fd);
     sv_stream_open(sv, c, &c->err, r.err_fd);
+    sv_close_pipes(c);
+    c->cdp_w = r.cdp_w;
+    c->cdp_r = r.cdp_r;
+    if (c->cdp_w >= 0)
+        c->cdp_gen = ++sv->browser_starts;
     guardian_watch(&sv->guardian, c->pid);
     sv_probe_reset(sv, c);
     c->drain_since_ns = 0;
     log_info("child started child=%s pid=%d program=%s", c->spec.name, c->pid, c->spec.command.argv[0]);
+    sv_send_pipes(sv, c);
     return 0;
 }
 
@@ -339,6 +348,9 @@ static void sv_child_exited(struct supervisor *sv, struct sv_child *c, int statu
     sv_stream_flush(c, &c->err);
     sv_close_watched(sv, &c->out.fd);
     sv_close_watched(sv, &c->err.fd);
+    /* The renderer sees the end of the browser as EOF on its read end, once
+     * the browser's processes are gone; ours go now. */
+    sv_close_pipes(c);
     c->pid = 0;
 
     sv_step(sv, c, CHILD_EV_EXITED, status);
@@ -528,7 +540,47 @@ static void sv_over_limit(struct supervisor *sv, struct sv_child *c)
     sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_MEMORY_LIMIT);
 }
 
-/* The renderer's "drained N": browser-N has no render left; restart it. */
+/* ---- DevTools pipes (devtools = pipe) ---------------------------------- */
+
+static void sv_close_pipes(struct sv_child *c)
+{
+    if (c->cdp_w >= 0)
+        close(c->cdp_w);
+    if (c->cdp_r >= 0)
+        close(c->cdp_r);
+    c->cdp_w = c->cdp_r = -1;
+}
+
+/* Hand the renderer its ends of browser c's pipes ("pipes N G", ctl.h). A
+ * renderer that misses this says "hello" again and gets them then. */
+static void sv_send_pipes(struct supervisor *sv, struct sv_child *c)
+{
+    unsigned index;
+    if (c->cdp_w < 0 || c->cdp_r < 0 || sv->ctl_fd < 0 || !sv_renderer(sv) ||
+        sscanf(c->spec.name, "browser-%u", &index) != 1)
+        return;
+    char line[CTL_LINE_MAX], *path = config_runtime_path(sv->cfg, CTL_RENDERER);
+    snprintf(line, sizeof(line), CTL_PIPES " %u %u\n", index, c->cdp_gen);
+    int fds[2] = { c->cdp_w, c->cdp_r };
+    int rc = ctl_send_fds(sv->ctl_fd, path, line, fds, 2);
+    free(path);
+    if (rc < 0)
+        log_debug("cannot hand the renderer its DevTools pipes yet child=%s generation=%u error=%d", c->spec.name,
+                  c->cdp_gen, -rc);
+    else
+        log_debug("DevTools pipes handed to the renderer child=%s generation=%u", c->spec.name, c->cdp_gen);
+}
+
+/* The renderer's "hello": it is listening, and lacks some browser's pipes. */
+static void sv_ctl_hello(struct supervisor *sv)
+{
+    for (size_t i = 0; i < sv->nchildren; i++)
+        if (sv->children[i]->spec.role == SPEC_ROLE_BROWSER && sv->children[i]->pid > 0)
+            sv_send_pipes(sv, sv->children[i]);
+}
+
+/* The renderer's "drained N": browser-N has no render left; restart it.
+ * Its "hello": it wants the browsers' pipes. */
 static void sv_ctl_read(struct supervisor *sv)
 {
     char line[CTL_LINE_MAX];
@@ -543,6 +595,10 @@ static void sv_ctl_read(struct supervisor *sv)
         }
         struct sv_child *r = sv_renderer(sv);
         unsigned index;
+        if (r && pid == r->pid && strcmp(line, CTL_HELLO) == 0) {
+            sv_ctl_hello(sv);
+            continue;
+        }
         if (!r || pid != r->pid || ctl_parse(line, "drained", &index) < 0) {
             log_warn("control line refused pid=%d line_bytes=%d", (int)pid, n);
             continue;
@@ -568,6 +624,7 @@ static struct sv_child *sv_child_new(struct supervisor *sv, struct child_spec *s
     spec_move(&c->spec, spec);
     child_machine_init(&c->m, sv->cfg->supervisor.stop_timeout_ns);
     c->pidfd = -1;
+    c->cdp_w = c->cdp_r = -1;
     c->out = (struct sv_stream){ .fd = -1, .name = "stdout" };
     c->err = (struct sv_stream){ .fd = -1, .name = "stderr" };
     probe_init(&c->probe);
@@ -578,6 +635,7 @@ static struct sv_child *sv_child_new(struct supervisor *sv, struct child_spec *s
 static void sv_child_free(struct sv_child *c)
 {
     probe_close(&c->probe);
+    sv_close_pipes(c);
     struct child_spec none = { 0 };
     spec_move(&c->spec, &none);
     proctree_ledger_fini(&c->ledger);
@@ -631,6 +689,7 @@ static void sv_reload(struct supervisor *sv)
         cfg->supervisor.user = xstrdup(sv->cfg->supervisor.user);
     }
     log_set(cfg->supervisor.log_level, cfg->supervisor.log_format);
+    sv_warn_devtools(cfg);
 
     size_t n;
     struct child_spec *specs = sv_specs(cfg, sv->config_path, &n);
@@ -883,6 +942,14 @@ static int sv_ctl_open(const struct config *cfg, const char *path)
     return ctl_open_as(path, pw->pw_uid, pw->pw_gid);
 }
 
+static void sv_warn_devtools(const struct config *cfg)
+{
+    if (cfg->browsers.devtools == CONFIG_DEVTOOLS_PORT)
+        log_warn("devtools = port: each browser's DevTools listens on 127.0.0.1, where any local user can drive "
+                 "it and read every render; use it for debugging only port_base=%u",
+                 cfg->browsers.port_base);
+}
+
 int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path, int config_from_file)
 {
     memset(sv, 0, sizeof(*sv));
@@ -949,6 +1016,7 @@ int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path
         log_warn_errno(sv->ctl_fd < 0 ? sv->ctl_fd : -errno, "cannot open the control socket path=%s", ctl);
     free(ctl);
 
+    sv_warn_devtools(cfg);
     size_t n;
     struct child_spec *specs = sv_specs(cfg, config_path, &n);
     sv_set_children(sv, specs, n);

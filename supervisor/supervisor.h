@@ -66,6 +66,11 @@ struct sv_child {
     unsigned probe_failures; /* in a row */
     int probe_answered;      /* this run has answered once */
     int64_t drain_since_ns;  /* a browser over its limit the renderer is draining, or 0 */
+    /* devtools = pipe: the renderer's ends of this browser's CDP pipes
+     * (spawn.h), held while the browser lives so a restarted renderer gets
+     * them again; -1 when none. cdp_gen tells this set from older ones. */
+    int cdp_w, cdp_r;
+    unsigned cdp_gen;
 };
 
 struct supervisor {
@@ -90,6 +95,7 @@ struct supervisor {
     int shutting_down;
     int self_pid;
     int ctl_fd; /* supervisor.ctl: the renderer's "drained N" */
+    unsigned browser_starts; /* every browser start, for "pipes N G" */
     struct sv_watch ctl_watch;
     struct notify notify; /* systemd's Type=notify (notify.h) */
 };

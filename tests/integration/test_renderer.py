@@ -313,17 +313,17 @@ class RendererTest(unittest.TestCase):
         threading.Thread(target=cls.web.serve_forever, daemon=True).start()
         cls.site = 'http://127.0.0.1:%d' % cls.web.server_address[1]
         cls.port = free_port()
-        cls.port_base = free_port_range(2)
+        # devtools = pipe, the default: the tests that look into the browsers
+        # through DevTools start their own with devtools = port (devtools_rendervisor).
         cls.rv = Rendervisor(exporter=os.path.abspath(EXPORTER), browsers=default_browser_command(),
                              renderer=os.path.abspath(RENDERER), browser_count=2,
                              sample_interval='500ms', stop_timeout='3s', collect=False,
                              extra={'renderer': {'listen': '127.0.0.1:%d' % cls.port, 'auth_token': TOKEN,
-                                                 'concurrency': '2'},
-                                    'browsers': {'port_base': str(cls.port_base)}})
+                                                 'concurrency': '2'}})
         cls.rv.start()
         try:
-            # Both browsers: several tests look at both through DevTools, and
-            # on a busy machine the second can come up seconds after the first.
+            # Both browsers: on a busy machine the second can come up seconds
+            # after the first.
             wait_until(lambda: b'2 of 2' in cls.get('/healthz')[2], 60, interval=0.1,
                        what='the renderer connected to both browsers')
         except Exception:
@@ -788,18 +788,22 @@ class RendererTest(unittest.TestCase):
         # After renders, each browser holds exactly one page: the spare made
         # ahead for the next request (the headless shell opens none of its
         # own). More would be a leaked context; none, no spare.
-        for _ in range(3):
-            self.render('/panels.html', width=100, height=100)
-        base = self.port_base
+        rv, port, base = self.devtools_rendervisor()
+        try:
+            for _ in range(3):
+                status, _, body = self.request('/panels.html', port=port, width=100, height=100)
+                self.assertEqual(status, 200, body[:300])
 
-        def pages(i):
-            with urllib.request.urlopen('http://127.0.0.1:%d/json/list' % (base + i), timeout=5) as r:
-                return [t for t in json.load(r) if t['type'] == 'page']
+            def pages(i):
+                with urllib.request.urlopen('http://127.0.0.1:%d/json/list' % (base + i), timeout=5) as r:
+                    return [t for t in json.load(r) if t['type'] == 'page']
 
-        def settled():
-            ps = [pages(i) for i in range(2)]
-            return ps if all(len(p) == 1 and p[0]['url'] == 'about:blank' for p in ps) else None
-        wait_until(settled, 10, interval=0.2, what='one blank page per idle browser')
+            def settled():
+                ps = [pages(i) for i in range(2)]
+                return ps if all(len(p) == 1 and p[0]['url'] == 'about:blank' for p in ps) else None
+            wait_until(settled, 10, interval=0.2, what='one blank page per idle browser')
+        finally:
+            rv.stop()
 
 
     # ---- a client that goes away, no browser, shutdown -------------------------
@@ -823,13 +827,35 @@ class RendererTest(unittest.TestCase):
                 return float(value)
         return None
 
-    def browser_pages(self, needle):
+    @staticmethod
+    def browser_pages(base, needle):
         """The pages whose URL holds needle, over both browsers' DevTools /json/list."""
         found = []
         for i in range(2):
-            with urllib.request.urlopen('http://127.0.0.1:%d/json/list' % (self.port_base + i), timeout=5) as r:
+            with urllib.request.urlopen('http://127.0.0.1:%d/json/list' % (base + i), timeout=5) as r:
                 found += [t['url'] for t in json.load(r) if t['type'] == 'page' and needle in t['url']]
         return found
+
+    def devtools_rendervisor(self):
+        """Two browsers with devtools = port (the debugging opt-in), so a test
+        can look at their pages: (rv, renderer port, DevTools port_base),
+        once both are up. The caller stops rv."""
+        port, base = free_port(), free_port_range(2)
+        rv = Rendervisor(exporter=os.path.abspath(EXPORTER), browsers=default_browser_command(),
+                         renderer=os.path.abspath(RENDERER), browser_count=2,
+                         sample_interval='500ms', stop_timeout='3s', collect=False,
+                         extra={'renderer': {'listen': '127.0.0.1:%d' % port, 'auth_token': TOKEN,
+                                             'concurrency': '2'},
+                                'browsers': {'port_base': str(base), 'devtools': 'port'}})
+        rv.start()
+        try:
+            wait_until(lambda: b'2 of 2' in self.get_from(port, '/healthz')[2], 60, interval=0.1,
+                       what='the renderer connected to both browsers')
+        except Exception:
+            print(rv.log_text()[-4000:])
+            rv.stop()
+            raise
+        return rv, port, base
 
     def renderer_records(self, rv, msg):
         """The renderer's own log lines (through the supervisor) with this message."""
@@ -852,32 +878,34 @@ class RendererTest(unittest.TestCase):
     def test_a_client_that_goes_away_cancels_its_render(self):
         # never.html never reports ready and the timeout is a minute: only a
         # cancellation frees its page and its in-flight slot within seconds.
+        rv, port, base = self.devtools_rendervisor()
+        self.addCleanup(rv.stop)
         gone = 'grafana_image_renderer_service_http_request_duration_seconds_count{status_code="499"}'
         in_flight = 'grafana_image_renderer_http_request_in_flight'
-        before = self.sample(gone) or 0
+        before = self.sample(gone, port) or 0
         tag = 'gone-%d' % time.monotonic_ns()
         q = urllib.parse.urlencode(dict(url=self.site + '/never.html?' + tag, width=100, height=100, timeout=60))
-        s = socket.create_connection(('127.0.0.1', self.port), timeout=5)
+        s = socket.create_connection(('127.0.0.1', port), timeout=5)
         try:
             s.sendall(('GET /render?%s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: %s\r\n\r\n'
                        % (q, TOKEN)).encode())
             time.sleep(0.3)
             # under way: its page is open in a browser and the request counted in flight
-            wait_until(lambda: self.browser_pages(tag), 10, interval=0.05, what='the page open in a browser')
-            wait_until(lambda: self.sample(in_flight) == 1, 10, interval=0.05, what='one render in flight')
+            wait_until(lambda: self.browser_pages(base, tag), 10, interval=0.05, what='the page open in a browser')
+            wait_until(lambda: self.sample(in_flight, port) == 1, 10, interval=0.05, what='one render in flight')
         finally:
             s.close()
         t0 = time.monotonic()
         try:
-            wait_until(lambda: self.sample(gone) == before + 1, 5, interval=0.05, what='a 499 in /metrics')
-            wait_until(lambda: self.sample(in_flight) == 0, 5, interval=0.05, what='nothing in flight')
-            wait_until(lambda: not self.browser_pages(tag), 5, interval=0.05, what='its page closed')
+            wait_until(lambda: self.sample(gone, port) == before + 1, 5, interval=0.05, what='a 499 in /metrics')
+            wait_until(lambda: self.sample(in_flight, port) == 0, 5, interval=0.05, what='nothing in flight')
+            wait_until(lambda: not self.browser_pages(base, tag), 5, interval=0.05, what='its page closed')
         except AssertionError:
-            print(self.rv.log_text()[-4000:])
+            print(rv.log_text()[-4000:])
             raise
         self.assertLess(time.monotonic() - t0, 5)
         # its one log line says the client went: when, and how the render ended
-        recs = wait_until(lambda: [f for f in self.renderer_records(self.rv, 'render request')
+        recs = wait_until(lambda: [f for f in self.renderer_records(rv, 'render request')
                                    if f['status'] == '499' and 'ran_ms' in f], 5, what='the renderer saying so')
         f = recs[-1]
         self.assertEqual(f['url_host'], '127.0.0.1:%d' % self.web.server_address[1])
@@ -887,10 +915,12 @@ class RendererTest(unittest.TestCase):
         self.assertEqual(f['render_status'], '499')  # stopped, not finished by its timeout
         self.assertEqual(f['error'], 'the client went away')
         # of the url only its host is logged, ever
-        self.assertFalse([line for line in self.rv.log_text().splitlines()
+        self.assertFalse([line for line in rv.log_text().splitlines()
                           if 'component=renderer' in line and 'never.html' in line])
         # and the renderer goes on
-        self.assertEqual(self.render('/panels.html', width=100, height=100)[2][50][50], (255, 0, 0))
+        status, _, body = self.request('/panels.html', port=port, width=100, height=100)
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(read_png(body)[2][50][50], (255, 0, 0))
 
     def test_json_log_is_one_object_a_line_and_one_line_a_request(self):
         # log_format = json for the whole stack. Every line rendervisor prints
@@ -1011,16 +1041,21 @@ class RendererTest(unittest.TestCase):
         # HTTP thread and the browser thread meet (the sanitizer build runs
         # this too, and test_zzz then wants a clean exit). No request is
         # counted twice, nothing stays in flight or open, and the renderer is
-        # the same process, still rendering. (Not "exactly once": the ingest
+        # the same process, still rendering; it stops cleanly. Its own
+        # instance, with devtools = port, to see the browsers' pages.
+        # (Not "exactly once": the ingest
         # datagrams are dropped when the exporter's queue is full, which a
         # burst like this one can do under the sanitizers.)
+        rv, port, base = self.devtools_rendervisor()
+        self.addCleanup(rv.stop)
+
         def counts():
-            _, _, body = self.get('/metrics')
+            _, _, body = self.get_from(port, '/metrics')
             return sum(float(v) for v in re.findall(
                 r'^grafana_image_renderer_service_http_request_duration_seconds_count\{[^}]*\} (\S+)$',
                 body.decode(), re.M))
         before = counts()
-        pid = self.rv.pid('renderer')
+        pid = rv.pid('renderer')
         tag = 'leave-%d' % time.monotonic_ns()
         rnd = random.Random(4242)
         plan = [(rnd.uniform(0, 1.2), rnd.random() < 0.3) for _ in range(24)]
@@ -1028,7 +1063,7 @@ class RendererTest(unittest.TestCase):
         def one(i, after, reset):
             q = urllib.parse.urlencode(dict(url=self.site + '/panels.html?%s-%d' % (tag, i), width=100,
                                             height=100, timeout=10))
-            s = socket.create_connection(('127.0.0.1', self.port), timeout=5)
+            s = socket.create_connection(('127.0.0.1', port), timeout=5)
             s.sendall(('GET /render?%s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: %s\r\n\r\n'
                        % (q, TOKEN)).encode())
             if reset:
@@ -1042,14 +1077,22 @@ class RendererTest(unittest.TestCase):
             time.sleep(0.02)
         for t in threads:
             t.join(10)
-        wait_until(lambda: not self.browser_pages(tag), 10, interval=0.1, what='no page of theirs left')
-        self.assertEqual(self.rv.pid('renderer'), pid)
-        self.assertEqual(self.render('/panels.html', width=100, height=100)[2][50][50], (255, 0, 0))
+        wait_until(lambda: not self.browser_pages(base, tag), 10, interval=0.1, what='no page of theirs left')
+        self.assertEqual(rv.pid('renderer'), pid)
+        status, _, body = self.request('/panels.html', port=port, width=100, height=100)
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(read_png(body)[2][50][50], (255, 0, 0))
         # the gauge as the last request left it, reported in quiet
-        wait_until(lambda: self.sample('grafana_image_renderer_http_request_in_flight') == 0, 5, interval=0.1,
-                   what='nothing in flight')
+        wait_until(lambda: self.sample('grafana_image_renderer_http_request_in_flight', port) == 0, 5,
+                   interval=0.1, what='nothing in flight')
         time.sleep(0.3)
         self.assertLessEqual(counts(), before + len(plan) + 1)
+        # and it stops cleanly after all that (a leak under ASan makes it 23)
+        rv.signal(signal.SIGTERM)
+        self.assertEqual(rv.proc.wait(20), 0)
+        exits = rv.records('child exited', child='renderer')
+        self.assertTrue(exits, rv.log_text()[-3000:])
+        self.assertEqual(exits[-1][1]['code'], '0', rv.log_text()[-3000:])
 
     def test_no_browser_is_500_with_json(self):
         # Browsers that never listen on their DevTools port: the renderer

@@ -141,7 +141,10 @@ class StatusPageTest(unittest.TestCase):
                              extra={'exporter': {'listen': '127.0.0.1:%d' % cls.eport, 'memory_limit': '64M'},
                                     'renderer': {'listen': '127.0.0.1:%d' % cls.port, 'auth_token': TOKEN,
                                                  'allowed_hosts': allowed, 'memory_limit': '512M'},
-                                    'browsers': {'port_base': str(cls.port_base), 'memory_limit': '2G'}})
+                                    # a test finds which browser renders a page through
+                                    # DevTools: the debugging opt-in, devtools = port
+                                    'browsers': {'port_base': str(cls.port_base), 'memory_limit': '2G',
+                                                 'devtools': 'port'}})
         cls.rv.start()
         try:
             wait_until(lambda: b'2 of 2' in cls.get(cls.port, '/healthz')[2], 60, interval=0.1,

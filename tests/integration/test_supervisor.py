@@ -415,16 +415,27 @@ class SupervisorTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn('key=supervisor.user: invalid value "no-such-user-rvit": no such user', p.stderr)
 
+    def test_a_devtools_port_in_the_command_is_refused_over_pipes(self):
+        # devtools = pipe (the default) is there so no browser listens on a
+        # port: a command that would open one anyway does not pass the check.
+        r = self.rv(collect=False, browsers=BROWSER + ' --remote-debugging-port=9222')
+        p = subprocess.run([SUPERVISOR, '--check-config', r.config], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn('key=browsers.command: --remote-debugging-port=9222 opens DevTools on a TCP port, which '
+                      'devtools = pipe is there to avoid; remove it (or set devtools = port, for debugging only)',
+                      p.stderr)
+
     def test_devtools_answers_on_loopback_only(self):
-        # The supervisor appends --remote-debugging-address=127.0.0.1 after
-        # the operator's command (where a wider one is written on purpose):
-        # Chromium takes the last, so DevTools, which has no authentication,
-        # never listens beyond loopback.
+        # devtools = port (the debugging opt-in): the supervisor appends
+        # --remote-debugging-address=127.0.0.1 after the operator's command
+        # (where a wider one is written on purpose): Chromium takes the last,
+        # so DevTools, which has no authentication, never listens beyond
+        # loopback.
         if not os.path.exists(SHELL):
             self.skipTest('needs %s' % SHELL)
         base = free_port_range(1)
         r = self.rv(browsers=BROWSER + ' --remote-debugging-address=0.0.0.0',
-                    extra={'browsers': {'port_base': str(base)}}).start()
+                    extra={'browsers': {'port_base': str(base), 'devtools': 'port'}}).start()
         pid = r.wait_started('browser-0', timeout=10)
 
         def argv():

@@ -1335,6 +1335,65 @@ static void test_result_extractors_refuse_bad_fields(void **state)
 
 /* Frames that are not replies or events. */
 
+/* What a renderer taking pipes over reads: the page targets and the
+ * browser contexts an earlier renderer left (as Chromium 156 answers). */
+static void test_takeover_lists(void **state)
+{
+    (void)state;
+    struct cdp c;
+    struct buf b;
+    cdp_init(&c);
+    buf_init(&b);
+    assert_int_equal(cdp_get_targets(&c, &b), 1);
+    json_t *j = built(&b, 0, 1, "Target.getTargets", NULL);
+    json_decref(j);
+    buf_reset(&b);
+    assert_int_equal(cdp_get_browser_contexts(&c, &b), 2);
+    j = built(&b, 0, 2, "Target.getBrowserContexts", NULL);
+    json_decref(j);
+    buf_fini(&b);
+
+    struct cdp_msg m;
+    const char *id;
+    static const char targets[] =
+        "{\"id\":7,\"result\":{\"targetInfos\":["
+        "{\"targetId\":\"AAA\",\"type\":\"page\",\"url\":\"about:blank\",\"attached\":false},"
+        "{\"targetId\":\"SW1\",\"type\":\"service_worker\",\"url\":\"http://x/\"},"
+        "{\"targetId\":\"BBB\",\"type\":\"page\",\"url\":\"http://grafana/d/x\",\"attached\":true}]}}";
+    assert_int_equal(cdp_msg_parse(&m, targets, strlen(targets)), 0);
+    assert_int_equal(cdp_result_page_target(&m, 0, &id), 0);
+    assert_string_equal(id, "AAA");
+    assert_int_equal(cdp_result_page_target(&m, 1, &id), 0);
+    assert_string_equal(id, "BBB"); /* the service worker is not a page */
+    assert_int_equal(cdp_result_page_target(&m, 2, &id), -ENOENT);
+    assert_int_equal(cdp_result_browser_context(&m, 0, &id), -EBADMSG);
+    cdp_msg_fini(&m);
+
+    static const char contexts[] = "{\"id\":8,\"result\":{\"browserContextIds\":[\"C1\",\"C2\"]}}";
+    assert_int_equal(cdp_msg_parse(&m, contexts, strlen(contexts)), 0);
+    assert_int_equal(cdp_result_browser_context(&m, 1, &id), 0);
+    assert_string_equal(id, "C2");
+    assert_int_equal(cdp_result_browser_context(&m, 2, &id), -ENOENT);
+    assert_int_equal(cdp_result_page_target(&m, 0, &id), -EBADMSG);
+    cdp_msg_fini(&m);
+
+    /* a page without a usable id, an id that is not a string */
+    static const char bad_target[] = "{\"id\":9,\"result\":{\"targetInfos\":[{\"type\":\"page\"}]}}";
+    assert_int_equal(cdp_msg_parse(&m, bad_target, strlen(bad_target)), 0);
+    assert_int_equal(cdp_result_page_target(&m, 0, &id), -EBADMSG);
+    cdp_msg_fini(&m);
+    static const char bad_context[] = "{\"id\":9,\"result\":{\"browserContextIds\":[5]}}";
+    assert_int_equal(cdp_msg_parse(&m, bad_context, strlen(bad_context)), 0);
+    assert_int_equal(cdp_result_browser_context(&m, 0, &id), -EBADMSG);
+    cdp_msg_fini(&m);
+    /* an error reply */
+    static const char err[] = "{\"id\":9,\"error\":{\"code\":-32000,\"message\":\"no\"}}";
+    assert_int_equal(cdp_msg_parse(&m, err, strlen(err)), 0);
+    assert_int_equal(cdp_result_page_target(&m, 0, &id), -EREMOTEIO);
+    assert_int_equal(cdp_result_browser_context(&m, 0, &id), -EREMOTEIO);
+    cdp_msg_fini(&m);
+}
+
 static void expect_bad(const char *text, size_t len)
 {
     struct cdp_msg m;
@@ -1667,6 +1726,7 @@ int main(void)
         cmocka_unit_test(test_base64_empty),
         cmocka_unit_test(test_reply_max),
         cmocka_unit_test(test_frame_reply_id),
+        cmocka_unit_test(test_takeover_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -711,7 +711,7 @@ static void test_errors_in_order_with_lines(void **state)
         "file=test.ini line=14 key=browsers.port_base: port_base 65530 + count 16 - 1 is above 65535; "
         "browser ports must stay below 65536\n"
         "file=test.ini line=17 key=browsers.stop_timeout: unknown key (known in [browsers]: count, command, "
-        "port_base, memory_limit, drain_timeout)\n");
+        "port_base, devtools, memory_limit, drain_timeout)\n");
     free(errors);
 }
 
@@ -836,6 +836,55 @@ static void test_bad_commands(void **state)
             free(errors);
             free(text);
         }
+    }
+}
+
+/* devtools: pipe by default; a port of the operator's own is refused over
+ * pipes, and the pipe switch is the supervisor's in either mode. */
+static void test_devtools(void **state)
+{
+    (void)state;
+    struct config *cfg = test_load(MIN_INI);
+    assert_int_equal(cfg->browsers.devtools, CONFIG_DEVTOOLS_PIPE);
+    config_free(cfg);
+    cfg = test_load(MIN_INI "devtools = port\n");
+    assert_int_equal(cfg->browsers.devtools, CONFIG_DEVTOOLS_PORT);
+    config_free(cfg);
+    /* port mode: the supervisor's own switches come last and win */
+    cfg = test_load("[exporter]\ncommand = e\n[renderer]\ncommand = r\n[browsers]\n"
+                    "command = b --remote-debugging-port=1\ndevtools = port\n");
+    config_free(cfg);
+
+    char *errors = test_fail(MIN_INI "devtools = tcp\n");
+    assert_string_equal(errors, "file=test.ini line=7 key=browsers.devtools: invalid value \"tcp\": "
+                                "expected pipe or port\n");
+    free(errors);
+    static const char *const words[] = { "--remote-debugging-port=9222", "-remote-debugging-port=1",
+                                         "--remote-debugging-port", "--remote-debugging-address=0.0.0.0" };
+    for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
+        char *text = test_text("[exporter]\ncommand = e\n[renderer]\ncommand = r\n[browsers]\n"
+                               "command = chromium --headless %s\n", words[i]);
+        errors = test_fail(text);
+        char *want = test_text("file=test.ini line=6 key=browsers.command: %s opens DevTools on a TCP port, "
+                               "which devtools = pipe is there to avoid; remove it (or set devtools = port, "
+                               "for debugging only)\n", words[i]);
+        assert_string_equal(errors, want);
+        free(want);
+        free(errors);
+        free(text);
+    }
+    /* a different switch that only starts the same */
+    cfg = test_load("[exporter]\ncommand = e\n[renderer]\ncommand = r\n[browsers]\n"
+                    "command = b --remote-debugging-portal=1\n");
+    config_free(cfg);
+    for (int port = 0; port < 2; port++) {
+        char *text = test_text("[exporter]\ncommand = e\n[renderer]\ncommand = r\n[browsers]\n"
+                               "command = b --remote-debugging-pipe\ndevtools = %s\n", port ? "port" : "pipe");
+        errors = test_fail(text);
+        assert_string_equal(errors, "file=test.ini line=6 key=browsers.command: --remote-debugging-pipe is added "
+                                    "by the supervisor itself (devtools = pipe); remove it from the command\n");
+        free(errors);
+        free(text);
     }
 }
 
@@ -1409,6 +1458,7 @@ int main(void)
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_bad_commands),
+        cmocka_unit_test(test_devtools),
         cmocka_unit_test(test_token_not_echoed),
         cmocka_unit_test(test_long_values_cut_in_messages),
         cmocka_unit_test(test_unknown_section_and_key),

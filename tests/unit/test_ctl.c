@@ -1,6 +1,8 @@
 /* Control datagrams: the line parser, and a real exchange on Unix datagram
  * sockets that carries the sender's pid. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,6 +40,148 @@ static void test_parse(void **state)
                           "drained 1", "drain\t1", "DRAIN 1", " drain 1", "drain 1\n\n" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(ctl_parse(bad[i], "drain", &n), -EINVAL);
+}
+
+static void test_parse2(void **state)
+{
+    (void)state;
+    unsigned a = 99, b = 99;
+    assert_int_equal(ctl_parse2("pipes 0 1", CTL_PIPES, &a, &b), 0);
+    assert_int_equal(a, 0);
+    assert_int_equal(b, 1);
+    assert_int_equal(ctl_parse2("pipes 15 4294967295\n", CTL_PIPES, &a, &b), 0);
+    assert_int_equal(a, 15);
+    assert_int_equal(b, 4294967295u);
+    const char *bad[] = { "", "pipes", "pipes ", "pipes 1", "pipes 1 ", "pipes 1  2", "pipes 1 2 3", "pipes x 2",
+                          "pipes 1 x", "pipes 1 4294967296", "pipes -1 2", "pipes 1 2\n\n", "pipes\t1 2",
+                          "pipes 1\t2", "PIPES 1 2", "pipe 1 2", "drain 1" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(ctl_parse2(bad[i], CTL_PIPES, &a, &b), -EINVAL);
+    /* the one-number verbs do not take two */
+    unsigned n;
+    assert_int_equal(ctl_parse("pipes 1 2", CTL_PIPES, &n), -EINVAL);
+}
+
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* A pipe whose write end went (with every copy of it) reads as EOF. */
+static int is_eof(int fd)
+{
+    char c;
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return read(fd, &c, 1) == 0;
+}
+
+/* "pipes N G" with two fds, over real Unix datagram sockets: both arrive,
+ * close-on-exec, and work; fds sent with a line that is not taken, or a
+ * line too long, are closed, so none is left behind. */
+static void test_pipes_handover(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rv-ctl-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], from[128];
+    snprintf(path, sizeof(path), "%s/%s", dir, CTL_RENDERER);
+    snprintf(from, sizeof(from), "%s/%s", dir, CTL_SUPERVISOR);
+    int rx = ctl_open(path);
+    int tx = ctl_open(from); /* the supervisor sends from its own bound socket */
+    assert_true(rx >= 0 && tx >= 0);
+    int before = open_fds();
+
+    int cmd[2], evt[2]; /* the browser would read cmd[0], write evt[1] */
+    assert_int_equal(pipe2(cmd, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(evt, O_CLOEXEC), 0);
+    int ours[2] = { cmd[1], evt[0] };
+    assert_int_equal(ctl_send_fds(tx, path, CTL_PIPES " 1 7\n", ours, 2), 0);
+    /* the sender keeps its copies; here they go, so only the received ones remain */
+    close(cmd[1]);
+    close(evt[0]);
+
+    char line[CTL_LINE_MAX];
+    pid_t pid = 0;
+    int fds[CTL_FDS_MAX] = { -1, -1 };
+    size_t nfds = 9;
+    assert_int_equal(ctl_recv_fds(rx, line, sizeof(line), &pid, fds, CTL_FDS_MAX, &nfds), 10);
+    assert_string_equal(line, "pipes 1 7\n");
+    assert_int_equal(pid, getpid());
+    assert_int_equal(nfds, 2);
+    unsigned index, gen;
+    assert_int_equal(ctl_parse2(line, CTL_PIPES, &index, &gen), 0);
+    assert_int_equal(index, 1);
+    assert_int_equal(gen, 7);
+    for (int i = 0; i < 2; i++)
+        assert_true(fcntl(fds[i], F_GETFD) & FD_CLOEXEC);
+    /* a command reaches the browser's end; its reply reaches ours */
+    char buf[16];
+    assert_int_equal(write(fds[0], "{\"id\":1}", 9), 9);
+    assert_int_equal(read(cmd[0], buf, sizeof(buf)), 9);
+    assert_memory_equal(buf, "{\"id\":1}", 9);
+    assert_int_equal(write(evt[1], "ok", 3), 3);
+    assert_int_equal(read(fds[1], buf, sizeof(buf)), 3);
+    assert_string_equal(buf, "ok");
+    close(fds[0]);
+    close(fds[1]);
+    assert_true(is_eof(cmd[0])); /* no other copy of the write end is left */
+    close(cmd[0]);
+    close(evt[1]);
+    assert_int_equal(open_fds(), before);
+
+    /* A line the receiver does not take fds with: ctl_recv closes them. */
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    int two[2] = { p[1], p[1] };
+    assert_int_equal(ctl_send_fds(tx, path, "drain 1\n", two, 2), 0);
+    close(p[1]);
+    assert_int_equal(ctl_recv(rx, line, sizeof(line), &pid), 8);
+    assert_string_equal(line, "drain 1\n");
+    assert_true(is_eof(p[0]));
+    close(p[0]);
+    assert_int_equal(open_fds(), before);
+
+    /* Room for fewer than came: the rest are closed. */
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    int both[2] = { p[0], p[1] };
+    assert_int_equal(ctl_send_fds(tx, path, CTL_PIPES " 0 1\n", both, 2), 0);
+    close(p[1]);
+    assert_int_equal(ctl_recv_fds(rx, line, sizeof(line), &pid, fds, 1, &nfds), 10);
+    assert_int_equal(nfds, 1);
+    close(fds[0]);
+    assert_true(is_eof(p[0]));
+    close(p[0]);
+    assert_int_equal(open_fds(), before);
+
+    /* A line too long: refused whole, its fds closed. */
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    char big[CTL_LINE_MAX * 2];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(ctl_send_fds(tx, path, big, &p[1], 1), 0);
+    close(p[1]);
+    assert_int_equal(ctl_recv_fds(rx, line, sizeof(line), &pid, fds, CTL_FDS_MAX, &nfds), -EMSGSIZE);
+    assert_int_equal(nfds, 0);
+    assert_true(is_eof(p[0]));
+    close(p[0]);
+    assert_int_equal(open_fds(), before);
+
+    /* More than a line may carry is refused by the sender. */
+    int three[3] = { rx, rx, rx };
+    assert_int_equal(ctl_send_fds(tx, path, "x\n", three, 3), -EINVAL);
+    assert_int_equal(ctl_recv(rx, line, sizeof(line), &pid), -EAGAIN);
+
+    close(rx);
+    close(tx);
+    unlink(path);
+    unlink(from);
+    rmdir(dir);
 }
 
 static void test_exchange(void **state)
@@ -262,6 +406,8 @@ int main(void)
         cmocka_unit_test(test_open_leaves_a_link_alone),
         cmocka_unit_test(test_send_refuses_what_is_not_a_socket),
         cmocka_unit_test(test_open_as_another_user),
+        cmocka_unit_test(test_parse2),
+        cmocka_unit_test(test_pipes_handover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

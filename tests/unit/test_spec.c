@@ -76,14 +76,18 @@ static void test_order_names_and_arguments(void **state)
     assert_int_equal(s[0].memory_limit, 64ULL << 20);
     assert_null(s[0].fresh_dir);
 
-    assert_int_equal(s[2].command.argc, 6);
+    /* devtools = pipe (the default): the pipe switch, no port, no probe */
+    assert_int_equal(s[2].command.argc, 5);
     assert_string_equal(s[2].command.argv[2], "a b");
-    assert_string_equal(s[2].command.argv[3], "--remote-debugging-port=9301");
-    assert_string_equal(s[2].command.argv[4], "--remote-debugging-address=127.0.0.1");
-    assert_string_equal(s[2].command.argv[5], "--user-data-dir=/run/rvtest/browser-1.profile");
+    assert_string_equal(s[2].command.argv[3], "--remote-debugging-pipe");
+    assert_string_equal(s[2].command.argv[4], "--user-data-dir=/run/rvtest/browser-1.profile");
+    assert_null(s[2].command.argv[5]);
+    assert_true(s[1].devtools_pipe && s[2].devtools_pipe);
+    assert_false(s[0].devtools_pipe || s[3].devtools_pipe);
+    assert_string_equal(s[1].health_listen, "");
+    assert_string_equal(s[2].health_listen, "");
     assert_string_equal(s[2].fresh_dir, "/run/rvtest/browser-1.profile");
     assert_int_equal(s[2].memory_limit, 1ULL << 30);
-    assert_string_equal(s[1].command.argv[3], "--remote-debugging-port=9300");
 
     assert_string_equal(s[3].command.argv[1], "--config");
     assert_int_equal(s[3].memory_limit, 0);
@@ -91,6 +95,27 @@ static void test_order_names_and_arguments(void **state)
         assert_null(s[i].user);
     spec_free(s, n);
     config_free(cfg);
+}
+
+/* devtools = port: the loopback port switches, and the port probed. */
+static void test_devtools_port(void **state)
+{
+    (void)state;
+    char *text = with("port_base = 9300\n", "port_base = 9300\ndevtools = port\n");
+    struct config *cfg = load(text);
+    size_t n = 0;
+    struct child_spec *s = spec_build(cfg, "/etc/rv.ini", &n);
+    assert_int_equal(s[2].command.argc, 6);
+    assert_string_equal(s[2].command.argv[3], "--remote-debugging-port=9301");
+    assert_string_equal(s[2].command.argv[4], "--remote-debugging-address=127.0.0.1");
+    assert_string_equal(s[2].command.argv[5], "--user-data-dir=/run/rvtest/browser-1.profile");
+    assert_string_equal(s[1].command.argv[3], "--remote-debugging-port=9300");
+    assert_false(s[1].devtools_pipe || s[2].devtools_pipe);
+    assert_string_equal(s[1].health_listen, "127.0.0.1:9300");
+    assert_string_equal(s[2].health_listen, "127.0.0.1:9301");
+    spec_free(s, n);
+    config_free(cfg);
+    free(text);
 }
 
 /* Which children a change of `from` to `to` would restart, as a bit mask in
@@ -128,8 +153,11 @@ static void test_fingerprints(void **state)
     assert_int_equal(changed("command = rendervisor-renderer\n", "command = rendervisor-renderer -v\n"), 8);
     /* the browsers' command: both browsers */
     assert_int_equal(changed("command = chromium --headless 'a b'\n", "command = chromium --headless\n"), 6);
-    /* the port base: the browsers and the renderer that connects to them */
-    assert_int_equal(changed("port_base = 9300\n", "port_base = 9400\n"), 2 | 4 | 8);
+    /* the port base, unused over pipes: the renderer (which reads it) only */
+    assert_int_equal(changed("port_base = 9300\n", "port_base = 9400\n"), 8);
+    /* pipes or port: the browsers and the renderer that connects to them */
+    assert_int_equal(changed("port_base = 9300\n", "port_base = 9300\ndevtools = port\n"), 2 | 4 | 8);
+    assert_int_equal(changed("port_base = 9300\n", "port_base = 9300\ndevtools = pipe\n"), 0);
     /* the exporter's command */
     assert_int_equal(changed("command = rendervisor-exporter --verbose\n", "command = rendervisor-exporter\n"), 1);
 }
@@ -154,7 +182,7 @@ static void test_devtools_address_last(void **state)
 {
     (void)state;
     char *text = with("command = chromium --headless 'a b'\n",
-                      "command = chromium --remote-debugging-address=0.0.0.0\n");
+                      "command = chromium --remote-debugging-address=0.0.0.0\ndevtools = port\n");
     struct config *cfg = load(text);
     size_t n;
     struct child_spec *s = spec_build(cfg, "/etc/rv.ini", &n);
@@ -356,6 +384,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_names_and_arguments),
+        cmocka_unit_test(test_devtools_port),
         cmocka_unit_test(test_fingerprints),
         cmocka_unit_test(test_exporter_settings_restart_exporter_and_renderer),
         cmocka_unit_test(test_browser_count_restarts_exporter_and_renderer),
