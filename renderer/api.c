@@ -59,8 +59,9 @@
  * full-page and scaled images, 3.10.0 for PDF), and we serve that whole API.
  * Our own version goes next to it. */
 #define API_COMPAT_VERSION "3.12.0"
-/* /healthz says 500 when the browser thread has been stuck this long: no
- * render would finish, and the supervisor's probe restarts the renderer. */
+/* /healthz says 500, and the health probe's answer "stalled", when the
+ * browser thread has been stuck this long: no render would finish, and the
+ * supervisor restarts the renderer. */
 #define API_STALLED_MS 5000
 /* At shutdown, how long the answers of renders in flight (503) may take to go out. */
 #define API_DRAIN_MS 2000
@@ -77,6 +78,7 @@ struct api {
     int epfd;    /* the HTTP thread's: MHD's epoll fd, wake_fd, watched clients */
     int wake_fd; /* eventfd: a connection was resumed, or api_stop */
     int ctl_fd;  /* renderer.ctl: the supervisor's "drain N", or -1 */
+    char *supervisor_ctl; /* where health answers go */
     atomic_int stopping;
     struct api_req *proxies; /* scrapes waiting for the exporter */
     pthread_t thread;
@@ -745,6 +747,32 @@ static int api_wait_ms(struct api *a, int64_t drain_end, int64_t proxy_end)
     return (int)ms;
 }
 
+/* The supervisor's health probe ("probe S T"), answered from this thread
+ * as /healthz is: alive unless the browser thread has stalled, with what
+ * the browser thread has heard from each browser (common/ctl.h). A browser
+ * is silent past T, and never before 2 s: the heartbeat asks it every 1 s. */
+#define API_SILENT_MIN_MS 2000
+
+static void api_health_answer(struct api *a, unsigned seq, unsigned silent_ms)
+{
+    int64_t now = clock_now_ns();
+    struct ctl_health h = { .seq = seq };
+    h.stalled = browser_pool_stalled_ns(a->pool, now) > API_STALLED_MS * CLOCK_NS_PER_MS;
+    if (!h.stalled) {
+        int64_t silent = (int64_t)(silent_ms > API_SILENT_MIN_MS ? silent_ms : API_SILENT_MIN_MS) * CLOCK_NS_PER_MS;
+        unsigned n = browser_pool_count(a->pool);
+        h.nbrowsers = n < CTL_BROWSERS_MAX ? n : CTL_BROWSERS_MAX;
+        for (unsigned i = 0; i < h.nbrowsers; i++)
+            h.browsers[i] = browser_pool_health(a->pool, i, now, silent);
+    }
+    char line[CTL_LINE_MAX];
+    int rc = ctl_health_format(line, sizeof(line), &h);
+    if (rc == 0)
+        rc = ctl_send(a->ctl_fd, a->supervisor_ctl, line);
+    if (rc < 0)
+        log_debug("cannot answer a health probe seq=%u error=%d", seq, -rc);
+}
+
 /* The supervisor (our parent, and no one else) asks for a browser over its
  * memory limit to be drained before it restarts it ("drain N"), and tells
  * what its children use in all ("memory_kib N"). */
@@ -758,7 +786,11 @@ static void api_ctl_read(struct api *a)
             continue;
         if (n < 0)
             return;
-        unsigned index, kib;
+        unsigned index, kib, seq, silent_ms;
+        if (pid == getppid() && ctl_probe_parse(line, &seq, &silent_ms) == 0) {
+            api_health_answer(a, seq, silent_ms);
+            continue;
+        }
         if (pid == getppid() && ctl_parse(line, "memory_kib", &kib) == 0) {
             jobs_set_tree_memory(a->jobs, (uint64_t)kib * 1024);
             continue;
@@ -834,6 +866,7 @@ static void api_free(struct api *a)
         close(a->ctl_fd);
     ingest_sender_fini(&a->ingest);
     free(a->exporter_path);
+    free(a->supervisor_ctl);
     free(a);
 }
 
@@ -852,6 +885,7 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
         err = errno;
     atomic_init(&a->stopping, 0);
     a->exporter_path = config_runtime_path(cfg, cfg->exporter.socket);
+    a->supervisor_ctl = config_runtime_path(cfg, CTL_SUPERVISOR);
     char *ingest_path = config_runtime_path(cfg, cfg->exporter.ingest);
     int rc = ingest_sender_init(&a->ingest, ingest_path);
     free(ingest_path);

@@ -111,10 +111,8 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
         free(dirarg);
         s->memory_limit = cfg->browsers.memory_limit;
         s->fingerprint = spec_fingerprint(&s->command, "");
-        /* Served by the browser's DevTools HTTP handler: it answers while
-         * the browser does, and not when it is stopped or wedged. */
-        snprintf(s->health_listen, sizeof(s->health_listen), "127.0.0.1:%u", cfg->browsers.port_base + i);
-        s->health_path = "/json/version";
+        /* Asked of the renderer, which hears from it (or of /proc). */
+        s->health = 1;
     }
 
     /* The renderer finds the browsers and the exporter through the config,
@@ -134,8 +132,7 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     settings = spec_add_hosts(settings, cfg->renderer.allowed_hosts);
     s->fingerprint = spec_fingerprint(&s->command, settings);
     free(settings);
-    snprintf(s->health_listen, sizeof(s->health_listen), "%s", cfg->renderer.listen);
-    s->health_path = "/healthz";
+    s->health = 1;
 
     /* Every child runs as [supervisor] user; it cannot change while running
      * (the supervisor keeps the first one on a reload). */

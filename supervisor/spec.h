@@ -16,7 +16,6 @@ enum spec_role {
 };
 
 #define SPEC_NAME_MAX 32
-#define SPEC_LISTEN_MAX 64
 
 struct child_spec {
     char name[SPEC_NAME_MAX]; /* exporter, browser-0, ..., renderer */
@@ -25,9 +24,7 @@ struct child_spec {
     uint64_t memory_limit;         /* bytes, 0 = none */
     char *fresh_dir;   /* emptied and created before each start (browser profiles), or NULL */
     char *user;        /* [supervisor] user: run as this user (when we are root), or NULL */
-    /* Health probe: GET health_path on health_listen ("host:port"); "" for none. */
-    char health_listen[SPEC_LISTEN_MAX];
-    const char *health_path;
+    int health;        /* probed over the control socket (probe.h); 0: not probed */
     char *fingerprint; /* equal fingerprints: no restart needed on reload */
 };
 
