@@ -29,9 +29,11 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "conns.h"
 #include "ctl.h"
 #include "ingest.h"
 #include "log.h"
+#include "names.h"
 #include "render.h"
 #include "reqlog.h"
 #include "xalloc.h"
@@ -46,6 +48,7 @@
  * it, MHD answers 414 or 431 itself); within it, these are checked and
  * answered with JSON that says which one was hit. No endpoint takes a body. */
 #define API_CONNECTION_MEMORY (64 * 1024)
+#define API_CONNECTIONS_MAX 512 /* in all; [renderer] connections_per_address of them from one address */
 #define API_MAX_HEADERS 64
 #define API_HEADERS_MAX (16 * 1024) /* names and values, summed */
 #define API_MAX_PARAMS 64
@@ -80,6 +83,13 @@ struct api {
     int ctl_fd;  /* renderer.ctl: the supervisor's "drain N", or -1 */
     char *supervisor_ctl; /* where health answers go */
     atomic_int stopping;
+    /* Slow and greedy clients (conns.h): connections closed before a
+     * request was read, by enum names_conn_close, in all and since the
+     * last warning about them. */
+    struct conns *conns;
+    unsigned long long closed[NAMES_CONN_COUNT];
+    unsigned long long closed_logged[NAMES_CONN_COUNT];
+    int64_t closed_log_ns;
     struct api_req *proxies; /* scrapes waiting for the exporter */
     pthread_t thread;
 };
@@ -559,6 +569,7 @@ static enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn, const 
     (void)upload_data;
     struct api_req *rq = *req_cls;
     if (!rq) {
+        conns_headers_done(conn);
         rq = xcalloc(1, sizeof(*rq));
         rq->api = a;
         rq->conn = conn;
@@ -678,8 +689,8 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
                           enum MHD_RequestTerminationCode toe)
 {
     struct api *a = cls;
-    (void)conn;
     struct api_req *rq = *req_cls;
+    conns_request_done(a->conns, conn);
     if (!rq)
         return;
     *req_cls = NULL;
@@ -715,28 +726,61 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
     free(rq);
 }
 
+/* ---- slow and greedy clients ------------------------------------------------ */
+
+#define API_CLOSED_LOG_NS (10 * CLOCK_NS_PER_S)
+
+/* Counted in /metrics at once; a warning at most every 10 s, so a flood of
+ * them costs the log one line. */
+static void api_conns_closed(struct api *a, enum names_conn_close why, unsigned n)
+{
+    if (!n)
+        return;
+    a->closed[why] += n;
+    const char *labels[] = { "reason", names_conn_closes[why], NULL };
+    api_report(a, NAMES_FAMILY_CONNS_CLOSED, labels, (double)a->closed[why]);
+    int64_t now = clock_now_ns();
+    if (now < a->closed_log_ns)
+        return;
+    a->closed_log_ns = now + API_CLOSED_LOG_NS;
+    log_warn("connections closed before a request, since the last warning connection_limit=%llu "
+             "header_deadline=%llu per_address=%u header_deadline_ms=%d",
+             a->closed[NAMES_CONN_LIMIT] - a->closed_logged[NAMES_CONN_LIMIT],
+             a->closed[NAMES_CONN_HEADER_DEADLINE] - a->closed_logged[NAMES_CONN_HEADER_DEADLINE],
+             a->cfg->renderer.connections_per_address, CONNS_HEADER_DEADLINE_MS);
+    for (int i = 0; i < NAMES_CONN_COUNT; i++)
+        a->closed_logged[i] = a->closed[i];
+}
+
+/* MHD's own words, except the refusal at a connection limit (per address
+ * or in all), which is counted instead: a client can make any number. */
 static void api_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    struct api *a = cls;
     char text[512];
     vsnprintf(text, sizeof(text), fmt, ap);
     size_t n = strlen(text);
     while (n && text[n - 1] == '\n')
         text[--n] = '\0';
+    if (strncmp(text, "Server reached connection limit", 31) == 0) {
+        api_conns_closed(a, NAMES_CONN_LIMIT, 1);
+        return;
+    }
     log_warn("libmicrohttpd says=\"%s\"", text);
 }
 
 /* ---- the HTTP thread -------------------------------------------------------- */
 
-/* The epoll timeout: MHD's own, the drain's end, a scrape's deadline. */
-static int api_wait_ms(struct api *a, int64_t drain_end, int64_t proxy_end)
+/* The epoll timeout: MHD's own, the drain's end, a scrape's deadline, a
+ * connection's header deadline. */
+static int api_wait_ms(struct api *a, int64_t drain_end, int64_t proxy_end, int64_t header_end)
 {
     MHD_UNSIGNED_LONG_LONG mhd_ms;
     int64_t ms = -1;
     if (MHD_get_timeout(a->daemon, &mhd_ms) == MHD_YES)
         ms = mhd_ms > INT_MAX ? INT_MAX : (int64_t)mhd_ms;
     int64_t now = clock_now_ns();
-    int64_t ends[] = { drain_end, proxy_end };
+    int64_t ends[] = { drain_end, proxy_end, header_end };
     for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
         if (!ends[i])
             continue;
@@ -774,8 +818,9 @@ static void api_health_answer(struct api *a, unsigned seq, unsigned silent_ms)
 }
 
 /* The supervisor (our parent, and no one else) asks for a browser over its
- * memory limit to be drained before it restarts it ("drain N"), and tells
- * what its children use in all ("memory_kib N"). */
+ * memory limit to be drained before it restarts it ("drain N"), tells
+ * what its children use in all ("memory_kib N"), and probes our health
+ * ("probe S T"). */
 static void api_ctl_read(struct api *a)
 {
     char line[CTL_LINE_MAX];
@@ -823,7 +868,9 @@ static void *api_loop(void *arg)
             break;
         struct epoll_event ev[API_EVENTS];
         int64_t proxy_end = api_proxy_expire(a, clock_now_ns());
-        int n = epoll_wait(a->epfd, ev, API_EVENTS, api_wait_ms(a, drain_end, proxy_end));
+        int64_t header_end;
+        api_conns_closed(a, NAMES_CONN_HEADER_DEADLINE, conns_cut(a->conns, clock_now_ns(), &header_end));
+        int n = epoll_wait(a->epfd, ev, API_EVENTS, api_wait_ms(a, drain_end, proxy_end, header_end));
         if (n < 0 && errno != EINTR) {
             log_error_errno(-errno, "the HTTP thread cannot wait for events");
             break;
@@ -858,6 +905,8 @@ static void api_free(struct api *a)
 {
     if (a->daemon)
         MHD_stop_daemon(a->daemon);
+    if (a->conns)
+        conns_free(a->conns);
     if (a->epfd >= 0)
         close(a->epfd);
     if (a->wake_fd >= 0)
@@ -897,12 +946,16 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
         errno = -rc;
         return NULL;
     }
+    a->conns = conns_new((int64_t)CONNS_HEADER_DEADLINE_MS * CLOCK_NS_PER_MS);
+    /* Slow clients cost themselves: a limit per address (of the 512 in
+     * all), and the header deadline (conns.h) under MHD's idle timeout. */
     a->daemon = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, api_handle, a,
-        MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
-        MHD_OPTION_NOTIFY_COMPLETED, api_completed, a, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)API_CONNECTION_MEMORY, MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, a, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, api_completed, a, MHD_OPTION_NOTIFY_CONNECTION, conns_notify, a->conns,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        cfg->renderer.connections_per_address, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY, MHD_OPTION_END);
     if (!a->daemon) {
         api_free(a);
         close(listen_fd);

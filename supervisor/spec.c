@@ -130,6 +130,9 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
                          cfg->browsers.port_base, cfg->exporter.socket, cfg->exporter.ingest,
                          cfg->renderer.timezone);
     settings = spec_add_hosts(settings, cfg->renderer.allowed_hosts);
+    char *limits = xasprintf("%sconnections_per_address=%u\n", settings, cfg->renderer.connections_per_address);
+    free(settings);
+    settings = limits;
     s->fingerprint = spec_fingerprint(&s->command, settings);
     free(settings);
     s->health = 1;
