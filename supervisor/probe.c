@@ -17,6 +17,8 @@ const char *probe_result_text(enum probe_result r)
         return "running, state unknown";
     case PROBE_MISS_TIMEOUT:
         return "no answer in time";
+    case PROBE_MISS_UNREACHABLE:
+        return "control socket unreachable";
     case PROBE_MISS_STALLED:
         return "browser thread stalled";
     case PROBE_MISS_SILENT:
@@ -54,6 +56,11 @@ enum probe_result probe_browser_answer(const struct ctl_health *h, unsigned inde
 enum probe_result probe_renderer_deadline(void)
 {
     return PROBE_MISS_TIMEOUT;
+}
+
+enum probe_result probe_send_failed(int is_renderer, int err)
+{
+    return is_renderer && err < 0 ? PROBE_MISS_UNREACHABLE : PROBE_WAIT;
 }
 
 enum probe_result probe_browser_deadline(int stopped_at_start, int stopped_now)

@@ -17,6 +17,7 @@ enum probe_result {
     PROBE_OK,            /* answered, and well */
     PROBE_UNKNOWN,       /* the renderer could not tell, and /proc sees it run */
     PROBE_MISS_TIMEOUT,  /* renderer: no answer in time */
+    PROBE_MISS_UNREACHABLE, /* renderer: its control socket took no probe (not bound yet, gone) */
     PROBE_MISS_STALLED,  /* renderer: its browser thread does not turn */
     PROBE_MISS_SILENT,   /* browser: connected, but it has not answered the renderer */
     PROBE_MISS_STOPPED,  /* browser: its process was stopped for the whole probe */
@@ -45,6 +46,10 @@ enum probe_result probe_browser_answer(const struct ctl_health *h, unsigned inde
 /* The probe's deadline came without a verdict. A renderer has missed it;
  * a browser has if its process was stopped at the start and still is. */
 enum probe_result probe_renderer_deadline(void);
+/* The probe could not be sent: err the -errno of the send. For the renderer
+ * that is a miss at once (no answer can come); for a browser PROBE_WAIT,
+ * and /proc decides at the deadline. */
+enum probe_result probe_send_failed(int is_renderer, int err);
 enum probe_result probe_browser_deadline(int stopped_at_start, int stopped_now);
 
 #endif

@@ -218,8 +218,14 @@ static void sv_probe_start(struct supervisor *sv, struct sv_child *c)
     ctl_probe_format(line, sizeof(line), c->probe.seq, ms > UINT32_MAX ? UINT32_MAX : (unsigned)ms);
     int rc = ctl_send(sv->ctl_fd, path, line);
     free(path);
-    if (rc < 0)
+    if (rc < 0) {
+        /* A renderer still starting has not bound it yet: say so now,
+         * rather than wait out the timeout for an answer that cannot come. */
         log_debug("cannot send a health probe child=%s error=%d", c->spec.name, -rc);
+        enum probe_result r = probe_send_failed(c->spec.role == SPEC_ROLE_RENDERER, rc);
+        if (r != PROBE_WAIT)
+            sv_probe_done(sv, c, r);
+    }
 }
 
 static int sv_browser_index(const struct sv_child *c, unsigned *index)

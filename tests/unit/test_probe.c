@@ -40,6 +40,12 @@ static void test_renderer(void **state)
     assert_int_equal(probe_renderer_answer(&h), PROBE_MISS_STALLED);
     assert_true(probe_is_miss(PROBE_MISS_STALLED));
     assert_int_equal(probe_renderer_deadline(), PROBE_MISS_TIMEOUT);
+    /* Its control socket is not there (yet): a miss now, not at the deadline. */
+    assert_int_equal(probe_send_failed(1, -ENOENT), PROBE_MISS_UNREACHABLE);
+    assert_int_equal(probe_send_failed(1, -ECONNREFUSED), PROBE_MISS_UNREACHABLE);
+    assert_true(probe_is_miss(PROBE_MISS_UNREACHABLE));
+    /* A browser's probe waits for /proc at its deadline. */
+    assert_int_equal(probe_send_failed(0, -ENOENT), PROBE_WAIT);
     assert_true(probe_is_miss(probe_renderer_deadline()));
 }
 
