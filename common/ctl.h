@@ -35,8 +35,8 @@ int ctl_parse(const char *line, const char *verb, unsigned *n);
  *   renderer -> supervisor  "alive S B"     the browser thread turns
  *                           "stalled S"     it has not turned for over 5 s
  *       B: one letter per browser, browser-0 first (CTL_BROWSER_*).
- * The longest, "alive 4294967295 " and 16 browsers, is 33 bytes. */
-#define CTL_BROWSERS_MAX 16
+ * The longest, "alive 4294967295 ", 16 letters and the newline, is 34 bytes. */
+#define CTL_BROWSERS_MAX 16 /* [browsers] count's most */
 #define CTL_BROWSER_HEARD 'u'  /* heard from within T (an answer to a ping at least) */
 #define CTL_BROWSER_SILENT 's' /* connected, but silent for longer than T */
 #define CTL_BROWSER_UNKNOWN '-' /* no connection to it: the renderer cannot tell */
