@@ -103,6 +103,11 @@ static const struct config_key config_keys[] = {
     { "renderer", "auth_token", CONFIG_KIND_TOKEN, CONFIG_AT(renderer.auth_token), "-", 0, 0 },
     { "renderer", "memory_limit", CONFIG_KIND_SIZE, CONFIG_AT(renderer.memory_limit), "0", 0, 0 },
     { "renderer", "concurrency", CONFIG_KIND_UINT, CONFIG_AT(renderer.concurrency), "4", 1, 64 },
+    /* Of the listener's 512 in all (renderer/api.c). Grafana sends every
+     * render from one address, up to concurrent_render_request_limit (30)
+     * at once: twice that leaves room for its kept-alive connections. */
+    { "renderer", "connections_per_address", CONFIG_KIND_UINT, CONFIG_AT(renderer.connections_per_address), "64",
+      1, 512 },
     { "renderer", "render_memory", CONFIG_KIND_SIZE, CONFIG_AT(renderer.render_memory), "256M", 0, 0 },
     { "renderer", "memory_budget", CONFIG_KIND_SIZE, CONFIG_AT(renderer.memory_budget), "0", 0, 0 },
     { "renderer", "allowed_hosts", CONFIG_KIND_HOSTS, CONFIG_AT(renderer.allowed_hosts), "", 0, 0 },

@@ -71,6 +71,7 @@ struct config {
         char *auth_token;
         uint64_t memory_limit;
         unsigned concurrency;
+        unsigned connections_per_address; /* open connections from one client address */
         uint64_t render_memory; /* a render's expected memory until measured; 0 = no admission by memory */
         uint64_t memory_budget; /* the most the service may use; 0 = the cgroup's and host's limits only */
         /* Hosts ("name", "name:port", "[v6]", "[v6]:port") the renderer may open;

@@ -2,6 +2,7 @@
 #include "ctl.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -184,5 +185,60 @@ int ctl_parse2(const char *line, const char *verb, unsigned *a, unsigned *b)
         return -EINVAL;
     *a = va;
     *b = vb;
+    return 0;
+}
+
+/* ---- health (probe S T, alive S B, stalled S) ------------------------- */
+
+int ctl_probe_format(char *line, size_t size, unsigned seq, unsigned silent_ms)
+{
+    int n = snprintf(line, size, "probe %u %u\n", seq, silent_ms);
+    return n < 0 || (size_t)n >= size ? -EINVAL : 0;
+}
+
+int ctl_probe_parse(const char *line, unsigned *seq, unsigned *silent_ms)
+{
+    return ctl_parse2(line, "probe", seq, silent_ms);
+}
+
+static int ctl_browser_letter(char c)
+{
+    return c == CTL_BROWSER_HEARD || c == CTL_BROWSER_SILENT || c == CTL_BROWSER_UNKNOWN;
+}
+
+int ctl_health_format(char *line, size_t size, const struct ctl_health *h)
+{
+    if (h->stalled) {
+        int n = snprintf(line, size, "stalled %u\n", h->seq);
+        return n < 0 || (size_t)n >= size ? -EINVAL : 0;
+    }
+    if (h->nbrowsers == 0 || h->nbrowsers > CTL_BROWSERS_MAX)
+        return -EINVAL;
+    for (unsigned i = 0; i < h->nbrowsers; i++)
+        if (!ctl_browser_letter(h->browsers[i]))
+            return -EINVAL;
+    int n = snprintf(line, size, "alive %u %.*s\n", h->seq, (int)h->nbrowsers, h->browsers);
+    return n < 0 || (size_t)n >= size ? -EINVAL : 0;
+}
+
+int ctl_health_parse(const char *line, struct ctl_health *h)
+{
+    struct ctl_health out = { 0 };
+    const char *p;
+    if (ctl_parse(line, "stalled", &out.seq) == 0) {
+        out.stalled = 1;
+        *h = out;
+        return 0;
+    }
+    if (ctl_verb(line, "alive", &p) < 0 || ctl_number(&p, &out.seq) < 0 || *p++ != ' ')
+        return -EINVAL;
+    while (ctl_browser_letter(*p)) {
+        if (out.nbrowsers == CTL_BROWSERS_MAX)
+            return -EINVAL;
+        out.browsers[out.nbrowsers++] = *p++;
+    }
+    if (!out.nbrowsers || ctl_end(p) < 0)
+        return -EINVAL;
+    *h = out;
     return 0;
 }

@@ -57,4 +57,35 @@ int ctl_parse(const char *line, const char *verb, unsigned *n);
 /* "verb A B", each as for ctl_parse: 0 with *a and *b, or -EINVAL. */
 int ctl_parse2(const char *line, const char *verb, unsigned *a, unsigned *b);
 
+/* Health (docs/design.md, "Health"). The supervisor asks, the renderer's
+ * HTTP thread answers on supervisor.ctl:
+ *   supervisor -> renderer  "probe S T"
+ *       S: the probe's sequence number; T: how long (ms) a browser may have
+ *       sent nothing before the renderer calls it silent.
+ *   renderer -> supervisor  "alive S B"     the browser thread turns
+ *                           "stalled S"     it has not turned for over 5 s
+ *       B: one letter per browser, browser-0 first (CTL_BROWSER_*).
+ * The longest, "alive 4294967295 ", 16 letters and the newline, is 34 bytes. */
+#define CTL_BROWSERS_MAX 16 /* [browsers] count's most */
+#define CTL_BROWSER_HEARD 'u'  /* heard from within T (an answer to a ping at least) */
+#define CTL_BROWSER_SILENT 's' /* connected, but silent for longer than T */
+#define CTL_BROWSER_UNKNOWN '-' /* no connection to it: the renderer cannot tell */
+
+struct ctl_health {
+    unsigned seq;
+    int stalled;
+    unsigned nbrowsers;
+    char browsers[CTL_BROWSERS_MAX + 1]; /* NUL-terminated CTL_BROWSER_* letters */
+};
+
+/* "probe S T\n" into line (CTL_LINE_MAX bytes): 0. */
+int ctl_probe_format(char *line, size_t size, unsigned seq, unsigned silent_ms);
+/* 0 with *seq and *silent_ms, or -EINVAL. */
+int ctl_probe_parse(const char *line, unsigned *seq, unsigned *silent_ms);
+/* The answer to a probe: 0, or -EINVAL for more than CTL_BROWSERS_MAX
+ * browsers or a letter that is not a CTL_BROWSER_*. */
+int ctl_health_format(char *line, size_t size, const struct ctl_health *h);
+/* 0 with *h, or -EINVAL for anything but a line ctl_health_format writes. */
+int ctl_health_parse(const char *line, struct ctl_health *h);
+
 #endif

@@ -37,6 +37,12 @@ const char *const names_bounds[NAMES_BOUND_COUNT + 1] = {
     [NAMES_BOUND_COUNT] = NULL,
 };
 
+const char *const names_conn_closes[NAMES_CONN_COUNT + 1] = {
+    [NAMES_CONN_LIMIT] = "connection_limit",
+    [NAMES_CONN_HEADER_DEADLINE] = "header_deadline",
+    [NAMES_CONN_COUNT] = NULL,
+};
+
 const char *const names_waits[NAMES_WAIT_COUNT + 1] = {
     [NAMES_WAIT_MEMORY] = "memory",
     [NAMES_WAIT_BROWSER] = "browser",

@@ -81,6 +81,17 @@ enum names_rule {
 };
 extern const char *const names_rules[NAMES_RULE_COUNT + 1];
 
+/* Connections the public listener closed before a request was read
+ * (label reason): over the connection limits (per address or in all), or
+ * without complete headers in time (renderer/conns.h). */
+#define NAMES_FAMILY_CONNS_CLOSED "rendervisor_renderer_connections_closed_total"
+enum names_conn_close {
+    NAMES_CONN_LIMIT,           /* refused at accept: too many connections */
+    NAMES_CONN_HEADER_DEADLINE, /* cut: headers not complete in time */
+    NAMES_CONN_COUNT,
+};
+extern const char *const names_conn_closes[NAMES_CONN_COUNT + 1];
+
 /* The index of name in a NULL-terminated list, or -1. */
 int names_find(const char *const *list, const char *name);
 

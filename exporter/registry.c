@@ -134,6 +134,7 @@ static const struct registry_label_spec registry_l_refusal = REGISTRY_FIXED("rea
 static const struct registry_label_spec registry_l_rule = REGISTRY_FIXED("rule", names_rules);
 static const struct registry_label_spec registry_l_by = REGISTRY_FIXED("by", names_bounds);
 static const struct registry_label_spec registry_l_waiting = REGISTRY_FIXED("waiting_for", names_waits);
+static const struct registry_label_spec registry_l_conn_close = REGISTRY_FIXED("reason", names_conn_closes);
 
 #define REGISTRY_GAUGE_PER_CHILD(n, h) \
     { n, REGISTRY_GAUGE, h, { &registry_l_child, NULL }, REGISTRY_BOUNDS_NONE, 0 }
@@ -178,6 +179,10 @@ static const struct registry_spec registry_specs[] = {
       "Render requests answered 429: the queue was full (capacity), or the render's timeout ran out while it "
       "waited in the queue for memory (memory).",
       { &registry_l_refusal, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+    { NAMES_FAMILY_CONNS_CLOSED, REGISTRY_COUNTER,
+      "Connections the renderer's listener closed before it read a request: over the connection limits, per "
+      "address or in all (connection_limit), or without complete request headers within 10 s (header_deadline).",
+      { &registry_l_conn_close, NULL }, REGISTRY_BOUNDS_NONE, 0 },
     { NAMES_FAMILY_READY_WAIT, REGISTRY_HISTOGRAM,
       "How long each readiness rule held a render back in seconds (0 when it did not), one observation per "
       "rule for each render that reached readiness.",

@@ -29,9 +29,11 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "conns.h"
 #include "ctl.h"
 #include "ingest.h"
 #include "log.h"
+#include "names.h"
 #include "render.h"
 #include "reqlog.h"
 #include "xalloc.h"
@@ -46,6 +48,7 @@
  * it, MHD answers 414 or 431 itself); within it, these are checked and
  * answered with JSON that says which one was hit. No endpoint takes a body. */
 #define API_CONNECTION_MEMORY (64 * 1024)
+#define API_CONNECTIONS_MAX 512 /* in all; [renderer] connections_per_address of them from one address */
 #define API_MAX_HEADERS 64
 #define API_HEADERS_MAX (16 * 1024) /* names and values, summed */
 #define API_MAX_PARAMS 64
@@ -59,8 +62,9 @@
  * full-page and scaled images, 3.10.0 for PDF), and we serve that whole API.
  * Our own version goes next to it. */
 #define API_COMPAT_VERSION "3.12.0"
-/* /healthz says 500 when the browser thread has been stuck this long: no
- * render would finish, and the supervisor's probe restarts the renderer. */
+/* /healthz says 500, and the health probe's answer "stalled", when the
+ * browser thread has been stuck this long: no render would finish, and the
+ * supervisor restarts the renderer. */
 #define API_STALLED_MS 5000
 /* At shutdown, how long the answers of renders in flight (503) may take to go out. */
 #define API_DRAIN_MS 2000
@@ -77,9 +81,16 @@ struct api {
     int epfd;    /* the HTTP thread's: MHD's epoll fd, wake_fd, watched clients */
     int wake_fd; /* eventfd: a connection was resumed, or api_stop */
     int ctl_fd;  /* renderer.ctl: the supervisor's "drain N", or -1 */
-    char *supervisor_ctl; /* where "hello" goes */
+    char *supervisor_ctl; /* where "hello" and health answers go */
     int64_t hello_at_ns;  /* when to say "hello" next while pipes are missing */
     atomic_int stopping;
+    /* Slow and greedy clients (conns.h): connections closed before a
+     * request was read, by enum names_conn_close, in all and since the
+     * last warning about them. */
+    struct conns *conns;
+    unsigned long long closed[NAMES_CONN_COUNT];
+    unsigned long long closed_logged[NAMES_CONN_COUNT];
+    int64_t closed_log_ns;
     struct api_req *proxies; /* scrapes waiting for the exporter */
     pthread_t thread;
 };
@@ -559,6 +570,7 @@ static enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn, const 
     (void)upload_data;
     struct api_req *rq = *req_cls;
     if (!rq) {
+        conns_headers_done(conn);
         rq = xcalloc(1, sizeof(*rq));
         rq->api = a;
         rq->conn = conn;
@@ -678,8 +690,8 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
                           enum MHD_RequestTerminationCode toe)
 {
     struct api *a = cls;
-    (void)conn;
     struct api_req *rq = *req_cls;
+    conns_request_done(a->conns, conn);
     if (!rq)
         return;
     *req_cls = NULL;
@@ -715,29 +727,62 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
     free(rq);
 }
 
+/* ---- slow and greedy clients ------------------------------------------------ */
+
+#define API_CLOSED_LOG_NS (10 * CLOCK_NS_PER_S)
+
+/* Counted in /metrics at once; a warning at most every 10 s, so a flood of
+ * them costs the log one line. */
+static void api_conns_closed(struct api *a, enum names_conn_close why, unsigned n)
+{
+    if (!n)
+        return;
+    a->closed[why] += n;
+    const char *labels[] = { "reason", names_conn_closes[why], NULL };
+    api_report(a, NAMES_FAMILY_CONNS_CLOSED, labels, (double)a->closed[why]);
+    int64_t now = clock_now_ns();
+    if (now < a->closed_log_ns)
+        return;
+    a->closed_log_ns = now + API_CLOSED_LOG_NS;
+    log_warn("connections closed before a request, since the last warning connection_limit=%llu "
+             "header_deadline=%llu per_address=%u header_deadline_ms=%d",
+             a->closed[NAMES_CONN_LIMIT] - a->closed_logged[NAMES_CONN_LIMIT],
+             a->closed[NAMES_CONN_HEADER_DEADLINE] - a->closed_logged[NAMES_CONN_HEADER_DEADLINE],
+             a->cfg->renderer.connections_per_address, CONNS_HEADER_DEADLINE_MS);
+    for (int i = 0; i < NAMES_CONN_COUNT; i++)
+        a->closed_logged[i] = a->closed[i];
+}
+
+/* MHD's own words, except the refusal at a connection limit (per address
+ * or in all), which is counted instead: a client can make any number. */
 static void api_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    struct api *a = cls;
     char text[512];
     vsnprintf(text, sizeof(text), fmt, ap);
     size_t n = strlen(text);
     while (n && text[n - 1] == '\n')
         text[--n] = '\0';
+    if (strncmp(text, "Server reached connection limit", 31) == 0) {
+        api_conns_closed(a, NAMES_CONN_LIMIT, 1);
+        return;
+    }
     log_warn("libmicrohttpd says=\"%s\"", text);
 }
 
 /* ---- the HTTP thread -------------------------------------------------------- */
 
 /* The epoll timeout: MHD's own, the drain's end, a scrape's deadline, the
- * next "hello". */
-static int api_wait_ms(struct api *a, int64_t drain_end, int64_t proxy_end, int64_t hello_end)
+ * next "hello", a connection's header deadline. */
+static int api_wait_ms(struct api *a, int64_t drain_end, int64_t proxy_end, int64_t hello_end,
+                       int64_t header_end)
 {
     MHD_UNSIGNED_LONG_LONG mhd_ms;
     int64_t ms = -1;
     if (MHD_get_timeout(a->daemon, &mhd_ms) == MHD_YES)
         ms = mhd_ms > INT_MAX ? INT_MAX : (int64_t)mhd_ms;
     int64_t now = clock_now_ns();
-    int64_t ends[] = { drain_end, proxy_end, hello_end };
+    int64_t ends[] = { drain_end, proxy_end, hello_end, header_end };
     for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
         if (!ends[i])
             continue;
@@ -791,10 +836,36 @@ static int api_ctl_pipes(struct api *a, pid_t pid, const char *line, int *fds, s
     return 1;
 }
 
+/* The supervisor's health probe ("probe S T"), answered from this thread
+ * as /healthz is: alive unless the browser thread has stalled, with what
+ * the browser thread has heard from each browser (common/ctl.h). A browser
+ * is silent past T, and never before 2 s: the heartbeat asks it every 1 s. */
+#define API_SILENT_MIN_MS 2000
+
+static void api_health_answer(struct api *a, unsigned seq, unsigned silent_ms)
+{
+    int64_t now = clock_now_ns();
+    struct ctl_health h = { .seq = seq };
+    h.stalled = browser_pool_stalled_ns(a->pool, now) > API_STALLED_MS * CLOCK_NS_PER_MS;
+    if (!h.stalled) {
+        int64_t silent = (int64_t)(silent_ms > API_SILENT_MIN_MS ? silent_ms : API_SILENT_MIN_MS) * CLOCK_NS_PER_MS;
+        unsigned n = browser_pool_count(a->pool);
+        h.nbrowsers = n < CTL_BROWSERS_MAX ? n : CTL_BROWSERS_MAX;
+        for (unsigned i = 0; i < h.nbrowsers; i++)
+            h.browsers[i] = browser_pool_health(a->pool, i, now, silent);
+    }
+    char line[CTL_LINE_MAX];
+    int rc = ctl_health_format(line, sizeof(line), &h);
+    if (rc == 0)
+        rc = ctl_send(a->ctl_fd, a->supervisor_ctl, line);
+    if (rc < 0)
+        log_debug("cannot answer a health probe seq=%u error=%d", seq, -rc);
+}
+
 /* The supervisor (our parent, and no one else) asks for a browser over its
  * memory limit to be drained before it restarts it ("drain N"), tells what
- * its children use in all ("memory_kib N"), and hands over the browsers'
- * pipes ("pipes N G"). */
+ * its children use in all ("memory_kib N"), hands over the browsers' pipes
+ * ("pipes N G") and probes our health ("probe S T"). */
 static void api_ctl_read(struct api *a)
 {
     char line[CTL_LINE_MAX];
@@ -809,7 +880,11 @@ static void api_ctl_read(struct api *a)
         if (api_ctl_pipes(a, pid, line, fds, nfds))
             continue;
         api_ctl_close(fds, nfds); /* no other line carries any */
-        unsigned index, kib;
+        unsigned index, kib, seq, silent_ms;
+        if (pid == getppid() && ctl_probe_parse(line, &seq, &silent_ms) == 0) {
+            api_health_answer(a, seq, silent_ms);
+            continue;
+        }
         if (pid == getppid() && ctl_parse(line, "memory_kib", &kib) == 0) {
             jobs_set_tree_memory(a->jobs, (uint64_t)kib * 1024);
             continue;
@@ -843,7 +918,9 @@ static void *api_loop(void *arg)
         struct epoll_event ev[API_EVENTS];
         int64_t proxy_end = api_proxy_expire(a, clock_now_ns());
         int64_t hello_end = drain_end ? 0 : api_hello(a, clock_now_ns());
-        int n = epoll_wait(a->epfd, ev, API_EVENTS, api_wait_ms(a, drain_end, proxy_end, hello_end));
+        int64_t header_end;
+        api_conns_closed(a, NAMES_CONN_HEADER_DEADLINE, conns_cut(a->conns, clock_now_ns(), &header_end));
+        int n = epoll_wait(a->epfd, ev, API_EVENTS, api_wait_ms(a, drain_end, proxy_end, hello_end, header_end));
         if (n < 0 && errno != EINTR) {
             log_error_errno(-errno, "the HTTP thread cannot wait for events");
             break;
@@ -878,6 +955,8 @@ static void api_free(struct api *a)
 {
     if (a->daemon)
         MHD_stop_daemon(a->daemon);
+    if (a->conns)
+        conns_free(a->conns);
     if (a->epfd >= 0)
         close(a->epfd);
     if (a->wake_fd >= 0)
@@ -917,12 +996,16 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
         errno = -rc;
         return NULL;
     }
+    a->conns = conns_new((int64_t)CONNS_HEADER_DEADLINE_MS * CLOCK_NS_PER_MS);
+    /* Slow clients cost themselves: a limit per address (of the 512 in
+     * all), and the header deadline (conns.h) under MHD's idle timeout. */
     a->daemon = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, api_handle, a,
-        MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
-        MHD_OPTION_NOTIFY_COMPLETED, api_completed, a, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)API_CONNECTION_MEMORY, MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, a, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, api_completed, a, MHD_OPTION_NOTIFY_CONNECTION, conns_notify, a->conns,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        cfg->renderer.connections_per_address, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY, MHD_OPTION_END);
     if (!a->daemon) {
         api_free(a);
         close(listen_fd);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "ctl.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -82,6 +83,11 @@ struct browser {
     struct browser_pending *pending;
     struct browser_sub *subs;
     int64_t last_rx_ns; /* when the browser last sent anything */
+    /* The same, and "up", for the HTTP thread's answers to health probes
+     * (browser_pool_health). */
+    _Atomic int64_t heard_ns;
+    atomic_int health_up;
+    int pinging; /* a Browser.getVersion of the heartbeat is waiting */
     char product[CDP_PRODUCT_MAX + 1]; /* Browser.getVersion's, or "" */
 };
 
@@ -339,6 +345,9 @@ static void browser_set_up(struct browser *b, int up)
         return;
     b->up = up;
     if (up)
+        atomic_store(&b->heard_ns, clock_now_ns());
+    atomic_store(&b->health_up, up);
+    if (up)
         atomic_fetch_add(&b->pool->up_count, 1);
     else
         atomic_fetch_sub(&b->pool->up_count, 1);
@@ -595,6 +604,7 @@ static void browser_connect(struct browser *b)
 static void browser_dispatch(struct browser *b, const char *text, size_t len)
 {
     b->last_rx_ns = clock_now_ns();
+    atomic_store(&b->heard_ns, b->last_rx_ns);
     struct cdp_msg m;
     int rc = cdp_msg_parse(&m, text, len);
     if (rc < 0) {
@@ -967,11 +977,47 @@ static void browser_lws_log(int level, const char *line)
  * restarts a renderer whose browser thread is stuck. */
 #define BROWSER_HEARTBEAT_MS 1000
 
+/* The heartbeat also asks each browser that is up for its version, one
+ * ask at a time: any answer (any message) is the renderer hearing from it,
+ * which the supervisor's health probe asks about. A stopped browser takes
+ * this long to fail the ask; the probe has called it silent long before. */
+#define BROWSER_PING_TIMEOUT_MS 10000
+
+static void browser_ping_reply(void *arg, int id, const struct cdp_msg *m, int err)
+{
+    (void)id;
+    (void)m;
+    (void)err;
+    struct browser *b = arg;
+    b->pinging = 0;
+}
+
+static void browser_ping(struct browser *b)
+{
+    if (!b->up || !b->connected || b->pinging)
+        return;
+    struct buf out;
+    browser_cmd_init(&out);
+    int id = cdp_browser_get_version(&b->cdp, &out);
+    if (browser_submit(b, &out, id, BROWSER_PING_TIMEOUT_MS, browser_ping_reply, b) == 0)
+        b->pinging = 1;
+}
+
 static void browser_heartbeat(lws_sorted_usec_list_t *sul)
 {
     struct browser_pool *p = lws_container_of(sul, struct browser_pool, heartbeat);
     atomic_store(&p->heartbeat_ns, clock_now_ns());
+    for (unsigned i = 0; p->browsers && i < p->count; i++)
+        browser_ping(&p->browsers[i]);
     lws_sul_schedule(p->lws, 0, &p->heartbeat, browser_heartbeat, (lws_usec_t)BROWSER_HEARTBEAT_MS * LWS_US_PER_MS);
+}
+
+char browser_pool_health(struct browser_pool *p, unsigned i, int64_t now, int64_t silent_max_ns)
+{
+    struct browser *b = &p->browsers[i];
+    if (!atomic_load(&b->health_up))
+        return CTL_BROWSER_UNKNOWN;
+    return now - atomic_load(&b->heard_ns) > silent_max_ns ? CTL_BROWSER_SILENT : CTL_BROWSER_HEARD;
 }
 
 int64_t browser_pool_stalled_ns(struct browser_pool *p, int64_t now)
@@ -1033,6 +1079,8 @@ struct browser_pool *browser_pool_new(unsigned count, unsigned port_base, int pi
         b->index = i;
         b->port = port_base + i;
         b->pipe_rfd = b->pipe_wfd = -1;
+        atomic_init(&b->heard_ns, 0);
+        atomic_init(&b->health_up, 0);
         cdp_init(&b->cdp);
         buf_init(&b->rx);
         /* Pipes come from the supervisor (browser_pool_give_pipes). */

@@ -60,6 +60,11 @@ unsigned browser_pool_up_count(struct browser_pool *p);
 /* How long the browser thread has gone without turning, past its 1 s
  * heartbeat: 0 while it is well. Any thread. */
 int64_t browser_pool_stalled_ns(struct browser_pool *p, int64_t now);
+/* Any thread: browser i as a health probe's answer tells it (common/ctl.h):
+ * CTL_BROWSER_UNKNOWN without a connection, CTL_BROWSER_SILENT when it has
+ * sent nothing for longer than silent_max_ns (the heartbeat asks it for
+ * its version every second), else CTL_BROWSER_HEARD. */
+char browser_pool_health(struct browser_pool *p, unsigned i, int64_t now, int64_t silent_max_ns);
 unsigned browser_pool_count(const struct browser_pool *p);
 struct browser *browser_pool_get(struct browser_pool *p, unsigned i);
 struct lws_context *browser_pool_lws(struct browser_pool *p);

@@ -1,47 +1,55 @@
-/* Health probes: is a browser or the renderer still answering? One
- * non-blocking HTTP/1.1 GET at a time per child, driven by the supervisor's
- * epoll loop: connect, send, read the status line, close. Any complete
- * status line is an answer (the renderer's /healthz says 503 while no
- * browser is connected, and it is still alive) except 500, a child saying
- * it is broken (the renderer's browser thread has stopped turning); a
- * refused connection, a reset or no status line by the deadline is not. */
+/* Health probes: is a browser or the renderer still working? Not through
+ * any port: the supervisor sends "probe S T" on renderer.ctl and the
+ * renderer's HTTP thread answers on supervisor.ctl with its own state and
+ * what it has heard from each browser (common/ctl.h). Where the renderer
+ * cannot tell about a browser (it is not running, does not answer, or has
+ * no connection to that browser), /proc can: a browser whose main process
+ * was stopped from the start of a probe to its end has missed it. The
+ * decisions are pure functions here; the supervisor's loop carries them
+ * out. */
 #ifndef RV_PROBE_H
 #define RV_PROBE_H
 
-#include <stddef.h>
-#include <stdint.h>
-#include <sys/socket.h>
+#include "ctl.h"
 
-#define PROBE_PATH_MAX 64
-#define PROBE_RX_MAX 64 /* enough for any status line we accept */
-
-struct probe {
-    int fd; /* -1: no probe in progress */
-    int sent;
-    char rx[PROBE_RX_MAX];
-    size_t rxlen;
-    struct sockaddr_storage addr;
-    socklen_t addrlen; /* 0: this child has nothing to probe */
-    char path[PROBE_PATH_MAX];
+enum probe_result {
+    PROBE_WAIT,          /* no verdict yet: wait for the deadline */
+    PROBE_OK,            /* answered, and well */
+    PROBE_UNKNOWN,       /* the renderer could not tell, and /proc sees it run */
+    PROBE_MISS_TIMEOUT,  /* renderer: no answer in time */
+    PROBE_MISS_UNREACHABLE, /* renderer: its control socket took no probe (not bound yet, gone) */
+    PROBE_MISS_STALLED,  /* renderer: its browser thread does not turn */
+    PROBE_MISS_SILENT,   /* browser: connected, but it has not answered the renderer */
+    PROBE_MISS_STOPPED,  /* browser: its process was stopped for the whole probe */
 };
 
-/* Where to probe a listener configured as "host:port" (IPv4, localhost or
- * [IPv6]): a wildcard address is reached through loopback. 0 or -EINVAL. */
-int probe_addr_from_listen(const char *listen, struct sockaddr_storage *addr, socklen_t *len);
+/* What a probe of one child has learnt so far. */
+struct probe {
+    unsigned seq;         /* sent as "probe seq" */
+    int pending;          /* a probe is in flight */
+    int stopped_at_start; /* browser: its main process was stopped (T, t) when it began */
+};
 
-/* The status code of a response that starts with buf: 100..599 once the
- * whole status line is there, -EAGAIN while it may still come, -EBADMSG
- * when it is not HTTP. */
-int probe_status(const char *buf, size_t len);
+/* A miss? (PROBE_UNKNOWN is not one: with nothing better to go by, a
+ * running process is given the benefit of the doubt.) */
+int probe_is_miss(enum probe_result r);
+/* Why, for the log. */
+const char *probe_result_text(enum probe_result r);
+/* A /proc/PID/stat state letter of a stopped process (SIGSTOP, a tracer). */
+int probe_state_stopped(char state);
 
-void probe_init(struct probe *p);
-/* Starts one probe: a non-blocking connect. The caller watches p->fd for
- * EPOLLOUT | EPOLLIN. 0, or -errno (nothing to watch then). */
-int probe_start(struct probe *p);
-/* The fd is ready: 1 answered, 0 not yet (keep watching), < 0 failed
- * (-EPROTO: it answered 500). The
- * probe is closed unless 0 is returned. */
-int probe_ready(struct probe *p);
-void probe_close(struct probe *p);
+/* The renderer's answer, for the renderer. */
+enum probe_result probe_renderer_answer(const struct ctl_health *h);
+/* The renderer's answer, for browser-index: PROBE_WAIT when it cannot tell
+ * (stalled, no connection, no such browser), so /proc decides at the end. */
+enum probe_result probe_browser_answer(const struct ctl_health *h, unsigned index);
+/* The probe's deadline came without a verdict. A renderer has missed it;
+ * a browser has if its process was stopped at the start and still is. */
+enum probe_result probe_renderer_deadline(void);
+/* The probe could not be sent: err the -errno of the send. For the renderer
+ * that is a miss at once (no answer can come); for a browser PROBE_WAIT,
+ * and /proc decides at the deadline. */
+enum probe_result probe_send_failed(int is_renderer, int err);
+enum probe_result probe_browser_deadline(int stopped_at_start, int stopped_now);
 
 #endif

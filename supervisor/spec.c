@@ -117,15 +117,12 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
              * loopback. */
             spec_command(&s->command, &cfg->browsers.command, port, "--remote-debugging-address=127.0.0.1",
                          dirarg, (char *)NULL);
-            /* Served by the browser's DevTools HTTP handler: it answers
-             * while the browser does, and not when it is stopped or wedged.
-             * Over pipes there is no port to probe. */
-            snprintf(s->health_listen, sizeof(s->health_listen), "127.0.0.1:%u", cfg->browsers.port_base + i);
-            s->health_path = "/json/version";
         }
         free(dirarg);
         s->memory_limit = cfg->browsers.memory_limit;
         s->fingerprint = spec_fingerprint(&s->command, "");
+        /* Asked of the renderer, which hears from it (or of /proc). */
+        s->health = 1;
     }
 
     /* The renderer finds the browsers and the exporter through the config,
@@ -144,10 +141,12 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
                          cfg->exporter.ingest,
                          cfg->renderer.timezone);
     settings = spec_add_hosts(settings, cfg->renderer.allowed_hosts);
+    char *limits = xasprintf("%sconnections_per_address=%u\n", settings, cfg->renderer.connections_per_address);
+    free(settings);
+    settings = limits;
     s->fingerprint = spec_fingerprint(&s->command, settings);
     free(settings);
-    snprintf(s->health_listen, sizeof(s->health_listen), "%s", cfg->renderer.listen);
-    s->health_path = "/healthz";
+    s->health = 1;
 
     /* Every child runs as [supervisor] user; it cannot change while running
      * (the supervisor keeps the first one on a reload). */

@@ -17,7 +17,6 @@ enum spec_role {
 };
 
 #define SPEC_NAME_MAX 32
-#define SPEC_LISTEN_MAX 64
 
 struct child_spec {
     char name[SPEC_NAME_MAX]; /* exporter, browser-0, ..., renderer */
@@ -27,9 +26,7 @@ struct child_spec {
     char *fresh_dir;   /* emptied and created before each start (browser profiles), or NULL */
     char *user;        /* [supervisor] user: run as this user (when we are root), or NULL */
     int devtools_pipe; /* a browser speaking CDP on its fds 3 and 4 (spawn_child makes the pipes) */
-    /* Health probe: GET health_path on health_listen ("host:port"); "" for none. */
-    char health_listen[SPEC_LISTEN_MAX];
-    const char *health_path;
+    int health;        /* probed over the control socket (probe.h); 0: not probed */
     char *fingerprint; /* equal fingerprints: no restart needed on reload */
 };
 

@@ -22,6 +22,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "net.h"
+#include "procstat.h"
 #include "report.h"
 #include "sampler.h"
 #include "spawn.h"
@@ -132,128 +133,148 @@ static void sv_signal_group(struct sv_child *c, int sig)
 /* ---- health probes ------------------------------------------------------ */
 
 /* A child that has never answered gets this long before silence counts:
- * a browser that never opens its port is broken, not slow. Until its first
- * answer it is probed this often, so it is watched soon after it is up. */
+ * a browser the renderer never hears from is broken, not slow. Until its
+ * first answer a child that misses is probed this often, so it is watched
+ * soon after it is up. */
 #define SV_PROBE_GRACE_NS (60 * CLOCK_NS_PER_S)
 #define SV_PROBE_FIRST_NS (500 * CLOCK_NS_PER_MS)
 
+static struct sv_child *sv_renderer(struct supervisor *sv);
+
 static int sv_probing(const struct supervisor *sv, const struct sv_child *c)
 {
-    return sv->cfg->supervisor.health_interval_ns > 0 && c->probe.addrlen > 0 && c->pid > 0 &&
+    return sv->cfg->supervisor.health_interval_ns > 0 && c->spec.health && c->pid > 0 &&
            c->m.state == CHILD_RUNNING && !sv->shutting_down;
+}
+
+/* Its main process is stopped (SIGSTOP, a tracer). It is ours and not
+ * reaped yet, so the pid cannot name another process. */
+static int sv_child_stopped(const struct sv_child *c)
+{
+    struct procstat st;
+    return c->pid > 0 && procstat_read(c->pid, &st) == 0 && probe_state_stopped(st.state);
 }
 
 static void sv_probe_reset(struct supervisor *sv, struct sv_child *c)
 {
-    sv_close_watched(sv, &c->probe.fd);
+    (void)sv;
+    c->probe.pending = 0;
     c->probe_failures = 0;
     c->probe_answered = 0;
-    c->probe_at_ns = 0;
-    c->probe.addrlen = 0;
-    if (!c->spec.health_listen[0])
-        return;
-    if (probe_addr_from_listen(c->spec.health_listen, &c->probe.addr, &c->probe.addrlen) < 0) {
-        log_warn("cannot probe the child's health child=%s listen=%s", c->spec.name, c->spec.health_listen);
-        c->probe.addrlen = 0;
-        return;
-    }
-    snprintf(c->probe.path, sizeof(c->probe.path), "%s", c->spec.health_path);
     c->started_ns = clock_now_ns();
     c->probe_at_ns = c->started_ns + SV_PROBE_FIRST_NS;
 }
 
-static void sv_probe_done(struct supervisor *sv, struct sv_child *c, int rc)
+static void sv_probe_done(struct supervisor *sv, struct sv_child *c, enum probe_result r)
 {
     const struct config *cfg = sv->cfg;
     int64_t now = clock_now_ns();
-    sv_close_watched(sv, &c->probe.fd);
+    c->probe.pending = 0;
     /* Probes start every interval, however long the last one waited. */
     c->probe_at_ns = c->probe_started_ns + cfg->supervisor.health_interval_ns;
     if (c->probe_at_ns < now)
         c->probe_at_ns = now;
-    if (rc > 0) {
-        int first = !c->probe_answered;
+    if (!probe_is_miss(r)) {
+        int first = r == PROBE_OK && !c->probe_answered;
         if (first)
-            log_debug("child answers its health probe child=%s path=%s", c->spec.name, c->probe.path);
+            log_debug("child answers its health probe child=%s", c->spec.name);
         if (c->probe_failures)
-            log_info("child answers its health probe again child=%s", c->spec.name);
+            log_info("child passes its health probe again child=%s result=\"%s\"", c->spec.name,
+                     probe_result_text(r));
         c->probe_failures = 0;
-        c->probe_answered = 1;
+        if (r == PROBE_OK)
+            c->probe_answered = 1;
         if (first)
             sv_notify(sv); /* the renderer's first answer may make the service ready */
         return;
     }
     if (!c->probe_answered && now - c->started_ns < SV_PROBE_GRACE_NS) {
         c->probe_at_ns = now + SV_PROBE_FIRST_NS; /* still starting */
-        log_debug("child not answering its health probe yet child=%s error=%d", c->spec.name, -rc);
+        log_debug("child not answering its health probe yet child=%s why=\"%s\"", c->spec.name,
+                  probe_result_text(r));
         return;
     }
     c->probe_failures++;
-    log_warn("child not answering its health probe child=%s path=%s failures=%u of=%u error=\"%s\"", c->spec.name,
-             c->probe.path, c->probe_failures, cfg->supervisor.health_failures,
-             rc == -ETIMEDOUT ? "no answer in time" : rc == -EPROTO ? "answered 500" : strerror(-rc));
+    log_warn("child failed its health probe child=%s failures=%u of=%u why=\"%s\"", c->spec.name,
+             c->probe_failures, cfg->supervisor.health_failures, probe_result_text(r));
     if (c->probe_failures >= cfg->supervisor.health_failures) {
         c->probe_failures = 0;
         sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_UNHEALTHY);
     }
 }
 
+/* Every probe asks the renderer (when there is one to ask) with its own
+ * sequence number; the answer goes to the child that asked. */
 static void sv_probe_start(struct supervisor *sv, struct sv_child *c)
 {
+    const struct config *cfg = sv->cfg;
     c->probe_started_ns = clock_now_ns();
-    int rc = probe_start(&c->probe);
+    c->probe_at_ns = c->probe_started_ns + cfg->supervisor.health_timeout_ns;
+    c->probe.pending = 1;
+    if (++sv->probe_seq == 0)
+        sv->probe_seq = 1;
+    c->probe.seq = sv->probe_seq;
+    c->probe.stopped_at_start = c->spec.role == SPEC_ROLE_BROWSER && sv_child_stopped(c);
+    if (!sv_renderer(sv) || sv->ctl_fd < 0)
+        return; /* the deadline decides (a browser by /proc) */
+    int64_t ms = cfg->supervisor.health_timeout_ns / CLOCK_NS_PER_MS;
+    char line[CTL_LINE_MAX], *path = config_runtime_path(cfg, CTL_RENDERER);
+    ctl_probe_format(line, sizeof(line), c->probe.seq, ms > UINT32_MAX ? UINT32_MAX : (unsigned)ms);
+    int rc = ctl_send(sv->ctl_fd, path, line);
+    free(path);
     if (rc < 0) {
-        sv_probe_done(sv, c, rc);
-        return;
+        /* A renderer still starting has not bound it yet: say so now,
+         * rather than wait out the timeout for an answer that cannot come. */
+        log_debug("cannot send a health probe child=%s error=%d", c->spec.name, -rc);
+        enum probe_result r = probe_send_failed(c->spec.role == SPEC_ROLE_RENDERER, rc);
+        if (r != PROBE_WAIT)
+            sv_probe_done(sv, c, r);
     }
-    c->probe_watch = (struct sv_watch){ .kind = SV_WATCH_PROBE, .child = c };
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.ptr = &c->probe_watch };
-    if (epoll_ctl(sv->epfd, EPOLL_CTL_ADD, c->probe.fd, &ev) < 0) {
-        rc = -errno;
-        sv_probe_done(sv, c, rc);
-        return;
-    }
-    c->probe_started_ns = clock_now_ns();
-    c->probe_at_ns = c->probe_started_ns + sv->cfg->supervisor.health_timeout_ns;
 }
 
-static void sv_probe_ready(struct supervisor *sv, struct sv_child *c)
+static int sv_browser_index(const struct sv_child *c, unsigned *index)
 {
-    if (c->probe.fd < 0)
-        return;
-    int was_sent = c->probe.sent;
-    int fd = c->probe.fd;
-    int rc = probe_ready(&c->probe);
-    if (rc == 0) {
-        if (!was_sent && c->probe.sent) {
-            /* Sent: from now on only the answer is of interest. */
-            struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = &c->probe_watch };
-            epoll_ctl(sv->epfd, EPOLL_CTL_MOD, fd, &ev);
-        }
-        return;
-    }
-    /* probe_ready closed the fd, which took it out of the epoll set. */
-    sv_probe_done(sv, c, rc);
+    return c->spec.role == SPEC_ROLE_BROWSER && sscanf(c->spec.name, "browser-%u", index) == 1;
 }
 
-/* Due probes start; probes past their deadline fail. */
+/* The renderer's answer to probe h->seq. */
+static void sv_probe_answer(struct supervisor *sv, const struct ctl_health *h)
+{
+    for (size_t i = 0; i < sv->nchildren; i++) {
+        struct sv_child *c = sv->children[i];
+        if (!c->probe.pending || c->probe.seq != h->seq || !sv_probing(sv, c))
+            continue;
+        unsigned index;
+        enum probe_result r = PROBE_WAIT;
+        if (c->spec.role == SPEC_ROLE_RENDERER)
+            r = probe_renderer_answer(h);
+        else if (sv_browser_index(c, &index))
+            r = probe_browser_answer(h, index);
+        if (r != PROBE_WAIT)
+            sv_probe_done(sv, c, r);
+        return;
+    }
+}
+
+/* Due probes start; probes past their deadline end. */
 static void sv_probe_tick(struct supervisor *sv, int64_t now)
 {
     for (size_t i = 0; i < sv->nchildren; i++) {
         struct sv_child *c = sv->children[i];
         if (!sv_probing(sv, c)) {
-            if (c->probe.fd >= 0)
-                sv_close_watched(sv, &c->probe.fd);
+            c->probe.pending = 0;
             continue;
         }
         if (!c->probe_at_ns) /* probes were turned on by a reload */
             c->probe_at_ns = now + SV_PROBE_FIRST_NS;
         if (now < c->probe_at_ns)
             continue;
-        if (c->probe.fd >= 0)
-            sv_probe_done(sv, c, -ETIMEDOUT);
-        else
+        if (!c->probe.pending)
             sv_probe_start(sv, c);
+        else if (c->spec.role == SPEC_ROLE_BROWSER)
+            sv_probe_done(sv, c, probe_browser_deadline(c->probe.stopped_at_start, sv_child_stopped(c)));
+        else
+            sv_probe_done(sv, c, probe_renderer_deadline());
     }
 }
 
@@ -579,8 +600,9 @@ static void sv_ctl_hello(struct supervisor *sv)
             sv_send_pipes(sv, sv->children[i]);
 }
 
-/* The renderer's "drained N": browser-N has no render left; restart it.
- * Its "hello": it wants the browsers' pipes. */
+/* The renderer's "drained N" (browser-N has no render left; restart it),
+ * its "hello" (it wants the browsers' pipes) and its answers to health
+ * probes. */
 static void sv_ctl_read(struct supervisor *sv)
 {
     char line[CTL_LINE_MAX];
@@ -595,6 +617,11 @@ static void sv_ctl_read(struct supervisor *sv)
         }
         struct sv_child *r = sv_renderer(sv);
         unsigned index;
+        struct ctl_health h;
+        if (r && pid == r->pid && ctl_health_parse(line, &h) == 0) {
+            sv_probe_answer(sv, &h);
+            continue;
+        }
         if (r && pid == r->pid && strcmp(line, CTL_HELLO) == 0) {
             sv_ctl_hello(sv);
             continue;
@@ -627,14 +654,12 @@ static struct sv_child *sv_child_new(struct supervisor *sv, struct child_spec *s
     c->cdp_w = c->cdp_r = -1;
     c->out = (struct sv_stream){ .fd = -1, .name = "stdout" };
     c->err = (struct sv_stream){ .fd = -1, .name = "stderr" };
-    probe_init(&c->probe);
     proctree_ledger_init(&c->ledger);
     return c;
 }
 
 static void sv_child_free(struct sv_child *c)
 {
-    probe_close(&c->probe);
     sv_close_pipes(c);
     struct child_spec none = { 0 };
     spec_move(&c->spec, &none);
@@ -871,9 +896,6 @@ static void sv_dispatch(struct supervisor *sv, struct sv_watch *w)
         break;
     case SV_WATCH_STREAM:
         sv_stream_read(sv, w->child, w->stream);
-        break;
-    case SV_WATCH_PROBE:
-        sv_probe_ready(sv, w->child);
         break;
     case SV_WATCH_CTL:
         sv_ctl_read(sv);

@@ -25,7 +25,6 @@ enum sv_watch_kind {
     SV_WATCH_SIGNAL,
     SV_WATCH_PIDFD,
     SV_WATCH_STREAM,
-    SV_WATCH_PROBE,
     SV_WATCH_CTL,
 };
 
@@ -59,7 +58,6 @@ struct sv_child {
     struct proctree_figures fig;
     /* Health (probe.h): the next probe, or the deadline of the one running. */
     struct probe probe;
-    struct sv_watch probe_watch;
     int64_t started_ns;
     int64_t probe_at_ns;
     int64_t probe_started_ns;
@@ -94,8 +92,9 @@ struct supervisor {
     unsigned long long escaped_sig; /* what the guardian was last told */
     int shutting_down;
     int self_pid;
-    int ctl_fd; /* supervisor.ctl: the renderer's "drained N" */
+    int ctl_fd; /* supervisor.ctl: the renderer's "drained N", "hello" and health answers */
     unsigned browser_starts; /* every browser start, for "pipes N G" */
+    unsigned probe_seq; /* the last health probe's sequence number */
     struct sv_watch ctl_watch;
     struct notify notify; /* systemd's Type=notify (notify.h) */
 };

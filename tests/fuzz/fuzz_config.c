@@ -136,6 +136,7 @@ static void fuzz_check_config(const struct config *cfg, const char *name)
     for (const char *s = token; *s; s++)
         FUZZ_CHECK((unsigned char)*s > ' ' && *s != 0x7f, NULL);
     FUZZ_CHECK(cfg->renderer.concurrency >= 1 && cfg->renderer.concurrency <= 64, NULL);
+    FUZZ_CHECK(cfg->renderer.connections_per_address >= 1 && cfg->renderer.connections_per_address <= 512, NULL);
     fuzz_check_hosts(cfg->renderer.allowed_hosts);
 
     FUZZ_CHECK(cfg->browsers.count >= 1 && cfg->browsers.count <= 16, NULL);

@@ -2,7 +2,7 @@
 Unix datagram socket this test owns, and what the supervisor sends there is
 checked as systemd would take it (docs/install.md, "Readiness"): READY=1
 only once the children run (and, with health probes on, once the renderer
-answers HTTP), STATUS= through a restart, RELOADING=1 then READY=1 on
+answers its health probe, which it does once it listens), STATUS= through a restart, RELOADING=1 then READY=1 on
 SIGHUP, STOPPING=1 on SIGTERM, each from the supervisor's own pid."""
 import os
 import signal
@@ -20,9 +20,9 @@ from harness import Rendervisor, children_of, free_port, wait_until  # noqa: E40
 # the config gives the renderer; the file named in argv[2] marks the moment
 # it listens. The supervisor's --config FILE comes after that and is ignored.
 SLOW_RENDERER = r'''
-import http.server, os, sys, time
-port, mark = int(sys.argv[1]), sys.argv[2]
-time.sleep(float(sys.argv[3]))
+import http.server, os, socket, sys, threading, time
+port, mark, delay, run = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4]
+time.sleep(delay)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200)
@@ -32,7 +32,21 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 srv = http.server.HTTPServer(('127.0.0.1', port), H)
 open(mark, 'w').close()
-srv.serve_forever()
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+# Listening: now answer the supervisor's health probes ("probe S T" on
+# renderer.ctl) as the renderer does, "alive S" and a letter per browser.
+path = os.path.join(run, 'renderer.ctl')
+if os.path.exists(path):
+    os.unlink(path)
+ctl = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+ctl.bind(path)
+while True:
+    words = ctl.recv(64).decode().split()
+    if len(words) == 3 and words[0] == 'probe':
+        try:
+            ctl.sendto(('alive %s -\n' % words[1]).encode(), os.path.join(run, 'supervisor.ctl'))
+        except OSError:
+            pass
 '''
 
 
@@ -140,7 +154,7 @@ class NotifyTest(unittest.TestCase):
         senders = {m[1] for m in n.all()}
         self.assertEqual(senders, {r.proc.pid}, 'every message from the supervisor')
 
-    def test_ready_waits_until_the_renderer_answers_http(self):
+    def test_ready_waits_until_the_renderer_answers_its_probe(self):
         port = free_port()
         r, n = self.start(extra={'supervisor': {'health_interval': '5s'},
                                  'renderer': {'listen': '127.0.0.1:%d' % port}})
@@ -148,7 +162,7 @@ class NotifyTest(unittest.TestCase):
         with open(script, 'w') as f:
             f.write(SLOW_RENDERER)
         mark = os.path.join(r.dir, 'listening')
-        r.settings['renderer']['command'] = 'python3 %s %d %s 1.5' % (script, port, mark)
+        r.settings['renderer']['command'] = 'python3 %s %d %s 1.5 %s' % (script, port, mark, r.run_dir)
         r.write_config()
         seen = {}
 

@@ -1155,7 +1155,8 @@ class RendererTest(unittest.TestCase):
 
     def test_a_stopped_browser_is_replaced_and_renders_go_on(self):
         # A browser that hangs (SIGSTOP to its whole process group) stops
-        # answering its DevTools endpoint; with the default health settings
+        # answering the renderer's pings, and the renderer's answer to the
+        # health probe calls it silent; with the default health settings
         # (a probe every 5 s, 3 s to answer, 3 misses) the supervisor restarts
         # it with reason unhealthy well within 30 s, and renders keep being
         # answered 200 by the other browser meanwhile.
@@ -1180,7 +1181,8 @@ class RendererTest(unittest.TestCase):
             took = time.monotonic() - stopped_at
             self.assertEqual(self.sample(unhealthy, port), 1, 'browser-0 was not restarted as unhealthy')
             self.assertLess(took, 30)
-            self.assertIn('child not answering its health probe', rv.log_text())
+            self.assertIn('msg="child failed its health probe" child=browser-0', rv.log_text())
+            self.assertIn('why="silent to the renderer"', rv.log_text())
             # The new browser-0 serves again.
             wait_until(lambda: rv.pid('browser-0') != victim and
                        self.sample('rendervisor_child_up{child="browser-0"}', port) == 1, 20, interval=0.2,
@@ -1193,9 +1195,10 @@ class RendererTest(unittest.TestCase):
     def test_a_renderer_whose_browser_thread_is_stuck_is_restarted(self):
         # Only the renderer's browser thread is stopped (ptrace stops one
         # thread; a signal would stop them all): its HTTP thread still
-        # answers, so /healthz is what must notice. It says 500 after 5 s
-        # without a heartbeat, and the supervisor restarts the renderer with
-        # reason unhealthy, which then renders again.
+        # answers, so the answer itself must say so. After 5 s without a
+        # heartbeat /healthz says 500 and the health probe's answer
+        # "stalled", and the supervisor restarts the renderer with reason
+        # unhealthy, which then renders again.
         rv, port = self.private_rendervisor(1, browsers=default_browser_command())
         thread = None
         try:
@@ -1212,7 +1215,7 @@ class RendererTest(unittest.TestCase):
             wait_until(lambda: 'msg="stopping child" child=renderer pid=%d reason=unhealthy' % renderer
                        in rv.log_text(), 40, interval=0.2, what='the renderer restarted as unhealthy')
             took = time.monotonic() - stopped_at
-            self.assertIn('answered 500', rv.log_text())
+            self.assertIn('why="browser thread stalled"', rv.log_text())
             thread.release()
             thread = None
             wait_until(lambda: rv.pid('renderer') != renderer and self.get_from(port, '/healthz')[0] == 200, 30,

@@ -134,6 +134,8 @@ static void test_default_loads(void **state)
     assert_string_equal(cfg->renderer.auth_token, "-");
     assert_int_equal(cfg->renderer.memory_limit, 256ULL << 20);
     assert_int_equal(cfg->renderer.concurrency, 4);
+    /* Room for Grafana's 30 renders at once from its one address. */
+    assert_int_equal(cfg->renderer.connections_per_address, 64);
 
     assert_int_equal(cfg->browsers.count, 2);
     assert_int_equal(cfg->browsers.port_base, 9222);
@@ -722,6 +724,18 @@ static void test_missing_required(void **state)
     assert_string_equal(errors, "file=test.ini key=exporter.command: required key is missing\n"
                                 "file=test.ini key=renderer.command: required key is missing\n"
                                 "file=test.ini key=browsers.command: required key is missing\n");
+    free(errors);
+
+    /* The per-address limit is one of the listener's 512. */
+    errors = test_fail("[renderer]\ncommand = r\nconnections_per_address = 513\n[exporter]\ncommand = e\n"
+                       "[browsers]\ncommand = b\n");
+    assert_string_equal(errors, "file=test.ini line=3 key=renderer.connections_per_address: invalid value \"513\": "
+                                "must be between 1 and 512\n");
+    free(errors);
+    errors = test_fail("[renderer]\ncommand = r\nconnections_per_address = 0\n[exporter]\ncommand = e\n"
+                       "[browsers]\ncommand = b\n");
+    assert_string_equal(errors, "file=test.ini line=3 key=renderer.connections_per_address: invalid value \"0\": "
+                                "must be between 1 and 512\n");
     free(errors);
 
     /* Missing keys come after the errors that have a line. */

@@ -184,6 +184,73 @@ static void test_pipes_handover(void **state)
     rmdir(dir);
 }
 
+static void test_probe_line(void **state)
+{
+    (void)state;
+    char line[CTL_LINE_MAX];
+    unsigned seq = 0, ms = 0;
+    assert_int_equal(ctl_probe_format(line, sizeof(line), 17, 3000), 0);
+    assert_string_equal(line, "probe 17 3000\n");
+    assert_int_equal(ctl_probe_parse(line, &seq, &ms), 0);
+    assert_int_equal(seq, 17);
+    assert_int_equal(ms, 3000);
+    assert_int_equal(ctl_probe_format(line, sizeof(line), UINT32_MAX, UINT32_MAX), 0);
+    assert_true(strlen(line) < CTL_LINE_MAX);
+    assert_int_equal(ctl_probe_parse(line, &seq, &ms), 0);
+    assert_int_equal(seq, UINT32_MAX);
+    assert_int_equal(ms, UINT32_MAX);
+    assert_int_equal(ctl_probe_parse("probe 1 0", &seq, &ms), 0);
+    const char *bad[] = { "", "probe", "probe 1", "probe 1 ", "probe  1 2", "probe 1 2 3", "probe x 2",
+                          "probe 1 4294967296", "probe 1 2\n\n", "PROBE 1 2", "probe 1\t2", "probe -1 2",
+                          "drain 1" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(ctl_probe_parse(bad[i], &seq, &ms), -EINVAL);
+}
+
+static void test_health_line(void **state)
+{
+    (void)state;
+    char line[CTL_LINE_MAX];
+    struct ctl_health h = { .seq = 5, .nbrowsers = 3, .browsers = "us-" }, back;
+    assert_int_equal(ctl_health_format(line, sizeof(line), &h), 0);
+    assert_string_equal(line, "alive 5 us-\n");
+    assert_int_equal(ctl_health_parse(line, &back), 0);
+    assert_int_equal(back.seq, 5);
+    assert_false(back.stalled);
+    assert_int_equal(back.nbrowsers, 3);
+    assert_string_equal(back.browsers, "us-");
+
+    h = (struct ctl_health){ .seq = 6, .stalled = 1 };
+    assert_int_equal(ctl_health_format(line, sizeof(line), &h), 0);
+    assert_string_equal(line, "stalled 6\n");
+    assert_int_equal(ctl_health_parse(line, &back), 0);
+    assert_int_equal(back.seq, 6);
+    assert_true(back.stalled);
+    assert_int_equal(back.nbrowsers, 0);
+
+    /* The longest line: the largest number and every browser. */
+    h = (struct ctl_health){ .seq = UINT32_MAX, .nbrowsers = CTL_BROWSERS_MAX };
+    memset(h.browsers, CTL_BROWSER_SILENT, CTL_BROWSERS_MAX);
+    assert_int_equal(ctl_health_format(line, sizeof(line), &h), 0);
+    assert_true(strlen(line) < CTL_LINE_MAX);
+    assert_int_equal(ctl_health_parse(line, &back), 0);
+    assert_int_equal(back.nbrowsers, CTL_BROWSERS_MAX);
+
+    /* What the formatter refuses. */
+    h = (struct ctl_health){ .seq = 1, .nbrowsers = CTL_BROWSERS_MAX + 1 };
+    assert_int_equal(ctl_health_format(line, sizeof(line), &h), -EINVAL);
+    h = (struct ctl_health){ .seq = 1, .nbrowsers = 0 };
+    assert_int_equal(ctl_health_format(line, sizeof(line), &h), -EINVAL);
+    h = (struct ctl_health){ .seq = 1, .nbrowsers = 2, .browsers = "ux" };
+    assert_int_equal(ctl_health_format(line, sizeof(line), &h), -EINVAL);
+
+    const char *bad[] = { "", "alive", "alive 1", "alive 1 ", "alive 1 ux", "alive x u", "alive 1 u u",
+                          "alive 4294967296 u", "alive 1 uuuuuuuuuuuuuuuuu", "stalled", "stalled 1 u",
+                          "stalled x", "ALIVE 1 u", "alive 1 u\n\n", "drained 1", "probe 1 2" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(ctl_health_parse(bad[i], &back), -EINVAL);
+}
+
 static void test_exchange(void **state)
 {
     (void)state;
@@ -402,6 +469,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_probe_line),
+        cmocka_unit_test(test_health_line),
         cmocka_unit_test(test_exchange),
         cmocka_unit_test(test_open_leaves_a_link_alone),
         cmocka_unit_test(test_send_refuses_what_is_not_a_socket),

@@ -1,172 +1,136 @@
-/* Health probes: the status-line parser, the listener-to-address mapping,
- * and whole probes against real sockets on 127.0.0.1 (a listener that
- * answers, one that never does, and a port nothing listens on). */
-#include <arpa/inet.h>
+/* Health probe decisions: what the renderer's answer means for itself and
+ * for each browser, what a probe without an answer means, and the /proc
+ * fallback against a real stopped process. Answers go through the line
+ * parser (common/ctl.c), as they arrive in the supervisor. */
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "ctl.h"
 #include "probe.h"
+#include "procstat.h"
 
-static int status_of(const char *s)
+static struct ctl_health answer(const char *line)
 {
-    return probe_status(s, strlen(s));
+    struct ctl_health h;
+    assert_int_equal(ctl_health_parse(line, &h), 0);
+    return h;
 }
 
-static void test_status_line(void **state)
+static void test_renderer(void **state)
 {
     (void)state;
-    assert_int_equal(status_of("HTTP/1.1 200 OK\r\n"), 200);
-    assert_int_equal(status_of("HTTP/1.0 503 Service Unavailable\r\n"), 503);
-    assert_int_equal(status_of("HTTP/1.1 404\r\n"), 404);
-    /* Not all there yet. */
-    assert_int_equal(status_of(""), -EAGAIN);
-    assert_int_equal(status_of("HTT"), -EAGAIN);
-    assert_int_equal(status_of("HTTP/1.1 20"), -EAGAIN);
-    assert_int_equal(status_of("HTTP/1.1 200"), -EAGAIN);
-    /* Not HTTP, or not a status. */
-    assert_int_equal(status_of("SSH-2.0-OpenSSH\r\n"), -EBADMSG);
-    assert_int_equal(status_of("HTTP/2 200 OK\r\n"), -EBADMSG);
-    assert_int_equal(status_of("HTTP/1.1 2x0 OK\r\n"), -EBADMSG);
-    assert_int_equal(status_of("HTTP/1.1 099 Low\r\n"), -EBADMSG);
-    assert_int_equal(status_of("HTTP/1.1 600 High\r\n"), -EBADMSG);
-    assert_int_equal(status_of("HTTP/1.1 2000 OK\r\n"), -EBADMSG);
-    assert_int_equal(status_of("HTTP/1.9 200 OK\r\n"), -EBADMSG);
+    struct ctl_health h = answer("alive 7 uu\n");
+    assert_int_equal(probe_renderer_answer(&h), PROBE_OK);
+    /* No browser connected is still alive: restarting the renderer would
+     * not bring one. */
+    h = answer("alive 8 --\n");
+    assert_int_equal(probe_renderer_answer(&h), PROBE_OK);
+    h = answer("stalled 9\n");
+    assert_int_equal(probe_renderer_answer(&h), PROBE_MISS_STALLED);
+    assert_true(probe_is_miss(PROBE_MISS_STALLED));
+    assert_int_equal(probe_renderer_deadline(), PROBE_MISS_TIMEOUT);
+    /* Its control socket is not there (yet): a miss now, not at the deadline. */
+    assert_int_equal(probe_send_failed(1, -ENOENT), PROBE_MISS_UNREACHABLE);
+    assert_int_equal(probe_send_failed(1, -ECONNREFUSED), PROBE_MISS_UNREACHABLE);
+    assert_true(probe_is_miss(PROBE_MISS_UNREACHABLE));
+    /* A browser's probe waits for /proc at its deadline. */
+    assert_int_equal(probe_send_failed(0, -ENOENT), PROBE_WAIT);
+    assert_true(probe_is_miss(probe_renderer_deadline()));
 }
 
-static void test_addr_from_listen(void **state)
+static void test_browser(void **state)
 {
     (void)state;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    char text[INET6_ADDRSTRLEN];
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-
-    assert_int_equal(probe_addr_from_listen("0.0.0.0:8081", &ss, &len), 0);
-    assert_int_equal(v4->sin_family, AF_INET);
-    assert_int_equal(ntohs(v4->sin_port), 8081);
-    assert_string_equal(inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text)), "127.0.0.1");
-    assert_int_equal(len, sizeof(struct sockaddr_in));
-
-    assert_int_equal(probe_addr_from_listen("192.0.2.7:9222", &ss, &len), 0);
-    assert_string_equal(inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text)), "192.0.2.7");
-    assert_int_equal(probe_addr_from_listen("localhost:80", &ss, &len), 0);
-    assert_string_equal(inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text)), "127.0.0.1");
-
-    assert_int_equal(probe_addr_from_listen("[::]:8081", &ss, &len), 0);
-    assert_int_equal(v6->sin6_family, AF_INET6);
-    assert_string_equal(inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text)), "::1");
-    assert_int_equal(ntohs(v6->sin6_port), 8081);
-    assert_int_equal(probe_addr_from_listen("[2001:db8::1]:1", &ss, &len), 0);
-    assert_string_equal(inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text)), "2001:db8::1");
-
-    const char *bad[] = { "", "8081", ":8081", "host:8081", "1.2.3.4:", "1.2.3.4:0", "1.2.3.4:65536",
-                          "1.2.3.4:80x", "[::1]8081", "[::1:8081", "[]:80", "[zz]:80" };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(probe_addr_from_listen(bad[i], &ss, &len), -EINVAL);
+    struct ctl_health h = answer("alive 7 us-\n");
+    assert_int_equal(probe_browser_answer(&h, 0), PROBE_OK);
+    assert_int_equal(probe_browser_answer(&h, 1), PROBE_MISS_SILENT);
+    assert_true(probe_is_miss(PROBE_MISS_SILENT));
+    /* The renderer has no connection to it: /proc decides at the deadline. */
+    assert_int_equal(probe_browser_answer(&h, 2), PROBE_WAIT);
+    /* More browsers than the renderer knows (a reload raised the count). */
+    assert_int_equal(probe_browser_answer(&h, 3), PROBE_WAIT);
+    /* A stalled renderer cannot tell about anyone. */
+    h = answer("stalled 9\n");
+    assert_int_equal(probe_browser_answer(&h, 0), PROBE_WAIT);
+    assert_false(probe_is_miss(PROBE_WAIT));
 }
 
-/* Drives p until it ends (or 2 s pass): its result. */
-static int drive(struct probe *p, int server, const char *answer)
+static void test_browser_deadline(void **state)
 {
-    int client = -1;
-    for (int i = 0; i < 200; i++) {
-        if (server >= 0 && client < 0) {
-            struct pollfd a = { .fd = server, .events = POLLIN };
-            if (poll(&a, 1, 0) == 1)
-                client = accept(server, NULL, NULL);
-        }
-        if (client >= 0 && answer) {
-            char req[256];
-            struct pollfd r = { .fd = client, .events = POLLIN };
-            if (poll(&r, 1, 0) == 1 && recv(client, req, sizeof(req), 0) > 0) {
-                assert_non_null(strstr(req, "GET /healthz HTTP/1.1\r\n"));
-                assert_int_equal(send(client, answer, strlen(answer), MSG_NOSIGNAL), (ssize_t)strlen(answer));
-                answer = NULL;
-            }
-        }
-        struct pollfd w = { .fd = p->fd, .events = POLLIN | POLLOUT };
-        if (poll(&w, 1, 10) == 1) {
-            int rc = probe_ready(p);
-            if (rc != 0) {
-                if (client >= 0)
-                    close(client);
-                return rc;
-            }
-        }
+    (void)state;
+    /* Stopped for the whole probe: a miss. Stopped at one end only: it
+     * may be a debugger's pause, or a SIGCONT; not a miss this time. */
+    assert_int_equal(probe_browser_deadline(1, 1), PROBE_MISS_STOPPED);
+    assert_true(probe_is_miss(PROBE_MISS_STOPPED));
+    assert_int_equal(probe_browser_deadline(1, 0), PROBE_UNKNOWN);
+    assert_int_equal(probe_browser_deadline(0, 1), PROBE_UNKNOWN);
+    assert_int_equal(probe_browser_deadline(0, 0), PROBE_UNKNOWN);
+    assert_false(probe_is_miss(PROBE_UNKNOWN));
+    assert_false(probe_is_miss(PROBE_OK));
+    for (int r = PROBE_WAIT; r <= PROBE_MISS_STOPPED; r++)
+        assert_string_not_equal(probe_result_text((enum probe_result)r), "?");
+}
+
+static char state_of(pid_t pid)
+{
+    struct procstat st;
+    assert_int_equal(procstat_read(pid, &st), 0);
+    return st.state;
+}
+
+/* Waits (up to 5 s) until pid's state is stopped or not, as wanted. */
+static int wait_stopped(pid_t pid, int want)
+{
+    for (int i = 0; i < 500; i++) {
+        if (probe_state_stopped(state_of(pid)) == want)
+            return 1;
+        nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
     }
-    if (client >= 0)
-        close(client);
-    return 0; /* still waiting: the caller's deadline would fail it */
+    return 0;
 }
 
-static int listener(struct sockaddr_storage *ss, socklen_t *len)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in *a = (struct sockaddr_in *)ss;
-    memset(ss, 0, sizeof(*ss));
-    a->sin_family = AF_INET;
-    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    *len = sizeof(*a);
-    assert_int_equal(bind(fd, (struct sockaddr *)a, *len), 0);
-    assert_int_equal(listen(fd, 4), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)a, len), 0);
-    return fd;
-}
-
-static void test_real_probes(void **state)
+static void test_stopped_process(void **state)
 {
     (void)state;
-    struct probe p;
-    probe_init(&p);
-    snprintf(p.path, sizeof(p.path), "/healthz");
+    assert_true(probe_state_stopped('T'));
+    assert_true(probe_state_stopped('t'));
+    assert_false(probe_state_stopped('S'));
+    assert_false(probe_state_stopped('R'));
+    assert_false(probe_state_stopped('Z'));
 
-    /* An answer, even a 503, is life. */
-    int server = listener(&p.addr, &p.addrlen);
-    assert_int_equal(probe_start(&p), 0);
-    assert_int_equal(drive(&p, server, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"), 1);
-    assert_int_equal(p.fd, -1);
-
-    /* Accepted (by the kernel) but never answered: still waiting. */
-    assert_int_equal(probe_start(&p), 0);
-    assert_int_equal(drive(&p, -1, NULL), 0);
-    assert_true(p.fd >= 0);
-    probe_close(&p);
-    assert_int_equal(p.fd, -1);
-    close(accept(server, NULL, NULL)); /* its connection, left in the queue */
-
-    /* A 500 is the child saying it is broken: a failure. */
-    assert_int_equal(probe_start(&p), 0);
-    assert_int_equal(drive(&p, server, "HTTP/1.1 500 Internal Server Error\r\n\r\n"), -EPROTO);
-    assert_int_equal(p.fd, -1);
-
-    /* Something that is not HTTP. */
-    assert_int_equal(probe_start(&p), 0);
-    assert_int_equal(drive(&p, server, "SSH-2.0-OpenSSH_9.2\r\n"), -EBADMSG);
-
-    /* Nothing listens any more: refused. */
-    close(server);
-    assert_int_equal(probe_start(&p), 0);
-    assert_int_equal(drive(&p, -1, NULL), -ECONNREFUSED);
-    assert_int_equal(p.fd, -1);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (;;)
+            pause();
+    }
+    assert_true(wait_stopped(pid, 0));
+    kill(pid, SIGSTOP);
+    assert_true(wait_stopped(pid, 1));
+    kill(pid, SIGCONT);
+    assert_true(wait_stopped(pid, 0));
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_line),
-        cmocka_unit_test(test_addr_from_listen),
-        cmocka_unit_test(test_real_probes),
+        cmocka_unit_test(test_renderer),
+        cmocka_unit_test(test_browser),
+        cmocka_unit_test(test_browser_deadline),
+        cmocka_unit_test(test_stopped_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

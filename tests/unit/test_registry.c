@@ -125,6 +125,7 @@ static void test_families(void **state)
         "rendervisor_child_start_time_seconds gauge",
         "rendervisor_child_restarts_total counter",
         "rendervisor_renderer_refused_total counter",
+        "rendervisor_renderer_connections_closed_total counter",
         "rendervisor_renderer_readiness_wait_seconds histogram",
         "rendervisor_renderer_memory_budget_bytes gauge",
         "rendervisor_renderer_memory_used_bytes gauge",
@@ -221,6 +222,19 @@ static void test_gauges_and_counters(void **state)
     assert_family(&fx, "rendervisor_renderer_memory_available_bytes",
                   "# TYPE rendervisor_renderer_memory_available_bytes gauge\n"
                   "rendervisor_renderer_memory_available_bytes 2147483648\n");
+
+    /* Connections the listener closed before a request: each of
+     * names_conn_closes, as the renderer sends them, and nothing else. */
+    for (int i = 0; names_conn_closes[i]; i++) {
+        char line[160];
+        snprintf(line, sizeof(line), NAMES_FAMILY_CONNS_CLOSED "{reason=\"%s\"} %d", names_conn_closes[i], 10 + i);
+        assert_int_equal(apply(&fx, line), INGEST_OK);
+    }
+    assert_int_equal(apply(&fx, NAMES_FAMILY_CONNS_CLOSED "{reason=\"capacity\"} 1"), INGEST_REJECT_UNKNOWN_LABEL);
+    assert_family(&fx, NAMES_FAMILY_CONNS_CLOSED,
+                  "# TYPE rendervisor_renderer_connections_closed_total counter\n"
+                  "rendervisor_renderer_connections_closed_total{reason=\"connection_limit\"} 10\n"
+                  "rendervisor_renderer_connections_closed_total{reason=\"header_deadline\"} 11\n");
 
     /* Two labels, in any order in the line; series sorted by value. */
     assert_int_equal(apply(&fx, "rendervisor_child_state{child=\"renderer\",state=\"running\"} 1"), INGEST_OK);
