@@ -456,6 +456,7 @@ static const struct {
     { "Network.loadingFinished", CDP_EVENT_LOADING_FINISHED },
     { "Network.loadingFailed", CDP_EVENT_LOADING_FAILED },
     { "Fetch.requestPaused", CDP_EVENT_REQUEST_PAUSED },
+    { "Network.webSocketCreated", CDP_EVENT_WEBSOCKET_CREATED },
     { "Browser.downloadWillBegin", CDP_EVENT_DOWNLOAD_WILL_BEGIN },
     { "Browser.downloadProgress", CDP_EVENT_DOWNLOAD_PROGRESS },
     /* The same, sent on the page's own session (what a render listens to). */
@@ -985,6 +986,18 @@ int cdp_event_paused(const struct cdp_msg *m, const char **request_id, const cha
     json_t *request = json_object_get(m->params, "request");
     json_t *u = json_object_get(request, "url");
     if (!*request_id || !json_is_object(request) || !json_is_string(u))
+        return -EBADMSG;
+    *url = json_string_value(u);
+    *url_len = json_string_length(u);
+    return 0;
+}
+
+int cdp_event_websocket(const struct cdp_msg *m, const char **url, size_t *url_len)
+{
+    if (m->type != CDP_MSG_EVENT || m->event != CDP_EVENT_WEBSOCKET_CREATED)
+        return -EINVAL;
+    json_t *u = json_object_get(m->params, "url");
+    if (!json_is_string(u))
         return -EBADMSG;
     *url = json_string_value(u);
     *url_len = json_string_length(u);

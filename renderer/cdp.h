@@ -164,6 +164,7 @@ enum cdp_event {
     CDP_EVENT_LOADING_FINISHED,     /* Network.loadingFinished */
     CDP_EVENT_LOADING_FAILED,       /* Network.loadingFailed */
     CDP_EVENT_REQUEST_PAUSED,       /* Fetch.requestPaused */
+    CDP_EVENT_WEBSOCKET_CREATED,    /* Network.webSocketCreated */
     CDP_EVENT_DOWNLOAD_WILL_BEGIN,  /* Browser.downloadWillBegin */
     CDP_EVENT_DOWNLOAD_PROGRESS,    /* Browser.downloadProgress */
 };
@@ -302,6 +303,8 @@ int cdp_event_inspector_detached(const struct cdp_msg *m, const char **reason);
 /* Fetch.requestPaused: the request's id and its URL (url_len bytes; a URL
  * holds no NUL). Strings live until cdp_msg_fini. */
 int cdp_event_paused(const struct cdp_msg *m, const char **request_id, const char **url, size_t *url_len);
+/* Network.webSocketCreated: the socket's URL. */
+int cdp_event_websocket(const struct cdp_msg *m, const char **url, size_t *url_len);
 /* Target.attachedToTarget's targetInfo.type: page, iframe, worker, ... */
 int cdp_event_target_type(const struct cdp_msg *m, const char **type);
 

@@ -31,10 +31,11 @@ _Static_assert(RENDER_FILENAME_MAX == RSM_FILENAME_MAX, "a csv's name fits its r
 /* The first refused host, for the render's log line. */
 #define RENDER_HOST_LOGGED 64
 
+#define RENDER_CHILD_CMDS 2
+
 struct render_child {
     char session[CDP_ID_MAX + 1];
-    int fetch_id;  /* Fetch.enable, until answered */
-    int attach_id; /* Target.setAutoAttach, until answered */
+    int ids[RENDER_CHILD_CMDS]; /* its preparation, until answered (0: answered) */
 };
 
 struct render {
@@ -263,12 +264,34 @@ static void render_paused(struct render *r, const struct cdp_msg *m)
         render_note_refusal(r, why, &u, url, len);
 }
 
-static struct render_child *render_child_find(struct render *r, const char *session, int id)
+/* A WebSocket the page has just made: Fetch never sees it; the browser's
+ * resolver rules (hostcheck_resolver_rules, set by the supervisor) stop it
+ * when its host is refused, so the same rule, host only, counts it here. */
+static void render_websocket(struct render *r, const struct cdp_msg *m)
+{
+    const char *url;
+    size_t len;
+    struct hostcheck_url u;
+    enum names_refusal why;
+    if (cdp_event_websocket(m, &url, &len) == 0 && hostcheck_socket(url, len, render_allowed, &u, &why) < 0)
+        render_note_refusal(r, why, &u, url, len);
+}
+
+static struct render_child *render_child_find(struct render *r, const char *session, int id, unsigned *slot)
 {
     for (unsigned i = 0; i < r->nchildren; i++) {
         struct render_child *ch = &r->children[i];
-        if (session ? strcmp(ch->session, session) == 0 : ch->fetch_id == id || ch->attach_id == id)
-            return ch;
+        if (session) {
+            if (strcmp(ch->session, session) == 0)
+                return ch;
+            continue;
+        }
+        for (unsigned k = 0; k < RENDER_CHILD_CMDS; k++) {
+            if (ch->ids[k] == id) {
+                *slot = k;
+                return ch;
+            }
+        }
     }
     return NULL;
 }
@@ -287,15 +310,15 @@ static void render_child_reply(void *arg, int id, const struct cdp_msg *m, int e
     (void)m;
     (void)err;
     struct render *r = arg;
-    struct render_child *ch = render_child_find(r, NULL, id);
+    unsigned slot;
+    struct render_child *ch = render_child_find(r, NULL, id, &slot);
     if (!ch)
         return;
-    if (ch->fetch_id == id)
-        ch->fetch_id = 0;
-    if (ch->attach_id == id)
-        ch->attach_id = 0;
-    if (!ch->fetch_id && !ch->attach_id)
-        render_child_run(r, ch->session);
+    ch->ids[slot] = 0;
+    for (unsigned k = 0; k < RENDER_CHILD_CMDS; k++)
+        if (ch->ids[k])
+            return;
+    render_child_run(r, ch->session);
 }
 
 /* Target.attachedToTarget on the page's session or a child's: a frame in a
@@ -314,24 +337,25 @@ static void render_child_attached(struct render *r, const struct cdp_msg *m)
     struct render_child *ch = &r->children[r->nchildren++];
     memcpy(ch->session, session, strlen(session) + 1);
     struct cdp *c = browser_cdp(r->b);
-    struct buf b;
-    browser_cmd_init(&b);
-    ch->fetch_id = cdp_fetch_enable(c, &b, session);
-    render_send(r, &b, ch->fetch_id, render_child_reply);
-    browser_cmd_init(&b);
-    ch->attach_id = cdp_set_auto_attach(c, &b, session);
-    render_send(r, &b, ch->attach_id, render_child_reply);
-    if (ch->fetch_id < 0 || ch->attach_id < 0) {
+    int broken = 0;
+    for (unsigned k = 0; k < RENDER_CHILD_CMDS; k++) {
+        struct buf b;
+        browser_cmd_init(&b);
+        int id = k == 0 ? cdp_fetch_enable(c, &b, session) : cdp_set_auto_attach(c, &b, session);
+        ch->ids[k] = id;
+        render_send(r, &b, id, render_child_reply);
+        broken |= id < 0;
+    }
+    if (broken)
         /* a builder refused the session id: it cannot be checked, so it
          * stays held (never the case with Chrome's ids) */
         log_warn("cannot check the requests of a child target browser=%u", browser_index(r->b));
-        ch->fetch_id = ch->attach_id = -1;
-    }
 }
 
 static void render_child_detached(struct render *r, const char *session)
 {
-    struct render_child *ch = render_child_find(r, session, 0);
+    unsigned slot;
+    struct render_child *ch = render_child_find(r, session, 0, &slot);
     if (!ch)
         return;
     browser_unsubscribe(r->b, ch->session);
@@ -348,6 +372,9 @@ static int render_intercept_event(struct render *r, const struct cdp_msg *m)
         return 1;
     case CDP_EVENT_ATTACHED_TO_TARGET:
         render_child_attached(r, m);
+        return 1;
+    case CDP_EVENT_WEBSOCKET_CREATED:
+        render_websocket(r, m);
         return 1;
     case CDP_EVENT_DETACHED_FROM_TARGET: {
         /* a child's, sent on its parent's session; the page's own goes on */

@@ -1,13 +1,16 @@
 /* The one matcher of URLs against [renderer] allowed_hosts: the render's url
- * (query.c, before any browser sees it) and every request its page makes
- * (render.c, on Fetch.requestPaused) go through the same code, so the two
- * cannot disagree on what a host is. Pure: no I/O, no allocation. */
+ * (query.c, before any browser sees it), every request its page makes
+ * (render.c, on Fetch.requestPaused) and the browsers' resolver rules
+ * (supervisor/spec.c, for WebSockets, which Fetch never pauses) come from
+ * the same code, so they cannot disagree on what a host is. Pure: no I/O;
+ * only hostcheck_resolver_rules allocates (its buf). */
 #ifndef RV_HOSTCHECK_H
 #define RV_HOSTCHECK_H
 
 #include <netinet/in.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "names.h"
 
 /* The schemes a URL may have. HTTP and WS are checked against the list;
@@ -68,5 +71,22 @@ int hostcheck_link_local(const struct hostcheck_url *u);
  * parsed URL. */
 int hostcheck_request(const char *url, size_t len, const char *const *allowed, struct hostcheck_url *u,
                       enum names_refusal *why);
+
+/* hostcheck_request at the granularity of the browser's resolver rules: the
+ * host only, any port. What render.c counts for a WebSocket, which those
+ * rules (not Fetch) stop. */
+int hostcheck_socket(const char *url, size_t len, const char *const *allowed, struct hostcheck_url *u,
+                     enum names_refusal *why);
+
+/* Chromium's --host-resolver-rules value that holds every connection of the
+ * browser (WebSockets above all) to the same hosts, appended to out: with a
+ * list, "MAP * ~NOTFOUND" and an EXCLUDE per listed host (IPv6 compressed,
+ * without brackets, as Chromium matches them; the ports are not the
+ * resolver's business, Fetch checks them); without one, ~NOTFOUND for the
+ * link-local and metadata addresses as Chromium writes them in a parsed URL
+ * (169.254.*, fe80::/10, ::ffff:a9fe:*, 64:ff9b::a9fe:*, fd00:ec2::254). A
+ * name that resolves to one of them is not caught: rules match the host as
+ * written. An entry config.c would refuse is left out (refused). */
+void hostcheck_resolver_rules(const char *const *allowed, struct buf *out);
 
 #endif

@@ -185,7 +185,7 @@ int hostcheck_listed(const struct hostcheck_url *u, const char *const *allowed)
         int ev6;
         long eport;
         if (hostcheck_entry_split(allowed[i], &e, &elen, &ev6, &eport) < 0 || ev6 != u->v6 ||
-            (eport && eport != u->port))
+            (eport && u->port && eport != u->port))
             continue;
         if (u->v6) {
             struct in6_addr ea;
@@ -291,8 +291,8 @@ int hostcheck_link_local(const struct hostcheck_url *u)
     return memcmp(b, ec2, 16) == 0;
 }
 
-int hostcheck_request(const char *url, size_t len, const char *const *allowed, struct hostcheck_url *u,
-                      enum names_refusal *why)
+static int hostcheck_decide(const char *url, size_t len, const char *const *allowed, struct hostcheck_url *u,
+                            enum names_refusal *why, int any_port)
 {
     struct hostcheck_url local;
     if (!u)
@@ -307,6 +307,8 @@ int hostcheck_request(const char *url, size_t len, const char *const *allowed, s
         *why = NAMES_REFUSAL_SCHEME;
         return -EACCES;
     }
+    if (any_port)
+        u->port = 0; /* hostcheck_listed: an entry's port then matches */
     if (allowed && hostcheck_listed(u, allowed))
         return 0;
     if (hostcheck_link_local(u)) {
@@ -318,4 +320,58 @@ int hostcheck_request(const char *url, size_t len, const char *const *allowed, s
         return -EACCES;
     }
     return 0;
+}
+
+int hostcheck_request(const char *url, size_t len, const char *const *allowed, struct hostcheck_url *u,
+                      enum names_refusal *why)
+{
+    return hostcheck_decide(url, len, allowed, u, why, 0);
+}
+
+int hostcheck_socket(const char *url, size_t len, const char *const *allowed, struct hostcheck_url *u,
+                     enum names_refusal *why)
+{
+    return hostcheck_decide(url, len, allowed, u, why, 1);
+}
+
+/* Checked with Chromium 156: its rules match the host of the parsed URL,
+ * an IPv6 one without brackets and compressed, the IPv4 part of a mapped
+ * or NAT64 address in hex; '?' and '*' are its wildcards. fe8?:* and the
+ * like cannot match a name, which holds no ':'. */
+static const char *const hostcheck_link_local_rules[] = {
+    "169.254.*", "fe8?:*", "fe9?:*", "fea?:*", "feb?:*", "::ffff:a9fe:*", "64:ff9b::a9fe:*", "fd00:ec2::254",
+    NULL,
+};
+
+void hostcheck_resolver_rules(const char *const *allowed, struct buf *out)
+{
+    if (!allowed) {
+        for (size_t i = 0; hostcheck_link_local_rules[i]; i++)
+            buf_printf(out, "%sMAP %s ~NOTFOUND", i ? ", " : "", hostcheck_link_local_rules[i]);
+        return;
+    }
+    buf_puts(out, "MAP * ~NOTFOUND");
+    for (size_t i = 0; allowed[i]; i++) {
+        const char *h;
+        size_t hlen;
+        int v6;
+        long port;
+        if (hostcheck_entry_split(allowed[i], &h, &hlen, &v6, &port) < 0 || hlen == 0)
+            continue;
+        if (v6) {
+            struct in6_addr a;
+            char text[INET6_ADDRSTRLEN];
+            if (hostcheck_v6_parse(h, hlen, &a) < 0 || !inet_ntop(AF_INET6, &a, text, sizeof(text)))
+                continue;
+            buf_printf(out, ", EXCLUDE %s", text);
+            continue;
+        }
+        /* config.c lets only letters, digits, '-', '.' and '_' through:
+         * nothing that could end the rule or start another */
+        int plain = 1;
+        for (size_t k = 0; k < hlen; k++)
+            plain &= h[k] != ',' && h[k] != ' ' && h[k] != '*' && h[k] != '?';
+        if (plain)
+            buf_printf(out, ", EXCLUDE %.*s", (int)hlen, h);
+    }
 }
