@@ -63,6 +63,9 @@ struct browser {
     struct cdp cdp;
     struct buf rx;
     int rx_overflow;
+    /* an overflowing message's first and last bytes (cdp_paused_stub) */
+    char rx_head[CDP_STUB_EDGE], rx_tail[CDP_STUB_EDGE];
+    size_t rx_head_len, rx_tail_len;
     struct browser_out *out_head, *out_tail;
     struct browser_pending *pending;
     struct browser_sub *subs;
@@ -471,6 +474,21 @@ static void browser_dispatch(struct browser *b, const char *text, size_t len)
  * result or exception, dialog or console text). Past it the rest of the
  * message is dropped, and a reply's command fails at once with -EMSGSIZE
  * rather than at its deadline. */
+/* The last bytes of a message being dropped. */
+static void browser_rx_tail(struct browser *b, const char *in, size_t len)
+{
+    size_t cap = sizeof(b->rx_tail);
+    if (len >= cap) {
+        memcpy(b->rx_tail, in + len - cap, cap);
+        b->rx_tail_len = cap;
+        return;
+    }
+    size_t keep = b->rx_tail_len + len > cap ? cap - len : b->rx_tail_len;
+    memmove(b->rx_tail, b->rx_tail + b->rx_tail_len - keep, keep);
+    memcpy(b->rx_tail + keep, in, len);
+    b->rx_tail_len = keep + len;
+}
+
 static void browser_rx_take(struct browser *b, const char *in, size_t len)
 {
     if (b->rx.len + len > CDP_MESSAGE_MAX) {
@@ -490,6 +508,13 @@ static void browser_rx_take(struct browser *b, const char *in, size_t len)
             log_warn("browser message over its size limit, dropped browser=%u kind=%s id=%d limit=%zu",
                      b->index, id > 0 ? "reply" : "event", id, max);
             b->rx_overflow = 1;
+            b->rx_head_len = b->rx.len < sizeof(b->rx_head) ? b->rx.len : sizeof(b->rx_head);
+            memcpy(b->rx_head, b->rx.data, b->rx_head_len);
+            size_t from_in = sizeof(b->rx_head) - b->rx_head_len < len ? sizeof(b->rx_head) - b->rx_head_len : len;
+            memcpy(b->rx_head + b->rx_head_len, in, from_in);
+            b->rx_head_len += from_in;
+            b->rx_tail_len = 0;
+            browser_rx_tail(b, in, len);
             buf_fini(&b->rx);
             if (pc) {
                 browser_pending_unlink(pc);
@@ -546,9 +571,20 @@ static int browser_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, voi
             break;
         if (!b->rx_overflow)
             browser_rx_take(b, in, len);
+        else
+            browser_rx_tail(b, in, len);
         if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
             if (!b->rx_overflow && b->rx.len)
                 browser_dispatch(b, b->rx.data, b->rx.len);
+            if (b->rx_overflow) {
+                /* A paused request too large to keep is still answered
+                 * (refused), or it would wait for ever. */
+                struct buf stub;
+                buf_init(&stub);
+                if (cdp_paused_stub(b->rx_head, b->rx_head_len, b->rx_tail, b->rx_tail_len, &stub) == 0)
+                    browser_dispatch(b, stub.data, stub.len);
+                buf_fini(&stub);
+            }
             b->rx_overflow = 0;
             if (b->rx.cap > BROWSER_RX_KEEP)
                 buf_fini(&b->rx);

@@ -992,6 +992,45 @@ int cdp_event_paused(const struct cdp_msg *m, const char **request_id, const cha
     return 0;
 }
 
+/* An id of Chrome's in text: up to the closing quote, of id characters. */
+static size_t cdp_stub_id(const char *s, size_t len, char *out)
+{
+    size_t n = 0;
+    while (n < len && n < CDP_ID_MAX && s[n] != '"' &&
+           ((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
+            s[n] == '-' || s[n] == '.' || s[n] == '_')) {
+        out[n] = s[n];
+        n++;
+    }
+    if (n == 0 || n == len || s[n] != '"')
+        return 0;
+    out[n] = '\0';
+    return n;
+}
+
+int cdp_paused_stub(const char *head, size_t head_len, const char *tail, size_t tail_len, struct buf *out)
+{
+    static const char start[] = "{\"method\":\"Fetch.requestPaused\",\"params\":{\"requestId\":\"";
+    static const char key[] = "\"sessionId\":\"";
+    char request_id[CDP_ID_MAX + 1], session[CDP_ID_MAX + 1];
+    if (head_len < sizeof(start) - 1 || memcmp(head, start, sizeof(start) - 1) != 0 ||
+        !cdp_stub_id(head + sizeof(start) - 1, head_len - (sizeof(start) - 1), request_id))
+        return -EINVAL;
+    const char *at = NULL;
+    for (size_t i = 0; i + sizeof(key) - 1 <= tail_len; i++)
+        if (memcmp(tail + i, key, sizeof(key) - 1) == 0)
+            at = tail + i + sizeof(key) - 1;
+    if (!at || !cdp_stub_id(at, (size_t)(tail + tail_len - at), session))
+        return -EINVAL;
+    json_t *msg = json_pack("{s:s, s:{s:s, s:{s:s}}, s:s}", "method", "Fetch.requestPaused", "params", "requestId",
+                            request_id, "request", "url", "", "sessionId", session);
+    if (!msg)
+        return -EINVAL;
+    int rc = json_dump_callback(msg, cdp_dump_cb, out, JSON_COMPACT) == 0 ? 0 : -EINVAL;
+    json_decref(msg);
+    return rc;
+}
+
 int cdp_event_websocket(const struct cdp_msg *m, const char **url, size_t *url_len)
 {
     if (m->type != CDP_MSG_EVENT || m->event != CDP_EVENT_WEBSOCKET_CREATED)
