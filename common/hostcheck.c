@@ -66,12 +66,19 @@ int hostcheck_parse(const char *url, size_t len, struct hostcheck_url *u)
         return 0;
     }
 
+    /* What a browser would read otherwise than we do is refused: it drops
+     * tabs and newlines anywhere, reads '\\' as '/', decodes '%' in a host
+     * and maps non-ASCII ones (IDNA: fullwidth digits are digits). Chromium
+     * hands us canonical URLs, where none of these occur. */
+    for (size_t k = 0; k < len; k++)
+        if ((unsigned char)url[k] <= 0x20 || (unsigned char)url[k] >= 0x7f)
+            return hostcheck_bad(u, "expected printable ASCII without spaces");
     size_t i = s + 1;
     if (len - i < 2 || url[i] != '/' || url[i + 1] != '/')
         return hostcheck_bad(u, "expected \"//\" and a host after the scheme");
     i += 2;
     size_t aend = i;
-    while (aend < len && url[aend] != '/' && url[aend] != '?' && url[aend] != '#')
+    while (aend < len && url[aend] != '/' && url[aend] != '?' && url[aend] != '#' && url[aend] != '\\')
         aend++;
     /* user info ends at the authority's last '@', as a browser reads it */
     for (size_t k = aend; k > i; k--) {
@@ -105,6 +112,8 @@ int hostcheck_parse(const char *url, size_t len, struct hostcheck_url *u)
     }
     if (u->host_len == 0)
         return hostcheck_bad(u, "expected a host");
+    if (memchr(u->host, '%', u->host_len))
+        return hostcheck_bad(u, "expected a host without '%'");
 
     /* the port the browser will connect to: an empty one is the scheme's */
     u->port = u->secure ? 443 : 80;

@@ -42,9 +42,12 @@ struct hostcheck_url {
 /* Take url (len bytes, need not be NUL-terminated) apart. 0, or -EINVAL when
  * an http(s)/ws(s) URL has no "//", no host, a broken IPv6 literal or a port
  * that is not 1..65535 (an empty port is the scheme's), or when the text has
- * no scheme at all. A host is everything up to ':', '/', '?', '#' (user info
- * before the last '@' of the authority is set aside): no character is
- * refused here, the caller decides what a host may be made of. userinfo is
+ * no scheme at all, and when an http(s)/ws(s) URL holds what a browser reads
+ * otherwise than as written: a byte outside printable ASCII or a space
+ * (tabs and newlines are dropped, other hosts mapped by IDNA), or '%' in the
+ * host (decoded). A host is everything up to ':', '/', '\\', '?', '#' (user
+ * info before the last '@' of the authority is set aside); the caller
+ * decides what else a host may be made of. userinfo is
  * set before anything after the authority's start can fail. */
 int hostcheck_parse(const char *url, size_t len, struct hostcheck_url *u);
 

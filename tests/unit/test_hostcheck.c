@@ -97,6 +97,15 @@ static void test_no_list(void **state)
         { "http://grafana:65536/", NAMES_REFUSAL_MALFORMED },
         { "http://grafana:x/", NAMES_REFUSAL_MALFORMED },
         { "http://[::1]x/", NAMES_REFUSAL_MALFORMED },
+        /* what a browser reads otherwise than as written: never let through
+         * as some other host (Chromium's own URLs never have these) */
+        { "http://169.254.169\t.254/", NAMES_REFUSAL_MALFORMED },
+        { "http://169.254.169.254\n/", NAMES_REFUSAL_MALFORMED },
+        { "http://169.254.169.%32%35%34/", NAMES_REFUSAL_MALFORMED },
+        { "http://\xef\xbc\x91\xef\xbc\x96\xef\xbc\x99.254.169.254/", NAMES_REFUSAL_MALFORMED },
+        { "http://169.254.169.254\\@example.com/", NAMES_REFUSAL_LINK_LOCAL },
+        { "http://grafana/a b", NAMES_REFUSAL_MALFORMED },
+        { "data:text/plain,a b", OK }, /* the page's own: not read as a host */
     };
     CHECK(cases, NULL);
 }
@@ -122,6 +131,8 @@ static void test_list(void **state)
         /* the host after the user info is the one compared */
         { "http://grafana.example@evil/", NAMES_REFUSAL_NOT_ALLOWED },
         { "http://evil@grafana.example/", OK },
+        /* '\\' ends the authority, as a browser reads it */
+        { "http://evil.example\\@grafana.example/", NAMES_REFUSAL_NOT_ALLOWED },
         { "http://[::1]:8080/", OK },
         { "http://[0:0::1]:8080/", OK },
         { "http://[::1]/", NAMES_REFUSAL_NOT_ALLOWED },
