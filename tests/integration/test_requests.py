@@ -3,9 +3,10 @@ real supervisor, renderer, exporter and Chromium. A dashboard-like page on
 a listed host (127.0.0.1:P1) reaches for a host that is not listed
 (127.0.0.2:P2, a server of this test that records every request it gets):
 an image, an image whose URL on the listed host redirects there, an
-iframe, fetch(), a WebSocket, and an iframe on another listed host
-(localhost:P1, another site, so a frame of its own process) that loads an
-image and fetch()es from it too. The other server must receive nothing,
+iframe, fetch(), a WebSocket, a dedicated worker's fetch(), and an iframe
+on another listed host (localhost:P1, another site: with
+--site-per-process a frame of its own process) that loads an image and
+fetch()es from it too. The other server must receive nothing,
 the render must answer 200, the picture shows what each attempt became
 (blue where the page saw a refusal, red where something got through) and
 /metrics and the log count the refusals. With no list, a page that loads
@@ -43,10 +44,11 @@ iframe{position:absolute;border:0}
 <div class="c" id="ws" style="left:200px"></div>
 <div class="c" id="child" style="left:250px"></div>
 <div class="c" id="same" style="left:300px"></div>
+<div class="c" id="worker" style="left:350px"></div>
 <iframe id="other" src="%(other)s/frame.html" style="left:0;top:120px;width:100px;height:50px"></iframe>
 <iframe id="sub" src="%(child)s/child.html" style="left:100px;top:120px;width:100px;height:50px"></iframe>
 <script>
-var left = 6;
+var left = 7;
 function paint(id, ok) {
   document.getElementById(id).style.background = ok ? 'rgb(255,0,0)' : 'rgb(0,0,255)';
   if (--left === 0) requestAnimationFrame(function(){ window.panelsRendered = 1; });
@@ -67,6 +69,9 @@ try {
   ws.onerror = ws.onclose = function(){ if (!done) { done = true; paint('ws', false); } };
 } catch (e) { paint('ws', false); }
 window.addEventListener('message', function(e){ paint('child', e.data === 'got-through'); });
+var worker = new Worker(URL.createObjectURL(new Blob(["fetch('%(other)s/data?worker')" +
+  ".then(function(){ postMessage(true); }, function(){ postMessage(false); });"])));
+worker.onmessage = function(e){ paint('worker', e.data); };
 fetch('/data?same').then(function(r){ return r.text(); }).then(function(t){
   document.getElementById('same').style.background = t === 'own' ? 'rgb(0,255,0)' : 'rgb(255,0,0)';
   if (--left === 0) requestAnimationFrame(function(){ window.panelsRendered = 1; });
@@ -256,9 +261,9 @@ class RequestsTest(unittest.TestCase):
         with Other.lock:
             self.assertEqual(Other.seen, [], 'the host that is not listed was asked')
         cells = {name: rows[25][25 + 50 * i] for i, name in
-                 enumerate(['own', 'img', 'redir', 'fetch', 'ws', 'child', 'same'])}
+                 enumerate(['own', 'img', 'redir', 'fetch', 'ws', 'child', 'same', 'worker'])}
         self.assertEqual(cells, {'own': GREEN, 'img': BLUE, 'redir': BLUE, 'fetch': BLUE, 'ws': BLUE,
-                                 'child': BLUE, 'same': GREEN})
+                                 'child': BLUE, 'same': GREEN, 'worker': BLUE})
         # the listed iframe ran (green); the other one drew none of its red
         self.assertEqual(rows[145][150], GREEN)
         self.assertNotEqual(rows[145][50], RED)
@@ -269,12 +274,12 @@ class RequestsTest(unittest.TestCase):
         self.assertEqual(len(lines), 1, lines)
         f = lines[0]
         # img, the redirect's second hop, fetch, the WebSocket, the other
-        # iframe, the listed iframe's image and fetch
-        self.assertEqual(int(f['not_allowed']), 7, f)
+        # iframe, the listed iframe's image and fetch, the worker's fetch
+        self.assertEqual(int(f['not_allowed']), 8, f)
         self.assertEqual(int(f['refused']), int(f['not_allowed']), f)
         self.assertEqual(f['first_host'], '127.0.0.2:%d' % self.p2)
         self.assertNotIn('pixel', json.dumps(f))
-        wait_until(lambda: self.metric(port, 'not_allowed') == 7, 10,
+        wait_until(lambda: self.metric(port, 'not_allowed') == 8, 10,
                    what='the refusals in /metrics')
         self.assertEqual(self.metric(port, 'link_local'), 0)
 
