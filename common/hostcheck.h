@@ -1,6 +1,6 @@
 /* The one matcher of URLs against [renderer] allowed_hosts: the render's url
  * (query.c, before any browser sees it), every request its page makes
- * (render.c, on Fetch.requestPaused) and the browsers' resolver rules
+ * (renderer/intercept.c, on Fetch.requestPaused) and the browsers' resolver rules
  * (supervisor/spec.c, for WebSockets, which Fetch never pauses) come from
  * the same code, so they cannot disagree on what a host is. Pure: no I/O;
  * only hostcheck_resolver_rules allocates (its buf). */
@@ -76,7 +76,7 @@ int hostcheck_request(const char *url, size_t len, const char *const *allowed, s
                       enum names_refusal *why);
 
 /* hostcheck_request at the granularity of the browser's resolver rules: the
- * host only, any port. What render.c counts for a WebSocket, which those
+ * host only, any port. What intercept.c counts for a WebSocket, which those
  * rules (not Fetch) stop. */
 int hostcheck_socket(const char *url, size_t len, const char *const *allowed, struct hostcheck_url *u,
                      enum names_refusal *why);

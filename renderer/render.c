@@ -4,39 +4,23 @@
  * browser pool's thread. */
 #include "render.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "clock.h"
-#include "hostcheck.h"
+#include "intercept.h"
 #include "log.h"
 #include "rsm.h"
 #include "xalloc.h"
 
 _Static_assert(RENDER_STEPS_MAX == RSM_STEPS_MAX, "a render's steps fit its result");
 _Static_assert(RENDER_FILENAME_MAX == RSM_FILENAME_MAX, "a csv's name fits its result");
-
-/* The page's frames and workers in processes of their own, attached as they
- * start (Target.setAutoAttach): each is held until its own Fetch.enable
- * and auto-attach are answered, then let run. */
-#define RENDER_CHILDREN_MAX 64
-/* The first refused host, for the render's log line. */
-#define RENDER_HOST_LOGGED 64
-
-#define RENDER_CHILD_CMDS 2
-
-struct render_child {
-    char session[CDP_ID_MAX + 1];
-    int ids[RENDER_CHILD_CMDS]; /* its preparation, until answered (0: answered) */
-};
 
 struct render {
     struct rsm m;
@@ -51,28 +35,13 @@ struct render {
     char *dl_dir;    /* csv: a private folder the browser downloads into */
     unsigned nsent;  /* steps sent to the exporter (render_send_steps) */
     struct render_result result;
-    /* requests of the page refused by reason, and the first one's host */
-    unsigned refused[NAMES_REFUSAL_COUNT];
-    char refused_host[RENDER_HOST_LOGGED + 1];
-    struct render_child children[RENDER_CHILDREN_MAX];
-    unsigned nchildren;
+    struct intercept icpt; /* allowed_hosts on the page's requests */
     lws_sorted_usec_list_t deadline_sul;
     lws_sorted_usec_list_t wake_sul;
     lws_sorted_usec_list_t finish_sul;
 };
 
 static void render_run(struct render *r, struct rsm_input *in);
-
-/* [renderer] allowed_hosts, for every request of every page (NULL: any
- * host but link-local ones). Set once before the browser thread starts. */
-static const char *const *render_allowed;
-/* The renderer's refusals since it started, sent with each render's steps. */
-static _Atomic unsigned long long render_refused_total[NAMES_REFUSAL_COUNT];
-
-void render_set_allowed_hosts(const char *const *allowed_hosts)
-{
-    render_allowed = allowed_hosts;
-}
 
 static struct rsm_env render_env(struct render *r)
 {
@@ -108,10 +77,7 @@ static void render_send_steps(struct render *r)
             ingest_buf_line(ib, NAMES_FAMILY_READY_WAIT, labels, res->rule_ms[i] / 1000.0);
         }
     }
-    for (int i = 0; i < NAMES_REFUSAL_COUNT; i++) {
-        const char *labels[] = { "reason", names_refusals[i], NULL };
-        ingest_buf_line(ib, NAMES_FAMILY_REQUESTS_REFUSED, labels, (double)atomic_load(&render_refused_total[i]));
-    }
+    intercept_report(ib);
     /* The browser's version again: an exporter that restarted since the
      * browser connected has it back with the next render. */
     const char *product = browser_product(r->b);
@@ -194,230 +160,6 @@ static void render_dl_read(struct render *r, struct rsm_input *in)
     in->len = body.len;
 }
 
-/* ---- the page's requests: allowed_hosts in the browser ----------------------------- */
-
-/* Beside the state machine, not in it: a paused request is answered at
- * once whatever state the render is in, and the answer changes no state. */
-
-static void render_child_event(void *arg, const struct cdp_msg *m);
-
-static void render_send(struct render *r, struct buf *b, int id, browser_reply_fn fn)
-{
-    if (browser_submit(r->b, b, id, RSM_CMD_TIMEOUT_MS, fn, r) < 0)
-        buf_fini(b);
-}
-
-static void render_ignore_reply(void *arg, int id, const struct cdp_msg *m, int err)
-{
-    (void)arg;
-    (void)id;
-    (void)m;
-    (void)err;
-}
-
-static void render_note_refusal(struct render *r, enum names_refusal why, const struct hostcheck_url *u,
-                                const char *url, size_t len)
-{
-    r->refused[why]++;
-    atomic_fetch_add(&render_refused_total[why], 1);
-    if (r->refused_host[0])
-        return;
-    /* The host only: never the path or query, which may carry a key. */
-    const char *what = "-";
-    size_t n = 1;
-    if (why == NAMES_REFUSAL_SCHEME) {
-        what = url;
-        n = u->scheme_len ? u->scheme_len : strcspn(url, ":");
-        if (n > len)
-            n = len;
-    } else if (why != NAMES_REFUSAL_MALFORMED) {
-        what = u->auth;
-        n = u->auth_len;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < RENDER_HOST_LOGGED; i++) {
-        unsigned char c = (unsigned char)what[i];
-        r->refused_host[k++] = isalnum(c) || strchr(".-_:[]", c) ? (char)c : '?';
-    }
-    r->refused_host[k] = '\0';
-}
-
-/* Fetch.requestPaused, on the page's session or a child's: continue or fail
- * it by allowed_hosts (hostcheck_request). */
-static void render_paused(struct render *r, const struct cdp_msg *m)
-{
-    const char *id, *url;
-    size_t len;
-    if (cdp_event_paused(m, &id, &url, &len) < 0) {
-        log_warn("cannot read a paused request browser=%u", browser_index(r->b));
-        return;
-    }
-    struct hostcheck_url u;
-    enum names_refusal why;
-    int refuse = hostcheck_request(url, len, render_allowed, &u, &why) < 0;
-    struct buf b;
-    browser_cmd_init(&b);
-    struct cdp *c = browser_cdp(r->b);
-    int cid = refuse ? cdp_fetch_fail(c, &b, m->session, id) : cdp_fetch_continue(c, &b, m->session, id);
-    render_send(r, &b, cid, render_ignore_reply);
-    if (refuse)
-        render_note_refusal(r, why, &u, url, len);
-}
-
-/* A WebSocket the page has just made: Fetch never sees it; the browser's
- * resolver rules (hostcheck_resolver_rules, set by the supervisor) stop it
- * when its host is refused, so the same rule, host only, counts it here. */
-static void render_websocket(struct render *r, const struct cdp_msg *m)
-{
-    const char *url;
-    size_t len;
-    struct hostcheck_url u;
-    enum names_refusal why;
-    if (cdp_event_websocket(m, &url, &len) == 0 && hostcheck_socket(url, len, render_allowed, &u, &why) < 0)
-        render_note_refusal(r, why, &u, url, len);
-}
-
-static struct render_child *render_child_find(struct render *r, const char *session, int id, unsigned *slot)
-{
-    for (unsigned i = 0; i < r->nchildren; i++) {
-        struct render_child *ch = &r->children[i];
-        if (session) {
-            if (strcmp(ch->session, session) == 0)
-                return ch;
-            continue;
-        }
-        for (unsigned k = 0; k < RENDER_CHILD_CMDS; k++) {
-            if (ch->ids[k] == id) {
-                *slot = k;
-                return ch;
-            }
-        }
-    }
-    return NULL;
-}
-
-static void render_child_run(struct render *r, const char *session)
-{
-    struct buf b;
-    browser_cmd_init(&b);
-    render_send(r, &b, cdp_run_if_waiting(browser_cdp(r->b), &b, session), render_ignore_reply);
-}
-
-/* A child's Fetch.enable or auto-attach answered (an error too: a target
- * without the Fetch domain still has to run): when both are, let it run. */
-static void render_child_reply(void *arg, int id, const struct cdp_msg *m, int err)
-{
-    (void)m;
-    (void)err;
-    struct render *r = arg;
-    unsigned slot;
-    struct render_child *ch = render_child_find(r, NULL, id, &slot);
-    if (!ch)
-        return;
-    ch->ids[slot] = 0;
-    for (unsigned k = 0; k < RENDER_CHILD_CMDS; k++)
-        if (ch->ids[k])
-            return;
-    render_child_run(r, ch->session);
-}
-
-/* Target.attachedToTarget on the page's session or a child's: a frame in a
- * process of its own, or a worker, waiting for us. */
-static void render_child_attached(struct render *r, const struct cdp_msg *m)
-{
-    const char *session, *target;
-    if (cdp_event_target(m, &session, &target) < 0 || strlen(session) > CDP_ID_MAX)
-        return;
-    if (r->nchildren == RENDER_CHILDREN_MAX || browser_subscribe(r->b, session, render_child_event, r) < 0) {
-        /* Not ours to check (or no room to track it): it must not run
-         * unchecked, so it is left waiting, detached with the context. */
-        log_warn("cannot check the requests of a child target browser=%u", browser_index(r->b));
-        return;
-    }
-    struct render_child *ch = &r->children[r->nchildren++];
-    memcpy(ch->session, session, strlen(session) + 1);
-    struct cdp *c = browser_cdp(r->b);
-    int broken = 0;
-    for (unsigned k = 0; k < RENDER_CHILD_CMDS; k++) {
-        struct buf b;
-        browser_cmd_init(&b);
-        int id = k == 0 ? cdp_fetch_enable(c, &b, session) : cdp_set_auto_attach(c, &b, session);
-        ch->ids[k] = id;
-        render_send(r, &b, id, render_child_reply);
-        broken |= id < 0;
-    }
-    if (broken)
-        /* a builder refused the session id: it cannot be checked, so it
-         * stays held (never the case with Chrome's ids) */
-        log_warn("cannot check the requests of a child target browser=%u", browser_index(r->b));
-}
-
-static void render_child_detached(struct render *r, const char *session)
-{
-    unsigned slot;
-    struct render_child *ch = render_child_find(r, session, 0, &slot);
-    if (!ch)
-        return;
-    browser_unsubscribe(r->b, ch->session);
-    *ch = r->children[--r->nchildren];
-}
-
-/* The events of the interception, on any of the render's sessions: 1 when
- * taken here, 0 for the state machine's. */
-static int render_intercept_event(struct render *r, const struct cdp_msg *m)
-{
-    switch (m->event) {
-    case CDP_EVENT_REQUEST_PAUSED:
-        render_paused(r, m);
-        return 1;
-    case CDP_EVENT_ATTACHED_TO_TARGET:
-        render_child_attached(r, m);
-        return 1;
-    case CDP_EVENT_WEBSOCKET_CREATED:
-        render_websocket(r, m);
-        return 1;
-    case CDP_EVENT_DETACHED_FROM_TARGET: {
-        /* a child's, sent on its parent's session; the page's own goes on */
-        const char *gone = cdp_msg_lost_session(m);
-        if (gone && strcmp(gone, rsm_session(&r->m)) != 0) {
-            render_child_detached(r, gone);
-            return 1;
-        }
-        return 0;
-    }
-    default:
-        return 0;
-    }
-}
-
-/* Events of a child's session: its requests and its own children; the rest
- * (its crash, its console) is no concern of the render's. */
-static void render_child_event(void *arg, const struct cdp_msg *m)
-{
-    struct render *r = arg;
-    if (m)
-        render_intercept_event(r, m);
-}
-
-/* One line per render that had requests refused: how many, by reason, and
- * the first one's host. */
-static void render_log_refused(struct render *r)
-{
-    unsigned total = 0;
-    for (int i = 0; i < NAMES_REFUSAL_COUNT; i++)
-        total += r->refused[i];
-    if (!total)
-        return;
-    char by[128];
-    size_t n = 0;
-    by[0] = '\0';
-    for (int i = 0; i < NAMES_REFUSAL_COUNT; i++)
-        if (r->refused[i] && n < sizeof(by))
-            n += (size_t)snprintf(by + n, sizeof(by) - n, " %s=%u", names_refusals[i], r->refused[i]);
-    log_info("render refused requests browser=%u refused=%u%s first_host=%s", browser_index(r->b), total, by,
-             r->refused_host);
-}
-
 /* ---- carrying out what the machine asks -------------------------------------- */
 
 static void render_reply(void *arg, int id, const struct cdp_msg *m, int err);
@@ -482,6 +224,7 @@ static void render_run(struct render *r, struct rsm_input *in)
                      r->m.context_id);
         if (out.forget) {
             browser_forget(r->b, r);
+            intercept_forget(&r->icpt);
             r->subscribed = 0; /* forget drops the subscription too */
         }
         if (out.unsubscribe[0])
@@ -511,7 +254,7 @@ static void render_run(struct render *r, struct rsm_input *in)
             render_schedule(r, &r->wake_sul, render_wake_cb, (out.wake_ns - clock_now_ns()) / 1000);
         if (out.finish && !r->finished) {
             r->finished = 1;
-            render_log_refused(r);
+            intercept_log(&r->icpt);
             render_send_steps(r);
             render_cancel_timer(r, &r->deadline_sul);
             render_schedule(r, &r->finish_sul, render_finish_cb, 0);
@@ -545,7 +288,7 @@ static void render_event(void *arg, const struct cdp_msg *m)
         render_run(r, &in);
         return;
     }
-    if (render_intercept_event(r, m))
+    if (intercept_event(&r->icpt, rsm_session(&r->m), m))
         return;
     struct rsm_input in = { .ev = RSM_EV_CDP, .msg = m };
     render_run(r, &in);
@@ -570,6 +313,7 @@ static struct render *render_new(struct browser *b, const struct render_request 
     r->arg = arg;
     r->generation = browser_generation(b);
     rsm_init(&r->m, req, deadline_ns, clock_now_ns());
+    intercept_init(&r->icpt, b);
     return r;
 }
 
@@ -669,8 +413,7 @@ void render_free(struct render *r)
     const char *session = rsm_session(&r->m);
     if (session[0])
         browser_unsubscribe(r->b, session);
-    for (unsigned i = 0; i < r->nchildren; i++)
-        browser_unsubscribe(r->b, r->children[i].session);
+    intercept_forget(&r->icpt);
     browser_forget(r->b, r);
     if (r->counted)
         browser_load_add(r->b, -1);

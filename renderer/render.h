@@ -48,11 +48,6 @@ struct render_result {
     double rule_ms[NAMES_RULE_COUNT]; /* how long each readiness rule held the render back */
 };
 
-/* [renderer] allowed_hosts (NULL-terminated; NULL: any host but link-local
- * ones), checked against every request of every page (hostcheck.h). The
- * list must outlive the renders; set it before the browser thread starts. */
-void render_set_allowed_hosts(const char *const *allowed_hosts);
-
 /* Start rendering req (borrowed until done) on b, giving up at deadline_ns
  * (CLOCK_MONOTONIC). Step timings go to ingest. done is called once, never
  * from inside render_start. */

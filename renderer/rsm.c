@@ -290,7 +290,7 @@ static void rsm_prepare(struct rsm *m, struct rsm_ctx *x, unsigned parts)
                 id = cdp_set_download_behavior(c, &b, m->context_id, x->env->dl_dir);
             }
             break;
-        /* The page's requests checked against allowed_hosts (render.c
+        /* The page's requests checked against allowed_hosts (intercept.c
          * answers Fetch.requestPaused), its frames and workers too: both
          * in place before the page navigates, whose command waits for
          * these replies. */
