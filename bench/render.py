@@ -5,11 +5,13 @@ Grafana image renderer does in its best mode), in one run, on the same
 Chromium, rendering the same page.
 
     bench/render.py BUILD_DIR [--renders N] [--seconds S] [--concurrency C]
-                    [--browser shell|chromium] [--skip-rendervisor] [--skip-peer]
+                    [--browser shell|chromium] [--requests N] [--skip-rendervisor] [--skip-peer]
 
 bench/pages/ is served on 127.0.0.1 by a thread. For each side: 5 warm-up
 renders (the first is checked: a 1000x500 PNG with the panel's late-drawn
-marker), N sequential renders of pages/panel.html at 1000x500, then C
+marker), N sequential renders of pages/panel.html at 1000x500 (with
+--requests R, the page first fetches R small files from its server, as a
+dashboard's queries would: what a per-request cost shows in), then C
 threads rendering it for S seconds; then 2 s idle and the resident memory:
 for rendervisor the supervisor, exporter and renderer processes (not the
 browsers), for the peer its node process (not Chromium).
@@ -624,6 +626,8 @@ def main():
     ap.add_argument('--renders', type=int, default=50, help='sequential renders (default 50)')
     ap.add_argument('--seconds', type=float, default=20, help='length of the concurrent run (default 20)')
     ap.add_argument('--concurrency', type=int, default=4, help='concurrent clients (default 4)')
+    ap.add_argument('--requests', type=int, default=0,
+                    help='the page first fetches this many small resources from its server (default 0)')
     ap.add_argument('--browser', choices=sorted(BROWSERS), default='shell',
                     help='the browser both sides run (default shell: chromium-headless-shell)')
     ap.add_argument('--skip-rendervisor', action='store_true')
@@ -648,6 +652,8 @@ def main():
         browser_version(args.browser), os.cpu_count(), WIDTH, HEIGHT, args.renders, args.concurrency, args.seconds))
     pages, pages_thread = start_pages()
     page_url = 'http://127.0.0.1:%d/panel.html' % pages.server_address[1]
+    if args.requests:
+        page_url += '?requests=%d' % args.requests
     tmp = tempfile.mkdtemp(prefix='rv-bench-render.')
     results = []
     try:

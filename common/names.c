@@ -49,6 +49,14 @@ const char *const names_waits[NAMES_WAIT_COUNT + 1] = {
     [NAMES_WAIT_COUNT] = NULL,
 };
 
+const char *const names_refusals[NAMES_REFUSAL_COUNT + 1] = {
+    [NAMES_REFUSAL_NOT_ALLOWED] = "not_allowed",
+    [NAMES_REFUSAL_LINK_LOCAL] = "link_local",
+    [NAMES_REFUSAL_SCHEME] = "scheme",
+    [NAMES_REFUSAL_MALFORMED] = "malformed",
+    [NAMES_REFUSAL_COUNT] = NULL,
+};
+
 int names_find(const char *const *list, const char *name)
 {
     for (int i = 0; list[i]; i++)

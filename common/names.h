@@ -30,6 +30,20 @@
 #define NAMES_FAMILY_MEM_WAITS "rendervisor_renderer_memory_waits_total"
 #define NAMES_FAMILY_MEM_RETRIES "rendervisor_renderer_memory_retries_total"
 
+/* Counter: requests of rendered pages the renderer refused in the browser
+ * (Fetch.failRequest), by reason (label reason, enum names_refusal). */
+#define NAMES_FAMILY_REQUESTS_REFUSED "rendervisor_renderer_requests_refused_total"
+
+/* Why a page's request was refused (renderer/hostcheck.h). */
+enum names_refusal {
+    NAMES_REFUSAL_NOT_ALLOWED, /* the host is not in [renderer] allowed_hosts */
+    NAMES_REFUSAL_LINK_LOCAL,  /* a link-local or metadata address, not listed */
+    NAMES_REFUSAL_SCHEME,      /* not http(s), ws(s), data, blob or about */
+    NAMES_REFUSAL_MALFORMED,   /* a URL the matcher cannot read */
+    NAMES_REFUSAL_COUNT,
+};
+extern const char *const names_refusals[NAMES_REFUSAL_COUNT + 1];
+
 /* What binds the memory budget (the label by). */
 enum names_bound {
     NAMES_BOUND_CGROUP, /* a cgroup limit: ours or one above it */

@@ -135,6 +135,7 @@ static const struct registry_label_spec registry_l_rule = REGISTRY_FIXED("rule",
 static const struct registry_label_spec registry_l_by = REGISTRY_FIXED("by", names_bounds);
 static const struct registry_label_spec registry_l_waiting = REGISTRY_FIXED("waiting_for", names_waits);
 static const struct registry_label_spec registry_l_conn_close = REGISTRY_FIXED("reason", names_conn_closes);
+static const struct registry_label_spec registry_l_request_refusal = REGISTRY_FIXED("reason", names_refusals);
 
 #define REGISTRY_GAUGE_PER_CHILD(n, h) \
     { n, REGISTRY_GAUGE, h, { &registry_l_child, NULL }, REGISTRY_BOUNDS_NONE, 0 }
@@ -212,6 +213,11 @@ static const struct registry_spec registry_specs[] = {
     REGISTRY_PLAIN(NAMES_FAMILY_MEM_RETRIES, REGISTRY_COUNTER,
                    "Renders whose page crashed and that were queued again until there was room in the memory "
                    "budget."),
+    { NAMES_FAMILY_REQUESTS_REFUSED, REGISTRY_COUNTER,
+      "Requests of rendered pages refused in the browser, by reason: a host not in allowed_hosts (not_allowed), "
+      "a link-local or metadata address not listed (link_local), a scheme other than http(s), ws(s), data, blob "
+      "and about (scheme), a URL that could not be read (malformed).",
+      { &registry_l_request_refusal, NULL }, REGISTRY_BOUNDS_NONE, 0 },
     { "rendervisor_ingest_lines_total", REGISTRY_COUNTER, "Ingest lines the exporter accepted or rejected.",
       { &registry_l_result, NULL }, REGISTRY_BOUNDS_NONE, 1 },
     { "rendervisor_ingest_rejected_total", REGISTRY_COUNTER, "Ingest lines the exporter rejected, by reason.",

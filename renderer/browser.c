@@ -79,6 +79,9 @@ struct browser {
     struct cdp cdp;
     struct buf rx;
     int rx_overflow;
+    /* an overflowing message's first and last bytes (cdp_paused_stub) */
+    char rx_head[CDP_STUB_EDGE], rx_tail[CDP_STUB_EDGE];
+    size_t rx_head_len, rx_tail_len;
     struct browser_out *out_head, *out_tail;
     struct browser_pending *pending;
     struct browser_sub *subs;
@@ -647,6 +650,21 @@ static void browser_dispatch(struct browser *b, const char *text, size_t len)
  * result or exception, dialog or console text). Past it the rest of the
  * message is dropped, and a reply's command fails at once with -EMSGSIZE
  * rather than at its deadline. */
+/* The last bytes of a message being dropped. */
+static void browser_rx_tail(struct browser *b, const char *in, size_t len)
+{
+    size_t cap = sizeof(b->rx_tail);
+    if (len >= cap) {
+        memcpy(b->rx_tail, in + len - cap, cap);
+        b->rx_tail_len = cap;
+        return;
+    }
+    size_t keep = b->rx_tail_len + len > cap ? cap - len : b->rx_tail_len;
+    memmove(b->rx_tail, b->rx_tail + b->rx_tail_len - keep, keep);
+    memcpy(b->rx_tail + keep, in, len);
+    b->rx_tail_len = keep + len;
+}
+
 static void browser_rx_take(struct browser *b, const char *in, size_t len)
 {
     if (b->rx.len + len > CDP_MESSAGE_MAX) {
@@ -666,6 +684,13 @@ static void browser_rx_take(struct browser *b, const char *in, size_t len)
             log_warn("browser message over its size limit, dropped browser=%u kind=%s id=%d limit=%zu",
                      b->index, id > 0 ? "reply" : "event", id, max);
             b->rx_overflow = 1;
+            b->rx_head_len = b->rx.len < sizeof(b->rx_head) ? b->rx.len : sizeof(b->rx_head);
+            memcpy(b->rx_head, b->rx.data, b->rx_head_len);
+            size_t from_in = sizeof(b->rx_head) - b->rx_head_len < len ? sizeof(b->rx_head) - b->rx_head_len : len;
+            memcpy(b->rx_head + b->rx_head_len, in, from_in);
+            b->rx_head_len += from_in;
+            b->rx_tail_len = 0;
+            browser_rx_tail(b, in, len);
             buf_fini(&b->rx);
             if (pc) {
                 browser_pending_unlink(pc);
@@ -681,11 +706,30 @@ static void browser_rx_take(struct browser *b, const char *in, size_t len)
     buf_append(&b->rx, in, len);
 }
 
+/* A piece of a message, whichever transport brought it: kept, or past the
+ * limit only its last bytes (for browser_rx_end's stand-in). */
+static void browser_rx_piece(struct browser *b, const char *in, size_t len)
+{
+    if (!b->rx_overflow)
+        browser_rx_take(b, in, len);
+    else
+        browser_rx_tail(b, in, len);
+}
+
 /* The end of a message (a websocket's last fragment, a pipe's NUL). */
 static void browser_rx_end(struct browser *b)
 {
     if (!b->rx_overflow && b->rx.len)
         browser_dispatch(b, b->rx.data, b->rx.len);
+    if (b->rx_overflow) {
+        /* A paused request too large to keep is still answered (refused),
+         * or it would wait for ever. */
+        struct buf stub;
+        buf_init(&stub);
+        if (cdp_paused_stub(b->rx_head, b->rx_head_len, b->rx_tail, b->rx_tail_len, &stub) == 0)
+            browser_dispatch(b, stub.data, stub.len);
+        buf_fini(&stub);
+    }
     b->rx_overflow = 0;
     if (b->rx.cap > BROWSER_RX_KEEP)
         buf_fini(&b->rx);
@@ -708,8 +752,8 @@ static int browser_pipe_read(struct browser *b)
     while (p < end && b->pipe_rx == rx) {
         const char *nul = memchr(p, '\0', (size_t)(end - p));
         size_t len = (size_t)((nul ? nul : end) - p);
-        if (len && !b->rx_overflow)
-            browser_rx_take(b, p, len);
+        if (len)
+            browser_rx_piece(b, p, len);
         if (!nul)
             break;
         browser_rx_end(b);
@@ -927,8 +971,7 @@ static int browser_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_CLIENT_RECEIVE:
         if (!b)
             break;
-        if (!b->rx_overflow)
-            browser_rx_take(b, in, len);
+        browser_rx_piece(b, in, len);
         if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0)
             browser_rx_end(b);
         break;

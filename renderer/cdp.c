@@ -347,6 +347,43 @@ int cdp_network_enable(struct cdp *c, struct buf *out, const char *session)
     return cdp_session_command(c, out, session, "Network.enable", NULL);
 }
 
+int cdp_fetch_enable(struct cdp *c, struct buf *out, const char *session)
+{
+    /* Every URL, at the Request stage: redirects come back as requests of
+     * their own, so each hop is asked about. */
+    return cdp_session_command(c, out, session, "Fetch.enable",
+                               json_pack("{s:[{s:s, s:s}]}", "patterns", "urlPattern", "*",
+                                         "requestStage", "Request"));
+}
+
+int cdp_fetch_continue(struct cdp *c, struct buf *out, const char *session, const char *request_id)
+{
+    if (!cdp_id_ok(request_id))
+        return -EINVAL;
+    return cdp_session_command(c, out, session, "Fetch.continueRequest",
+                               json_pack("{s:s}", "requestId", request_id));
+}
+
+int cdp_fetch_fail(struct cdp *c, struct buf *out, const char *session, const char *request_id)
+{
+    if (!cdp_id_ok(request_id))
+        return -EINVAL;
+    return cdp_session_command(c, out, session, "Fetch.failRequest",
+                               json_pack("{s:s, s:s}", "requestId", request_id, "errorReason", "BlockedByClient"));
+}
+
+int cdp_set_auto_attach(struct cdp *c, struct buf *out, const char *session)
+{
+    return cdp_session_command(c, out, session, "Target.setAutoAttach",
+                               json_pack("{s:b, s:b, s:b}", "autoAttach", 1, "waitForDebuggerOnStart", 1,
+                                         "flatten", 1));
+}
+
+int cdp_run_if_waiting(struct cdp *c, struct buf *out, const char *session)
+{
+    return cdp_session_command(c, out, session, "Runtime.runIfWaitingForDebugger", NULL);
+}
+
 int cdp_set_extra_headers(struct cdp *c, struct buf *out, const char *session,
                           const char *const *headers)
 {
@@ -428,6 +465,8 @@ static const struct {
     { "Network.responseReceived", CDP_EVENT_RESPONSE_RECEIVED },
     { "Network.loadingFinished", CDP_EVENT_LOADING_FINISHED },
     { "Network.loadingFailed", CDP_EVENT_LOADING_FAILED },
+    { "Fetch.requestPaused", CDP_EVENT_REQUEST_PAUSED },
+    { "Network.webSocketCreated", CDP_EVENT_WEBSOCKET_CREATED },
     { "Browser.downloadWillBegin", CDP_EVENT_DOWNLOAD_WILL_BEGIN },
     { "Browser.downloadProgress", CDP_EVENT_DOWNLOAD_PROGRESS },
     /* The same, sent on the page's own session (what a render listens to). */
@@ -986,6 +1025,82 @@ int cdp_event_download(const struct cdp_msg *m, struct cdp_download *d)
         cdp_get_num(m->params, "totalBytes", &d->total) < 0 || d->received < 0 || d->total < 0)
         return -EBADMSG;
     return 0;
+}
+
+int cdp_event_paused(const struct cdp_msg *m, const char **request_id, const char **url, size_t *url_len)
+{
+    if (m->type != CDP_MSG_EVENT || m->event != CDP_EVENT_REQUEST_PAUSED)
+        return -EINVAL;
+    if (!m->params)
+        return -EBADMSG;
+    *request_id = cdp_get_id(m->params, "requestId");
+    json_t *request = json_object_get(m->params, "request");
+    json_t *u = json_object_get(request, "url");
+    if (!*request_id || !json_is_object(request) || !json_is_string(u))
+        return -EBADMSG;
+    *url = json_string_value(u);
+    *url_len = json_string_length(u);
+    return 0;
+}
+
+/* An id of Chrome's in text: up to the closing quote, of id characters. */
+static size_t cdp_stub_id(const char *s, size_t len, char *out)
+{
+    size_t n = 0;
+    while (n < len && n < CDP_ID_MAX && s[n] != '"' &&
+           ((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
+            s[n] == '-' || s[n] == '.' || s[n] == '_')) {
+        out[n] = s[n];
+        n++;
+    }
+    if (n == 0 || n == len || s[n] != '"')
+        return 0;
+    out[n] = '\0';
+    return n;
+}
+
+int cdp_paused_stub(const char *head, size_t head_len, const char *tail, size_t tail_len, struct buf *out)
+{
+    static const char start[] = "{\"method\":\"Fetch.requestPaused\",\"params\":{\"requestId\":\"";
+    static const char key[] = "\"sessionId\":\"";
+    char request_id[CDP_ID_MAX + 1], session[CDP_ID_MAX + 1];
+    if (head_len < sizeof(start) - 1 || memcmp(head, start, sizeof(start) - 1) != 0 ||
+        !cdp_stub_id(head + sizeof(start) - 1, head_len - (sizeof(start) - 1), request_id))
+        return -EINVAL;
+    const char *at = NULL;
+    for (size_t i = 0; i + sizeof(key) - 1 <= tail_len; i++)
+        if (memcmp(tail + i, key, sizeof(key) - 1) == 0)
+            at = tail + i + sizeof(key) - 1;
+    if (!at || !cdp_stub_id(at, (size_t)(tail + tail_len - at), session))
+        return -EINVAL;
+    json_t *msg = json_pack("{s:s, s:{s:s, s:{s:s}}, s:s}", "method", "Fetch.requestPaused", "params", "requestId",
+                            request_id, "request", "url", "", "sessionId", session);
+    if (!msg)
+        return -EINVAL;
+    int rc = json_dump_callback(msg, cdp_dump_cb, out, JSON_COMPACT) == 0 ? 0 : -EINVAL;
+    json_decref(msg);
+    return rc;
+}
+
+int cdp_event_websocket(const struct cdp_msg *m, const char **url, size_t *url_len)
+{
+    if (m->type != CDP_MSG_EVENT || m->event != CDP_EVENT_WEBSOCKET_CREATED)
+        return -EINVAL;
+    json_t *u = json_object_get(m->params, "url");
+    if (!json_is_string(u))
+        return -EBADMSG;
+    *url = json_string_value(u);
+    *url_len = json_string_length(u);
+    return 0;
+}
+
+int cdp_event_target_type(const struct cdp_msg *m, const char **type)
+{
+    int rc = cdp_event_check(m, CDP_EVENT_ATTACHED_TO_TARGET, CDP_EVENT_ATTACHED_TO_TARGET);
+    if (rc < 0)
+        return rc;
+    *type = cdp_get_str(json_object_get(m->params, "targetInfo"), "type", 64);
+    return *type ? 0 : -EBADMSG;
 }
 
 int cdp_event_target(const struct cdp_msg *m, const char **session_id, const char **target_id)

@@ -125,6 +125,16 @@ int cdp_set_device_metrics(struct cdp *c, struct buf *out, const char *session,
 int cdp_set_timezone(struct cdp *c, struct buf *out, const char *session, const char *tz);
 
 int cdp_network_enable(struct cdp *c, struct buf *out, const char *session);
+/* Pause every request of the session's target at the Request stage
+ * (Fetch.requestPaused); each then waits for one of the two below. */
+int cdp_fetch_enable(struct cdp *c, struct buf *out, const char *session);
+int cdp_fetch_continue(struct cdp *c, struct buf *out, const char *session, const char *request_id);
+/* errorReason BlockedByClient: the page sees net::ERR_BLOCKED_BY_CLIENT. */
+int cdp_fetch_fail(struct cdp *c, struct buf *out, const char *session, const char *request_id);
+/* Attach to the session's child targets (out-of-process frames, workers)
+ * as they start, flattened, each held until Runtime.runIfWaitingForDebugger. */
+int cdp_set_auto_attach(struct cdp *c, struct buf *out, const char *session);
+int cdp_run_if_waiting(struct cdp *c, struct buf *out, const char *session);
 /* headers: name, value, name, value, ..., NULL (at least one pair). */
 int cdp_set_extra_headers(struct cdp *c, struct buf *out, const char *session,
                           const char *const *headers);
@@ -159,6 +169,8 @@ enum cdp_event {
     CDP_EVENT_RESPONSE_RECEIVED,    /* Network.responseReceived */
     CDP_EVENT_LOADING_FINISHED,     /* Network.loadingFinished */
     CDP_EVENT_LOADING_FAILED,       /* Network.loadingFailed */
+    CDP_EVENT_REQUEST_PAUSED,       /* Fetch.requestPaused */
+    CDP_EVENT_WEBSOCKET_CREATED,    /* Network.webSocketCreated */
     CDP_EVENT_DOWNLOAD_WILL_BEGIN,  /* Browser.downloadWillBegin */
     CDP_EVENT_DOWNLOAD_PROGRESS,    /* Browser.downloadProgress */
 };
@@ -298,6 +310,24 @@ int cdp_event_download(const struct cdp_msg *m, struct cdp_download *d);
 int cdp_event_target(const struct cdp_msg *m, const char **session_id, const char **target_id);
 /* Inspector.detached's reason, or NULL when it gave none. */
 int cdp_event_inspector_detached(const struct cdp_msg *m, const char **reason);
+
+/* Fetch.requestPaused: the request's id and its URL (url_len bytes; a URL
+ * holds no NUL). Strings live until cdp_msg_fini. */
+int cdp_event_paused(const struct cdp_msg *m, const char **request_id, const char **url, size_t *url_len);
+/* A Fetch.requestPaused too large to keep (a page's request with a header
+ * of megabytes) must still be answered, or the request waits for ever. From
+ * the first bytes of the message (Chrome writes the method, then params
+ * with requestId first) and its last ones (sessionId last), writes to out a
+ * small event with the same requestId and session and an empty URL, which
+ * the matcher refuses as malformed. 0, or -EINVAL when head and tail do not
+ * read as such an event. */
+#define CDP_STUB_EDGE 192
+int cdp_paused_stub(const char *head, size_t head_len, const char *tail, size_t tail_len, struct buf *out);
+
+/* Network.webSocketCreated: the socket's URL. */
+int cdp_event_websocket(const struct cdp_msg *m, const char **url, size_t *url_len);
+/* Target.attachedToTarget's targetInfo.type: page, iframe, worker, ... */
+int cdp_event_target_type(const struct cdp_msg *m, const char **type);
 
 /* Base64 (standard alphabet, padded, as Chrome sends it) to bytes, through
  * libwebsockets' decoder after a strict check of the text: 0 with *out

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "net.h"
 #include "jobs.h"
+#include "intercept.h"
 #include "xalloc.h"
 
 struct main_state {
@@ -96,6 +97,7 @@ int main(int argc, char **argv)
         .render_memory = cfg->renderer.render_memory,
         .memory_budget = cfg->renderer.memory_budget,
     };
+    intercept_set_allowed_hosts((const char *const *)cfg->renderer.allowed_hosts);
     struct jobs *sched = jobs_new(&lim, &ingest);
     char *ctl_path = config_runtime_path(cfg, CTL_SUPERVISOR);
     jobs_set_control(sched, ctl_path);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hostcheck.h"
 #include "tz.h"
 #include "xalloc.h"
 
@@ -401,78 +402,6 @@ static int query_domain(const char *v, size_t len, char out[QUERY_DOMAIN_MAX + 1
     return 0;
 }
 
-/* One allow-list entry: "name", "name:port", "[v6]", "[v6]:port" or a bare
- * IPv6 address. *port is 0 when the entry names none (any port). -1 for an
- * entry config.c would have refused: it matches nothing. */
-static int query_entry_split(const char *e, const char **host, size_t *hlen, int *v6, long *port)
-{
-    size_t len = strlen(e);
-    const char *colon = memchr(e, ':', len);
-    const char *p = NULL;
-    *port = 0;
-    *v6 = 0;
-    if (len > 0 && e[0] == '[') {
-        const char *close = memchr(e, ']', len);
-        if (!close)
-            return -1;
-        *host = e + 1;
-        *hlen = (size_t)(close - e - 1);
-        *v6 = 1;
-        if (close[1] == ':')
-            p = close + 2;
-        else if (close[1])
-            return -1;
-    } else if (colon && strchr(colon + 1, ':')) {
-        *host = e; /* a bare IPv6 address: every colon is its own */
-        *hlen = len;
-        *v6 = 1;
-    } else {
-        *host = e;
-        *hlen = colon ? (size_t)(colon - e) : len;
-        p = colon ? colon + 1 : NULL;
-    }
-    if (p) {
-        size_t plen = strlen(p);
-        if (plen == 0 || plen > 5)
-            return -1;
-        for (size_t i = 0; i < plen; i++) {
-            if (!query_is_digit((unsigned char)p[i]))
-                return -1;
-            *port = *port * 10 + (p[i] - '0');
-        }
-        if (*port < 1 || *port > 65535)
-            return -1;
-    }
-    return 0;
-}
-
-/* Exact matching: a name case-insensitively and byte for byte otherwise (a
- * trailing dot is another name, an IPv4 address must be written as the URL
- * writes it), an IPv6 address by its value. port is the one the browser
- * will connect to; an entry without a port takes any. */
-static int query_host_listed(const char *host, size_t len, int v6,
-                             const struct in6_addr *addr, long port,
-                             const char *const *allowed_hosts)
-{
-    for (size_t i = 0; allowed_hosts[i]; i++) {
-        const char *e;
-        size_t elen;
-        int ev6;
-        long eport;
-        if (query_entry_split(allowed_hosts[i], &e, &elen, &ev6, &eport) < 0 || ev6 != v6 ||
-            (eport && eport != port))
-            continue;
-        if (v6) {
-            struct in6_addr ea;
-            if (query_v6_parse(e, elen, &ea) == 0 && memcmp(&ea, addr, sizeof(ea)) == 0)
-                return 1;
-        } else if (elen == len && strncasecmp(e, host, len) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 int query_url_allowed(const char *url, const char *const *allowed_hosts,
                       char *why, size_t why_len)
 {
@@ -496,80 +425,35 @@ int query_url_allowed(const char *url, const char *const *allowed_hosts,
                              "expected no backslash (a browser reads it as '/')", url, len);
     }
 
-    /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":" */
-    size_t s = 0;
-    if (query_is_alpha((unsigned char)url[0]))
-        while (s < len && (query_is_alpha((unsigned char)url[s]) ||
-                           query_is_digit((unsigned char)url[s]) ||
-                           url[s] == '+' || url[s] == '-' || url[s] == '.'))
-            s++;
-    if (s == 0 || url[s] != ':')
+    struct hostcheck_url u;
+    int rc = hostcheck_parse(url, len, &u);
+    if (u.scheme_len == 0)
         return query_bad(why, why_len, -EACCES, "url",
                          "expected an absolute http or https URL", url, len);
-    if (!(s == 4 && strncasecmp(url, "http", 4) == 0) &&
-        !(s == 5 && strncasecmp(url, "https", 5) == 0))
+    if (!(u.scheme_len == 4 && strncasecmp(url, "http", 4) == 0) &&
+        !(u.scheme_len == 5 && strncasecmp(url, "https", 5) == 0))
         return query_bad(why, why_len, -EACCES, "url",
                          "expected an http or https URL", url, len);
-
-    const char *p = url + s + 1;
-    if (p[0] != '/' || p[1] != '/')
+    /* user info first: whatever follows it, the URL means to mislead */
+    if (u.userinfo || (rc == 0 && memchr(u.auth, '@', u.auth_len)))
+        return query_bad(why, why_len, -EACCES, "url", "expected no user info (user@host)", url, len);
+    if (rc < 0)
+        return query_bad(why, why_len, -EINVAL, "url", u.why, url, len);
+    if (!u.v6 && (u.host_len > QUERY_DOMAIN_MAX || !query_host_chars(u.host, u.host_len)))
         return query_bad(why, why_len, -EINVAL, "url",
-                         "expected \"//\" and a host after the scheme", url, len);
-    const char *auth = p + 2;
-    size_t alen = strcspn(auth, "/?#");
-    if (memchr(auth, '@', alen))
-        return query_bad(why, why_len, -EACCES, "url",
-                         "expected no user info (user@host)", url, len);
+                         "expected a host name of letters, digits, '-', '.' and '_'", url, len);
 
-    const char *host = auth, *after;
-    size_t hlen;
-    int v6 = 0;
-    struct in6_addr addr;
-    if (alen > 0 && auth[0] == '[') {
-        const char *close = memchr(auth, ']', alen);
-        if (!close || query_v6_parse(auth + 1, (size_t)(close - auth - 1), &addr) < 0)
-            return query_bad(why, why_len, -EINVAL, "url",
-                             "expected an IPv6 address between [ and ]", url, len);
-        v6 = 1;
-        host = auth + 1;
-        hlen = (size_t)(close - host);
-        after = close + 1;
-    } else {
-        const char *colon = memchr(auth, ':', alen);
-        hlen = colon ? (size_t)(colon - auth) : alen;
-        after = auth + hlen;
-        if (hlen == 0)
-            return query_bad(why, why_len, -EINVAL, "url", "expected a host", url, len);
-        if (hlen > QUERY_DOMAIN_MAX || !query_host_chars(host, hlen))
-            return query_bad(why, why_len, -EINVAL, "url",
-                             "expected a host name of letters, digits, '-', '.' and '_'",
-                             url, len);
-    }
-
-    const char *aend = auth + alen;
-    /* the port the browser will connect to: an empty one means the
-     * scheme's default, as browsers read it */
-    long port = s == 5 ? 443 : 80;
-    if (after < aend) {
-        const char *pdigits = after + 1;
-        size_t plen = (size_t)(aend - pdigits);
-        long n = 0;
-        int ok = after[0] == ':' && plen <= 5;
-        for (size_t i = 0; ok && i < plen; i++) {
-            ok = query_is_digit((unsigned char)pdigits[i]);
-            n = n * 10 + (pdigits[i] - '0');
-        }
-        if (!ok || (plen > 0 && (n < 1 || n > 65535)))
-            return query_bad(why, why_len, -EINVAL, "url",
-                             "expected a port from 1 to 65535 after the host", url, len);
-        if (plen > 0)
-            port = n;
-    }
-
-    if (allowed_hosts && !query_host_listed(host, hlen, v6, &addr, port, allowed_hosts)) {
+    /* the same rule as for every request of the page (hostcheck_request) */
+    enum names_refusal refusal;
+    if (hostcheck_request(url, len, allowed_hosts, NULL, &refusal) < 0) {
         /* the authority is known to be plain characters by now: name it as
          * the URL wrote it, port included */
-        query_why(why, why_len, "url: host %.*s is not in allowed_hosts", (int)alen, auth);
+        if (refusal == NAMES_REFUSAL_LINK_LOCAL)
+            query_why(why, why_len,
+                      "url: host %.*s is a link-local or metadata address (list it in allowed_hosts to allow it)",
+                      (int)u.auth_len, u.auth);
+        else
+            query_why(why, why_len, "url: host %.*s is not in allowed_hosts", (int)u.auth_len, u.auth);
         return -EACCES;
     }
     return 0;

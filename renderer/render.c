@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "intercept.h"
 #include "log.h"
 #include "rsm.h"
 #include "xalloc.h"
@@ -34,6 +35,7 @@ struct render {
     char *dl_dir;    /* csv: a private folder the browser downloads into */
     unsigned nsent;  /* steps sent to the exporter (render_send_steps) */
     struct render_result result;
+    struct intercept icpt; /* allowed_hosts on the page's requests */
     lws_sorted_usec_list_t deadline_sul;
     lws_sorted_usec_list_t wake_sul;
     lws_sorted_usec_list_t finish_sul;
@@ -48,6 +50,7 @@ static struct rsm_env render_env(struct render *r)
         .cmd_reserve = LWS_PRE,
         .conn_ok = browser_generation(r->b) == r->generation && browser_is_up(r->b),
         .dl_dir = r->dl_dir,
+        .intercept = 1,
     };
 }
 
@@ -74,6 +77,7 @@ static void render_send_steps(struct render *r)
             ingest_buf_line(ib, NAMES_FAMILY_READY_WAIT, labels, res->rule_ms[i] / 1000.0);
         }
     }
+    intercept_report(ib);
     /* The browser's version again: an exporter that restarted since the
      * browser connected has it back with the next render. */
     const char *product = browser_product(r->b);
@@ -220,6 +224,7 @@ static void render_run(struct render *r, struct rsm_input *in)
                      r->m.context_id);
         if (out.forget) {
             browser_forget(r->b, r);
+            intercept_forget(&r->icpt);
             r->subscribed = 0; /* forget drops the subscription too */
         }
         if (out.unsubscribe[0])
@@ -249,6 +254,7 @@ static void render_run(struct render *r, struct rsm_input *in)
             render_schedule(r, &r->wake_sul, render_wake_cb, (out.wake_ns - clock_now_ns()) / 1000);
         if (out.finish && !r->finished) {
             r->finished = 1;
+            intercept_log(&r->icpt);
             render_send_steps(r);
             render_cancel_timer(r, &r->deadline_sul);
             render_schedule(r, &r->finish_sul, render_finish_cb, 0);
@@ -282,6 +288,8 @@ static void render_event(void *arg, const struct cdp_msg *m)
         render_run(r, &in);
         return;
     }
+    if (intercept_event(&r->icpt, rsm_session(&r->m), m))
+        return;
     struct rsm_input in = { .ev = RSM_EV_CDP, .msg = m };
     render_run(r, &in);
 }
@@ -305,6 +313,7 @@ static struct render *render_new(struct browser *b, const struct render_request 
     r->arg = arg;
     r->generation = browser_generation(b);
     rsm_init(&r->m, req, deadline_ns, clock_now_ns());
+    intercept_init(&r->icpt, b);
     return r;
 }
 
@@ -404,6 +413,7 @@ void render_free(struct render *r)
     const char *session = rsm_session(&r->m);
     if (session[0])
         browser_unsubscribe(r->b, session);
+    intercept_forget(&r->icpt);
     browser_forget(r->b, r);
     if (r->counted)
         browser_load_add(r->b, -1);

@@ -242,8 +242,8 @@ static void rsm_prepare(struct rsm *m, struct rsm_ctx *x, unsigned parts)
     m->prepare_left = 0;
     m->prepared |= parts;
     m->wait_id = 0;
-    for (int step = 0; step < 10; step++) {
-        int request_step = step >= 4;
+    for (int step = 0; step < 12; step++) {
+        int request_step = step >= 4 && step < 10;
         if (!(parts & (request_step ? RSM_PREPARE_REQUEST : RSM_PREPARE_ENABLES)))
             continue;
         struct buf b;
@@ -289,6 +289,18 @@ static void rsm_prepare(struct rsm *m, struct rsm_ctx *x, unsigned parts)
                 }
                 id = cdp_set_download_behavior(c, &b, m->context_id, x->env->dl_dir);
             }
+            break;
+        /* The page's requests checked against allowed_hosts (intercept.c
+         * answers Fetch.requestPaused), its frames and workers too: both
+         * in place before the page navigates, whose command waits for
+         * these replies. */
+        case 10:
+            if (x->env->intercept)
+                id = cdp_fetch_enable(c, &b, s);
+            break;
+        case 11:
+            if (x->env->intercept)
+                id = cdp_set_auto_attach(c, &b, s);
             break;
         }
         if (id == 0) {

@@ -90,6 +90,7 @@ struct rsm_env {
     size_t cmd_reserve; /* bytes to leave in front of each command's text (LWS_PRE) */
     int conn_ok;       /* the browser is up, on the connection the render began on */
     const char *dl_dir; /* csv: the render's private download folder (made by the caller) */
+    int intercept;     /* the page's requests are paused for the caller (Fetch.enable, Target.setAutoAttach) */
 };
 
 struct rsm_cmd {

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "hostcheck.h"
 #include "xalloc.h"
 
 /* Copy cmd and append extra words (NULL-terminated list). */
@@ -30,6 +32,27 @@ static void spec_command(struct config_command *dst, const struct config_command
     for (int i = cmd->argc; i < dst->argc; i++)
         dst->argv[i] = xstrdup(va_arg(ap, const char *));
     va_end(ap);
+}
+
+/* One more word at the end of dst. */
+static void spec_append_word(struct config_command *dst, char *word)
+{
+    dst->argv = xrealloc(dst->argv, ((size_t)dst->argc + 2) * sizeof(char *));
+    dst->argv[dst->argc++] = word;
+    dst->argv[dst->argc] = NULL;
+}
+
+/* [renderer] allowed_hosts for every connection of the browser, WebSockets
+ * included, which the renderer's Fetch interception never sees: hosts off
+ * the list (or link-local ones, with none) do not resolve. Last, so it
+ * wins over one in the operator's command (Chromium takes the last). */
+static char *spec_browser_resolver(const struct config *cfg)
+{
+    struct buf rules;
+    buf_init(&rules);
+    buf_puts(&rules, "--host-resolver-rules=");
+    hostcheck_resolver_rules((const char *const *)cfg->renderer.allowed_hosts, &rules);
+    return rules.data; /* taken over from the buf */
 }
 
 /* The fingerprint starts with the command line, one word per line, then the
@@ -119,6 +142,7 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
                          dirarg, (char *)NULL);
         }
         free(dirarg);
+        spec_append_word(&s->command, spec_browser_resolver(cfg));
         s->memory_limit = cfg->browsers.memory_limit;
         s->fingerprint = spec_fingerprint(&s->command, "");
         /* Asked of the renderer, which hears from it (or of /proc). */

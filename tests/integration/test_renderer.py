@@ -667,8 +667,8 @@ class RendererTest(unittest.TestCase):
     def test_a_page_cannot_make_the_renderer_hold_a_huge_message(self):
         # A page that throws 6 MiB errors whenever Grafana's signal is read,
         # and sends a request whose header is 5 MiB (its requestWillBeSent
-        # event is over the 4 MiB any message but an image or a PDF may
-        # have). The probe's answer carries nothing the page writes, so it
+        # and Fetch.requestPaused events are over the 4 MiB any message but
+        # an image or a PDF may have). The probe's answer carries nothing the page writes, so it
         # stays small; the event is dropped, named in the log; the render
         # answers at once and the renderer goes on.
         Pages.pages['/huge-message.html'] = (
@@ -689,6 +689,11 @@ class RendererTest(unittest.TestCase):
         wait_until(lambda: any('browser message over its size limit' in line and 'kind=event' in line
                                and 'limit=4194304' in line for line in self.rv.log_text().splitlines()), 5,
                    what='the dropped event in the log')
+        # its Fetch.requestPaused was as large: answered all the same, from
+        # its first and last bytes, refused as a URL that could not be read
+        wait_until(lambda: any(f.get('malformed') == '1' for f in
+                               self.renderer_records(self.rv, 'render refused requests')), 5,
+                   what='the oversized paused request refused as malformed')
         self.assertEqual(self.rv.pid('renderer'), renderer)
         w, h, rows = self.render('/panels.html', width=100, height=100)
         self.assertEqual(rows[50][50], (255, 0, 0))

@@ -1660,6 +1660,55 @@ static void test_reply_max(void **state)
 }
 
 /* A reply's id from the first bytes of a frame, as Chrome writes replies. */
+/* The request check's commands, its events, and the stub that answers a
+ * paused request too large to keep. */
+static void test_request_check(void **state)
+{
+    (void)state;
+    struct cdp c;
+    cdp_init(&c);
+    struct buf b;
+    buf_init(&b);
+    assert_true(cdp_fetch_enable(&c, &b, "S1") > 0);
+    assert_non_null(strstr(b.data, "\"requestStage\":\"Request\""));
+    buf_reset(&b);
+    assert_true(cdp_fetch_fail(&c, &b, "S1", "interception-job-7.0") > 0);
+    assert_non_null(strstr(b.data, "\"errorReason\":\"BlockedByClient\""));
+    buf_reset(&b);
+    assert_int_equal(cdp_fetch_continue(&c, &b, "S1", ""), -EINVAL);
+    assert_int_equal(b.len, 0);
+
+    struct cdp_msg m;
+    const char *ev = "{\"method\":\"Fetch.requestPaused\",\"params\":{\"requestId\":\"interception-job-7.0\","
+                     "\"request\":{\"url\":\"http://a/x\",\"method\":\"GET\",\"headers\":{}},"
+                     "\"frameId\":\"F\",\"resourceType\":\"Image\"},\"sessionId\":\"S1\"}";
+    assert_int_equal(cdp_msg_parse(&m, ev, strlen(ev)), 0);
+    const char *id, *url;
+    size_t len;
+    assert_int_equal(cdp_event_paused(&m, &id, &url, &len), 0);
+    assert_string_equal(id, "interception-job-7.0");
+    assert_int_equal(len, strlen("http://a/x"));
+    cdp_msg_fini(&m);
+
+    /* the stub: the first and last bytes of one that was too large */
+    size_t evlen = strlen(ev);
+    buf_reset(&b);
+    assert_int_equal(cdp_paused_stub(ev, 90, ev + evlen - 40, 40, &b), 0);
+    assert_int_equal(cdp_msg_parse(&m, b.data, b.len), 0);
+    assert_string_equal(m.session, "S1");
+    assert_int_equal(cdp_event_paused(&m, &id, &url, &len), 0);
+    assert_string_equal(id, "interception-job-7.0");
+    assert_int_equal(len, 0);
+    cdp_msg_fini(&m);
+    /* anything else is no stub: another event, a cut id, no session */
+    const char *other = "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"requestId\":\"1\"";
+    assert_int_equal(cdp_paused_stub(other, strlen(other), ev + evlen - 40, 40, &b), -EINVAL);
+    assert_int_equal(cdp_paused_stub(ev, 60, ev + evlen - 40, 40, &b), -EINVAL);
+    assert_int_equal(cdp_paused_stub(ev, 90, "}}", 2, &b), -EINVAL);
+    assert_int_equal(cdp_paused_stub(ev, 90, "\"sessionId\":\"S\\\"x\"}", 18, &b), -EINVAL);
+    buf_fini(&b);
+}
+
 static void test_frame_reply_id(void **state)
 {
     (void)state;
@@ -1727,6 +1776,7 @@ int main(void)
         cmocka_unit_test(test_reply_max),
         cmocka_unit_test(test_frame_reply_id),
         cmocka_unit_test(test_takeover_lists),
+        cmocka_unit_test(test_request_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -911,6 +911,14 @@ static void test_url_allowed(void **state)
     assert_int_equal(query_url_allowed(long_host, NULL, why, sizeof(why)), 0);
     assert_int_equal(query_url_allowed("http://user@grafana/", NULL, why, sizeof(why)), -EACCES);
     assert_string_equal(why, "url: expected no user info (user@host), got \"http://user@grafana/\"");
+    /* link-local and metadata addresses: refused with no list too, as
+     * every request of the page is (renderer/hostcheck.c) */
+    assert_int_equal(query_url_allowed("http://169.254.169.254/latest", NULL, why, sizeof(why)), -EACCES);
+    assert_string_equal(why, "url: host 169.254.169.254 is a link-local or metadata address "
+                             "(list it in allowed_hosts to allow it)");
+    assert_int_equal(query_url_allowed("http://[fe80::1]:3000/", NULL, why, sizeof(why)), -EACCES);
+    const char *const listed[] = { "169.254.169.254", NULL };
+    assert_int_equal(query_url_allowed("http://169.254.169.254/latest", listed, why, sizeof(why)), 0);
     query_fini(&req);
 }
 

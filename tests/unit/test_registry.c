@@ -136,6 +136,7 @@ static void test_families(void **state)
         "rendervisor_renderer_queued_renders gauge",
         "rendervisor_renderer_memory_waits_total counter",
         "rendervisor_renderer_memory_retries_total counter",
+        "rendervisor_renderer_requests_refused_total counter",
         "rendervisor_ingest_lines_total counter",
         "rendervisor_ingest_rejected_total counter",
         "rendervisor_ingest_dropped_total counter",
@@ -219,6 +220,21 @@ static void test_gauges_and_counters(void **state)
                   "# TYPE rendervisor_renderer_refused_total counter\n"
                   "rendervisor_renderer_refused_total{reason=\"capacity\"} 1\n"
                   "rendervisor_renderer_refused_total{reason=\"memory\"} 3\n");
+    /* the page's requests refused in the browser, by the renderer's reasons */
+    for (int i = 0; names_refusals[i]; i++) {
+        char line[128];
+        snprintf(line, sizeof(line), "rendervisor_renderer_requests_refused_total{reason=\"%s\"} %d",
+                 names_refusals[i], i + 1);
+        assert_int_equal(apply(&fx, line), INGEST_OK);
+    }
+    assert_int_equal(apply(&fx, "rendervisor_renderer_requests_refused_total{reason=\"capacity\"} 1"),
+                     INGEST_REJECT_UNKNOWN_LABEL);
+    assert_family(&fx, "rendervisor_renderer_requests_refused_total",
+                  "# TYPE rendervisor_renderer_requests_refused_total counter\n"
+                  "rendervisor_renderer_requests_refused_total{reason=\"link_local\"} 2\n"
+                  "rendervisor_renderer_requests_refused_total{reason=\"malformed\"} 4\n"
+                  "rendervisor_renderer_requests_refused_total{reason=\"not_allowed\"} 1\n"
+                  "rendervisor_renderer_requests_refused_total{reason=\"scheme\"} 3\n");
     assert_family(&fx, "rendervisor_renderer_memory_available_bytes",
                   "# TYPE rendervisor_renderer_memory_available_bytes gauge\n"
                   "rendervisor_renderer_memory_available_bytes 2147483648\n");

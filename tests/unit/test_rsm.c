@@ -284,6 +284,44 @@ static void test_png(void **state)
 
 /* A spare: made ahead, parked, claimed; the steps it did cost the request
  * nothing, and the request's own preparation follows the claim. */
+/* With the interception on (render.c's env), the page's requests are
+ * paused and its frames and workers held before it navigates: both
+ * commands are part of the preparation, and the navigation waits for their
+ * replies like the others'. Without it (the transcripts), neither is sent. */
+static void test_intercept(void **state)
+{
+    (void)state;
+    struct h h;
+    h_init(&h, 0);
+    h.env.intercept = 1;
+    h_event(&h, RSM_EV_BEGIN);
+    h_reply(&h, "Target.createBrowserContext", "{\"browserContextId\":\"CTX1\"}");
+    h_reply(&h, "Target.createTarget", "{\"targetId\":\"TGT1\"}");
+    h_reply(&h, "Target.attachToTarget", "{\"sessionId\":\"" SESSION "\"}");
+    json_t *fetch = json_object_get(h_sent(&h, "Fetch.enable")->cmd, "params");
+    json_t *pattern = json_array_get(json_object_get(fetch, "patterns"), 0);
+    assert_string_equal(json_string_value(json_object_get(pattern, "urlPattern")), "*");
+    assert_string_equal(json_string_value(json_object_get(pattern, "requestStage")), "Request");
+    json_t *aa = json_object_get(h_sent(&h, "Target.setAutoAttach")->cmd, "params");
+    assert_true(json_is_true(json_object_get(aa, "waitForDebuggerOnStart")));
+    assert_true(json_is_true(json_object_get(aa, "flatten")));
+    const char *prep[] = { "Page.enable", "Page.setLifecycleEventsEnabled", "Network.enable",
+                           "Page.addScriptToEvaluateOnNewDocument", "Emulation.setDeviceMetricsOverride",
+                           "Target.setAutoAttach" };
+    for (size_t i = 0; i < sizeof(prep) / sizeof(prep[0]); i++)
+        h_answer_all(&h, prep[i]);
+    assert_int_equal(h_count(&h, "Page.navigate"), 0); /* Fetch.enable not answered yet */
+    h_answer_all(&h, "Fetch.enable");
+    assert_int_equal(h_count(&h, "Page.navigate"), 1);
+    h_fini(&h);
+
+    h_init(&h, 0);
+    h_make_page(&h);
+    assert_int_equal(h_count(&h, "Fetch.enable"), 0);
+    assert_int_equal(h_count(&h, "Target.setAutoAttach"), 0);
+    h_fini(&h);
+}
+
 static void test_spare(void **state)
 {
     (void)state;
@@ -940,6 +978,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png),
+        cmocka_unit_test(test_intercept),
         cmocka_unit_test(test_spare),
         cmocka_unit_test(test_spare_claimed_early),
         cmocka_unit_test(test_whole_page),

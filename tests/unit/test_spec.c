@@ -77,11 +77,16 @@ static void test_order_names_and_arguments(void **state)
     assert_null(s[0].fresh_dir);
 
     /* devtools = pipe (the default): the pipe switch, no port */
-    assert_int_equal(s[2].command.argc, 5);
+    assert_int_equal(s[2].command.argc, 6);
     assert_string_equal(s[2].command.argv[2], "a b");
     assert_string_equal(s[2].command.argv[3], "--remote-debugging-pipe");
     assert_string_equal(s[2].command.argv[4], "--user-data-dir=/run/rvtest/browser-1.profile");
-    assert_null(s[2].command.argv[5]);
+    /* no allowed_hosts: link-local and metadata addresses do not resolve */
+    assert_string_equal(s[2].command.argv[5],
+                        "--host-resolver-rules=MAP 169.254.* ~NOTFOUND, MAP fe8?:* ~NOTFOUND, MAP fe9?:* ~NOTFOUND, "
+                        "MAP fea?:* ~NOTFOUND, MAP feb?:* ~NOTFOUND, MAP ::ffff:a9fe:* ~NOTFOUND, "
+                        "MAP 64:ff9b::a9fe:* ~NOTFOUND, MAP fd00:ec2::254 ~NOTFOUND");
+    assert_null(s[2].command.argv[6]);
     assert_true(s[1].devtools_pipe && s[2].devtools_pipe);
     assert_false(s[0].devtools_pipe || s[3].devtools_pipe);
     /* health over the control socket, whatever the transport */
@@ -106,10 +111,11 @@ static void test_devtools_port(void **state)
     struct config *cfg = load(text);
     size_t n = 0;
     struct child_spec *s = spec_build(cfg, "/etc/rv.ini", &n);
-    assert_int_equal(s[2].command.argc, 6);
+    assert_int_equal(s[2].command.argc, 7);
     assert_string_equal(s[2].command.argv[3], "--remote-debugging-port=9301");
     assert_string_equal(s[2].command.argv[4], "--remote-debugging-address=127.0.0.1");
     assert_string_equal(s[2].command.argv[5], "--user-data-dir=/run/rvtest/browser-1.profile");
+    assert_true(strncmp(s[2].command.argv[6], "--host-resolver-rules=", 22) == 0);
     assert_string_equal(s[1].command.argv[3], "--remote-debugging-port=9300");
     assert_false(s[1].devtools_pipe || s[2].devtools_pipe);
     assert_true(s[1].health && s[2].health);
@@ -200,7 +206,8 @@ static void test_devtools_address_last(void **state)
     free(text);
 }
 
-/* [supervisor] user reaches every child; allowed_hosts restarts the renderer. */
+/* [supervisor] user reaches every child; allowed_hosts restarts the renderer
+ * and the browsers. */
 static void test_user_and_allowed_hosts(void **state)
 {
     (void)state;
@@ -227,7 +234,8 @@ static void test_user_and_allowed_hosts(void **state)
     free(text);
 
     const char *from = "command = rendervisor-renderer\n";
-    assert_int_equal(changed(from, "command = rendervisor-renderer\nallowed_hosts = grafana\n"), 8);
+    /* and the browsers, whose resolver rules hold WebSockets to the list */
+    assert_int_equal(changed(from, "command = rendervisor-renderer\nallowed_hosts = grafana\n"), 8 | 2 | 4);
     assert_int_equal(changed(from, "command = rendervisor-renderer\nallowed_hosts =\n"), 0);
     /* the renderer reads [renderer] timezone when it starts */
     assert_int_equal(changed(from, "command = rendervisor-renderer\ntimezone = UTC\n"), 8);
