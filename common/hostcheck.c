@@ -25,7 +25,7 @@ static int hostcheck_word(const char *s, size_t len, const char *word)
     return strlen(word) == len && strncasecmp(s, word, len) == 0;
 }
 
-static int hostcheck_v6_parse(const char *s, size_t len, struct in6_addr *addr)
+int hostcheck_v6_parse(const char *s, size_t len, struct in6_addr *addr)
 {
     char text[INET6_ADDRSTRLEN];
     if (len == 0 || len >= sizeof(text))

@@ -50,6 +50,8 @@ struct hostcheck_url {
  * decides what else a host may be made of. userinfo is
  * set before anything after the authority's start can fail. */
 int hostcheck_parse(const char *url, size_t len, struct hostcheck_url *u);
+/* An IPv6 address of len bytes at s, without brackets: 0 with *addr, or -1. */
+int hostcheck_v6_parse(const char *s, size_t len, struct in6_addr *addr);
 
 /* Whether u's host and port match an entry of allowed (a NULL-terminated
  * list of [renderer] allowed_hosts entries): names exactly and

@@ -365,16 +365,6 @@ static int query_host_chars(const char *h, size_t len)
     return query_only(h, len, "-._");
 }
 
-static int query_v6_parse(const char *s, size_t len, struct in6_addr *addr)
-{
-    char text[INET6_ADDRSTRLEN];
-    if (len == 0 || len >= sizeof(text))
-        return -1;
-    memcpy(text, s, len);
-    text[len] = '\0';
-    return inet_pton(AF_INET6, text, addr) == 1 ? 0 : -1;
-}
-
 /* A cookie's domain: a host name, or an IPv6 address with or without
  * brackets, kept in brackets (its spelling in a URL). */
 static int query_domain(const char *v, size_t len, char out[QUERY_DOMAIN_MAX + 1])
@@ -393,7 +383,7 @@ static int query_domain(const char *v, size_t len, char out[QUERY_DOMAIN_MAX + 1
         len -= 2;
     }
     struct in6_addr addr;
-    if (query_v6_parse(v, len, &addr) < 0)
+    if (hostcheck_v6_parse(v, len, &addr) < 0)
         return -1;
     out[0] = '[';
     memcpy(out + 1, v, len);
