@@ -3,6 +3,7 @@ config of small real children, collects its log and the reports it sends to
 the ingest socket, and makes sure every process a test started is gone at
 the end (each test marks its processes through an environment variable)."""
 import http.client
+import http.server
 import os
 import re
 import socket
@@ -118,6 +119,30 @@ def children_of(pid):
         if st and st[1] == pid:
             out.append(p)
     return out
+
+
+def process_tree(pid):
+    """pid and every process below it (by parent pid)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children_of(p)
+    return out
+
+
+class RedPage(http.server.BaseHTTPRequestHandler):
+    """A page that is all red: a render of it shows the browser drew."""
+    def do_GET(self):
+        body = b'<!doctype html><html><body style="margin:0;background:rgb(255,0,0)"></body></html>'
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/html')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 
 
 def marked_pids(mark):

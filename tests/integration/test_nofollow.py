@@ -21,7 +21,7 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Rendervisor, free_port, free_port_range, http_get, marked_pids, sh, wait_until  # noqa: E402
+from harness import RedPage, Rendervisor, free_port, free_port_range, http_get, marked_pids, sh, wait_until  # noqa: E402
 
 EXPORTER = os.path.abspath(os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter'))
 RENDERER = os.path.abspath(os.environ.get('RV_RENDERER', 'build/renderer/rendervisor-renderer'))
@@ -31,19 +31,6 @@ BROWSER = SHELL + ' --no-sandbox --disable-gpu --disable-dev-shm-usage'
 SOCKETS = ('supervisor.ctl', 'renderer.ctl', 'exporter.sock', 'ingest.sock')
 ROUNDS = int(os.environ.get('RV_NOFOLLOW_ROUNDS', '30'))
 CONTENT = b'root only\n'
-
-
-class RedPage(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b'<!doctype html><html><body style="margin:0;background:rgb(255,0,0)"></body></html>'
-        self.send_response(200)
-        self.send_header('Content-Type', 'text/html')
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 class NoFollowTest(unittest.TestCase):

@@ -16,7 +16,7 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SUPERVISOR, Rendervisor, children_of, free_port, http_get, wait_until  # noqa: E402
+from harness import SUPERVISOR, Rendervisor, free_port, http_get, process_tree, wait_until  # noqa: E402
 from test_renderer import default_browser_command, read_png  # noqa: E402
 
 EXPORTER = os.path.abspath(os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter'))
@@ -25,16 +25,6 @@ SHELL = '/usr/lib/chromium/chromium-headless-shell'
 TOKEN = 'sandbox-token'
 ROOT_WARNING = "browsers run as root: Chromium's sandbox is off"
 TOKEN_WARNING = "the renderer takes Grafana's default auth_token"
-
-
-def tree(pid):
-    """pid and every process below it."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children_of(p)
-    return out
 
 
 def cmdline(pid):
@@ -65,7 +55,7 @@ def renderer_processes(browser_pid):
     """The --type=renderer processes in a browser's process tree. A process
     the zygote forks rewrites its title: its argv is then one string of
     words, so the words are looked for across all of them."""
-    return [p for p in tree(browser_pid) if '--type=renderer' in ' '.join(cmdline(p) or []).split()]
+    return [p for p in process_tree(browser_pid) if '--type=renderer' in ' '.join(cmdline(p) or []).split()]
 
 
 class HeldPage(http.server.BaseHTTPRequestHandler):

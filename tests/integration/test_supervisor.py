@@ -20,24 +20,15 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ALLOC, SUPERVISOR, Rendervisor, alive, children_of,  # noqa: E402
-                     free_port, free_port_range, http_get, marked_pids, proc_stat, sh, wait_until)
+from harness import (ALLOC, SUPERVISOR, RedPage, Rendervisor, alive, children_of,  # noqa: E402
+                     free_port, free_port_range, http_get, marked_pids, proc_stat, process_tree, sh,
+                     wait_until)
 
 MIB = 1 << 20
 EXPORTER = os.path.abspath(os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter'))
 RENDERER = os.path.abspath(os.environ.get('RV_RENDERER', 'build/renderer/rendervisor-renderer'))
 SHELL = '/usr/lib/chromium/chromium-headless-shell'
 BROWSER = SHELL + ' --no-sandbox --disable-gpu --disable-dev-shm-usage'
-
-
-def tree(pid):
-    """pid and every process below it."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children_of(p)
-    return out
 
 
 def proc_ids(pid):
@@ -71,19 +62,6 @@ def other_ipv4_addresses():
     finally:
         s.close()
     return out
-
-
-class RedPage(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b'<!doctype html><html><body style="margin:0;background:rgb(255,0,0)"></body></html>'
-        self.send_response(200)
-        self.send_header('Content-Type', 'text/html')
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 class SupervisorTest(unittest.TestCase):
@@ -360,7 +338,7 @@ class SupervisorTest(unittest.TestCase):
         # and fs ids are the user's, and its groups are the user's groups.
         self.assertEqual(proc_ids(r.proc.pid)[0], [0, 0, 0, 0])
         for child in ('exporter', 'renderer', 'browser-0'):
-            pids = tree(r.pid(child))
+            pids = process_tree(r.pid(child))
             if child == 'browser-0':
                 self.assertGreater(len(pids), 2, 'a Chromium of one process?')
             for p in pids:
