@@ -54,6 +54,48 @@ class Page(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def held_by(pid, port):
+    """How many established TCP connections to port from 127.0.0.1 the
+    process pid holds open: what the listener kept, counted on its side (a
+    connection the client thinks open may still wait in the accept queue)."""
+    inodes = set()
+    try:
+        for fd in os.listdir('/proc/%d/fd' % pid):
+            try:
+                link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith('socket:['):
+                inodes.add(int(link[8:-1]))
+    except OSError:
+        return 0
+    local = ':%04X' % port
+    found = set()
+    with open('/proc/net/tcp') as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            # 01: ESTABLISHED; 0100007F: 127.0.0.1, little-endian hex. By
+            # inode: read in pieces while connections come and go, the table
+            # can list one twice.
+            if cols[3] == '01' and cols[1].endswith(local) and cols[2].startswith('0100007F:'):
+                found.add(int(cols[9]))
+    return len(found & inodes)
+
+
+class ServerSideCount:
+    """The most connections from 127.0.0.1 the renderer held at once,
+    sampled every 0.2 s while running."""
+    def __init__(self, pid, port):
+        self.pid, self.port, self.most = pid, port, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.wait(0.2):
+            self.most = max(self.most, held_by(self.pid, self.port))
+
+
 class SlowClients:
     """SLOW sockets to port, each sending one more byte of a request line
     every second; one the server closes is opened again on the next tick."""
@@ -195,6 +237,8 @@ class SlowClientsTest(unittest.TestCase):
             wait_until(lambda: rv.records('child answers its health probe', child='renderer'), 30, interval=0.2,
                        what='the renderer answering its health probe')
             self.assertEqual(self.render(port)[0], 200)
+            held = ServerSideCount(rv.pid('renderer'), port)
+            held.thread.start()
             attack.start()
             statuses = []
             while attack.is_alive():
@@ -203,9 +247,12 @@ class SlowClientsTest(unittest.TestCase):
                 self.assertEqual(status, 200, body[:300])
                 time.sleep(1)
             attack.join()
+            held.stop.set()
+            held.thread.join()
             print('%d renders from 127.0.0.2 during the attack, all 200; slow connections opened %d, '
-                  'closed by the renderer %d, most held at once %d, longest held %.1f s'
-                  % (len(statuses), slow.opened, slow.closed_by_server, slow.max_held,
+                  'closed by the renderer %d, most held at once %d (open to the client: %d), '
+                  'longest held %.1f s'
+                  % (len(statuses), slow.opened, slow.closed_by_server, held.most, slow.max_held,
                      max(slow.held_lifetimes or [0])))
             self.assertGreaterEqual(len(statuses), 5)
             # One start, no miss of a health probe, no restart.
@@ -214,8 +261,12 @@ class SlowClientsTest(unittest.TestCase):
             self.assertNotIn('reason=unhealthy', rv.log_text())
             # The listener kept no more than its limit from the one address,
             # and cut the ones it kept when their headers did not come.
-            self.assertLessEqual(slow.max_held, PER_ADDRESS)
-            self.assertGreater(slow.max_held, PER_ADDRESS // 2)
+            # Counted on the renderer's side: the client also counts those
+            # still in the accept queue, which a slower build (ASan) leaves
+            # there longer. One more than the limit is MHD's moment between
+            # accepting an extra connection and closing it.
+            self.assertLessEqual(held.most, PER_ADDRESS + 1)
+            self.assertGreater(held.most, PER_ADDRESS // 2)
             self.assertTrue(slow.held_lifetimes, 'the renderer never closed a connection it had kept')
             self.assertLess(max(slow.held_lifetimes), SECONDS - 5)
             limit = 'rendervisor_renderer_connections_closed_total{reason="connection_limit"}'
