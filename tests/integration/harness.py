@@ -121,6 +121,24 @@ def children_of(pid):
     return out
 
 
+def socket_inodes(pid):
+    """The inodes of the sockets process pid holds open (an empty set when
+    it is gone): what /proc/net/tcp's inode column names."""
+    found = set()
+    try:
+        names = os.listdir('/proc/%d/fd' % pid)
+    except OSError:
+        return found
+    for fd in names:
+        try:
+            link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith('socket:['):
+            found.add(int(link[8:-1]))
+    return found
+
+
 def process_tree(pid):
     """pid and every process below it (by parent pid)."""
     out, todo = [], [pid]

@@ -13,7 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Rendervisor, free_port, free_port_range, http_get, proc_stat, all_pids,  # noqa: E402
-                     wait_until)
+                     socket_inodes, wait_until)
 from test_renderer import Pages, PagesServer, default_browser_command, read_png  # noqa: E402
 
 EXPORTER = os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter')
@@ -36,22 +36,6 @@ def tree(root):
         out.add(p)
         todo += [c for c, st in procs.items() if st[1] == p and c not in out]
     return out
-
-
-def socket_inodes(pid):
-    found = set()
-    try:
-        names = os.listdir('/proc/%d/fd' % pid)
-    except OSError:
-        return found
-    for fd in names:
-        try:
-            link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
-        except OSError:
-            continue
-        if link.startswith('socket:['):
-            found.add(int(link[8:-1]))
-    return found
 
 
 def pipe_fds(pid):

@@ -22,7 +22,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Rendervisor, free_port, free_port_range, wait_until  # noqa: E402
+from harness import Rendervisor, free_port, free_port_range, socket_inodes, wait_until  # noqa: E402
 from test_renderer import EXPORTER, RENDERER, default_browser_command  # noqa: E402
 
 TOKEN = 'slow-clients-token'
@@ -58,17 +58,7 @@ def held_by(pid, port):
     """How many established TCP connections to port from 127.0.0.1 the
     process pid holds open: what the listener kept, counted on its side (a
     connection the client thinks open may still wait in the accept queue)."""
-    inodes = set()
-    try:
-        for fd in os.listdir('/proc/%d/fd' % pid):
-            try:
-                link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
-            except OSError:
-                continue
-            if link.startswith('socket:['):
-                inodes.add(int(link[8:-1]))
-    except OSError:
-        return 0
+    inodes = socket_inodes(pid)
     local = ':%04X' % port
     found = set()
     with open('/proc/net/tcp') as f:

@@ -40,7 +40,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Rendervisor, alive, free_port, free_port_range, http_get,  # noqa: E402
-                     marked_pids, proc_stat, wait_until)
+                     marked_pids, proc_stat, socket_inodes, wait_until)
 from test_renderer import PANELS_PAGE, PagesServer, default_browser_command, png_size, read_png  # noqa: E402
 from test_renderer import Pages as RendererPages  # noqa: E402
 
@@ -117,14 +117,7 @@ def start_time(pid):
 def tcp_port_sockets(port, pid):
     """(connections on 127.0.0.1:port that process pid has accepted, the
     port's accept queue: connections made but not yet accepted)."""
-    inodes = set()
-    for fd in os.listdir('/proc/%d/fd' % pid):
-        try:
-            link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
-        except OSError:
-            continue
-        if link.startswith('socket:['):
-            inodes.add(link[8:-1])
+    inodes = socket_inodes(pid)
     accepted = queued = 0
     with open('/proc/net/tcp') as f:
         next(f)
@@ -135,7 +128,7 @@ def tcp_port_sockets(port, pid):
                 continue
             if state == '0A':  # LISTEN: rx_queue is the accept queue
                 queued += int(queues.split(':')[1], 16)
-            elif state == '01' and inode in inodes:
+            elif state == '01' and int(inode) in inodes:
                 accepted += 1
     return accepted, queued
 
