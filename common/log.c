@@ -599,8 +599,8 @@ size_t log_tag_record(char *buf, size_t size, enum config_log_format format, con
 }
 
 size_t log_format_output(char *buf, size_t size, enum config_log_format format, double wall_s,
-                         const char *component, const char *child, const char *stream, const char *line,
-                         size_t len)
+                         enum config_log_level level, const char *component, const char *child,
+                         const char *stream, const char *line, size_t len)
 {
     /* The child's text is data: it goes in a field of its own, escaped, and
      * is never parsed for key=value pairs. */
@@ -609,9 +609,39 @@ size_t log_format_output(char *buf, size_t size, enum config_log_format format, 
     char head[128];
     snprintf(head, sizeof(head), "child output child=%s stream=%s", child, stream);
     log_begin(&o, buf, size, json);
-    log_put_record(&o, json, wall_s, CONFIG_LOG_INFO, component, head);
+    log_put_record(&o, json, wall_s, level, component, head);
     log_put_field(&o, json, "line", 4, line, len, 1);
     return log_end(&o, json);
+}
+
+/* What Chromium's headless shell writes at every start where there is no
+ * D-Bus, no GPU device and no desktop: seen on Debian 12 with Chromium 156,
+ * under the supervisor and under systemd. Matched as the text after
+ * Chromium's "[date:LEVEL:file(line)] " prefix begins; nothing else is
+ * lowered. */
+static const char *const log_browser_noise[] = {
+    "Failed to connect to the bus: ",
+    "Failed to call method: org.freedesktop.DBus.",
+    "drmGetDevices2() has not found any devices",
+    "InitializeSandbox() called with multiple threads in process gpu-process.",
+    "Floss manager service not available",
+};
+
+enum config_log_level log_output_level(const char *line, size_t len)
+{
+    const char *text = line;
+    if (len && line[0] == '[') {
+        const char *end = memchr(line, ']', len);
+        if (end && (size_t)(end - line) + 1 < len && end[1] == ' ')
+            text = end + 2;
+    }
+    size_t rest = len - (size_t)(text - line);
+    for (size_t i = 0; i < sizeof(log_browser_noise) / sizeof(log_browser_noise[0]); i++) {
+        size_t n = strlen(log_browser_noise[i]);
+        if (rest >= n && memcmp(text, log_browser_noise[i], n) == 0)
+            return CONFIG_LOG_DEBUG;
+    }
+    return CONFIG_LOG_INFO;
 }
 
 void log_child_output(const char *child, const char *stream, int ours, const char *line, size_t len)
@@ -626,9 +656,10 @@ void log_child_output(const char *child, const char *stream, int ours, const cha
             (void)!write(STDERR_FILENO, rec, n);
         return;
     }
-    if (!log_enabled(CONFIG_LOG_INFO))
+    level = log_output_level(line, len);
+    if (!log_enabled(level))
         return;
-    n = log_format_output(rec, sizeof(rec), log_state.format, clock_wall_s(), log_state.component, child, stream,
-                          line, len);
+    n = log_format_output(rec, sizeof(rec), log_state.format, clock_wall_s(), level, log_state.component, child,
+                          stream, line, len);
     (void)!write(STDERR_FILENO, rec, n);
 }

@@ -54,8 +54,14 @@ size_t log_format_record(char *buf, size_t size, enum config_log_format format, 
 size_t log_tag_record(char *buf, size_t size, enum config_log_format format, const char *line, size_t len,
                       const char *child, enum config_log_level *level);
 size_t log_format_output(char *buf, size_t size, enum config_log_format format, double wall_s,
-                         const char *component, const char *child, const char *stream, const char *line,
-                         size_t len);
+                         enum config_log_level level, const char *component, const char *child,
+                         const char *stream, const char *line, size_t len);
+/* The level a child's line that is not a record of ours is logged at:
+ * debug for the lines Chromium writes at every start on a host without a
+ * desktop (D-Bus, GPU devices, its sandbox's thread check; listed in
+ * docs/logging.md), which say nothing about the service; info for any
+ * other. */
+enum config_log_level log_output_level(const char *line, size_t len);
 
 #define log_debug(...) log_write(CONFIG_LOG_DEBUG, 0, __VA_ARGS__)
 #define log_info(...) log_write(CONFIG_LOG_INFO, 0, __VA_ARGS__)

@@ -65,7 +65,8 @@ static void fuzz_check_tagged(enum config_log_format f, const char *line, size_t
 
 static void fuzz_check_nested(enum config_log_format f, const char *line, size_t len)
 {
-    size_t n = log_format_output(out, sizeof(out), f, 1795644325.123, "supervisor", "renderer", "stderr", line, len);
+    size_t n = log_format_output(out, sizeof(out), f, 1795644325.123, CONFIG_LOG_INFO, "supervisor", "renderer",
+                                 "stderr", line, len);
     FUZZ_CHECK(n > 0 && n < sizeof(out) && out[n - 1] == '\n', "end");
     FUZZ_CHECK(!memchr(out, '\n', n - 1), "one line");
     if (f != CONFIG_LOG_JSON)

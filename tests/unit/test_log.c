@@ -215,7 +215,8 @@ static void assert_nested(enum config_log_format f, const char *line, size_t len
 {
     enum config_log_level level;
     assert_int_equal(log_tag_record(out, sizeof(out), f, line, len, "renderer", &level), 0);
-    size_t n = log_format_output(out, sizeof(out), f, WHEN, "supervisor", "renderer", "stderr", line, len);
+    size_t n = log_format_output(out, sizeof(out), f, WHEN, CONFIG_LOG_INFO, "supervisor", "renderer", "stderr", line,
+                                 len);
     assert_int_equal(out[n - 1], '\n');
     assert_null(memchr(out, '\n', n - 1));
     if (f == CONFIG_LOG_JSON) {
@@ -319,13 +320,13 @@ static void test_nested_line_quotes_and_controls(void **state)
 {
     (void)state;
     const char line[] = "a \"quoted\" line\x01\x1b[0m\\ end";
-    size_t n = log_format_output(out, sizeof(out), CONFIG_LOG_TEXT, WHEN, "supervisor", "browser-0", "stdout", line,
-                                 sizeof(line) - 1);
+    size_t n = log_format_output(out, sizeof(out), CONFIG_LOG_TEXT, WHEN, CONFIG_LOG_INFO, "supervisor", "browser-0",
+                                 "stdout", line, sizeof(line) - 1);
     assert_int_equal(n, strlen(out));
     assert_string_equal(out, "time=2026-11-25T22:05:25.123Z level=info component=supervisor msg=\"child output\" "
                              "child=browser-0 stream=stdout line=\"a \\\"quoted\\\" line\\x01\\x1b[0m\\\\ end\"\n");
-    n = log_format_output(out, sizeof(out), CONFIG_LOG_JSON, WHEN, "supervisor", "browser-0", "stdout", line,
-                          sizeof(line) - 1);
+    n = log_format_output(out, sizeof(out), CONFIG_LOG_JSON, WHEN, CONFIG_LOG_INFO, "supervisor", "browser-0",
+                          "stdout", line, sizeof(line) - 1);
     assert_string_equal(out, "{\"time\":\"2026-11-25T22:05:25.123Z\",\"level\":\"info\",\"component\":\"supervisor\","
                              "\"message\":\"child output\",\"child\":\"browser-0\",\"stream\":\"stdout\","
                              "\"line\":\"a \\\"quoted\\\" line\\u0001\\u001b[0m\\\\ end\"}\n");
@@ -340,8 +341,8 @@ static void test_oversized_lines(void **state)
     assert_nested(CONFIG_LOG_JSON, line, LOG_LINE_MAX);
     assert_nested(CONFIG_LOG_TEXT, line, LOG_LINE_MAX);
     /* Longer (not from the supervisor): cut, marked, still one object. */
-    size_t n = log_format_output(out, sizeof(out), CONFIG_LOG_JSON, WHEN, "supervisor", "renderer", "stderr", line,
-                                 LOG_LINE_MAX + 100);
+    size_t n = log_format_output(out, sizeof(out), CONFIG_LOG_JSON, WHEN, CONFIG_LOG_INFO, "supervisor", "renderer",
+                                 "stderr", line, LOG_LINE_MAX + 100);
     json_t *o = parse_json(out, n - 1);
     assert_non_null(o);
     assert_true(json_is_true(json_object_get(o, "truncated")));
@@ -449,6 +450,44 @@ static void test_levels(void **state)
     assert_true(log_enabled(CONFIG_LOG_DEBUG));
 }
 
+/* Chromium's start-up lines on a host without D-Bus, GPU or desktop are
+ * debug; everything else a browser writes stays info. */
+static void test_browser_noise_is_debug(void **state)
+{
+    (void)state;
+    const char *noise[] = {
+        "[1205/031913.123456:ERROR:dbus/bus.cc:405] Failed to connect to the bus: Failed to connect to socket "
+        "/run/dbus/system_bus_socket: No such file or directory",
+        "[1205/031913.2:ERROR:dbus/object_proxy.cc:572] Failed to call method: org.freedesktop.DBus.NameHasOwner: "
+        "object_path= /org/freedesktop/DBus: unknown error type: ",
+        "[1205/031913.3:WARNING:ui/gfx/linux/gbm_wrapper.cc:79] drmGetDevices2() has not found any devices",
+        "[1205/031913.4:ERROR:sandbox/linux/services/thread_helpers.cc:70] InitializeSandbox() called with multiple "
+        "threads in process gpu-process.",
+        "[1205/031913.5:ERROR:device/bluetooth/floss/floss_manager_client.cc:12] Floss manager service not available, "
+        "cannot set Floss enable/disable.",
+        "Failed to connect to the bus: no prefix",
+    };
+    for (size_t i = 0; i < sizeof(noise) / sizeof(noise[0]); i++)
+        assert_int_equal(log_output_level(noise[i], strlen(noise[i])), CONFIG_LOG_DEBUG);
+    const char *kept[] = {
+        "DevTools listening on ws://127.0.0.1:9222/devtools/browser/x",
+        "[1205/031913.6:ERROR:content/browser/zygote_host/zygote_host_impl_linux.cc:103] Running as root without "
+        "--no-sandbox is not supported.",
+        "[1205/031913.7:FATAL:x.cc:1] oops: Failed to connect to the bus: later in the line",
+        "[1205/031913.8:ERROR:dbus/bus.cc:405]Failed to connect to the bus: no space after the prefix",
+        "[unclosed prefix Failed to connect to the bus: ",
+        "",
+        "Failed to connect to the bu",
+    };
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        assert_int_equal(log_output_level(kept[i], strlen(kept[i])), CONFIG_LOG_INFO);
+    /* and the record says so */
+    size_t n = log_format_output(out, sizeof(out), CONFIG_LOG_TEXT, WHEN, CONFIG_LOG_DEBUG, "supervisor", "browser-0",
+                                 "stderr", noise[0], strlen(noise[0]));
+    assert_true(n > 0);
+    assert_non_null(strstr(out, " level=debug "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -470,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_oversized_lines),
         cmocka_unit_test(test_relay_cross_checked_with_jansson),
         cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_browser_noise_is_debug),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
