@@ -204,7 +204,10 @@ class StatusPageTest(unittest.TestCase):
             # minutes ago, before the service started)
             bottom = top + 4 + 39
             self.assertEqual(rows[bottom][CHART_X[0] + 1], CHART_BG, name)
-            self.assertNotEqual(rows[bottom][CHART_X[1] - 1], CHART_BG, '%s: no PSS drawn' % name)
+            # The last slot (5 s, 2 px) may have had no report yet when the
+            # page was fetched just after it began: its neighbour then is.
+            right = [rows[bottom][x] for x in range(CHART_X[1] - 4, CHART_X[1])]
+            self.assertTrue(any(px != CHART_BG for px in right), '%s: no PSS drawn: %s' % (name, right))
         # no fifth row: below the last one is the page's white
         self.assertEqual(rows[row_top(len(CHILDREN)) + 8][SWATCH_X], (255, 255, 255))
 
