@@ -56,7 +56,7 @@ int cdp_command(struct cdp *c, struct buf *out, const char *session,
 int cdp_browser_get_version(struct cdp *c, struct buf *out);
 /* Disposed by Chrome when a websocket goes, so a dead renderer leaks nothing;
  * over pipes, which outlive a renderer, by the next one when it takes them
- * over (browser.c). */
+ * over (browser_pipe.c). */
 int cdp_create_browser_context(struct cdp *c, struct buf *out);
 int cdp_dispose_browser_context(struct cdp *c, struct buf *out, const char *context_id);
 /* An about:blank page in the context. */
