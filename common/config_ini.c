@@ -33,13 +33,19 @@ static const char *config_printable(const char *name, char *out, size_t size)
 
 /* key names the key (section.key, or the bare key outside any section); with
  * no key, section names a [section] line. */
-void config_error(struct config_parser *p, int line, const char *section, const char *key,
-                         const char *fmt, ...)
+void config_error(struct config_parser *p, int line, const char *section, const char *key, const char *fmt, ...)
 {
-    char msg[512], where[32] = "", section_buf[64], key_buf[64];
+    /* Measured first: a value quoted in a message (a command word) may run
+     * over many continuation lines. */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        abort();
+    char *msg = xmalloc((size_t)n + 1), where[32] = "", section_buf[64], key_buf[64];
+    va_start(ap, fmt);
+    vsnprintf(msg, (size_t)n + 1, fmt, ap);
     va_end(ap);
 
     if (line > 0)
@@ -57,6 +63,7 @@ void config_error(struct config_parser *p, int line, const char *section, const 
         text = xasprintf("file=%s%s section=%s: %s", p->name, where, section, msg);
     else
         text = xasprintf("file=%s%s: %s", p->name, where, msg);
+    free(msg);
 
     p->errors = xreallocarray(p->errors, p->nerrors + 1, sizeof(*p->errors));
     p->errors[p->nerrors] = (struct config_error){ .line = line, .seq = p->nerrors, .text = text };
@@ -91,6 +98,7 @@ char *config_error_text(struct config_parser *p)
     return text;
 }
 
+/* ---- reading lines for inih --------------------------------------------- */
 
 static void config_error_too_long(struct config_parser *p, const char *section, const char *key)
 {
@@ -129,7 +137,8 @@ static void config_classify(struct config_parser *p, const char *line)
     char name[64];
     snprintf(name, sizeof(name), "%.*s", (int)(e - s - 1), s + 1);
     if (!p->too_long && !config_section_known(name))
-        config_error(p, p->lineno, name, NULL, "unknown section (expected supervisor, exporter, renderer or browsers)");
+        config_error(p, p->lineno, name, NULL,
+                     "unknown section (expected supervisor, exporter, renderer or browsers)");
 }
 
 /* Report what the handler did not see: a key line inih skipped for want of
@@ -261,7 +270,6 @@ static int config_handle(void *user, const char *section, const char *name, cons
     p->cur = e;
     return 1;
 }
-
 
 void config_read(struct config_parser *p, const char *text, size_t len)
 {
