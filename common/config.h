@@ -1,6 +1,7 @@
-/* The one configuration file all three binaries read (DESIGN.md, "Configuration").
- * Parsing is strict: every unknown section or key, bad value or missing required
- * key is an error naming the file, the line and the key, and nothing starts. */
+/* The one configuration file all three binaries read (docs/configuration.md,
+ * "Syntax" and "Errors"; every key under "Keys"). Parsing is strict: every
+ * unknown section or key, bad value or missing required key is an error
+ * naming the file, the line and the key, and nothing starts. */
 #ifndef RV_CONFIG_H
 #define RV_CONFIG_H
 

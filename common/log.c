@@ -26,7 +26,12 @@ static struct {
     enum config_log_format format;
 } log_state = { "rendervisor", CONFIG_LOG_INFO, CONFIG_LOG_TEXT };
 
-static const char *const log_level_names[] = { "debug", "info", "warn", "error" };
+const char *const log_level_names[LOG_LEVEL_COUNT] = {
+    [CONFIG_LOG_DEBUG] = "debug",
+    [CONFIG_LOG_INFO] = "info",
+    [CONFIG_LOG_WARN] = "warn",
+    [CONFIG_LOG_ERROR] = "error",
+};
 
 void log_init(const char *component, enum config_log_level level, enum config_log_format format)
 {
@@ -425,9 +430,9 @@ void log_write(enum config_log_level level, int err, const char *fmt, ...)
  * cannot turn it into something else: a broken, cut or foreign line is nested
  * as a string, never passed on and never dropped. */
 
-static int log_level_lookup(const char *s, size_t n, enum config_log_level *level)
+int log_level_lookup(const char *s, size_t n, enum config_log_level *level)
 {
-    for (size_t i = 0; i < sizeof(log_level_names) / sizeof(log_level_names[0]); i++)
+    for (size_t i = 0; i < LOG_LEVEL_COUNT; i++)
         if (strlen(log_level_names[i]) == n && memcmp(s, log_level_names[i], n) == 0) {
             *level = (enum config_log_level)i;
             return 0;

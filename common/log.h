@@ -23,6 +23,13 @@
 /* The smallest buffer log_format_record fills with a well-formed record. */
 #define LOG_RECORD_MIN 160
 
+/* The levels' names, as the config file's log_level and every record spell
+ * them; defined here once. */
+#define LOG_LEVEL_COUNT (CONFIG_LOG_ERROR + 1)
+extern const char *const log_level_names[LOG_LEVEL_COUNT];
+/* The level named by the n bytes at s: 0 and *level set, or -1 for no level. */
+int log_level_lookup(const char *s, size_t n, enum config_log_level *level);
+
 void log_init(const char *component, enum config_log_level level, enum config_log_format format);
 void log_set(enum config_log_level level, enum config_log_format format);
 int log_enabled(enum config_log_level level);
