@@ -232,11 +232,6 @@ static void sv_probe_start(struct supervisor *sv, struct sv_child *c)
     }
 }
 
-static int sv_browser_index(const struct sv_child *c, unsigned *index)
-{
-    return c->spec.role == SPEC_ROLE_BROWSER && sscanf(c->spec.name, "browser-%u", index) == 1;
-}
-
 /* The renderer's answer to probe h->seq. */
 static void sv_probe_answer(struct supervisor *sv, const struct ctl_health *h)
 {
@@ -244,12 +239,11 @@ static void sv_probe_answer(struct supervisor *sv, const struct ctl_health *h)
         struct sv_child *c = sv->children[i];
         if (!c->probe.pending || c->probe.seq != h->seq || !sv_probing(sv, c))
             continue;
-        unsigned index;
         enum probe_result r = PROBE_WAIT;
         if (c->spec.role == SPEC_ROLE_RENDERER)
             r = probe_renderer_answer(h);
-        else if (sv_browser_index(c, &index))
-            r = probe_browser_answer(h, index);
+        else if (c->spec.role == SPEC_ROLE_BROWSER)
+            r = probe_browser_answer(h, c->spec.index);
         if (r != PROBE_WAIT)
             sv_probe_done(sv, c, r);
         return;
@@ -543,11 +537,9 @@ static void sv_over_limit(struct supervisor *sv, struct sv_child *c)
              c->spec.name, (unsigned long long)c->fig.proportional_bytes, (unsigned long long)c->fig.resident_bytes,
              (unsigned long long)limit, c->fig.processes);
     struct sv_child *r = sv_renderer(sv);
-    unsigned index;
-    if (c->spec.role == SPEC_ROLE_BROWSER && drain > 0 && r && sv->ctl_fd >= 0 &&
-        sscanf(c->spec.name, "browser-%u", &index) == 1) {
+    if (c->spec.role == SPEC_ROLE_BROWSER && drain > 0 && r && sv->ctl_fd >= 0) {
         char line[CTL_LINE_MAX], *path = config_runtime_path(sv->cfg, CTL_RENDERER);
-        snprintf(line, sizeof(line), "drain %u\n", index);
+        snprintf(line, sizeof(line), "drain %u\n", c->spec.index);
         int rc = ctl_send(sv->ctl_fd, path, line);
         free(path);
         if (rc == 0) {
@@ -576,12 +568,10 @@ static void sv_close_pipes(struct sv_child *c)
  * renderer that misses this says "hello" again and gets them then. */
 static void sv_send_pipes(struct supervisor *sv, struct sv_child *c)
 {
-    unsigned index;
-    if (c->cdp_w < 0 || c->cdp_r < 0 || sv->ctl_fd < 0 || !sv_renderer(sv) ||
-        sscanf(c->spec.name, "browser-%u", &index) != 1)
+    if (c->cdp_w < 0 || c->cdp_r < 0 || sv->ctl_fd < 0 || !sv_renderer(sv) || c->spec.role != SPEC_ROLE_BROWSER)
         return;
     char line[CTL_LINE_MAX], *path = config_runtime_path(sv->cfg, CTL_RENDERER);
-    snprintf(line, sizeof(line), CTL_PIPES " %u %u\n", index, c->cdp_gen);
+    snprintf(line, sizeof(line), CTL_PIPES " %u %u\n", c->spec.index, c->cdp_gen);
     int fds[2] = { c->cdp_w, c->cdp_r };
     int rc = ctl_send_fds(sv->ctl_fd, path, line, fds, 2);
     free(path);
@@ -630,11 +620,10 @@ static void sv_ctl_read(struct supervisor *sv)
             log_warn("control line refused pid=%d line_bytes=%d", (int)pid, n);
             continue;
         }
-        char name[SPEC_NAME_MAX];
-        snprintf(name, sizeof(name), "browser-%u", index);
         for (size_t i = 0; i < sv->nchildren; i++) {
             struct sv_child *c = sv->children[i];
-            if (strcmp(c->spec.name, name) == 0 && c->drain_since_ns && c->m.state == CHILD_RUNNING) {
+            if (c->spec.role == SPEC_ROLE_BROWSER && c->spec.index == index && c->drain_since_ns &&
+                c->m.state == CHILD_RUNNING) {
                 log_info("child drained, restarting child=%s drained_ms=%lld", c->spec.name,
                          (long long)((clock_now_ns() - c->drain_since_ns) / CLOCK_NS_PER_MS));
                 sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_MEMORY_LIMIT);
