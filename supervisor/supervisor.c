@@ -414,11 +414,11 @@ static void sv_report_child(struct supervisor *sv, struct sv_child *c)
         .start_time = c->start_wall,
         .restarts = c->m.restarts,
     };
-    ingest_buf_reset(sv->report);
-    report_child_lines(sv->report, &r);
-    report_dropped_line(sv->report, sv->sender.dropped);
+    ingest_buf_reset(&sv->report);
+    report_child_lines(&sv->report, &r);
+    report_dropped_line(&sv->report, sv->sender.dropped);
     /* A missing or full socket drops this report; the next one catches up. */
-    int rc = ingest_send(&sv->sender, sv->report);
+    int rc = ingest_send(&sv->sender, &sv->report);
     /* Something other than the exporter's socket at its path is said once,
      * each time it starts to be so. */
     const char *why = net_unix_peer_refusal(rc);
@@ -973,7 +973,7 @@ int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path
     sv->self_pid = getpid();
     sv->sender.fd = -1;
     sv->ctl_fd = -1;
-    sv->report = xmalloc(sizeof(*sv->report));
+    ingest_buf_init(&sv->report);
     notify_init(&sv->notify);
 
     /* Signals are blocked before anything is spawned, so none is lost
@@ -1053,7 +1053,7 @@ void supervisor_fini(struct supervisor *sv)
     if (sv->sampler)
         sampler_free(sv->sampler);
     ingest_sender_fini(&sv->sender);
-    free(sv->report);
+    ingest_buf_fini(&sv->report);
     sv_close_watched(sv, &sv->ctl_fd);
     if (sv->sigfd >= 0)
         close(sv->sigfd);
