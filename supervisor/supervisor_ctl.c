@@ -19,7 +19,6 @@
 #include "ctl.h"
 #include "log.h"
 
-
 /* supervisor.ctl. The renderer runs as [supervisor] user when we are root,
  * and must reach it: the socket is made as that user's from the start
  * (bound with their fsuid and fsgid), because runtime_dir is theirs and a
