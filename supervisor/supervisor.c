@@ -27,13 +27,13 @@
 #include "sampler.h"
 #include "spawn.h"
 
-int sv_epoll_add(struct supervisor *sv, int fd, struct sv_watch *w)
+static int sv_epoll_add(struct supervisor *sv, int fd, struct sv_watch *w)
 {
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = w };
     return epoll_ctl(sv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-void sv_close_watched(struct supervisor *sv, int *fd)
+static void sv_close_watched(struct supervisor *sv, int *fd)
 {
     if (*fd < 0)
         return;

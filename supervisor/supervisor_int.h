@@ -12,9 +12,6 @@
 #include "supervisor.h"
 
 /* supervisor.c */
-int sv_epoll_add(struct supervisor *sv, int fd, struct sv_watch *w);
-/* Take *fd out of the epoll set, close it, and set it to -1 (nothing when -1). */
-void sv_close_watched(struct supervisor *sv, int *fd);
 /* Feed one event to a child's machine and carry out what it asks for. */
 void sv_step(struct supervisor *sv, struct sv_child *c, enum child_event ev, int arg);
 /* The running renderer, or NULL. */
