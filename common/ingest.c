@@ -14,6 +14,17 @@
 #include "net.h"
 #include "xalloc.h"
 
+void ingest_buf_init(struct ingest_buf *b)
+{
+    memset(b, 0, sizeof(*b));
+}
+
+void ingest_buf_fini(struct ingest_buf *b)
+{
+    free(b->data);
+    ingest_buf_init(b);
+}
+
 void ingest_buf_reset(struct ingest_buf *b)
 {
     b->len = 0;
@@ -92,31 +103,49 @@ static int ingest_put(char *line, size_t *len, const char *s, int escape)
     return 0;
 }
 
-int ingest_buf_line(struct ingest_buf *b, const char *family, const char *const *labels, double value)
+/* Writes the line into line (INGEST_MAX_LINE bytes) and its length into
+ * *len. Returns 0, or -ENOSPC when it is longer. */
+static int ingest_format_line(char *line, size_t *len, const char *family, const char *const *labels,
+                              double value)
 {
-    char line[INGEST_MAX_LINE];
-    size_t len = 0;
-    int rc = ingest_put(line, &len, family, 0);
+    *len = 0;
+    int rc = ingest_put(line, len, family, 0);
     if (labels && labels[0]) {
-        rc = rc ? rc : ingest_put(line, &len, "{", 0);
+        rc = rc ? rc : ingest_put(line, len, "{", 0);
         for (size_t i = 0; labels[i] && labels[i + 1] && !rc; i += 2) {
             if (i)
-                rc = ingest_put(line, &len, ",", 0);
-            rc = rc ? rc : ingest_put(line, &len, labels[i], 0);
-            rc = rc ? rc : ingest_put(line, &len, "=\"", 0);
-            rc = rc ? rc : ingest_put(line, &len, labels[i + 1], 1);
-            rc = rc ? rc : ingest_put(line, &len, "\"", 0);
+                rc = ingest_put(line, len, ",", 0);
+            rc = rc ? rc : ingest_put(line, len, labels[i], 0);
+            rc = rc ? rc : ingest_put(line, len, "=\"", 0);
+            rc = rc ? rc : ingest_put(line, len, labels[i + 1], 1);
+            rc = rc ? rc : ingest_put(line, len, "\"", 0);
         }
-        rc = rc ? rc : ingest_put(line, &len, "}", 0);
+        rc = rc ? rc : ingest_put(line, len, "}", 0);
     }
     char num[40];
     ingest_format_value(num, sizeof(num), value);
-    rc = rc ? rc : ingest_put(line, &len, " ", 0);
-    rc = rc ? rc : ingest_put(line, &len, num, 0);
-    rc = rc ? rc : ingest_put(line, &len, "\n", 0);
-    if (rc || b->len + len > sizeof(b->data) || b->lines == INGEST_MAX_LINES) {
+    rc = rc ? rc : ingest_put(line, len, " ", 0);
+    rc = rc ? rc : ingest_put(line, len, num, 0);
+    return rc ? rc : ingest_put(line, len, "\n", 0);
+}
+
+int ingest_buf_line(struct ingest_buf *b, const char *family, const char *const *labels, double value)
+{
+    char line[INGEST_MAX_LINE];
+    size_t len;
+    int rc = ingest_format_line(line, &len, family, labels, value);
+    if (rc || b->len + len > INGEST_MAX_DATAGRAM || b->lines == INGEST_MAX_LINES) {
         b->overflow = 1;
         return -ENOSPC;
+    }
+    if (b->len + len > b->size) {
+        /* Doubling from a few lines' worth: a report reaches its size in a
+         * few steps, then keeps it. */
+        size_t size = b->size ? b->size : 512;
+        while (size < b->len + len)
+            size *= 2;
+        b->size = size < INGEST_MAX_DATAGRAM ? size : INGEST_MAX_DATAGRAM;
+        b->data = xrealloc(b->data, b->size);
     }
     memcpy(b->data + b->len, line, len);
     b->len += len;
@@ -166,21 +195,21 @@ static int ingest_connect(struct ingest_sender *s)
     return rc;
 }
 
-int ingest_send(struct ingest_sender *s, const struct ingest_buf *b)
+static int ingest_send_data(struct ingest_sender *s, const char *data, size_t len)
 {
-    if (b->len == 0)
+    if (len == 0)
         return 0;
     int rc = s->connected ? 0 : ingest_connect(s);
     /* MSG_DONTWAIT as well as O_NONBLOCK: a full receiver queue must cost us a
      * datagram, never a stall of the sender's loop. */
-    ssize_t n = rc < 0 ? -1 : send(s->fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t n = rc < 0 ? -1 : send(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0 && rc == 0)
         rc = -errno;
     /* The receiver we were connected to is gone (an exporter that restarted
      * binds a new socket): aim again, once. */
     if (n < 0 && (rc == -ECONNREFUSED || rc == -ENOTCONN)) {
         rc = ingest_connect(s);
-        n = rc < 0 ? -1 : send(s->fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        n = rc < 0 ? -1 : send(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n < 0 && rc == 0)
             rc = -errno;
     }
@@ -190,6 +219,19 @@ int ingest_send(struct ingest_sender *s, const struct ingest_buf *b)
     }
     s->sent++;
     return 0;
+}
+
+int ingest_send(struct ingest_sender *s, const struct ingest_buf *b)
+{
+    return ingest_send_data(s, b->data, b->len);
+}
+
+int ingest_send_line(struct ingest_sender *s, const char *family, const char *const *labels, double value)
+{
+    char line[INGEST_MAX_LINE];
+    size_t len;
+    int rc = ingest_format_line(line, &len, family, labels, value);
+    return rc ? rc : ingest_send_data(s, line, len);
 }
 
 /* ---- parsing -------------------------------------------------------- */

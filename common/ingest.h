@@ -1,6 +1,7 @@
-/* The ingest line format (DESIGN.md, "Ingest protocol"): one observation per
- * line, written like an exposition sample line. Senders build datagrams with
- * ingest_buf_*; ingest_send() hands one over without ever blocking. */
+/* The ingest line format (docs/design.md, "Ingest protocol"): one
+ * observation per line, written like an exposition sample line. Senders
+ * build datagrams with ingest_buf_* (or send one line with
+ * ingest_send_line); ingest_send() hands one over without ever blocking. */
 #ifndef RV_INGEST_H
 #define RV_INGEST_H
 
@@ -14,13 +15,21 @@
 #define INGEST_MAX_LINE 1024
 #define INGEST_MAX_LINES 1024
 
+/* A datagram being built. Its storage grows with the lines it is given, up
+ * to INGEST_MAX_DATAGRAM, and is kept across resets: a report built again
+ * and again costs what it holds, not the datagram limit. A zeroed struct is
+ * an empty buffer too. The buffer owns data; ingest_buf_fini frees it. */
 struct ingest_buf {
-    char data[INGEST_MAX_DATAGRAM];
+    char *data;   /* NULL until the first line */
+    size_t size;  /* bytes allocated at data */
     size_t len;
     size_t lines;
     int overflow; /* a line did not fit; the buffer holds only whole lines */
 };
 
+void ingest_buf_init(struct ingest_buf *b);
+void ingest_buf_fini(struct ingest_buf *b);
+/* Empty again, keeping the storage. */
 void ingest_buf_reset(struct ingest_buf *b);
 /* Append `family{k1="v1",...} value\n`. labels is k,v,k,v,...,NULL (or NULL).
  * Label values are escaped (\\, \", \n). Returns 0, or -ENOSPC when the line
@@ -51,6 +60,11 @@ void ingest_sender_fini(struct ingest_sender *s);
  * (no receiver), -EAGAIN (its queue full), or a refusal of
  * net_unix_peer_open (-ELOOP, -ENOTSOCK, -EPERM: not a socket to send to). */
 int ingest_send(struct ingest_sender *s, const struct ingest_buf *b);
+/* Send one line as its own datagram, formatted on the stack (no buffer, no
+ * allocation): for the reports of one line. Returns as ingest_send, or
+ * -ENOSPC when the line is longer than INGEST_MAX_LINE (nothing sent,
+ * nothing counted). */
+int ingest_send_line(struct ingest_sender *s, const char *family, const char *const *labels, double value);
 
 /* ---- parsing (the exporter's side) ---------------------------------- */
 

@@ -128,11 +128,7 @@ struct api_req {
 
 static void api_report(struct api *a, const char *family, const char *const *labels, double value)
 {
-    struct ingest_buf *ib = xmalloc(sizeof(*ib));
-    ingest_buf_reset(ib);
-    ingest_buf_line(ib, family, labels, value);
-    ingest_send(&a->ingest, ib);
-    free(ib);
+    ingest_send_line(&a->ingest, family, labels, value);
 }
 
 static enum MHD_Result api_send(struct api_req *rq, unsigned status, const char *type, struct MHD_Response *resp)

@@ -242,12 +242,8 @@ static void browser_version_reply(void *arg, int id, const struct cdp_msg *m, in
         else
             log_info("browser connected browser=%u port=%u version=\"%s\"", b->index, b->port, product);
         snprintf(b->product, sizeof(b->product), "%s", product);
-        struct ingest_buf *ib = xmalloc(sizeof(*ib));
-        ingest_buf_reset(ib);
         const char *labels[] = { "version", product, NULL };
-        ingest_buf_line(ib, "grafana_image_renderer_browser_info", labels, 1);
-        ingest_send(b->pool->ingest, ib);
-        free(ib);
+        ingest_send_line(b->pool->ingest, "grafana_image_renderer_browser_info", labels, 1);
     }
     if (b->connected)
         browser_set_up(b, 1);

@@ -69,7 +69,7 @@ struct jobs {
     unsigned runs_max;
     int64_t ended_ns[JOBS_ENDED_MAX]; /* when the last renders answered */
     unsigned ended_next;
-    struct ingest_buf *report;
+    struct ingest_buf report; /* reused: it keeps the size the report needs */
 };
 
 struct jobs *jobs_new(const struct jobs_limits *lim, struct ingest_sender *ingest)
@@ -83,7 +83,7 @@ struct jobs *jobs_new(const struct jobs_limits *lim, struct ingest_sender *inges
     s->mem_on = lim->render_memory > 0;
     memory_init(&s->mem, lim->memory_budget, "/proc");
     admit_init(&s->adm, lim->render_memory);
-    s->report = xmalloc(sizeof(*s->report));
+    ingest_buf_init(&s->report);
     char where[512];
     log_info("memory budget from %s render_memory_mib=%llu memory_budget_mib=%llu%s",
              memory_describe(&s->mem, where, sizeof(where)), (unsigned long long)(lim->render_memory >> 20),
@@ -109,7 +109,7 @@ void jobs_free(struct jobs *s)
     free(s->draining);
     free(s->supervisor_ctl);
     free(s->runs);
-    free(s->report);
+    ingest_buf_fini(&s->report);
     memory_fini(&s->mem);
     if (s->ctl_fd >= 0)
         close(s->ctl_fd);
@@ -358,7 +358,7 @@ static unsigned jobs_waiting(const struct jobs *s)
 
 static void jobs_mem_report(struct jobs *s, int64_t now)
 {
-    struct ingest_buf *b = s->report;
+    struct ingest_buf *b = &s->report;
     const struct memory_budget *m = &s->seen;
     ingest_buf_reset(b);
     ingest_buf_line(b, NAMES_FAMILY_MEM_USED, NULL, (double)m->used);

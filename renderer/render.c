@@ -65,8 +65,8 @@ static void render_send_steps(struct render *r)
     const struct rsm_result *res = &r->m.result;
     if (r->nsent == res->nsteps)
         return;
-    struct ingest_buf *ib = xmalloc(sizeof(*ib));
-    ingest_buf_reset(ib);
+    struct ingest_buf buf, *ib = &buf;
+    ingest_buf_init(ib);
     for (unsigned i = r->nsent; i < res->nsteps; i++) {
         const char *labels[] = { "step", names_steps[res->steps[i].step], NULL };
         ingest_buf_line(ib, NAMES_FAMILY_STEP_DURATION, labels, res->steps[i].seconds);
@@ -86,7 +86,7 @@ static void render_send_steps(struct render *r)
         ingest_buf_line(ib, "grafana_image_renderer_browser_info", labels, 1);
     }
     ingest_send(r->ingest, ib);
-    free(ib);
+    ingest_buf_fini(ib);
     r->nsent = res->nsteps;
 }
 

@@ -125,6 +125,7 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
         s = &specs[k++];
         snprintf(s->name, sizeof(s->name), "browser-%u", i);
         s->role = SPEC_ROLE_BROWSER;
+        s->index = i;
         s->fresh_dir = xasprintf("%s/%s.profile", cfg->supervisor.runtime_dir, s->name);
         char *dirarg = xasprintf("--user-data-dir=%s", s->fresh_dir);
         if (cfg->browsers.devtools == CONFIG_DEVTOOLS_PIPE) {

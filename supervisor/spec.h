@@ -21,6 +21,7 @@ enum spec_role {
 struct child_spec {
     char name[SPEC_NAME_MAX]; /* exporter, browser-0, ..., renderer */
     enum spec_role role;
+    unsigned index;    /* a browser's N (browser-N): its port, its pipes, "drain N"; 0 for the others */
     struct config_command command; /* program and arguments, NULL-terminated */
     uint64_t memory_limit;         /* bytes, 0 = none */
     char *fresh_dir;   /* emptied and created before each start (browser profiles), or NULL */

@@ -1,12 +1,16 @@
 /* The supervisor's event loop. Everything that happens to a child arrives here
  * as an event (a readable pidfd or pipe, a signal, a deadline), is turned into
  * a child_step() call, and the action it returns is carried out. Reaping
- * happens in one place, sv_reap(), for children and adopted orphans alike. */
-#include "supervisor.h"
+ * happens in one place, sv_reap(), for children and adopted orphans alike.
+ * This file owns the loop, spawning and signalling children, their output
+ * pipes, reaping, signals, systemd's notifications, and set-up and
+ * tear-down; health probes, the control socket, samples and reloads are in
+ * supervisor_{health,ctl,sample,reload}.c. All of it runs on the
+ * supervisor's one thread. struct supervisor (on main()'s stack) owns the
+ * config, every fd in the epoll set, and the children. */
+#include "supervisor_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,24 +23,9 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "ctl.h"
 #include "log.h"
-#include "net.h"
-#include "procstat.h"
-#include "report.h"
 #include "sampler.h"
 #include "spawn.h"
-#include "xalloc.h"
-
-#define SV_MAX_STRAYS 256
-
-static void sv_report_child(struct supervisor *sv, struct sv_child *c);
-static void sv_step(struct supervisor *sv, struct sv_child *c, enum child_event ev, int arg);
-static void sv_over_limit(struct supervisor *sv, struct sv_child *c);
-static void sv_notify(struct supervisor *sv);
-static void sv_send_pipes(struct supervisor *sv, struct sv_child *c);
-static void sv_close_pipes(struct sv_child *c);
-static void sv_warn_devtools(const struct config *cfg);
 
 static int sv_epoll_add(struct supervisor *sv, int fd, struct sv_watch *w)
 {
@@ -130,154 +119,6 @@ static void sv_signal_group(struct sv_child *c, int sig)
     }
 }
 
-/* ---- health probes ------------------------------------------------------ */
-
-/* A child that has never answered gets this long before silence counts:
- * a browser the renderer never hears from is broken, not slow. Until its
- * first answer a child that misses is probed this often, so it is watched
- * soon after it is up. */
-#define SV_PROBE_GRACE_NS (60 * CLOCK_NS_PER_S)
-#define SV_PROBE_FIRST_NS (500 * CLOCK_NS_PER_MS)
-
-static struct sv_child *sv_renderer(struct supervisor *sv);
-
-static int sv_probing(const struct supervisor *sv, const struct sv_child *c)
-{
-    return sv->cfg->supervisor.health_interval_ns > 0 && c->spec.health && c->pid > 0 &&
-           c->m.state == CHILD_RUNNING && !sv->shutting_down;
-}
-
-/* Its main process is stopped (SIGSTOP, a tracer). It is ours and not
- * reaped yet, so the pid cannot name another process. */
-static int sv_child_stopped(const struct sv_child *c)
-{
-    struct procstat st;
-    return c->pid > 0 && procstat_read(c->pid, &st) == 0 && probe_state_stopped(st.state);
-}
-
-static void sv_probe_reset(struct supervisor *sv, struct sv_child *c)
-{
-    (void)sv;
-    c->probe.pending = 0;
-    c->probe_failures = 0;
-    c->probe_answered = 0;
-    c->started_ns = clock_now_ns();
-    c->probe_at_ns = c->started_ns + SV_PROBE_FIRST_NS;
-}
-
-static void sv_probe_done(struct supervisor *sv, struct sv_child *c, enum probe_result r)
-{
-    const struct config *cfg = sv->cfg;
-    int64_t now = clock_now_ns();
-    c->probe.pending = 0;
-    /* Probes start every interval, however long the last one waited. */
-    c->probe_at_ns = c->probe_started_ns + cfg->supervisor.health_interval_ns;
-    if (c->probe_at_ns < now)
-        c->probe_at_ns = now;
-    if (!probe_is_miss(r)) {
-        int first = r == PROBE_OK && !c->probe_answered;
-        if (first)
-            log_debug("child answers its health probe child=%s", c->spec.name);
-        if (c->probe_failures)
-            log_info("child passes its health probe again child=%s result=\"%s\"", c->spec.name,
-                     probe_result_text(r));
-        c->probe_failures = 0;
-        if (r == PROBE_OK)
-            c->probe_answered = 1;
-        if (first)
-            sv_notify(sv); /* the renderer's first answer may make the service ready */
-        return;
-    }
-    if (!c->probe_answered && now - c->started_ns < SV_PROBE_GRACE_NS) {
-        c->probe_at_ns = now + SV_PROBE_FIRST_NS; /* still starting */
-        log_debug("child not answering its health probe yet child=%s why=\"%s\"", c->spec.name,
-                  probe_result_text(r));
-        return;
-    }
-    c->probe_failures++;
-    log_warn("child failed its health probe child=%s failures=%u of=%u why=\"%s\"", c->spec.name,
-             c->probe_failures, cfg->supervisor.health_failures, probe_result_text(r));
-    if (c->probe_failures >= cfg->supervisor.health_failures) {
-        c->probe_failures = 0;
-        sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_UNHEALTHY);
-    }
-}
-
-/* Every probe asks the renderer (when there is one to ask) with its own
- * sequence number; the answer goes to the child that asked. */
-static void sv_probe_start(struct supervisor *sv, struct sv_child *c)
-{
-    const struct config *cfg = sv->cfg;
-    c->probe_started_ns = clock_now_ns();
-    c->probe_at_ns = c->probe_started_ns + cfg->supervisor.health_timeout_ns;
-    c->probe.pending = 1;
-    if (++sv->probe_seq == 0)
-        sv->probe_seq = 1;
-    c->probe.seq = sv->probe_seq;
-    c->probe.stopped_at_start = c->spec.role == SPEC_ROLE_BROWSER && sv_child_stopped(c);
-    if (!sv_renderer(sv) || sv->ctl_fd < 0)
-        return; /* the deadline decides (a browser by /proc) */
-    int64_t ms = cfg->supervisor.health_timeout_ns / CLOCK_NS_PER_MS;
-    char line[CTL_LINE_MAX], *path = config_runtime_path(cfg, CTL_RENDERER);
-    ctl_probe_format(line, sizeof(line), c->probe.seq, ms > UINT32_MAX ? UINT32_MAX : (unsigned)ms);
-    int rc = ctl_send(sv->ctl_fd, path, line);
-    free(path);
-    if (rc < 0) {
-        /* A renderer still starting has not bound it yet: say so now,
-         * rather than wait out the timeout for an answer that cannot come. */
-        log_debug("cannot send a health probe child=%s error=%d", c->spec.name, -rc);
-        enum probe_result r = probe_send_failed(c->spec.role == SPEC_ROLE_RENDERER, rc);
-        if (r != PROBE_WAIT)
-            sv_probe_done(sv, c, r);
-    }
-}
-
-static int sv_browser_index(const struct sv_child *c, unsigned *index)
-{
-    return c->spec.role == SPEC_ROLE_BROWSER && sscanf(c->spec.name, "browser-%u", index) == 1;
-}
-
-/* The renderer's answer to probe h->seq. */
-static void sv_probe_answer(struct supervisor *sv, const struct ctl_health *h)
-{
-    for (size_t i = 0; i < sv->nchildren; i++) {
-        struct sv_child *c = sv->children[i];
-        if (!c->probe.pending || c->probe.seq != h->seq || !sv_probing(sv, c))
-            continue;
-        unsigned index;
-        enum probe_result r = PROBE_WAIT;
-        if (c->spec.role == SPEC_ROLE_RENDERER)
-            r = probe_renderer_answer(h);
-        else if (sv_browser_index(c, &index))
-            r = probe_browser_answer(h, index);
-        if (r != PROBE_WAIT)
-            sv_probe_done(sv, c, r);
-        return;
-    }
-}
-
-/* Due probes start; probes past their deadline end. */
-static void sv_probe_tick(struct supervisor *sv, int64_t now)
-{
-    for (size_t i = 0; i < sv->nchildren; i++) {
-        struct sv_child *c = sv->children[i];
-        if (!sv_probing(sv, c)) {
-            c->probe.pending = 0;
-            continue;
-        }
-        if (!c->probe_at_ns) /* probes were turned on by a reload */
-            c->probe_at_ns = now + SV_PROBE_FIRST_NS;
-        if (now < c->probe_at_ns)
-            continue;
-        if (!c->probe.pending)
-            sv_probe_start(sv, c);
-        else if (c->spec.role == SPEC_ROLE_BROWSER)
-            sv_probe_done(sv, c, probe_browser_deadline(c->probe.stopped_at_start, sv_child_stopped(c)));
-        else
-            sv_probe_done(sv, c, probe_renderer_deadline());
-    }
-}
-
 static int sv_spawn(struct supervisor *sv, struct sv_child *c)
 {
     struct spawn_result r;
@@ -308,7 +149,7 @@ static int sv_spawn(struct supervisor *sv, struct sv_child *c)
 }
 
 /* Feed one event to a child's machine and carry out what it asks for. */
-static void sv_step(struct supervisor *sv, struct sv_child *c, enum child_event ev, int arg)
+void sv_step(struct supervisor *sv, struct sv_child *c, enum child_event ev, int arg)
 {
     int64_t now = clock_now_ns();
     enum child_state before = c->m.state;
@@ -408,48 +249,7 @@ static void sv_reap(struct supervisor *sv)
     }
 }
 
-/* ---- reports and samples --------------------------------------------- */
-
-static void sv_report_child(struct supervisor *sv, struct sv_child *c)
-{
-    struct report_child r = {
-        .name = c->spec.name,
-        .state = c->m.state,
-        .fig = &c->fig,
-        .memory_limit = c->spec.memory_limit,
-        .start_time = c->start_wall,
-        .restarts = c->m.restarts,
-    };
-    ingest_buf_reset(sv->report);
-    report_child_lines(sv->report, &r);
-    report_dropped_line(sv->report, sv->sender.dropped);
-    /* A missing or full socket drops this report; the next one catches up. */
-    int rc = ingest_send(&sv->sender, sv->report);
-    /* Something other than the exporter's socket at its path is said once,
-     * each time it starts to be so. */
-    const char *why = net_unix_peer_refusal(rc);
-    if (why && !sv->sender_refused)
-        log_warn("reports not sent: %s path=%s", why, sv->sender.path);
-    sv->sender_refused = why != NULL;
-}
-
-/* Processes that left their child's session escape the guardian's session
- * sweep; it is told about them whenever that set changes. */
-static void sv_tell_guardian_escaped(struct supervisor *sv, const int *roots)
-{
-    int pids[SV_MAX_STRAYS];
-    unsigned long long starts[SV_MAX_STRAYS];
-    size_t n = sampler_escaped(sv->sampler, roots, sv->nchildren, pids, starts, SV_MAX_STRAYS);
-    unsigned long long sig = n;
-    for (size_t i = 0; i < n; i++)
-        sig = sig * 1000003ULL + (unsigned long long)pids[i] * 31ULL + starts[i];
-    if (sig == sv->escaped_sig)
-        return;
-    sv->escaped_sig = sig;
-    guardian_escaped(&sv->guardian, pids, starts, n);
-}
-
-static struct sv_child *sv_renderer(struct supervisor *sv)
+struct sv_child *sv_renderer(struct supervisor *sv)
 {
     for (size_t i = 0; i < sv->nchildren; i++)
         if (sv->children[i]->spec.role == SPEC_ROLE_RENDERER && sv->children[i]->pid > 0 &&
@@ -458,347 +258,12 @@ static struct sv_child *sv_renderer(struct supervisor *sv)
     return NULL;
 }
 
-/* What the service uses in all (its children's PSS), for the renderer's
- * admission by memory where it has no cgroup of its own to read. */
-static void sv_tell_renderer_memory(struct supervisor *sv)
-{
-    if (!sv_renderer(sv) || sv->ctl_fd < 0)
-        return;
-    unsigned long long kib = 0;
-    for (size_t i = 0; i < sv->nchildren; i++)
-        kib += sv->children[i]->fig.proportional_bytes / 1024;
-    char line[CTL_LINE_MAX], *path = config_runtime_path(sv->cfg, CTL_RENDERER);
-    snprintf(line, sizeof(line), "memory_kib %llu\n", kib > UINT32_MAX ? (unsigned long long)UINT32_MAX : kib);
-    ctl_send(sv->ctl_fd, path, line); /* the next sample tells again */
-    free(path);
-}
-
-static void sv_sample(struct supervisor *sv)
-{
-    int roots[sv->nchildren + 1];
-    uint64_t limits[sv->nchildren + 1];
-    struct proctree_ledger ledgers[sv->nchildren + 1];
-    struct proctree_figures figs[sv->nchildren + 1];
-    int strays[SV_MAX_STRAYS];
-    size_t nstrays = SV_MAX_STRAYS;
-
-    for (size_t i = 0; i < sv->nchildren; i++) {
-        roots[i] = sv->children[i]->pid;
-        limits[i] = sv->children[i]->spec.memory_limit;
-        ledgers[i] = sv->children[i]->ledger;
-    }
-    int rc = sampler_run(sv->sampler, sv->self_pid, roots, limits, sv->nchildren, ledgers, figs, strays,
-                         &nstrays);
-    for (size_t i = 0; i < sv->nchildren; i++)
-        sv->children[i]->ledger = ledgers[i];
-    if (rc < 0) {
-        log_warn_errno(rc, "cannot sample the process table");
-        return;
-    }
-
-    sv_tell_guardian_escaped(sv, roots);
-
-    for (size_t i = 0; i < nstrays; i++) {
-        /* The guardian is our own child, not an orphan. */
-        if (strays[i] == sv->guardian.pid)
-            continue;
-        log_warn("ending orphan that belongs to no child pid=%d", strays[i]);
-        kill(strays[i], SIGKILL);
-    }
-
-    for (size_t i = 0; i < sv->nchildren; i++) {
-        struct sv_child *c = sv->children[i];
-        c->fig = figs[i];
-        uint64_t limit = c->spec.memory_limit;
-        /* A child being drained is looked at every sample until it restarts,
-         * whatever its memory says now: the renderer holds it idle. */
-        if (c->m.state == CHILD_RUNNING && ((limit && c->fig.proportional_bytes > limit) || c->drain_since_ns))
-            sv_over_limit(sv, c);
-        sv_report_child(sv, c);
-    }
-    sv_tell_renderer_memory(sv);
-}
-
-
-/* A browser over its limit is first drained: the renderer gives it no new
- * render and says "drained" when its renders in flight are over; then it
- * restarts. It restarts at once when there is no renderer to ask, when it
- * has had drain_timeout, or when it has grown to half as much again as its
- * limit meanwhile. Other children restart at once. */
-static void sv_over_limit(struct supervisor *sv, struct sv_child *c)
-{
-    uint64_t limit = c->spec.memory_limit;
-    int64_t now = clock_now_ns();
-    int64_t drain = sv->cfg->browsers.drain_timeout_ns;
-    if (c->drain_since_ns) {
-        if (now - c->drain_since_ns < drain && c->fig.proportional_bytes <= limit + limit / 2)
-            return; /* its renders may still finish */
-        log_warn("child not drained in time, restarting child=%s pss_bytes=%llu limit_bytes=%llu drained_ms=%lld",
-                 c->spec.name, (unsigned long long)c->fig.proportional_bytes, (unsigned long long)limit,
-                 (long long)((now - c->drain_since_ns) / CLOCK_NS_PER_MS));
-        sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_MEMORY_LIMIT);
-        return;
-    }
-    log_warn("child over its memory limit child=%s pss_bytes=%llu rss_bytes=%llu limit_bytes=%llu processes=%u",
-             c->spec.name, (unsigned long long)c->fig.proportional_bytes, (unsigned long long)c->fig.resident_bytes,
-             (unsigned long long)limit, c->fig.processes);
-    struct sv_child *r = sv_renderer(sv);
-    unsigned index;
-    if (c->spec.role == SPEC_ROLE_BROWSER && drain > 0 && r && sv->ctl_fd >= 0 &&
-        sscanf(c->spec.name, "browser-%u", &index) == 1) {
-        char line[CTL_LINE_MAX], *path = config_runtime_path(sv->cfg, CTL_RENDERER);
-        snprintf(line, sizeof(line), "drain %u\n", index);
-        int rc = ctl_send(sv->ctl_fd, path, line);
-        free(path);
-        if (rc == 0) {
-            c->drain_since_ns = now;
-            log_info("draining child before its restart child=%s timeout_ms=%lld", c->spec.name,
-                     (long long)(drain / CLOCK_NS_PER_MS));
-            return;
-        }
-        log_warn_errno(rc, "cannot ask the renderer to drain child=%s", c->spec.name);
-    }
-    sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_MEMORY_LIMIT);
-}
-
-/* ---- DevTools pipes (devtools = pipe) ---------------------------------- */
-
-static void sv_close_pipes(struct sv_child *c)
-{
-    if (c->cdp_w >= 0)
-        close(c->cdp_w);
-    if (c->cdp_r >= 0)
-        close(c->cdp_r);
-    c->cdp_w = c->cdp_r = -1;
-}
-
-/* Hand the renderer its ends of browser c's pipes ("pipes N G", ctl.h). A
- * renderer that misses this says "hello" again and gets them then. */
-static void sv_send_pipes(struct supervisor *sv, struct sv_child *c)
-{
-    unsigned index;
-    if (c->cdp_w < 0 || c->cdp_r < 0 || sv->ctl_fd < 0 || !sv_renderer(sv) ||
-        sscanf(c->spec.name, "browser-%u", &index) != 1)
-        return;
-    char line[CTL_LINE_MAX], *path = config_runtime_path(sv->cfg, CTL_RENDERER);
-    snprintf(line, sizeof(line), CTL_PIPES " %u %u\n", index, c->cdp_gen);
-    int fds[2] = { c->cdp_w, c->cdp_r };
-    int rc = ctl_send_fds(sv->ctl_fd, path, line, fds, 2);
-    free(path);
-    if (rc < 0)
-        log_debug("cannot hand the renderer its DevTools pipes yet child=%s generation=%u error=%d", c->spec.name,
-                  c->cdp_gen, -rc);
-    else
-        log_debug("DevTools pipes handed to the renderer child=%s generation=%u", c->spec.name, c->cdp_gen);
-}
-
-/* The renderer's "hello": it is listening, and lacks some browser's pipes. */
-static void sv_ctl_hello(struct supervisor *sv)
-{
-    for (size_t i = 0; i < sv->nchildren; i++)
-        if (sv->children[i]->spec.role == SPEC_ROLE_BROWSER && sv->children[i]->pid > 0)
-            sv_send_pipes(sv, sv->children[i]);
-}
-
-/* The renderer's "drained N" (browser-N has no render left; restart it),
- * its "hello" (it wants the browsers' pipes) and its answers to health
- * probes. */
-static void sv_ctl_read(struct supervisor *sv)
-{
-    char line[CTL_LINE_MAX];
-    pid_t pid;
-    int n;
-    while ((n = ctl_recv(sv->ctl_fd, line, sizeof(line), &pid)) != -EAGAIN) {
-        if (n < 0) {
-            if (n == -EMSGSIZE)
-                continue;
-            log_warn_errno(n, "cannot read the control socket");
-            return;
-        }
-        struct sv_child *r = sv_renderer(sv);
-        unsigned index;
-        struct ctl_health h;
-        if (r && pid == r->pid && ctl_health_parse(line, &h) == 0) {
-            sv_probe_answer(sv, &h);
-            continue;
-        }
-        if (r && pid == r->pid && strcmp(line, CTL_HELLO) == 0) {
-            sv_ctl_hello(sv);
-            continue;
-        }
-        if (!r || pid != r->pid || ctl_parse(line, "drained", &index) < 0) {
-            log_warn("control line refused pid=%d line_bytes=%d", (int)pid, n);
-            continue;
-        }
-        char name[SPEC_NAME_MAX];
-        snprintf(name, sizeof(name), "browser-%u", index);
-        for (size_t i = 0; i < sv->nchildren; i++) {
-            struct sv_child *c = sv->children[i];
-            if (strcmp(c->spec.name, name) == 0 && c->drain_since_ns && c->m.state == CHILD_RUNNING) {
-                log_info("child drained, restarting child=%s drained_ms=%lld", c->spec.name,
-                         (long long)((clock_now_ns() - c->drain_since_ns) / CLOCK_NS_PER_MS));
-                sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_MEMORY_LIMIT);
-            }
-        }
-    }
-}
-
-/* ---- children come and go with the config ---------------------------- */
-
-static struct sv_child *sv_child_new(struct supervisor *sv, struct child_spec *spec)
-{
-    struct sv_child *c = xcalloc(1, sizeof(*c));
-    spec_move(&c->spec, spec);
-    child_machine_init(&c->m, sv->cfg->supervisor.stop_timeout_ns);
-    c->pidfd = -1;
-    c->cdp_w = c->cdp_r = -1;
-    c->out = (struct sv_stream){ .fd = -1, .name = "stdout" };
-    c->err = (struct sv_stream){ .fd = -1, .name = "stderr" };
-    proctree_ledger_init(&c->ledger);
-    return c;
-}
-
-static void sv_child_free(struct sv_child *c)
-{
-    sv_close_pipes(c);
-    struct child_spec none = { 0 };
-    spec_move(&c->spec, &none);
-    proctree_ledger_fini(&c->ledger);
-    free(c);
-}
-
-static void sv_set_children(struct supervisor *sv, struct child_spec *specs, size_t n)
-{
-    sv->children = xreallocarray(NULL, n, sizeof(*sv->children));
-    sv->nchildren = n;
-    for (size_t i = 0; i < n; i++)
-        sv->children[i] = sv_child_new(sv, &specs[i]);
-}
-
-/* The children of cfg, the browsers with --no-sandbox where Chromium's
- * sandbox cannot work: as root (spec.h). An unknown user leaves euid: the
- * start fails and says so anyway. */
-static struct child_spec *sv_specs(const struct config *cfg, const char *config_path, size_t *n)
-{
-    struct child_spec *specs = spec_build(cfg, config_path, n);
-    uid_t uid;
-    (void)spec_browsers_uid(cfg, geteuid(), &uid);
-    spec_sandbox_apply(specs, *n, spec_sandbox(&cfg->browsers.command, uid));
-    return specs;
-}
-
-static void sv_reload(struct supervisor *sv)
-{
-    if (!sv->config_from_file) {
-        log_info("reload asked for, but the config is the embedded default: nothing to re-read");
-        return;
-    }
-    char *errors = NULL;
-    struct config *cfg = config_load_file(sv->config_path, &errors);
-    if (!cfg) {
-        for (char *line = strtok(errors, "\n"); line; line = strtok(NULL, "\n"))
-            log_error("config reload refused, keeping the running config reason=\"%s\"", line);
-        free(errors);
-        return;
-    }
-    if (strcmp(cfg->supervisor.runtime_dir, sv->cfg->supervisor.runtime_dir) != 0) {
-        log_warn("runtime_dir changes take effect when rendervisor restarts runtime_dir=%s",
-                 sv->cfg->supervisor.runtime_dir);
-        free(cfg->supervisor.runtime_dir);
-        cfg->supervisor.runtime_dir = xstrdup(sv->cfg->supervisor.runtime_dir);
-    }
-    /* runtime_dir was handed to the first user at start: it stays theirs. */
-    if (strcmp(cfg->supervisor.user, sv->cfg->supervisor.user) != 0) {
-        log_warn("user changes take effect when rendervisor restarts user=%s", sv->cfg->supervisor.user);
-        free(cfg->supervisor.user);
-        cfg->supervisor.user = xstrdup(sv->cfg->supervisor.user);
-    }
-    log_set(cfg->supervisor.log_level, cfg->supervisor.log_format);
-    sv_warn_devtools(cfg);
-
-    size_t n;
-    struct child_spec *specs = sv_specs(cfg, sv->config_path, &n);
-    char *ingest = config_runtime_path(cfg, cfg->exporter.ingest);
-    if (strcmp(ingest, sv->sender.path) != 0) {
-        ingest_sender_fini(&sv->sender);
-        if (ingest_sender_init(&sv->sender, ingest) < 0)
-            log_error("cannot send reports path=%s", ingest);
-    }
-    free(ingest);
-
-    config_free(sv->cfg);
-    sv->cfg = cfg;
-
-    /* Children that stay keep their state; changed ones restart; the rest go. */
-    struct sv_child **next = xreallocarray(NULL, n + sv->nchildren, sizeof(*next));
-    size_t nnext = 0;
-    int *kept = xcalloc(sv->nchildren + 1, sizeof(int));
-    for (size_t i = 0; i < n; i++) {
-        struct sv_child *c = NULL;
-        for (size_t j = 0; j < sv->nchildren && !c; j++)
-            if (!kept[j] && strcmp(sv->children[j]->spec.name, specs[i].name) == 0) {
-                c = sv->children[j];
-                kept[j] = 1;
-            }
-        if (!c) {
-            c = sv_child_new(sv, &specs[i]);
-            next[nnext++] = c;
-            log_info("child added child=%s", c->spec.name);
-            sv_step(sv, c, CHILD_EV_START, 0);
-            continue;
-        }
-        next[nnext++] = c;
-        c->m.stop_timeout_ns = cfg->supervisor.stop_timeout_ns;
-        int changed = strcmp(c->spec.fingerprint, specs[i].fingerprint) != 0;
-        spec_move(&c->spec, &specs[i]);
-        if (changed) {
-            log_info("child settings changed, restarting child=%s", c->spec.name);
-            if (c->m.state == CHILD_STOPPED)
-                sv_step(sv, c, CHILD_EV_START, 0);
-            else
-                sv_step(sv, c, CHILD_EV_RESTART, CHILD_REASON_REQUESTED);
-        }
-    }
-    /* Removed children stay in the list until they have stopped. */
-    for (size_t j = 0; j < sv->nchildren; j++) {
-        if (kept[j])
-            continue;
-        struct sv_child *c = sv->children[j];
-        log_info("child removed from the config child=%s", c->spec.name);
-        sv_step(sv, c, CHILD_EV_STOP, 0);
-        next[nnext++] = c;
-    }
-    free(kept);
-    spec_free(specs, n);
-    free(sv->children);
-    sv->children = next;
-    sv->nchildren = nnext;
-    log_info("config reloaded path=%s children=%zu", sv->config_path, n);
-}
-
-/* Forget children that are stopped for good and are no longer configured. */
-static void sv_prune(struct supervisor *sv)
-{
-    if (sv->shutting_down)
-        return;
-    size_t n = 0;
-    for (size_t i = 0; i < sv->nchildren; i++) {
-        struct sv_child *c = sv->children[i];
-        if (c->m.state == CHILD_STOPPED && c->pid == 0) {
-            sv_child_free(c);
-            continue;
-        }
-        sv->children[n++] = c;
-    }
-    sv->nchildren = n;
-}
-
 /* ---- systemd ------------------------------------------------------------- */
 
 /* The service serves once the exporter and the renderer run and, with health
  * probes on, the renderer has answered one (its HTTP API is listening). The
  * browsers are not waited for: the renderer's /healthz tells about them. */
-static void sv_notify(struct supervisor *sv)
+void sv_notify(struct supervisor *sv)
 {
     if (!sv->notify.enabled)
         return;
@@ -947,31 +412,6 @@ int supervisor_run(struct supervisor *sv)
 
 /* ---- set-up and tear-down -------------------------------------------- */
 
-/* supervisor.ctl. The renderer runs as [supervisor] user when we are root,
- * and must reach it: the socket is made as that user's from the start
- * (bound with their fsuid and fsgid), because runtime_dir is theirs and a
- * chown by path afterwards would follow whatever link they put there. */
-static int sv_ctl_open(const struct config *cfg, const char *path)
-{
-    if (!cfg->supervisor.user || !cfg->supervisor.user[0] || geteuid() != 0)
-        return ctl_open(path);
-    struct passwd *pw = getpwnam(cfg->supervisor.user);
-    if (!pw) {
-        log_warn("cannot make the control socket the children's user's path=%s user=%s", path,
-                 cfg->supervisor.user);
-        return -ENOENT;
-    }
-    return ctl_open_as(path, pw->pw_uid, pw->pw_gid);
-}
-
-static void sv_warn_devtools(const struct config *cfg)
-{
-    if (cfg->browsers.devtools == CONFIG_DEVTOOLS_PORT)
-        log_warn("devtools = port: each browser's DevTools listens on 127.0.0.1, where any local user can drive "
-                 "it and read every render; use it for debugging only port_base=%u",
-                 cfg->browsers.port_base);
-}
-
 int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path, int config_from_file)
 {
     memset(sv, 0, sizeof(*sv));
@@ -984,7 +424,7 @@ int supervisor_init(struct supervisor *sv, struct config *cfg, char *config_path
     sv->self_pid = getpid();
     sv->sender.fd = -1;
     sv->ctl_fd = -1;
-    sv->report = xmalloc(sizeof(*sv->report));
+    ingest_buf_init(&sv->report);
     notify_init(&sv->notify);
 
     /* Signals are blocked before anything is spawned, so none is lost
@@ -1064,7 +504,7 @@ void supervisor_fini(struct supervisor *sv)
     if (sv->sampler)
         sampler_free(sv->sampler);
     ingest_sender_fini(&sv->sender);
-    free(sv->report);
+    ingest_buf_fini(&sv->report);
     sv_close_watched(sv, &sv->ctl_fd);
     if (sv->sigfd >= 0)
         close(sv->sigfd);

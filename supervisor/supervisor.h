@@ -82,10 +82,9 @@ struct supervisor {
     struct sampler *sampler;
     struct ingest_sender sender;
     int sender_refused; /* its path holds no socket to send to (said once) */
-    /* On the heap: supervisor_init() zeroes the struct, which sits on
-     * main()'s stack, and would make all 64 KiB of it resident for good; a
-     * report fills a few hundred bytes of it. */
-    struct ingest_buf *report;
+    /* One child's report, built again for each child and each sample: it
+     * keeps the size the largest one needed (a few KiB). */
+    struct ingest_buf report;
     struct sv_child **children;
     size_t nchildren;
     int64_t next_sample_ns;

@@ -34,7 +34,7 @@ static int fuzz_same(const struct ingest_sample *a, const struct ingest_sample *
 
 static void fuzz_round_trip(const struct ingest_sample *s, const char *line, size_t len)
 {
-    static struct ingest_buf b;
+    static struct ingest_buf b; /* grows to what the lines need, kept across inputs */
     const char *labels[2 * INGEST_MAX_LABELS + 1];
     for (size_t i = 0; i < s->nlabels; i++) {
         labels[2 * i] = s->labels[i].name;

@@ -19,6 +19,12 @@
 
 static struct ingest_buf buf;
 
+static void assert_buf_is(const char *text)
+{
+    assert_int_equal(buf.len, strlen(text));
+    assert_memory_equal(buf.data, text, buf.len);
+}
+
 static void test_value_formats(void **state)
 {
     (void)state;
@@ -56,8 +62,8 @@ static void test_line_without_labels(void **state)
     (void)state;
     ingest_buf_reset(&buf);
     assert_int_equal(ingest_buf_line(&buf, "grafana_image_renderer_http_request_in_flight", NULL, 3), 0);
-    buf.data[buf.len] = '\0';
-    assert_string_equal(buf.data, "grafana_image_renderer_http_request_in_flight 3\n");
+    assert_buf_is("grafana_image_renderer_http_request_in_flight 3\n");
+    ingest_buf_fini(&buf);
 }
 
 static void test_line_with_labels(void **state)
@@ -68,10 +74,9 @@ static void test_line_with_labels(void **state)
     const char *l2[] = { "child", "browser-0", "mode", "user", NULL };
     assert_int_equal(ingest_buf_line(&buf, "grafana_image_renderer_step_duration_seconds", l1, 0.532), 0);
     assert_int_equal(ingest_buf_line(&buf, "rendervisor_child_cpu_seconds_total", l2, 1.25), 0);
-    buf.data[buf.len] = '\0';
-    assert_string_equal(buf.data,
-                        "grafana_image_renderer_step_duration_seconds{step=\"navigate\"} 0.532\n"
+    assert_buf_is("grafana_image_renderer_step_duration_seconds{step=\"navigate\"} 0.532\n"
                         "rendervisor_child_cpu_seconds_total{child=\"browser-0\",mode=\"user\"} 1.25\n");
+    ingest_buf_fini(&buf);
 }
 
 static void test_label_escaping(void **state)
@@ -80,8 +85,8 @@ static void test_label_escaping(void **state)
     ingest_buf_reset(&buf);
     const char *l[] = { "version", "a\\b\"c\nd", NULL };
     assert_int_equal(ingest_buf_line(&buf, "x", l, 1), 0);
-    buf.data[buf.len] = '\0';
-    assert_string_equal(buf.data, "x{version=\"a\\\\b\\\"c\\nd\"} 1\n");
+    assert_buf_is("x{version=\"a\\\\b\\\"c\\nd\"} 1\n");
+    ingest_buf_fini(&buf);
 }
 
 static void test_line_too_long(void **state)
@@ -95,6 +100,7 @@ static void test_line_too_long(void **state)
     assert_int_equal(ingest_buf_line(&buf, "x", l, 1), -ENOSPC);
     assert_int_equal(buf.len, 0);
     assert_true(buf.overflow);
+    ingest_buf_fini(&buf);
 }
 
 /* A sender never builds a datagram the exporter would refuse lines of. */
@@ -113,6 +119,7 @@ static void test_line_count_capped(void **state)
     ingest_buf_reset(&buf);
     assert_int_equal(buf.lines, 0);
     assert_int_equal(ingest_buf_line(&buf, "x", NULL, 1), 0);
+    ingest_buf_fini(&buf);
 }
 
 static void test_buffer_full_keeps_whole_lines(void **state)
@@ -127,8 +134,76 @@ static void test_buffer_full_keeps_whole_lines(void **state)
     assert_true(buf.overflow);
     size_t one = strlen("rendervisor_child_resident_memory_bytes{child=\"browser-0\"} 123456789\n");
     assert_int_equal(buf.len, one * (size_t)lines);
-    assert_true(buf.len <= sizeof(buf.data));
+    assert_true(buf.len <= INGEST_MAX_DATAGRAM);
+    assert_true(buf.size <= INGEST_MAX_DATAGRAM);
+    assert_true(buf.len + one > INGEST_MAX_DATAGRAM); /* full up to the datagram limit */
     assert_int_equal(buf.data[buf.len - 1], '\n');
+    ingest_buf_fini(&buf);
+}
+
+/* A buffer holds what its lines need, not the datagram limit, and keeps
+ * its storage across resets. */
+static void test_buffer_sized_to_its_lines(void **state)
+{
+    (void)state;
+    struct ingest_buf b;
+    ingest_buf_init(&b);
+    assert_null(b.data);
+    assert_int_equal(b.size, 0);
+    const char *l[] = { "step", "navigate", NULL };
+    assert_int_equal(ingest_buf_line(&b, "grafana_image_renderer_step_duration_seconds", l, 0.5), 0);
+    assert_true(b.size >= b.len && b.size <= 1024);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(ingest_buf_line(&b, "grafana_image_renderer_step_duration_seconds", l, 0.5), 0);
+    size_t size = b.size;
+    assert_true(b.size >= b.len && b.size < 2 * b.len + 512);
+    ingest_buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.size, size);
+    assert_int_equal(ingest_buf_line(&b, "x", NULL, 1), 0);
+    assert_memory_equal(b.data, "x 1\n", 4);
+    ingest_buf_fini(&b);
+    assert_null(b.data);
+}
+
+static int bind_dgram(const char *path);
+
+/* One line, one datagram, formatted on the stack; a line too long is not
+ * sent and not counted as dropped. */
+static void test_send_line(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rv-ingest-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/ingest.sock", dir);
+    struct ingest_sender s;
+    assert_int_equal(ingest_sender_init(&s, path), 0);
+    const char *l[] = { "version", "HeadlessChrome/1\"2", NULL };
+    assert_int_not_equal(ingest_send_line(&s, "grafana_image_renderer_browser_info", l, 1), 0);
+    assert_int_equal(s.dropped, 1);
+
+    int rx = bind_dgram(path);
+    assert_int_equal(ingest_send_line(&s, "grafana_image_renderer_browser_info", l, 1), 0);
+    char got[256];
+    const char *want = "grafana_image_renderer_browser_info{version=\"HeadlessChrome/1\\\"2\"} 1\n";
+    ssize_t n = recv(rx, got, sizeof(got), MSG_DONTWAIT);
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(got, want, strlen(want));
+
+    char big[INGEST_MAX_LINE + 10];
+    memset(big, 'v', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    const char *lb[] = { "version", big, NULL };
+    assert_int_equal(ingest_send_line(&s, "x", lb, 1), -ENOSPC);
+    assert_int_equal(recv(rx, got, sizeof(got), MSG_DONTWAIT), -1);
+    assert_int_equal(s.sent, 1);
+    assert_int_equal(s.dropped, 1);
+
+    close(rx);
+    unlink(path);
+    rmdir(dir);
+    ingest_sender_fini(&s);
 }
 
 static void test_send_never_blocks(void **state)
@@ -170,6 +245,7 @@ static void test_send_never_blocks(void **state)
     unlink(path);
     rmdir(dir);
     ingest_sender_fini(&s);
+    ingest_buf_fini(&buf);
 }
 
 static int bind_dgram(const char *path)
@@ -240,6 +316,7 @@ static void test_sender_refuses_a_link_and_follows_a_restart(void **state)
     unlink(real);
     rmdir(dir);
     ingest_sender_fini(&s);
+    ingest_buf_fini(&buf);
 }
 
 static void test_sender_path_too_long(void **state)
@@ -263,6 +340,8 @@ int main(void)
         cmocka_unit_test(test_line_too_long),
         cmocka_unit_test(test_line_count_capped),
         cmocka_unit_test(test_buffer_full_keeps_whole_lines),
+        cmocka_unit_test(test_buffer_sized_to_its_lines),
+        cmocka_unit_test(test_send_line),
         cmocka_unit_test(test_send_never_blocks),
         cmocka_unit_test(test_sender_refuses_a_link_and_follows_a_restart),
         cmocka_unit_test(test_sender_path_too_long),

@@ -322,7 +322,8 @@ static void test_reads_only_len(void **state)
 static void test_round_trip(void **state)
 {
     (void)state;
-    static struct ingest_buf b;
+    struct ingest_buf b;
+    ingest_buf_init(&b);
     char big[INGEST_MAX_LABEL_VALUE];
     repeat(big, '"', sizeof(big) - 1);
     const char *values[] = { "", "plain", "with space", "a\\b", "q\"q", "nl\nnl", "\\\"\n\\n\"\\", "{}=,",
@@ -362,6 +363,7 @@ static void test_round_trip(void **state)
         assert_int_equal(ingest_buf_line(&b, "m", NULL, inf[k]), 0);
         assert_int_equal(ingest_parse_line(b.data, b.len - 1, &s), INGEST_REJECT_BAD_VALUE);
     }
+    ingest_buf_fini(&b);
 }
 
 int main(void)

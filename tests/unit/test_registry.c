@@ -892,7 +892,8 @@ static void test_escaping(void **state)
  * renderer send them through ingest_buf_line(). */
 static void fill_realistic(struct fixture *fx)
 {
-    static struct ingest_buf b;
+    struct ingest_buf b;
+    ingest_buf_init(&b);
     static const char *const children[] = { "exporter", "browser-0", "browser-1", "renderer" };
     static const char *const states[] = { "idle", "running", "stopping", "backoff", "stopped" };
     static const char *const reasons[] = { "exit", "signal", "memory_limit", "unhealthy", "requested" };
@@ -968,6 +969,7 @@ static void fill_realistic(struct fixture *fx)
     assert_int_equal(apply(fx, NAMES_FAMILY_MEM_WAITS " 40"), INGEST_OK);
     assert_int_equal(apply(fx, NAMES_FAMILY_MEM_RETRIES " 1"), INGEST_OK);
     registry_count(fx->reg, INGEST_REJECT_PARSE);
+    ingest_buf_fini(&b);
 }
 
 /* Every sample line the registry writes reads back through the ingest

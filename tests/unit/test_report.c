@@ -13,11 +13,13 @@ static struct ingest_buf buf;
 
 static int has_line(const char *line)
 {
-    buf.data[buf.len] = '\0';
-    const char *p = buf.data;
+    static char text[INGEST_MAX_DATAGRAM + 1];
+    memcpy(text, buf.data, buf.len);
+    text[buf.len] = '\0';
+    const char *p = text;
     size_t n = strlen(line);
     while ((p = strstr(p, line))) {
-        if ((p == buf.data || p[-1] == '\n') && p[n] == '\n')
+        if ((p == text || p[-1] == '\n') && p[n] == '\n')
             return 1;
         p++;
     }
@@ -76,6 +78,7 @@ static void test_running_child(void **state)
     assert_true(has_line("rendervisor_child_restarts_total{child=\"browser-1\",reason=\"requested\"} 5"));
     /* up, 5 states, processes, 2 cpu, rss, pss, virtual, fds, max fds, limit, start, 5 reasons */
     assert_int_equal(count_lines(), 1 + CHILD_STATE_COUNT + 1 + 2 + 3 + 2 + 2 + CHILD_REASON_COUNT);
+    ingest_buf_fini(&buf);
 }
 
 static void test_child_in_backoff_is_down(void **state)
@@ -96,6 +99,7 @@ static void test_child_in_backoff_is_down(void **state)
     report_child_lines(&buf, &r);
     assert_true(has_line("rendervisor_child_up{child=\"renderer\"} 0"));
     assert_true(has_line("rendervisor_child_state{child=\"renderer\",state=\"stopping\"} 1"));
+    ingest_buf_fini(&buf);
 }
 
 static void test_dropped_line(void **state)
@@ -104,6 +108,7 @@ static void test_dropped_line(void **state)
     ingest_buf_reset(&buf);
     assert_int_equal(report_dropped_line(&buf, 17), 0);
     assert_true(has_line("rendervisor_ingest_dropped_total{sender=\"supervisor\"} 17"));
+    ingest_buf_fini(&buf);
 }
 
 int main(void)

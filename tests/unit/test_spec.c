@@ -66,6 +66,9 @@ static void test_order_names_and_arguments(void **state)
     assert_int_equal(s[0].role, SPEC_ROLE_EXPORTER);
     assert_int_equal(s[2].role, SPEC_ROLE_BROWSER);
     assert_int_equal(s[3].role, SPEC_ROLE_RENDERER);
+    /* a browser's index is carried, for its pipes, probes and drains */
+    assert_int_equal(s[1].index, 0);
+    assert_int_equal(s[2].index, 1);
 
     assert_int_equal(s[0].command.argc, 4);
     assert_string_equal(s[0].command.argv[0], "rendervisor-exporter");
@@ -256,6 +259,7 @@ static void test_spec_move(void **state)
     assert_null(s[1].fingerprint);
     /* moving into a filled spec frees what it held */
     spec_move(&moved, &s[2]);
+    assert_int_equal(moved.index, 1);
     assert_string_equal(moved.name, "browser-1");
     struct child_spec none = { 0 };
     spec_move(&moved, &none);
