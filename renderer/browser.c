@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "ctl.h"
+#include "httpc.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -92,6 +93,7 @@ struct browser {
     atomic_int health_up;
     int pinging; /* a Browser.getVersion of the heartbeat is waiting */
     char product[CDP_PRODUCT_MAX + 1]; /* Browser.getVersion's, or "" */
+    struct browser_http *http; /* devtools = port: a GET of /json/version in flight */
 };
 
 /* Pipes handed over on the HTTP thread, for the browser thread to adopt. */
@@ -119,102 +121,188 @@ struct browser_pool {
 };
 
 static void browser_connect(struct browser *b);
+static void browser_schedule_retry(struct browser *b);
 static void browser_get_version(struct browser *b);
 
-/* ---- /json/version --------------------------------------------------- */
+/* ---- /json/version ---------------------------------------------------
+ * devtools = port: before each websocket connect, the browser's own
+ * http://127.0.0.1:port/json/version names the websocket's path. The GET
+ * runs on this thread's lws loop and never blocks it: its socket is adopted
+ * as a raw descriptor of the "devtools-http" protocol, httpc sends and
+ * reads as lws reports the socket ready, and a timer ends it after
+ * BROWSER_HTTP_TIMEOUT_MS. One at a time per browser; the browser owns its
+ * struct browser_http, lws the socket. */
 
-static int browser_poll(int fd, short events, int64_t deadline)
-{
-    int64_t left = (deadline - clock_now_ns()) / CLOCK_NS_PER_MS;
-    if (left <= 0)
-        return -ETIMEDOUT;
-    struct pollfd p = { .fd = fd, .events = events };
-    int n = poll(&p, 1, (int)left);
-    if (n < 0)
-        return -errno;
-    return n == 0 ? -ETIMEDOUT : 0;
-}
+struct browser_http {
+    struct browser *b;
+    struct httpc http;
+    struct lws *wsi;
+    int fd;
+    lws_sorted_usec_list_t deadline;
+};
 
-/* A blocking GET of http://127.0.0.1:port/json/version with a short
- * deadline: at connect time only, on a loopback port we were told about. */
-static int browser_ws_path(unsigned port, char *path, size_t size)
+/* The websocket's path in a complete answer, checked before it is used. */
+static int browser_ws_path(struct httpc *http, char *path, size_t size)
 {
-    int64_t deadline = clock_now_ns() + BROWSER_HTTP_TIMEOUT_MS * CLOCK_NS_PER_MS;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int rc = 0;
-    char *resp = NULL;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        if (errno != EINPROGRESS) {
-            rc = -errno;
-            goto out;
-        }
-        if ((rc = browser_poll(fd, POLLOUT, deadline)) < 0)
-            goto out;
-        int soerr = 0;
-        socklen_t sl = sizeof(soerr);
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-        if (soerr) {
-            rc = -soerr;
-            goto out;
-        }
+    if (http->status != 200) {
+        snprintf(http->why, sizeof(http->why), "status %u", http->status);
+        return -EPROTO;
     }
-    char req[128];
-    int reqlen = snprintf(req, sizeof(req), "GET /json/version HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n\r\n", port);
-    if (send(fd, req, (size_t)reqlen, MSG_NOSIGNAL) != reqlen) {
-        rc = -EIO;
-        goto out;
-    }
-    resp = xmalloc(BROWSER_HTTP_MAX + 1);
-    size_t len = 0;
-    for (;;) {
-        if ((rc = browser_poll(fd, POLLIN, deadline)) < 0)
-            goto out;
-        ssize_t n = recv(fd, resp + len, BROWSER_HTTP_MAX - len, 0);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
-            rc = -errno;
-            goto out;
-        }
-        len += (size_t)n;
-        resp[len] = '\0';
-        char *body = strstr(resp, "\r\n\r\n");
-        if (body) {
-            /* Chrome sends Content-Length; stop there rather than wait for a close. */
-            const char *cl = strcasestr(resp, "\r\nContent-Length:");
-            if (cl && cl < body && (size_t)(body + 4 - resp) + strtoul(cl + 17, NULL, 10) <= len)
-                break;
-        }
-        if (n == 0 || len == BROWSER_HTTP_MAX)
-            break;
-    }
-    char *body = strstr(resp, "\r\n\r\n");
-    if (strncmp(resp, "HTTP/1.1 200", 12) != 0 && strncmp(resp, "HTTP/1.0 200", 12) != 0) {
-        rc = -EPROTO;
-        goto out;
-    }
-    if (!body) {
-        rc = -EBADMSG;
-        goto out;
-    }
-    body += 4;
-    json_t *root = json_loadb(body, len - (size_t)(body - resp), 0, NULL);
+    size_t len;
+    const char *body = httpc_body(http, &len);
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, 0, &jerr);
     const char *url = json_string_value(json_object_get(root, "webSocketDebuggerUrl"));
     const char *p = url && strncmp(url, "ws://", 5) == 0 ? strchr(url + 5, '/') : NULL;
+    int rc = 0;
     if (!p || strlen(p) >= size || strspn(p, "/-_.abcdefghijklmnopqrstuvwxyz"
-                                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != strlen(p))
+                                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != strlen(p)) {
+        snprintf(http->why, sizeof(http->why), "%s", !root ? "not JSON" : "no usable webSocketDebuggerUrl");
         rc = -EBADMSG;
-    else
+    } else {
         memcpy(path, p, strlen(p) + 1);
+    }
     json_decref(root);
-out:
-    free(resp);
-    close(fd);
     return rc;
+}
+
+static void browser_ws_connect(struct browser *b, const char *path)
+{
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof(ci));
+    char host[32];
+    snprintf(host, sizeof(host), "127.0.0.1:%u", b->port);
+    ci.context = b->pool->lws;
+    ci.address = "127.0.0.1";
+    ci.port = (int)b->port;
+    ci.path = path;
+    ci.host = host;
+    ci.ietf_version_or_minus_one = -1;
+    ci.local_protocol_name = "cdp";
+    ci.opaque_user_data = b;
+    ci.pwsi = &b->wsi;
+    if (!lws_client_connect_via_info(&ci)) {
+        /* CLIENT_CONNECTION_ERROR may or may not have been called. */
+        if (!b->retry.list.owner)
+            browser_schedule_retry(b);
+    }
+}
+
+/* The GET is over (rc 0: an answer came): connect the websocket, or retry
+ * later. Its socket is lws's to close, and no longer ours. */
+static void browser_http_end(struct browser_http *h, int rc)
+{
+    struct browser *b = h->b;
+    lws_sul_schedule(b->pool->lws, 0, &h->deadline, NULL, LWS_SET_TIMER_USEC_CANCEL);
+    lws_set_opaque_user_data(h->wsi, NULL);
+    b->http = NULL;
+    char path[BROWSER_PATH_MAX];
+    if (rc == 0)
+        rc = browser_ws_path(&h->http, path, sizeof(path));
+    if (rc < 0)
+        log_debug("browser not answering yet browser=%u port=%u error=%d why=\"%s\"", b->index, b->port, -rc,
+                  h->http.why);
+    httpc_fini(&h->http);
+    free(h);
+    if (rc < 0)
+        browser_schedule_retry(b);
+    else
+        browser_ws_connect(b, path);
+}
+
+static void browser_http_expired(lws_sorted_usec_list_t *sul)
+{
+    struct browser_http *h = lws_container_of(sul, struct browser_http, deadline);
+    lws_set_timeout(h->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    snprintf(h->http.why, sizeof(h->http.why), "no answer within %d ms", BROWSER_HTTP_TIMEOUT_MS);
+    browser_http_end(h, -ETIMEDOUT);
+}
+
+static int browser_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    (void)user;
+    (void)in;
+    (void)len;
+    struct browser_http *h = lws_get_opaque_user_data(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
+        if (!h)
+            return -1;
+        int rc = httpc_step(&h->http, h->fd);
+        if (rc == -EAGAIN) {
+            if (httpc_events(&h->http) == POLLOUT)
+                lws_callback_on_writable(wsi);
+            return 0;
+        }
+        browser_http_end(h, rc);
+        return -1; /* lws closes the socket */
+    }
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        /* Closed by lws (a hangup, an error) before the answer was read. */
+        if (h) {
+            snprintf(h->http.why, sizeof(h->http.why), "the connection closed");
+            browser_http_end(h, -ECONNRESET);
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* Ask the browser for its websocket's path; the websocket follows. */
+static void browser_connect(struct browser *b)
+{
+    if (b->http)
+        return;
+    int fd = httpc_connect_loopback(b->port);
+    if (fd < 0) {
+        log_debug("browser not answering yet browser=%u port=%u error=%d", b->index, b->port, -fd);
+        browser_schedule_retry(b);
+        return;
+    }
+    struct browser_http *h = xcalloc(1, sizeof(*h));
+    char host[32];
+    snprintf(host, sizeof(host), "127.0.0.1:%u", b->port);
+    httpc_init(&h->http, host, "/json/version", BROWSER_HTTP_MAX);
+    h->b = b;
+    h->fd = fd;
+    lws_adopt_desc_t d;
+    memset(&d, 0, sizeof(d));
+    d.vh = lws_get_vhost_by_name(b->pool->lws, "default");
+    d.type = LWS_ADOPT_RAW_FILE_DESC;
+    d.fd.filefd = fd;
+    d.vh_prot_name = "devtools-http";
+    d.opaque = h;
+    /* lws closes fd when the adoption fails. */
+    h->wsi = d.vh ? lws_adopt_descriptor_vhost_via_info(&d) : NULL;
+    if (!h->wsi) {
+        if (!d.vh)
+            close(fd);
+        log_warn("cannot watch the socket of a browser's /json/version browser=%u", b->index);
+        httpc_fini(&h->http);
+        free(h);
+        browser_schedule_retry(b);
+        return;
+    }
+    b->http = h;
+    lws_callback_on_writable(h->wsi);
+    lws_sul_schedule(b->pool->lws, 0, &h->deadline, browser_http_expired,
+                     (lws_usec_t)BROWSER_HTTP_TIMEOUT_MS * LWS_US_PER_MS);
+}
+
+/* The pool goes: a GET in flight is forgotten (lws closes its socket). */
+static void browser_http_drop(struct browser *b)
+{
+    struct browser_http *h = b->http;
+    if (!h)
+        return;
+    lws_sul_schedule(b->pool->lws, 0, &h->deadline, NULL, LWS_SET_TIMER_USEC_CANCEL);
+    lws_set_opaque_user_data(h->wsi, NULL);
+    b->http = NULL;
+    httpc_fini(&h->http);
+    free(h);
 }
 
 /* ---- commands -------------------------------------------------------- */
@@ -570,35 +658,6 @@ static void browser_attached(struct browser *b)
         browser_takeover(b);
     } else {
         browser_get_version(b);
-    }
-}
-
-static void browser_connect(struct browser *b)
-{
-    char path[BROWSER_PATH_MAX];
-    int rc = browser_ws_path(b->port, path, sizeof(path));
-    if (rc < 0) {
-        log_debug("browser not answering yet browser=%u port=%u error=%d", b->index, b->port, -rc);
-        browser_schedule_retry(b);
-        return;
-    }
-    struct lws_client_connect_info ci;
-    memset(&ci, 0, sizeof(ci));
-    char host[32];
-    snprintf(host, sizeof(host), "127.0.0.1:%u", b->port);
-    ci.context = b->pool->lws;
-    ci.address = "127.0.0.1";
-    ci.port = (int)b->port;
-    ci.path = path;
-    ci.host = host;
-    ci.ietf_version_or_minus_one = -1;
-    ci.local_protocol_name = "cdp";
-    ci.opaque_user_data = b;
-    ci.pwsi = &b->wsi;
-    if (!lws_client_connect_via_info(&ci)) {
-        /* CLIENT_CONNECTION_ERROR may or may not have been called. */
-        if (!b->retry.list.owner)
-            browser_schedule_retry(b);
     }
 }
 
@@ -999,6 +1058,7 @@ static int browser_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, voi
 
 static const struct lws_protocols browser_protocols[] = {
     { "cdp", browser_lws_cb, 0, 64 * 1024, 0, NULL, 0 },
+    { "devtools-http", browser_http_cb, 0, 0, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -1153,6 +1213,7 @@ void browser_pool_free(struct browser_pool *p)
             close(p->inbox[i].r);
         }
         lws_sul_schedule(p->lws, 0, &b->retry, NULL, LWS_SET_TIMER_USEC_CANCEL);
+        browser_http_drop(b);
         while (b->pending) {
             struct browser_pending *pc = b->pending;
             b->pending = pc->next;
