@@ -1,4 +1,4 @@
-/* The renderer's HTTP API (DESIGN.md, "Renderer HTTP API") on libmicrohttpd
+/* The renderer's HTTP API (docs/renderer.md, "API") on libmicrohttpd
  * with its own polling thread: /render suspends the connection until the
  * browser thread has the answer. */
 #ifndef RV_API_H

@@ -4,19 +4,16 @@
  * the bytes: the queue, the deadlines, the dispatch. Lost pipes are replaced
  * by the next set the supervisor sends; a lost websocket is retried with
  * backoff; whoever had commands in flight hears -ECONNRESET and decides.
- * This file owns the pool and each connection's life: finding and opening
- * the websocket, coming up (Browser.getVersion), going down, the lws
- * callback both transports share. It runs on the browser thread (the one
+ * This file owns the pool and each connection's life: connecting (the
+ * websocket's path and connect are browser_devtools.c's), coming up
+ * (Browser.getVersion), going down, the lws callback both transports share. It runs on the browser thread (the one
  * that calls browser_pool_service), but for browser_pool_wake (any thread).
  * It owns the pool's memory: the lws context, the browsers, the per-browser
  * arrays, all freed by browser_pool_free. */
 #include "browser.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -35,107 +32,6 @@
 
 #define BROWSER_BACKOFF_MIN_MS 100
 #define BROWSER_BACKOFF_MAX_MS 2000
-#define BROWSER_HTTP_TIMEOUT_MS 1000
-#define BROWSER_HTTP_MAX (64 * 1024)
-#define BROWSER_PATH_MAX 256
-
-static void browser_connect(struct browser *b);
-
-/* ---- /json/version --------------------------------------------------- */
-
-static int browser_poll(int fd, short events, int64_t deadline)
-{
-    int64_t left = (deadline - clock_now_ns()) / CLOCK_NS_PER_MS;
-    if (left <= 0)
-        return -ETIMEDOUT;
-    struct pollfd p = { .fd = fd, .events = events };
-    int n = poll(&p, 1, (int)left);
-    if (n < 0)
-        return -errno;
-    return n == 0 ? -ETIMEDOUT : 0;
-}
-
-/* A blocking GET of http://127.0.0.1:port/json/version with a short
- * deadline: at connect time only, on a loopback port we were told about. */
-static int browser_ws_path(unsigned port, char *path, size_t size)
-{
-    int64_t deadline = clock_now_ns() + BROWSER_HTTP_TIMEOUT_MS * CLOCK_NS_PER_MS;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int rc = 0;
-    char *resp = NULL;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        if (errno != EINPROGRESS) {
-            rc = -errno;
-            goto out;
-        }
-        if ((rc = browser_poll(fd, POLLOUT, deadline)) < 0)
-            goto out;
-        int soerr = 0;
-        socklen_t sl = sizeof(soerr);
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-        if (soerr) {
-            rc = -soerr;
-            goto out;
-        }
-    }
-    char req[128];
-    int reqlen = snprintf(req, sizeof(req), "GET /json/version HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n\r\n", port);
-    if (send(fd, req, (size_t)reqlen, MSG_NOSIGNAL) != reqlen) {
-        rc = -EIO;
-        goto out;
-    }
-    resp = xmalloc(BROWSER_HTTP_MAX + 1);
-    size_t len = 0;
-    for (;;) {
-        if ((rc = browser_poll(fd, POLLIN, deadline)) < 0)
-            goto out;
-        ssize_t n = recv(fd, resp + len, BROWSER_HTTP_MAX - len, 0);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
-            rc = -errno;
-            goto out;
-        }
-        len += (size_t)n;
-        resp[len] = '\0';
-        char *body = strstr(resp, "\r\n\r\n");
-        if (body) {
-            /* Chrome sends Content-Length; stop there rather than wait for a close. */
-            const char *cl = strcasestr(resp, "\r\nContent-Length:");
-            if (cl && cl < body && (size_t)(body + 4 - resp) + strtoul(cl + 17, NULL, 10) <= len)
-                break;
-        }
-        if (n == 0 || len == BROWSER_HTTP_MAX)
-            break;
-    }
-    char *body = strstr(resp, "\r\n\r\n");
-    if (strncmp(resp, "HTTP/1.1 200", 12) != 0 && strncmp(resp, "HTTP/1.0 200", 12) != 0) {
-        rc = -EPROTO;
-        goto out;
-    }
-    if (!body) {
-        rc = -EBADMSG;
-        goto out;
-    }
-    body += 4;
-    json_t *root = json_loadb(body, len - (size_t)(body - resp), 0, NULL);
-    const char *url = json_string_value(json_object_get(root, "webSocketDebuggerUrl"));
-    const char *p = url && strncmp(url, "ws://", 5) == 0 ? strchr(url + 5, '/') : NULL;
-    if (!p || strlen(p) >= size || strspn(p, "/-_.abcdefghijklmnopqrstuvwxyz"
-                                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != strlen(p))
-        rc = -EBADMSG;
-    else
-        memcpy(path, p, strlen(p) + 1);
-    json_decref(root);
-out:
-    free(resp);
-    close(fd);
-    return rc;
-}
 
 /* ---- connection state ------------------------------------------------ */
 
@@ -160,7 +56,7 @@ static void browser_retry_cb(lws_sorted_usec_list_t *sul)
     browser_connect(lws_container_of(sul, struct browser, retry));
 }
 
-static void browser_schedule_retry(struct browser *b)
+void browser_schedule_retry(struct browser *b)
 {
     unsigned ms = b->backoff_ms ? b->backoff_ms : BROWSER_BACKOFF_MIN_MS;
     b->backoff_ms = ms * 2 > BROWSER_BACKOFF_MAX_MS ? BROWSER_BACKOFF_MAX_MS : ms * 2;
@@ -277,35 +173,6 @@ void browser_attached(struct browser *b)
     }
 }
 
-static void browser_connect(struct browser *b)
-{
-    char path[BROWSER_PATH_MAX];
-    int rc = browser_ws_path(b->port, path, sizeof(path));
-    if (rc < 0) {
-        log_debug("browser not answering yet browser=%u port=%u error=%d", b->index, b->port, -rc);
-        browser_schedule_retry(b);
-        return;
-    }
-    struct lws_client_connect_info ci;
-    memset(&ci, 0, sizeof(ci));
-    char host[32];
-    snprintf(host, sizeof(host), "127.0.0.1:%u", b->port);
-    ci.context = b->pool->lws;
-    ci.address = "127.0.0.1";
-    ci.port = (int)b->port;
-    ci.path = path;
-    ci.host = host;
-    ci.ietf_version_or_minus_one = -1;
-    ci.local_protocol_name = "cdp";
-    ci.opaque_user_data = b;
-    ci.pwsi = &b->wsi;
-    if (!lws_client_connect_via_info(&ci)) {
-        /* CLIENT_CONNECTION_ERROR may or may not have been called. */
-        if (!b->retry.list.owner)
-            browser_schedule_retry(b);
-    }
-}
-
 static int browser_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     (void)user;
@@ -387,6 +254,7 @@ static int browser_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, voi
 
 static const struct lws_protocols browser_protocols[] = {
     { "cdp", browser_lws_cb, 0, 64 * 1024, 0, NULL, 0 },
+    { "devtools-http", browser_http_cb, 0, 0, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -487,6 +355,7 @@ void browser_pool_free(struct browser_pool *p)
             close(p->inbox[i].r);
         }
         lws_sul_schedule(p->lws, 0, &b->retry, NULL, LWS_SET_TIMER_USEC_CANCEL);
+        browser_http_drop(b);
         while (b->pending) {
             struct browser_pending *pc = b->pending;
             b->pending = pc->next;

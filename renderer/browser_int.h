@@ -1,5 +1,5 @@
-/* What the parts of the browser module share (browser.c, browser_msg.c,
- * browser_pipe.c, browser_state.c): the structs of a browser and of the
+/* What the parts of the browser module share (browser.c, browser_devtools.c,
+ * browser_msg.c, browser_pipe.c, browser_state.c): the structs of a browser and of the
  * pool, and the calls one part makes into another. Nothing outside
  * renderer/browser*.c includes this; the module's API is browser.h. */
 #ifndef RV_BROWSER_INT_H
@@ -71,6 +71,7 @@ struct browser {
     atomic_int health_up;
     int pinging; /* a Browser.getVersion of the heartbeat is waiting */
     char product[CDP_PRODUCT_MAX + 1]; /* Browser.getVersion's, or "" */
+    struct browser_http *http; /* devtools = port: a GET of /json/version in flight */
 };
 
 /* Pipes handed over on the HTTP thread, for the browser thread to adopt. */
@@ -98,10 +99,18 @@ struct browser_pool {
 };
 
 /* browser.c: the connection's life. */
+void browser_schedule_retry(struct browser *b);
 void browser_set_live(struct browser *b, int live);
 void browser_lost(struct browser *b);
 void browser_get_version(struct browser *b);
 void browser_attached(struct browser *b);
+
+/* browser_devtools.c: devtools = port, the websocket's path from
+ * /json/version, then the websocket's connect; the "devtools-http"
+ * protocol's callback; a GET in flight forgotten when the pool goes. */
+void browser_connect(struct browser *b);
+int browser_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+void browser_http_drop(struct browser *b);
 
 /* browser_msg.c: a piece of a message from either transport, and its end. */
 void browser_rx_piece(struct browser *b, const char *in, size_t len);

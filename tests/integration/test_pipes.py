@@ -4,6 +4,7 @@ pipes and renders go on, and a SIGKILLed renderer gets the live pipes again
 from the supervisor and clears what its predecessor left in the browsers.
 devtools = port still renders (and the same port check finds its port, so
 the check can fail). Real supervisor, renderer, exporter and Chromium."""
+import json
 import os
 import signal
 import sys
@@ -272,6 +273,64 @@ class PortModeTest(unittest.TestCase):
             web.shutdown()
             web.server_close()
 
+
+    def test_bad_json_version_answers_are_retried_while_others_render(self):
+        # devtools = port: each connect starts with a GET of the browser's
+        # /json/version, run on the browser thread's loop. Browser 1 is a
+        # stand-in (devtools_stub.py) that answers it badly in every way in
+        # turn, or not at all; each is read, refused with a reason and
+        # retried, while browser 0, a real Chromium, connects and renders.
+        web = PagesServer(('127.0.0.1', 0), Pages)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        port, base = free_port(), free_port_range(2)
+        stub = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'devtools_stub.py')
+        rv = Rendervisor(exporter=os.path.abspath(EXPORTER),
+                         browsers='%s %s %d REQUESTS\n    %s' % (sys.executable, stub, base + 1,
+                                                                  default_browser_command()),
+                         renderer=os.path.abspath(RENDERER), browser_count=2, sample_interval='500ms',
+                         stop_timeout='3s', collect=False,
+                         extra={'renderer': {'listen': '127.0.0.1:%d' % port, 'auth_token': TOKEN},
+                                'browsers': {'devtools': 'port', 'port_base': str(base)}})
+        requests = os.path.join(rv.dir, 'requests')
+        rv.settings['browsers']['command'] = rv.settings['browsers']['command'].replace('REQUESTS', requests)
+        rv.write_config()
+        rv.start()
+        try:
+            wait_until(lambda: b'1 of 2' in http_get(port, '/healthz')[2], 60, interval=0.1, what='browser 0 up')
+            import urllib.parse
+            q = urllib.parse.urlencode({'url': 'http://127.0.0.1:%d/panels.html' % web.server_address[1],
+                                        'width': 100, 'height': 100})
+            status, _, body = http_get(port, '/render?' + q, {'X-Auth-Token': TOKEN})
+            self.assertEqual(status, 200, body[:300])
+
+            def whys():
+                return [f.get('why', '') for f in
+                        (f for _, f in rv.child_records('renderer', 'browser not answering yet'))
+                        if f.get('browser') == '1']
+            expected = ['no answer within 1000 ms', 'not an HTTP/1.x status line',
+                        'an answer of more than 65536 bytes', 'closed after 24 of 100 body bytes',
+                        'status 404', 'not JSON', 'no usable webSocketDebuggerUrl', 'no answer within 1000 ms']
+            def seen():
+                return [w for w in whys() if w in expected]
+            wait_until(lambda: len(seen()) >= len(expected), 40, interval=0.2,
+                       what='every bad answer refused')
+            # in that order, each answer read once before the retry
+            seen = seen()
+            self.assertEqual(seen[:len(expected)], expected)
+            with open(requests) as f:
+                got = [json.loads(line) for line in f]
+            want = 'GET /json/version HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n' % (base + 1)
+            self.assertGreaterEqual(len(got), len(expected))
+            self.assertEqual(set(got), {want})
+            # the browser thread was never held up by them: still 1 of 2, no stall
+            status, _, body = http_get(port, '/healthz')
+            self.assertEqual((status, body), (200, b'ok: 1 of 2 browsers connected\n'))
+            status, _, body = http_get(port, '/render?' + q, {'X-Auth-Token': TOKEN})
+            self.assertEqual(status, 200, body[:300])
+        finally:
+            rv.stop()
+            web.shutdown()
+            web.server_close()
 
 if __name__ == '__main__':
     unittest.main()
