@@ -193,8 +193,9 @@ static enum MHD_Result api_refuse(struct api_req *rq, int memory, const char *wh
     struct api *a = rq->api;
     unsigned long long *n = memory ? &a->refused_memory : &a->refused_capacity;
     (*n)++;
-    const char *labels[] = { "reason", memory ? "memory" : "capacity", NULL };
-    api_report(a, "rendervisor_renderer_refused_total", labels, (double)*n);
+    const char *labels[] = { NAMES_LABEL_REASON, names_refused[memory ? NAMES_REFUSED_MEMORY : NAMES_REFUSED_CAPACITY],
+                             NULL };
+    api_report(a, NAMES_FAMILY_REFUSED, labels, (double)*n);
     return api_send_error_retry(rq, MHD_HTTP_TOO_MANY_REQUESTS, why, retry_after);
 }
 
@@ -584,7 +585,7 @@ static enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn, const 
         *req_cls = rq;
         if (rq->is_render) {
             a->in_flight++;
-            api_report(a, "grafana_image_renderer_http_request_in_flight", NULL, a->in_flight);
+            api_report(a, NAMES_FAMILY_IN_FLIGHT, NULL, a->in_flight);
         }
         char why[128];
         unsigned status = api_check_request(conn, why, sizeof(why));
@@ -706,11 +707,11 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
             api_log_request(rq, status, now);
         char code[16];
         snprintf(code, sizeof(code), "%u", status);
-        const char *labels[] = { "status_code", code, NULL };
-        api_report(a, "grafana_image_renderer_service_http_request_duration_seconds", labels,
+        const char *labels[] = { NAMES_LABEL_STATUS_CODE, code, NULL };
+        api_report(a, NAMES_FAMILY_REQUEST_DURATION, labels,
                    (double)(now - rq->start_ns) / CLOCK_NS_PER_S);
         a->in_flight--;
-        api_report(a, "grafana_image_renderer_http_request_in_flight", NULL, a->in_flight);
+        api_report(a, NAMES_FAMILY_IN_FLIGHT, NULL, a->in_flight);
     }
     if (rq->submitted && !rq->answered) {
         /* Cannot happen while suspended; never free what the browser thread holds. */
@@ -738,7 +739,7 @@ static void api_conns_closed(struct api *a, enum names_conn_close why, unsigned 
     if (!n)
         return;
     a->closed[why] += n;
-    const char *labels[] = { "reason", names_conn_closes[why], NULL };
+    const char *labels[] = { NAMES_LABEL_REASON, names_conn_closes[why], NULL };
     api_report(a, NAMES_FAMILY_CONNS_CLOSED, labels, (double)a->closed[why]);
     int64_t now = clock_now_ns();
     if (now < a->closed_log_ns)

@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "ctl.h"
 #include "log.h"
+#include "names.h"
 #include "xalloc.h"
 
 #define BROWSER_BACKOFF_MIN_MS 100
@@ -447,8 +448,8 @@ static void browser_version_reply(void *arg, int id, const struct cdp_msg *m, in
         snprintf(b->product, sizeof(b->product), "%s", product);
         struct ingest_buf *ib = xmalloc(sizeof(*ib));
         ingest_buf_reset(ib);
-        const char *labels[] = { "version", product, NULL };
-        ingest_buf_line(ib, "grafana_image_renderer_browser_info", labels, 1);
+        const char *labels[] = { NAMES_LABEL_VERSION, product, NULL };
+        ingest_buf_line(ib, NAMES_FAMILY_BROWSER_INFO, labels, 1);
         ingest_send(b->pool->ingest, ib);
         free(ib);
     }

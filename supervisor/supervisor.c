@@ -234,7 +234,7 @@ static void sv_probe_start(struct supervisor *sv, struct sv_child *c)
 
 static int sv_browser_index(const struct sv_child *c, unsigned *index)
 {
-    return c->spec.role == SPEC_ROLE_BROWSER && sscanf(c->spec.name, "browser-%u", index) == 1;
+    return c->spec.role == SPEC_ROLE_BROWSER && sscanf(c->spec.name, NAMES_CHILD_BROWSER_FMT, index) == 1;
 }
 
 /* The renderer's answer to probe h->seq. */
@@ -545,7 +545,7 @@ static void sv_over_limit(struct supervisor *sv, struct sv_child *c)
     struct sv_child *r = sv_renderer(sv);
     unsigned index;
     if (c->spec.role == SPEC_ROLE_BROWSER && drain > 0 && r && sv->ctl_fd >= 0 &&
-        sscanf(c->spec.name, "browser-%u", &index) == 1) {
+        sscanf(c->spec.name, NAMES_CHILD_BROWSER_FMT, &index) == 1) {
         char line[CTL_LINE_MAX], *path = config_runtime_path(sv->cfg, CTL_RENDERER);
         snprintf(line, sizeof(line), "drain %u\n", index);
         int rc = ctl_send(sv->ctl_fd, path, line);
@@ -578,7 +578,7 @@ static void sv_send_pipes(struct supervisor *sv, struct sv_child *c)
 {
     unsigned index;
     if (c->cdp_w < 0 || c->cdp_r < 0 || sv->ctl_fd < 0 || !sv_renderer(sv) ||
-        sscanf(c->spec.name, "browser-%u", &index) != 1)
+        sscanf(c->spec.name, NAMES_CHILD_BROWSER_FMT, &index) != 1)
         return;
     char line[CTL_LINE_MAX], *path = config_runtime_path(sv->cfg, CTL_RENDERER);
     snprintf(line, sizeof(line), CTL_PIPES " %u %u\n", index, c->cdp_gen);
@@ -631,7 +631,7 @@ static void sv_ctl_read(struct supervisor *sv)
             continue;
         }
         char name[SPEC_NAME_MAX];
-        snprintf(name, sizeof(name), "browser-%u", index);
+        snprintf(name, sizeof(name), NAMES_CHILD_BROWSER_FMT, index);
         for (size_t i = 0; i < sv->nchildren; i++) {
             struct sv_child *c = sv->children[i];
             if (strcmp(c->spec.name, name) == 0 && c->drain_since_ns && c->m.state == CHILD_RUNNING) {
