@@ -141,6 +141,7 @@ static const struct registry_label_spec registry_l_request_refusal =
 
 #define REGISTRY_GAUGE_PER_CHILD(n, h) \
     { n, REGISTRY_GAUGE, h, { &registry_l_child, NULL }, REGISTRY_BOUNDS_NONE, 0 }
+#define REGISTRY_BY(n, t, l, h) { n, t, h, { &l, NULL }, REGISTRY_BOUNDS_NONE, 0 }
 #define REGISTRY_PLAIN(n, t, h) { n, t, h, { NULL, NULL }, REGISTRY_BOUNDS_NONE, 0 }
 
 /* In exposition order: the reference service's families, then ours. */
@@ -178,14 +179,12 @@ static const struct registry_spec registry_specs[] = {
                              "Start time of the child's current or last run since the unix epoch in seconds."),
     { NAMES_FAMILY_CHILD_RESTARTS, REGISTRY_COUNTER, "Restarts of the child, by reason.",
       { &registry_l_child, &registry_l_reason }, REGISTRY_BOUNDS_NONE, 0 },
-    { NAMES_FAMILY_REFUSED, REGISTRY_COUNTER,
+    REGISTRY_BY(NAMES_FAMILY_REFUSED, REGISTRY_COUNTER, registry_l_refusal,
       "Render requests answered 429: the queue was full (capacity), or the render's timeout ran out while it "
-      "waited in the queue for memory (memory).",
-      { &registry_l_refusal, NULL }, REGISTRY_BOUNDS_NONE, 0 },
-    { NAMES_FAMILY_CONNS_CLOSED, REGISTRY_COUNTER,
+      "waited in the queue for memory (memory)."),
+    REGISTRY_BY(NAMES_FAMILY_CONNS_CLOSED, REGISTRY_COUNTER, registry_l_conn_close,
       "Connections the renderer's listener closed before it read a request: over the connection limits, per "
-      "address or in all (connection_limit), or without complete request headers within 10 s (header_deadline).",
-      { &registry_l_conn_close, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+      "address or in all (connection_limit), or without complete request headers within 10 s (header_deadline)."),
     { NAMES_FAMILY_READY_WAIT, REGISTRY_HISTOGRAM,
       "How long each readiness rule held a render back in seconds (0 when it did not), one observation per "
       "rule for each render that reached readiness.",
@@ -202,31 +201,27 @@ static const struct registry_spec registry_specs[] = {
                    "Memory the renders in flight are still expected to take in bytes."),
     REGISTRY_PLAIN(NAMES_FAMILY_MEM_ESTIMATE, REGISTRY_GAUGE,
                    "Memory the next render is expected to take in bytes."),
-    { NAMES_FAMILY_MEM_BOUND, REGISTRY_GAUGE,
+    REGISTRY_BY(NAMES_FAMILY_MEM_BOUND, REGISTRY_GAUGE, registry_l_by,
       "1 for the limit that binds the memory budget now (a cgroup's, the host's MemAvailable, or [renderer] "
-      "memory_budget), 0 for the others.",
-      { &registry_l_by, NULL }, REGISTRY_BOUNDS_NONE, 0 },
-    { NAMES_FAMILY_QUEUED, REGISTRY_GAUGE,
+      "memory_budget), 0 for the others."),
+    REGISTRY_BY(NAMES_FAMILY_QUEUED, REGISTRY_GAUGE, registry_l_waiting,
       "Renders waiting in the queue to start, by what they wait for: room in the memory budget, or a browser "
-      "with a free slot.",
-      { &registry_l_waiting, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+      "with a free slot."),
     REGISTRY_PLAIN(NAMES_FAMILY_MEM_WAITS, REGISTRY_COUNTER,
                    "Renders that had to wait in the queue for memory before they started."),
     REGISTRY_PLAIN(NAMES_FAMILY_MEM_RETRIES, REGISTRY_COUNTER,
                    "Renders whose page crashed and that were queued again until there was room in the memory "
                    "budget."),
-    { NAMES_FAMILY_REQUESTS_REFUSED, REGISTRY_COUNTER,
+    REGISTRY_BY(NAMES_FAMILY_REQUESTS_REFUSED, REGISTRY_COUNTER, registry_l_request_refusal,
       "Requests of rendered pages refused in the browser, by reason: a host not in allowed_hosts (not_allowed), "
       "a link-local or metadata address not listed (link_local), a scheme other than http(s), ws(s), data, blob "
-      "and about (scheme), a URL that could not be read (malformed).",
-      { &registry_l_request_refusal, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+      "and about (scheme), a URL that could not be read (malformed)."),
     { REGISTRY_LINES, REGISTRY_COUNTER, "Ingest lines the exporter accepted or rejected.",
       { &registry_l_result, NULL }, REGISTRY_BOUNDS_NONE, 1 },
     { REGISTRY_REJECTED, REGISTRY_COUNTER, "Ingest lines the exporter rejected, by reason.",
       { &registry_l_reject, NULL }, REGISTRY_BOUNDS_NONE, 1 },
-    { NAMES_FAMILY_INGEST_DROPPED, REGISTRY_COUNTER,
-      "Ingest datagrams a sender could not deliver (no receiver, or its queue full).",
-      { &registry_l_sender, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+    REGISTRY_BY(NAMES_FAMILY_INGEST_DROPPED, REGISTRY_COUNTER, registry_l_sender,
+      "Ingest datagrams a sender could not deliver (no receiver, or its queue full)."),
 };
 
 #define REGISTRY_NSPECS (sizeof(registry_specs) / sizeof(registry_specs[0]))
