@@ -1,6 +1,7 @@
-/* See lines.h. Pure functions over the caller's buffer: they run on the
- * thread that sends the report (the browser thread for a render's lines,
- * the jobs thread for memory) and own no memory. */
+/* See lines.h. Pure functions over the caller's buffer, which the caller
+ * owns and sends; they keep no state. Today every caller is on the browser
+ * thread: a render's lines (render.c, intercept.c) and the memory report
+ * (jobs.c's lws timer). */
 #include "lines.h"
 
 #include <errno.h>
