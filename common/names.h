@@ -1,11 +1,40 @@
-/* Names two binaries must agree on, defined once: the renderer writes them
- * into its reports and the exporter accepts only these (a typo on one side
- * would otherwise show only at run time, as an unknown label). */
+/* Names two binaries must agree on, defined once: the supervisor and the
+ * renderer write them into their reports, and the exporter accepts only
+ * these (a typo on one side would otherwise show only at run time, as an
+ * unknown_family or unknown_label count). tests/unit/test_names.c runs every
+ * line the senders can build through the exporter's registry. The families
+ * and what they mean: docs/metrics.md. */
 #ifndef RV_NAMES_H
 #define RV_NAMES_H
 
-/* grafana_image_renderer_step_duration_seconds */
+/* ---- families ------------------------------------------------------------ */
+
+/* The reference service's, which dashboard 12203 shows; sent by the renderer. */
+#define NAMES_FAMILY_REQUEST_DURATION "grafana_image_renderer_service_http_request_duration_seconds"
+#define NAMES_FAMILY_IN_FLIGHT "grafana_image_renderer_http_request_in_flight"
 #define NAMES_FAMILY_STEP_DURATION "grafana_image_renderer_step_duration_seconds"
+/* 1 for the browser's product string (label version). */
+#define NAMES_FAMILY_BROWSER_INFO "grafana_image_renderer_browser_info"
+
+/* The supervisor's, one series per child (label child) and more labels
+ * where said (supervisor/report.c). */
+#define NAMES_FAMILY_CHILD_UP "rendervisor_child_up"
+#define NAMES_FAMILY_CHILD_STATE "rendervisor_child_state" /* label state */
+#define NAMES_FAMILY_CHILD_PROCESSES "rendervisor_child_processes"
+#define NAMES_FAMILY_CHILD_CPU "rendervisor_child_cpu_seconds_total" /* label mode */
+#define NAMES_FAMILY_CHILD_RSS "rendervisor_child_resident_memory_bytes"
+#define NAMES_FAMILY_CHILD_PSS "rendervisor_child_proportional_memory_bytes"
+#define NAMES_FAMILY_CHILD_VIRTUAL "rendervisor_child_virtual_memory_bytes"
+#define NAMES_FAMILY_CHILD_OPEN_FDS "rendervisor_child_open_fds"
+#define NAMES_FAMILY_CHILD_MAX_FDS "rendervisor_child_max_fds"
+#define NAMES_FAMILY_CHILD_MEMORY_LIMIT "rendervisor_child_memory_limit_bytes"
+#define NAMES_FAMILY_CHILD_START_TIME "rendervisor_child_start_time_seconds"
+#define NAMES_FAMILY_CHILD_RESTARTS "rendervisor_child_restarts_total" /* label reason */
+/* Datagrams a sender could not deliver (label sender). */
+#define NAMES_FAMILY_INGEST_DROPPED "rendervisor_ingest_dropped_total"
+
+/* Counter: render requests answered 429 (label reason, enum names_refused). */
+#define NAMES_FAMILY_REFUSED "rendervisor_renderer_refused_total"
 /* A histogram: for each render that reached readiness, how long each
  * readiness rule held it back (0 included, so _sum/_count is the mean a
  * rule adds to a render). */
@@ -34,76 +63,136 @@
  * (Fetch.failRequest), by reason (label reason, enum names_refusal). */
 #define NAMES_FAMILY_REQUESTS_REFUSED "rendervisor_renderer_requests_refused_total"
 
+/* Connections the public listener closed before a request was read
+ * (label reason, enum names_conn_close; renderer/conns.h). */
+#define NAMES_FAMILY_CONNS_CLOSED "rendervisor_renderer_connections_closed_total"
+
+/* ---- label names --------------------------------------------------------- */
+
+#define NAMES_LABEL_CHILD "child"
+#define NAMES_LABEL_STATE "state"
+#define NAMES_LABEL_MODE "mode"
+#define NAMES_LABEL_REASON "reason"
+#define NAMES_LABEL_SENDER "sender"
+#define NAMES_LABEL_STEP "step"
+#define NAMES_LABEL_RULE "rule"
+#define NAMES_LABEL_BY "by"
+#define NAMES_LABEL_WAITING_FOR "waiting_for"
+#define NAMES_LABEL_VERSION "version"
+#define NAMES_LABEL_STATUS_CODE "status_code"
+
+/* ---- the children (label child) ------------------------------------------ */
+
+/* The supervisor names its children so (supervisor/spec.c); the exporter
+ * expects exactly these, browser-0 .. browser-<count-1>. */
+#define NAMES_CHILD_EXPORTER "exporter"
+#define NAMES_CHILD_RENDERER "renderer"
+#define NAMES_CHILD_BROWSER_FMT "browser-%u"
+
+/* ---- label values ---------------------------------------------------------- */
+
+/* Each set is one list X(ENUM_CONSTANT, "value"), from which names.c builds
+ * the NULL-terminated table indexed by the enum: the constant and its
+ * string cannot drift apart. */
+#define NAMES_ENUM(id, text) id,
+
+/* A child's state (label state; supervisor/child.h, enum child_state). */
+#define NAMES_STATES(X)                                                      \
+    X(NAMES_STATE_IDLE, "idle")         /* not started yet */                \
+    X(NAMES_STATE_RUNNING, "running")   /* its process is alive */           \
+    X(NAMES_STATE_STOPPING, "stopping") /* SIGTERM sent, SIGKILL at the deadline */ \
+    X(NAMES_STATE_BACKOFF, "backoff")   /* it ended; it starts again later */ \
+    X(NAMES_STATE_STOPPED, "stopped")   /* stopped for good */
+enum names_state { NAMES_STATES(NAMES_ENUM) NAMES_STATE_COUNT };
+extern const char *const names_states[NAMES_STATE_COUNT + 1];
+
+/* Why a child was restarted (label reason; enum child_reason). */
+#define NAMES_REASONS(X)                                                     \
+    X(NAMES_REASON_EXIT, "exit")                 /* it exited by itself */   \
+    X(NAMES_REASON_SIGNAL, "signal")             /* a signal we did not send */ \
+    X(NAMES_REASON_MEMORY_LIMIT, "memory_limit") /* its tree outgrew memory_limit */ \
+    X(NAMES_REASON_UNHEALTHY, "unhealthy")       /* it stopped answering */  \
+    X(NAMES_REASON_REQUESTED, "requested")       /* its configuration changed */
+enum names_reason { NAMES_REASONS(NAMES_ENUM) NAMES_REASON_COUNT };
+extern const char *const names_reasons[NAMES_REASON_COUNT + 1];
+
+/* CPU time's two halves (label mode). */
+#define NAMES_MODES(X) X(NAMES_MODE_USER, "user") X(NAMES_MODE_SYSTEM, "system")
+enum names_mode { NAMES_MODES(NAMES_ENUM) NAMES_MODE_COUNT };
+extern const char *const names_modes[NAMES_MODE_COUNT + 1];
+
+/* Who could not deliver a datagram (label sender). */
+#define NAMES_SENDERS(X) X(NAMES_SENDER_SUPERVISOR, "supervisor") X(NAMES_SENDER_RENDERER, "renderer")
+enum names_sender { NAMES_SENDERS(NAMES_ENUM) NAMES_SENDER_COUNT };
+extern const char *const names_senders[NAMES_SENDER_COUNT + 1];
+
+/* Why a render request was answered 429 (label reason): the queue was
+ * full, or its timeout ran out while it waited for memory. */
+#define NAMES_REFUSED_ALL(X) X(NAMES_REFUSED_CAPACITY, "capacity") X(NAMES_REFUSED_MEMORY, "memory")
+enum names_refused { NAMES_REFUSED_ALL(NAMES_ENUM) NAMES_REFUSED_COUNT };
+extern const char *const names_refused[NAMES_REFUSED_COUNT + 1];
+
 /* Why a page's request was refused (renderer/hostcheck.h). */
-enum names_refusal {
-    NAMES_REFUSAL_NOT_ALLOWED, /* the host is not in [renderer] allowed_hosts */
-    NAMES_REFUSAL_LINK_LOCAL,  /* a link-local or metadata address, not listed */
-    NAMES_REFUSAL_SCHEME,      /* not http(s), ws(s), data, blob or about */
-    NAMES_REFUSAL_MALFORMED,   /* a URL the matcher cannot read */
-    NAMES_REFUSAL_COUNT,
-};
+#define NAMES_REFUSALS(X)                                                    \
+    X(NAMES_REFUSAL_NOT_ALLOWED, "not_allowed") /* the host is not in allowed_hosts */ \
+    X(NAMES_REFUSAL_LINK_LOCAL, "link_local")   /* link-local or metadata, not listed */ \
+    X(NAMES_REFUSAL_SCHEME, "scheme")           /* not http(s), ws(s), data, blob, about */ \
+    X(NAMES_REFUSAL_MALFORMED, "malformed")     /* a URL the matcher cannot read */
+enum names_refusal { NAMES_REFUSALS(NAMES_ENUM) NAMES_REFUSAL_COUNT };
 extern const char *const names_refusals[NAMES_REFUSAL_COUNT + 1];
 
 /* What binds the memory budget (the label by). */
-enum names_bound {
-    NAMES_BOUND_CGROUP, /* a cgroup limit: ours or one above it */
-    NAMES_BOUND_HOST,   /* the host's MemAvailable */
-    NAMES_BOUND_CONFIG, /* [renderer] memory_budget */
-    NAMES_BOUND_COUNT,
-};
+#define NAMES_BOUNDS(X)                                                      \
+    X(NAMES_BOUND_CGROUP, "cgroup") /* a cgroup limit: ours or one above it */ \
+    X(NAMES_BOUND_HOST, "host")     /* the host's MemAvailable */            \
+    X(NAMES_BOUND_CONFIG, "config") /* [renderer] memory_budget */
+enum names_bound { NAMES_BOUNDS(NAMES_ENUM) NAMES_BOUND_COUNT };
 extern const char *const names_bounds[NAMES_BOUND_COUNT + 1];
 
-/* What a queued render waits for (the label waiting_for). */
-enum names_wait {
-    NAMES_WAIT_MEMORY,  /* room in the memory budget */
-    NAMES_WAIT_BROWSER, /* a browser with a free slot */
-    NAMES_WAIT_COUNT,
-};
+/* What a queued render waits for (the label waiting_for): room in the
+ * memory budget, or a browser with a free slot. */
+#define NAMES_WAITS(X) X(NAMES_WAIT_MEMORY, "memory") X(NAMES_WAIT_BROWSER, "browser")
+enum names_wait { NAMES_WAITS(NAMES_ENUM) NAMES_WAIT_COUNT };
 extern const char *const names_waits[NAMES_WAIT_COUNT + 1];
 
 /* The steps of a render (the label step). The first nine are the reference
  * service's names, which dashboard 12203 shows. */
-enum names_step {
-    NAMES_STEP_LAUNCH,
-    NAMES_STEP_NEW_PAGE,
-    NAMES_STEP_PREPARE,
-    NAMES_STEP_NAVIGATE,
-    NAMES_STEP_PANELS_RENDERED,
-    NAMES_STEP_SCREENSHOT,
-    NAMES_STEP_DASHBOARD_SCROLLING,
-    NAMES_STEP_NAVIGATE_CSV,
-    NAMES_STEP_DOWNLOAD_CSV,
-    NAMES_STEP_COUNT,
-};
-/* NULL-terminated, indexed by enum names_step. */
+#define NAMES_STEPS(X)                                                       \
+    X(NAMES_STEP_LAUNCH, "launch")                                           \
+    X(NAMES_STEP_NEW_PAGE, "newPage")                                        \
+    X(NAMES_STEP_PREPARE, "prepare")                                         \
+    X(NAMES_STEP_NAVIGATE, "navigate")                                       \
+    X(NAMES_STEP_PANELS_RENDERED, "panelsRendered")                          \
+    X(NAMES_STEP_SCREENSHOT, "screenshot")                                   \
+    X(NAMES_STEP_DASHBOARD_SCROLLING, "dashboardScrolling")                  \
+    X(NAMES_STEP_NAVIGATE_CSV, "navigateCSV")                                \
+    X(NAMES_STEP_DOWNLOAD_CSV, "downloadCSV")
+enum names_step { NAMES_STEPS(NAMES_ENUM) NAMES_STEP_COUNT };
 extern const char *const names_steps[NAMES_STEP_COUNT + 1];
 
 /* The readiness rules (the label rule), in the order a wait is charged to
  * them: the first that blocks is the one that held the render back. */
-enum names_rule {
-    NAMES_RULE_BOOT,      /* Grafana's app has not started (its preloader shows) */
-    NAMES_RULE_BINDING,   /* Grafana's render binding has not sent its message */
-    NAMES_RULE_QUERIES,   /* __grafanaRunningQueryCount > 0 */
-    NAMES_RULE_VARIABLES, /* a scene variable is loading */
-    NAMES_RULE_PANELS,    /* panels not drawn yet */
-    NAMES_RULE_BUSY,      /* the page's main thread is busy */
-    NAMES_RULE_PAINT,     /* the DOM changed less than two frames ago */
-    NAMES_RULE_NETWORK,   /* a request in flight or just ended */
-    NAMES_RULE_GRACE,     /* a page with no signal: its grace */
-    NAMES_RULE_LAZY,      /* full page and PDF: panels brought into view */
-    NAMES_RULE_COUNT,
-};
+#define NAMES_RULES(X)                                                       \
+    X(NAMES_RULE_BOOT, "boot")           /* Grafana's app has not started (its preloader shows) */ \
+    X(NAMES_RULE_BINDING, "binding")     /* Grafana's render binding has not sent its message */ \
+    X(NAMES_RULE_QUERIES, "queries")     /* __grafanaRunningQueryCount > 0 */ \
+    X(NAMES_RULE_VARIABLES, "variables") /* a scene variable is loading */   \
+    X(NAMES_RULE_PANELS, "panels")       /* panels not drawn yet */          \
+    X(NAMES_RULE_BUSY, "busy")           /* the page's main thread is busy */ \
+    X(NAMES_RULE_PAINT, "paint")         /* the DOM changed less than two frames ago */ \
+    X(NAMES_RULE_NETWORK, "network")     /* a request in flight or just ended */ \
+    X(NAMES_RULE_GRACE, "grace")         /* a page with no signal: its grace */ \
+    X(NAMES_RULE_LAZY, "lazy")           /* full page and PDF: panels brought into view */
+enum names_rule { NAMES_RULES(NAMES_ENUM) NAMES_RULE_COUNT };
 extern const char *const names_rules[NAMES_RULE_COUNT + 1];
 
-/* Connections the public listener closed before a request was read
- * (label reason): over the connection limits (per address or in all), or
- * without complete headers in time (renderer/conns.h). */
-#define NAMES_FAMILY_CONNS_CLOSED "rendervisor_renderer_connections_closed_total"
-enum names_conn_close {
-    NAMES_CONN_LIMIT,           /* refused at accept: too many connections */
-    NAMES_CONN_HEADER_DEADLINE, /* cut: headers not complete in time */
-    NAMES_CONN_COUNT,
-};
+/* Why the public listener closed a connection before a request was read:
+ * over the connection limits (per address or in all), or without complete
+ * headers in time. */
+#define NAMES_CONN_CLOSES(X)                                                 \
+    X(NAMES_CONN_LIMIT, "connection_limit")          /* refused at accept */ \
+    X(NAMES_CONN_HEADER_DEADLINE, "header_deadline") /* headers not complete in time */
+enum names_conn_close { NAMES_CONN_CLOSES(NAMES_ENUM) NAMES_CONN_COUNT };
 extern const char *const names_conn_closes[NAMES_CONN_COUNT + 1];
 
 /* The index of name in a NULL-terminated list, or -1. */

@@ -10,11 +10,9 @@
 #include <string.h>
 
 #include "clock.h"
+#include "names.h"
 #include "xalloc.h"
 
-#define HISTORY_PSS "rendervisor_child_proportional_memory_bytes"
-#define HISTORY_CPU "rendervisor_child_cpu_seconds_total"
-#define HISTORY_REQUEST "grafana_image_renderer_service_http_request_duration_seconds"
 
 struct history_slot {
     int64_t step; /* which step it holds; -1: none yet */
@@ -59,10 +57,10 @@ struct history *history_new(const struct config *cfg)
     h->step = interval > HISTORY_STEP_MIN_S ? interval : HISTORY_STEP_MIN_S;
     h->nchildren = (size_t)cfg->browsers.count + 2;
     h->children = xcalloc(h->nchildren, sizeof(*h->children));
-    history_child_init(&h->children[0], xstrdup("exporter"));
+    history_child_init(&h->children[0], xstrdup(NAMES_CHILD_EXPORTER));
     for (unsigned i = 0; i < cfg->browsers.count; i++)
-        history_child_init(&h->children[i + 1], xasprintf("browser-%u", i));
-    history_child_init(&h->children[h->nchildren - 1], xstrdup("renderer"));
+        history_child_init(&h->children[i + 1], xasprintf(NAMES_CHILD_BROWSER_FMT, i));
+    history_child_init(&h->children[h->nchildren - 1], xstrdup(NAMES_CHILD_RENDERER));
     return h;
 }
 
@@ -126,7 +124,7 @@ static const char *history_label(const struct ingest_sample *s, const char *name
 
 static struct history_child *history_find(struct history *h, const struct ingest_sample *s)
 {
-    const char *name = history_label(s, "child");
+    const char *name = history_label(s, NAMES_LABEL_CHILD);
     if (!name)
         return NULL;
     for (size_t i = 0; i < h->nchildren; i++)
@@ -148,8 +146,8 @@ void history_note(struct history *h, const struct ingest_sample *s, double now)
 {
     if (!isfinite(s->value) || s->value < 0)
         return;
-    if (strcmp(s->family, HISTORY_REQUEST) == 0) {
-        const char *code = history_label(s, "status_code");
+    if (strcmp(s->family, NAMES_FAMILY_REQUEST_DURATION) == 0) {
+        const char *code = history_label(s, NAMES_LABEL_STATUS_CODE);
         struct history_latency *l = &h->latencies[h->next];
         l->t = now;
         l->seconds = s->value;
@@ -159,8 +157,8 @@ void history_note(struct history *h, const struct ingest_sample *s, double now)
             h->nlatencies++;
         return;
     }
-    int pss = strcmp(s->family, HISTORY_PSS) == 0;
-    if (!pss && strcmp(s->family, HISTORY_CPU) != 0)
+    int pss = strcmp(s->family, NAMES_FAMILY_CHILD_PSS) == 0;
+    if (!pss && strcmp(s->family, NAMES_FAMILY_CHILD_CPU) != 0)
         return;
     struct history_child *c = history_find(h, s);
     if (!c)
@@ -171,9 +169,9 @@ void history_note(struct history *h, const struct ingest_sample *s, double now)
             slot->pss = s->value;
         return;
     }
-    const char *mode = history_label(s, "mode");
-    double *last = mode && strcmp(mode, "user") == 0 ? &c->user : mode && strcmp(mode, "system") == 0 ? &c->system
-                                                                                                      : NULL;
+    const char *m = history_label(s, NAMES_LABEL_MODE);
+    int mode = m ? names_find(names_modes, m) : -1;
+    double *last = mode == NAMES_MODE_USER ? &c->user : mode == NAMES_MODE_SYSTEM ? &c->system : NULL;
     if (!last)
         return;
     /* A step's CPU starts at the report before its first one, so what was

@@ -107,83 +107,84 @@ static int registry_valid_printable(const char *v)
     return 1;
 }
 
-static const char *const registry_states[] = { "idle", "running", "stopping", "backoff", "stopped", NULL };
-static const char *const registry_modes[] = { "user", "system", NULL };
-static const char *const registry_reasons[] = { "exit", "signal", "memory_limit", "unhealthy", "requested", NULL };
-static const char *const registry_senders[] = { "supervisor", "renderer", NULL };
+/* The exporter's own: no one else sends these. */
+#define REGISTRY_LINES "rendervisor_ingest_lines_total"
+#define REGISTRY_REJECTED "rendervisor_ingest_rejected_total"
 static const char *const registry_results[] = { "accepted", "rejected", NULL };
-static const char *const registry_refusals[] = { "capacity", "memory", NULL };
 
 #define REGISTRY_FIXED(n, v) { .name = n, .kind = REGISTRY_VALUES_FIXED, .values = v }
 
 static const struct registry_label_spec registry_l_status_code = {
-    .name = "status_code", .kind = REGISTRY_VALUES_BOUNDED, .max = 32, .valid = registry_valid_status_code,
+    .name = NAMES_LABEL_STATUS_CODE, .kind = REGISTRY_VALUES_BOUNDED, .max = 32, .valid = registry_valid_status_code,
 };
 static const struct registry_label_spec registry_l_version = {
-    .name = "version", .kind = REGISTRY_VALUES_BOUNDED, .max = 8, .valid = registry_valid_printable,
+    .name = NAMES_LABEL_VERSION, .kind = REGISTRY_VALUES_BOUNDED, .max = 8, .valid = registry_valid_printable,
 };
-static const struct registry_label_spec registry_l_child = { .name = "child", .kind = REGISTRY_VALUES_CHILDREN };
-static const struct registry_label_spec registry_l_reject = { .name = "reason", .kind = REGISTRY_VALUES_REASONS };
-static const struct registry_label_spec registry_l_step = REGISTRY_FIXED("step", names_steps);
-static const struct registry_label_spec registry_l_state = REGISTRY_FIXED("state", registry_states);
-static const struct registry_label_spec registry_l_mode = REGISTRY_FIXED("mode", registry_modes);
-static const struct registry_label_spec registry_l_reason = REGISTRY_FIXED("reason", registry_reasons);
-static const struct registry_label_spec registry_l_sender = REGISTRY_FIXED("sender", registry_senders);
+static const struct registry_label_spec registry_l_child = { .name = NAMES_LABEL_CHILD,
+                                                          .kind = REGISTRY_VALUES_CHILDREN };
+static const struct registry_label_spec registry_l_reject = { .name = NAMES_LABEL_REASON,
+                                                           .kind = REGISTRY_VALUES_REASONS };
+static const struct registry_label_spec registry_l_step = REGISTRY_FIXED(NAMES_LABEL_STEP, names_steps);
+static const struct registry_label_spec registry_l_state = REGISTRY_FIXED(NAMES_LABEL_STATE, names_states);
+static const struct registry_label_spec registry_l_mode = REGISTRY_FIXED(NAMES_LABEL_MODE, names_modes);
+static const struct registry_label_spec registry_l_reason = REGISTRY_FIXED(NAMES_LABEL_REASON, names_reasons);
+static const struct registry_label_spec registry_l_sender = REGISTRY_FIXED(NAMES_LABEL_SENDER, names_senders);
 static const struct registry_label_spec registry_l_result = REGISTRY_FIXED("result", registry_results);
-static const struct registry_label_spec registry_l_refusal = REGISTRY_FIXED("reason", registry_refusals);
-static const struct registry_label_spec registry_l_rule = REGISTRY_FIXED("rule", names_rules);
-static const struct registry_label_spec registry_l_by = REGISTRY_FIXED("by", names_bounds);
-static const struct registry_label_spec registry_l_waiting = REGISTRY_FIXED("waiting_for", names_waits);
-static const struct registry_label_spec registry_l_conn_close = REGISTRY_FIXED("reason", names_conn_closes);
-static const struct registry_label_spec registry_l_request_refusal = REGISTRY_FIXED("reason", names_refusals);
+static const struct registry_label_spec registry_l_refusal = REGISTRY_FIXED(NAMES_LABEL_REASON, names_refused);
+static const struct registry_label_spec registry_l_rule = REGISTRY_FIXED(NAMES_LABEL_RULE, names_rules);
+static const struct registry_label_spec registry_l_by = REGISTRY_FIXED(NAMES_LABEL_BY, names_bounds);
+static const struct registry_label_spec registry_l_waiting = REGISTRY_FIXED(NAMES_LABEL_WAITING_FOR, names_waits);
+static const struct registry_label_spec registry_l_conn_close =
+    REGISTRY_FIXED(NAMES_LABEL_REASON, names_conn_closes);
+static const struct registry_label_spec registry_l_request_refusal =
+    REGISTRY_FIXED(NAMES_LABEL_REASON, names_refusals);
 
 #define REGISTRY_GAUGE_PER_CHILD(n, h) \
     { n, REGISTRY_GAUGE, h, { &registry_l_child, NULL }, REGISTRY_BOUNDS_NONE, 0 }
+#define REGISTRY_BY(n, t, l, h) { n, t, h, { &l, NULL }, REGISTRY_BOUNDS_NONE, 0 }
 #define REGISTRY_PLAIN(n, t, h) { n, t, h, { NULL, NULL }, REGISTRY_BOUNDS_NONE, 0 }
 
 /* In exposition order: the reference service's families, then ours. */
 static const struct registry_spec registry_specs[] = {
-    { "grafana_image_renderer_service_http_request_duration_seconds", REGISTRY_HISTOGRAM,
+    { NAMES_FAMILY_REQUEST_DURATION, REGISTRY_HISTOGRAM,
       "Duration of /render requests in seconds, by HTTP status code.",
       { &registry_l_status_code, NULL }, REGISTRY_BOUNDS_REQUEST, 0 },
-    { "grafana_image_renderer_http_request_in_flight", REGISTRY_GAUGE,
+    { NAMES_FAMILY_IN_FLIGHT, REGISTRY_GAUGE,
       "Render requests currently being served.", { NULL, NULL }, REGISTRY_BOUNDS_NONE, 0 },
     { NAMES_FAMILY_STEP_DURATION, REGISTRY_HISTOGRAM,
       "Duration of each step of a render in seconds.", { &registry_l_step, NULL }, REGISTRY_BOUNDS_STEP, 0 },
-    { "grafana_image_renderer_browser_info", REGISTRY_GAUGE,
+    { NAMES_FAMILY_BROWSER_INFO, REGISTRY_GAUGE,
       "The browser's product string; the value is 1 for the browser in use.", { &registry_l_version, NULL },
       REGISTRY_BOUNDS_NONE, 0 },
-    REGISTRY_GAUGE_PER_CHILD("rendervisor_child_up", "1 while the child's process is running, 0 otherwise."),
-    { "rendervisor_child_state", REGISTRY_GAUGE, "1 for the child's current state, 0 for the others.",
+    REGISTRY_GAUGE_PER_CHILD(NAMES_FAMILY_CHILD_UP, "1 while the child's process is running, 0 otherwise."),
+    { NAMES_FAMILY_CHILD_STATE, REGISTRY_GAUGE, "1 for the child's current state, 0 for the others.",
       { &registry_l_child, &registry_l_state }, REGISTRY_BOUNDS_NONE, 0 },
-    REGISTRY_GAUGE_PER_CHILD("rendervisor_child_processes", "Processes in the child's process tree."),
-    { "rendervisor_child_cpu_seconds_total", REGISTRY_COUNTER,
+    REGISTRY_GAUGE_PER_CHILD(NAMES_FAMILY_CHILD_PROCESSES, "Processes in the child's process tree."),
+    { NAMES_FAMILY_CHILD_CPU, REGISTRY_COUNTER,
       "CPU time used by the child's process tree in seconds, including processes that have gone.",
       { &registry_l_child, &registry_l_mode }, REGISTRY_BOUNDS_NONE, 0 },
-    REGISTRY_GAUGE_PER_CHILD("rendervisor_child_resident_memory_bytes",
+    REGISTRY_GAUGE_PER_CHILD(NAMES_FAMILY_CHILD_RSS,
                              "Resident memory (RSS) of the child's process tree in bytes."),
-    REGISTRY_GAUGE_PER_CHILD("rendervisor_child_proportional_memory_bytes",
+    REGISTRY_GAUGE_PER_CHILD(NAMES_FAMILY_CHILD_PSS,
                              "Proportional memory (PSS) of the child's process tree in bytes; "
                              "what the memory limit is checked against."),
-    REGISTRY_GAUGE_PER_CHILD("rendervisor_child_virtual_memory_bytes",
+    REGISTRY_GAUGE_PER_CHILD(NAMES_FAMILY_CHILD_VIRTUAL,
                              "Virtual memory of the child's process tree in bytes."),
-    REGISTRY_GAUGE_PER_CHILD("rendervisor_child_open_fds", "Open file descriptors in the child's process tree."),
-    REGISTRY_GAUGE_PER_CHILD("rendervisor_child_max_fds",
+    REGISTRY_GAUGE_PER_CHILD(NAMES_FAMILY_CHILD_OPEN_FDS, "Open file descriptors in the child's process tree."),
+    REGISTRY_GAUGE_PER_CHILD(NAMES_FAMILY_CHILD_MAX_FDS,
                              "Soft limit on open file descriptors of the child's own process."),
-    REGISTRY_GAUGE_PER_CHILD("rendervisor_child_memory_limit_bytes",
+    REGISTRY_GAUGE_PER_CHILD(NAMES_FAMILY_CHILD_MEMORY_LIMIT,
                              "The child's configured memory limit in bytes; 0 for none."),
-    REGISTRY_GAUGE_PER_CHILD("rendervisor_child_start_time_seconds",
+    REGISTRY_GAUGE_PER_CHILD(NAMES_FAMILY_CHILD_START_TIME,
                              "Start time of the child's current or last run since the unix epoch in seconds."),
-    { "rendervisor_child_restarts_total", REGISTRY_COUNTER, "Restarts of the child, by reason.",
+    { NAMES_FAMILY_CHILD_RESTARTS, REGISTRY_COUNTER, "Restarts of the child, by reason.",
       { &registry_l_child, &registry_l_reason }, REGISTRY_BOUNDS_NONE, 0 },
-    { "rendervisor_renderer_refused_total", REGISTRY_COUNTER,
+    REGISTRY_BY(NAMES_FAMILY_REFUSED, REGISTRY_COUNTER, registry_l_refusal,
       "Render requests answered 429: the queue was full (capacity), or the render's timeout ran out while it "
-      "waited in the queue for memory (memory).",
-      { &registry_l_refusal, NULL }, REGISTRY_BOUNDS_NONE, 0 },
-    { NAMES_FAMILY_CONNS_CLOSED, REGISTRY_COUNTER,
+      "waited in the queue for memory (memory)."),
+    REGISTRY_BY(NAMES_FAMILY_CONNS_CLOSED, REGISTRY_COUNTER, registry_l_conn_close,
       "Connections the renderer's listener closed before it read a request: over the connection limits, per "
-      "address or in all (connection_limit), or without complete request headers within 10 s (header_deadline).",
-      { &registry_l_conn_close, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+      "address or in all (connection_limit), or without complete request headers within 10 s (header_deadline)."),
     { NAMES_FAMILY_READY_WAIT, REGISTRY_HISTOGRAM,
       "How long each readiness rule held a render back in seconds (0 when it did not), one observation per "
       "rule for each render that reached readiness.",
@@ -200,31 +201,27 @@ static const struct registry_spec registry_specs[] = {
                    "Memory the renders in flight are still expected to take in bytes."),
     REGISTRY_PLAIN(NAMES_FAMILY_MEM_ESTIMATE, REGISTRY_GAUGE,
                    "Memory the next render is expected to take in bytes."),
-    { NAMES_FAMILY_MEM_BOUND, REGISTRY_GAUGE,
+    REGISTRY_BY(NAMES_FAMILY_MEM_BOUND, REGISTRY_GAUGE, registry_l_by,
       "1 for the limit that binds the memory budget now (a cgroup's, the host's MemAvailable, or [renderer] "
-      "memory_budget), 0 for the others.",
-      { &registry_l_by, NULL }, REGISTRY_BOUNDS_NONE, 0 },
-    { NAMES_FAMILY_QUEUED, REGISTRY_GAUGE,
+      "memory_budget), 0 for the others."),
+    REGISTRY_BY(NAMES_FAMILY_QUEUED, REGISTRY_GAUGE, registry_l_waiting,
       "Renders waiting in the queue to start, by what they wait for: room in the memory budget, or a browser "
-      "with a free slot.",
-      { &registry_l_waiting, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+      "with a free slot."),
     REGISTRY_PLAIN(NAMES_FAMILY_MEM_WAITS, REGISTRY_COUNTER,
                    "Renders that had to wait in the queue for memory before they started."),
     REGISTRY_PLAIN(NAMES_FAMILY_MEM_RETRIES, REGISTRY_COUNTER,
                    "Renders whose page crashed and that were queued again until there was room in the memory "
                    "budget."),
-    { NAMES_FAMILY_REQUESTS_REFUSED, REGISTRY_COUNTER,
+    REGISTRY_BY(NAMES_FAMILY_REQUESTS_REFUSED, REGISTRY_COUNTER, registry_l_request_refusal,
       "Requests of rendered pages refused in the browser, by reason: a host not in allowed_hosts (not_allowed), "
       "a link-local or metadata address not listed (link_local), a scheme other than http(s), ws(s), data, blob "
-      "and about (scheme), a URL that could not be read (malformed).",
-      { &registry_l_request_refusal, NULL }, REGISTRY_BOUNDS_NONE, 0 },
-    { "rendervisor_ingest_lines_total", REGISTRY_COUNTER, "Ingest lines the exporter accepted or rejected.",
+      "and about (scheme), a URL that could not be read (malformed)."),
+    { REGISTRY_LINES, REGISTRY_COUNTER, "Ingest lines the exporter accepted or rejected.",
       { &registry_l_result, NULL }, REGISTRY_BOUNDS_NONE, 1 },
-    { "rendervisor_ingest_rejected_total", REGISTRY_COUNTER, "Ingest lines the exporter rejected, by reason.",
+    { REGISTRY_REJECTED, REGISTRY_COUNTER, "Ingest lines the exporter rejected, by reason.",
       { &registry_l_reject, NULL }, REGISTRY_BOUNDS_NONE, 1 },
-    { "rendervisor_ingest_dropped_total", REGISTRY_COUNTER,
-      "Ingest datagrams a sender could not deliver (no receiver, or its queue full).",
-      { &registry_l_sender, NULL }, REGISTRY_BOUNDS_NONE, 0 },
+    REGISTRY_BY(NAMES_FAMILY_INGEST_DROPPED, REGISTRY_COUNTER, registry_l_sender,
+      "Ingest datagrams a sender could not deliver (no receiver, or its queue full)."),
 };
 
 #define REGISTRY_NSPECS (sizeof(registry_specs) / sizeof(registry_specs[0]))
@@ -293,13 +290,13 @@ static void registry_label_init(struct registry_label *l, const struct registry_
             registry_label_add(l, spec->values[i]);
         break;
     case REGISTRY_VALUES_CHILDREN:
-        registry_label_add(l, "exporter");
+        registry_label_add(l, NAMES_CHILD_EXPORTER);
         for (unsigned i = 0; i < cfg->browsers.count; i++) {
             char name[32];
-            snprintf(name, sizeof(name), "browser-%u", i);
+            snprintf(name, sizeof(name), NAMES_CHILD_BROWSER_FMT, i);
             registry_label_add(l, name);
         }
-        registry_label_add(l, "renderer");
+        registry_label_add(l, NAMES_CHILD_RENDERER);
         break;
     case REGISTRY_VALUES_REASONS:
         for (int r = INGEST_OK + 1; r < INGEST_REJECT_COUNT; r++)
@@ -401,8 +398,8 @@ struct registry *registry_new(const struct config *cfg)
             h = (h + 1) & (REGISTRY_TABLE_SIZE - 1);
         reg->table[h] = f;
     }
-    reg->lines = registry_find(reg, "rendervisor_ingest_lines_total");
-    reg->rejected = registry_find(reg, "rendervisor_ingest_rejected_total");
+    reg->lines = registry_find(reg, REGISTRY_LINES);
+    reg->rejected = registry_find(reg, REGISTRY_REJECTED);
     /* Their series show from the start, so a rate over them never lacks a
      * first sample. */
     for (size_t i = 0; i < reg->lines->nslots; i++)

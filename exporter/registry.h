@@ -20,9 +20,9 @@ enum registry_type {
 
 struct registry;
 
-/* All families of DESIGN.md ("Metrics"), with bucket bounds from
- * cfg->exporter and the child names cfg implies (exporter, browser-0 ..
- * browser-<count-1>, renderer). */
+/* All families of docs/metrics.md (their names: common/names.h), with
+ * bucket bounds from cfg->exporter and the child names cfg implies
+ * (exporter, browser-0 .. browser-<count-1>, renderer). */
 struct registry *registry_new(const struct config *cfg);
 void registry_free(struct registry *reg);
 

@@ -11,21 +11,18 @@
 #include <time.h>
 
 #include "memview.h"
+#include "names.h"
 
 #define STATUS_DASH "\xe2\x80\x93" /* a figure not reported */
 #define STATUS_DOT " \xc2\xb7 "    /* between the parts of a cell */
 #define STATUS_TEXT 160
 
-static const char *const status_states[] = { "idle", "running", "stopping", "backoff", "stopped" };
-static const char *const status_reasons[] = { "exit", "signal", "memory_limit", "unhealthy", "requested" };
-#define STATUS_NSTATES (sizeof(status_states) / sizeof(status_states[0]))
-#define STATUS_NREASONS (sizeof(status_reasons) / sizeof(status_reasons[0]))
 
 /* One row: NAN for a figure not reported. */
 struct status_child {
     const char *name;
     double up, start, uptime, pss, rss, limit, procs, cpu_total, cpu_rate, restarts;
-    double by_reason[STATUS_NREASONS];
+    double by_reason[NAMES_REASON_COUNT];
     const char *state; /* NULL: not reported */
     const char *cls;   /* row class: up, warn, down, none */
     char state_text[32], uptime_text[32], restarts_text[32], cpu_text[32];
@@ -165,7 +162,7 @@ static double status_y(double v, double scale)
 static double status_get(const struct registry *reg, const char *family, const char *child, const char *k2,
                          const char *v2)
 {
-    const char *labels[] = { "child", child, k2, v2, NULL };
+    const char *labels[] = { NAMES_LABEL_CHILD, child, k2, v2, NULL };
     double v;
     return registry_get(reg, family, labels, &v) == 0 ? v : NAN;
 }
@@ -223,23 +220,25 @@ static void status_child_read(const struct status_input *in, size_t i, struct st
     memset(c, 0, sizeof(*c));
     buf_init(&c->chart);
     c->name = name;
-    c->up = status_get(reg, "rendervisor_child_up", name, NULL, NULL);
-    for (size_t k = 0; k < STATUS_NSTATES; k++)
-        if (status_get(reg, "rendervisor_child_state", name, "state", status_states[k]) == 1)
-            c->state = status_states[k];
-    c->start = status_get(reg, "rendervisor_child_start_time_seconds", name, NULL, NULL);
-    c->pss = status_get(reg, "rendervisor_child_proportional_memory_bytes", name, NULL, NULL);
-    c->rss = status_get(reg, "rendervisor_child_resident_memory_bytes", name, NULL, NULL);
-    c->limit = status_get(reg, "rendervisor_child_memory_limit_bytes", name, NULL, NULL);
-    c->procs = status_get(reg, "rendervisor_child_processes", name, NULL, NULL);
-    double user = status_get(reg, "rendervisor_child_cpu_seconds_total", name, "mode", "user");
-    double sys = status_get(reg, "rendervisor_child_cpu_seconds_total", name, "mode", "system");
+    c->up = status_get(reg, NAMES_FAMILY_CHILD_UP, name, NULL, NULL);
+    int state = -1;
+    for (int k = 0; k < NAMES_STATE_COUNT; k++)
+        if (status_get(reg, NAMES_FAMILY_CHILD_STATE, name, NAMES_LABEL_STATE, names_states[k]) == 1)
+            state = k;
+    c->state = state < 0 ? NULL : names_states[state];
+    c->start = status_get(reg, NAMES_FAMILY_CHILD_START_TIME, name, NULL, NULL);
+    c->pss = status_get(reg, NAMES_FAMILY_CHILD_PSS, name, NULL, NULL);
+    c->rss = status_get(reg, NAMES_FAMILY_CHILD_RSS, name, NULL, NULL);
+    c->limit = status_get(reg, NAMES_FAMILY_CHILD_MEMORY_LIMIT, name, NULL, NULL);
+    c->procs = status_get(reg, NAMES_FAMILY_CHILD_PROCESSES, name, NULL, NULL);
+    double user = status_get(reg, NAMES_FAMILY_CHILD_CPU, name, NAMES_LABEL_MODE, names_modes[NAMES_MODE_USER]);
+    double sys = status_get(reg, NAMES_FAMILY_CHILD_CPU, name, NAMES_LABEL_MODE, names_modes[NAMES_MODE_SYSTEM]);
     c->cpu_total = isnan(user) || isnan(sys) ? NAN : user + sys;
     double rate = history_cpu_rate(in->hist, i, in->mono);
     c->cpu_rate = rate < 0 ? NAN : rate;
     c->restarts = NAN;
-    for (size_t k = 0; k < STATUS_NREASONS; k++) {
-        c->by_reason[k] = status_get(reg, "rendervisor_child_restarts_total", name, "reason", status_reasons[k]);
+    for (int k = 0; k < NAMES_REASON_COUNT; k++) {
+        c->by_reason[k] = status_get(reg, NAMES_FAMILY_CHILD_RESTARTS, name, NAMES_LABEL_REASON, names_reasons[k]);
         if (!isnan(c->by_reason[k]))
             c->restarts = (isnan(c->restarts) ? 0 : c->restarts) + c->by_reason[k];
     }
@@ -247,7 +246,7 @@ static void status_child_read(const struct status_input *in, size_t i, struct st
 
     if (isnan(c->up))
         c->cls = "none";
-    else if (c->state && (strcmp(c->state, "backoff") == 0 || strcmp(c->state, "stopping") == 0))
+    else if (state == NAMES_STATE_BACKOFF || state == NAMES_STATE_STOPPING)
         c->cls = "warn";
     else
         c->cls = c->up == 1 ? "up" : "down";
@@ -260,10 +259,10 @@ static void status_child_read(const struct status_input *in, size_t i, struct st
     else
         snprintf(c->restarts_text, sizeof(c->restarts_text), "%.0f", c->restarts);
     size_t len = 0;
-    for (size_t k = 0; k < STATUS_NREASONS && len < sizeof(c->restarts_detail); k++)
+    for (int k = 0; k < NAMES_REASON_COUNT && len < sizeof(c->restarts_detail); k++)
         if (c->by_reason[k] > 0)
             len += (size_t)snprintf(c->restarts_detail + len, sizeof(c->restarts_detail) - len, "%s%s %.0f",
-                                    len ? ", " : "", status_reasons[k], c->by_reason[k]);
+                                    len ? ", " : "", names_reasons[k], c->by_reason[k]);
 
     if (isnan(c->cpu_rate))
         snprintf(c->cpu_text, sizeof(c->cpu_text), STATUS_DASH);
@@ -331,9 +330,9 @@ static void status_page_read(const struct status_input *in, struct status_page *
     struct tm tm;
     if (gmtime_r(&t, &tm))
         strftime(p->updated, sizeof(p->updated), "%H:%M:%S UTC", &tm);
-    p->have_browser = registry_label_value(in->reg, "grafana_image_renderer_browser_info", "version", p->browser,
+    p->have_browser = registry_label_value(in->reg, NAMES_FAMILY_BROWSER_INFO, NAMES_LABEL_VERSION, p->browser,
                                            sizeof(p->browser)) == 0;
-    if (registry_get(in->reg, "grafana_image_renderer_http_request_in_flight", NULL, &p->in_flight) < 0)
+    if (registry_get(in->reg, NAMES_FAMILY_IN_FLIGHT, NULL, &p->in_flight) < 0)
         p->in_flight = NAN;
 
     p->nlat = history_latencies(in->hist, in->mono, p->lat);
@@ -557,8 +556,8 @@ static void status_json_child(struct buf *out, const struct status_child *c)
     status_json_num(out, "restarts", c->restarts, 0);
     status_json_key(out, "restarts_by_reason", 0);
     buf_append(out, "{", 1);
-    for (size_t k = 0; k < STATUS_NREASONS; k++)
-        status_json_num(out, status_reasons[k], c->by_reason[k], k == 0);
+    for (int k = 0; k < NAMES_REASON_COUNT; k++)
+        status_json_num(out, names_reasons[k], c->by_reason[k], k == 0);
     buf_append(out, "}", 1);
     status_json_num(out, "pss_bytes", c->pss, 0);
     status_json_num(out, "rss_bytes", c->rss, 0);

@@ -263,7 +263,7 @@ static void api_conns_closed(struct api *a, enum names_conn_close why, unsigned 
     if (!n)
         return;
     a->closed[why] += n;
-    const char *labels[] = { "reason", names_conn_closes[why], NULL };
+    const char *labels[] = { NAMES_LABEL_REASON, names_conn_closes[why], NULL };
     api_report(a, NAMES_FAMILY_CONNS_CLOSED, labels, (double)a->closed[why]);
     int64_t now = clock_now_ns();
     if (now < a->closed_log_ns)

@@ -31,8 +31,9 @@ static enum MHD_Result api_refuse(struct api_req *rq, int memory, const char *wh
     struct api *a = rq->api;
     unsigned long long *n = memory ? &a->refused_memory : &a->refused_capacity;
     (*n)++;
-    const char *labels[] = { "reason", memory ? "memory" : "capacity", NULL };
-    api_report(a, "rendervisor_renderer_refused_total", labels, (double)*n);
+    const char *labels[] = { NAMES_LABEL_REASON, names_refused[memory ? NAMES_REFUSED_MEMORY : NAMES_REFUSED_CAPACITY],
+                             NULL };
+    api_report(a, NAMES_FAMILY_REFUSED, labels, (double)*n);
     return api_send_error_retry(rq, MHD_HTTP_TOO_MANY_REQUESTS, why, retry_after);
 }
 
@@ -237,7 +238,7 @@ void api_render_begin(struct api_req *rq, const char *url)
     rq->route = strcmp(url, "/render") == 0 ? "render" : strcmp(url, "/render/csv") == 0 ? "csv" : NULL;
     if (rq->is_render) {
         a->in_flight++;
-        api_report(a, "grafana_image_renderer_http_request_in_flight", NULL, a->in_flight);
+        api_report(a, NAMES_FAMILY_IN_FLIGHT, NULL, a->in_flight);
     }
 }
 
@@ -257,11 +258,11 @@ void api_render_end(struct api_req *rq, enum MHD_RequestTerminationCode toe)
         api_log_request(rq, status, now);
     char code[16];
     snprintf(code, sizeof(code), "%u", status);
-    const char *labels[] = { "status_code", code, NULL };
-    api_report(a, "grafana_image_renderer_service_http_request_duration_seconds", labels,
+    const char *labels[] = { NAMES_LABEL_STATUS_CODE, code, NULL };
+    api_report(a, NAMES_FAMILY_REQUEST_DURATION, labels,
                (double)(now - rq->start_ns) / CLOCK_NS_PER_S);
     a->in_flight--;
-    api_report(a, "grafana_image_renderer_http_request_in_flight", NULL, a->in_flight);
+    api_report(a, NAMES_FAMILY_IN_FLIGHT, NULL, a->in_flight);
 }
 
 void api_render_fini(struct api_req *rq)

@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "ctl.h"
 #include "log.h"
+#include "names.h"
 #include "xalloc.h"
 
 #include "browser_int.h"
@@ -138,8 +139,8 @@ static void browser_version_reply(void *arg, int id, const struct cdp_msg *m, in
         else
             log_info("browser connected browser=%u port=%u version=\"%s\"", b->index, b->port, product);
         snprintf(b->product, sizeof(b->product), "%s", product);
-        const char *labels[] = { "version", product, NULL };
-        ingest_send_line(b->pool->ingest, "grafana_image_renderer_browser_info", labels, 1);
+        const char *labels[] = { NAMES_LABEL_VERSION, product, NULL };
+        ingest_send_line(b->pool->ingest, NAMES_FAMILY_BROWSER_INFO, labels, 1);
     }
     if (b->connected)
         browser_set_up(b, 1);

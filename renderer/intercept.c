@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "hostcheck.h"
+#include "lines.h"
 #include "log.h"
 #include "rsm.h"
 
@@ -264,11 +265,10 @@ int intercept_event(struct intercept *ic, const char *page_session, const struct
 
 void intercept_report(struct ingest_buf *ib)
 {
-    for (int i = 0; i < NAMES_REFUSAL_COUNT; i++) {
-        const char *labels[] = { "reason", names_refusals[i], NULL };
-        ingest_buf_line(ib, NAMES_FAMILY_REQUESTS_REFUSED, labels,
-                        (double)atomic_load(&intercept_refused_total[i]));
-    }
+    unsigned long long total[NAMES_REFUSAL_COUNT];
+    for (int i = 0; i < NAMES_REFUSAL_COUNT; i++)
+        total[i] = atomic_load(&intercept_refused_total[i]);
+    lines_requests_refused(ib, total);
 }
 
 void intercept_forget(struct intercept *ic)

@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "ctl.h"
+#include "lines.h"
 #include "log.h"
 #include "memory.h"
 #include "names.h"
@@ -359,26 +360,17 @@ static unsigned jobs_waiting(const struct jobs *s)
 static void jobs_mem_report(struct jobs *s, int64_t now)
 {
     struct ingest_buf *b = &s->report;
-    const struct memory_budget *m = &s->seen;
+    const struct lines_memory m = {
+        .seen = s->seen,
+        .reserved = s->mem_on ? (double)jobs_reserved(s) : 0,
+        .estimate = s->mem_on ? (double)admit_estimate(&s->adm) : 0,
+        .waiting = jobs_waiting(s),
+        .mem_blocked = s->mem_blocked,
+        .waits = s->mem_waits,
+        .retries = s->mem_retries,
+    };
     ingest_buf_reset(b);
-    ingest_buf_line(b, NAMES_FAMILY_MEM_USED, NULL, (double)m->used);
-    if (m->available != MEMORY_UNLIMITED) {
-        ingest_buf_line(b, NAMES_FAMILY_MEM_AVAILABLE, NULL, (double)m->available);
-        ingest_buf_line(b, NAMES_FAMILY_MEM_BUDGET, NULL, (double)m->budget);
-        for (int i = 0; i < NAMES_BOUND_COUNT; i++) {
-            const char *labels[] = { "by", names_bounds[i], NULL };
-            ingest_buf_line(b, NAMES_FAMILY_MEM_BOUND, labels, m->bound == (enum names_bound)i);
-        }
-    }
-    ingest_buf_line(b, NAMES_FAMILY_MEM_RESERVED, NULL, s->mem_on ? (double)jobs_reserved(s) : 0);
-    ingest_buf_line(b, NAMES_FAMILY_MEM_ESTIMATE, NULL, s->mem_on ? (double)admit_estimate(&s->adm) : 0);
-    unsigned waiting = jobs_waiting(s);
-    const char *mem[] = { "waiting_for", names_waits[NAMES_WAIT_MEMORY], NULL };
-    const char *br[] = { "waiting_for", names_waits[NAMES_WAIT_BROWSER], NULL };
-    ingest_buf_line(b, NAMES_FAMILY_QUEUED, mem, s->mem_blocked ? waiting : 0);
-    ingest_buf_line(b, NAMES_FAMILY_QUEUED, br, s->mem_blocked ? 0 : waiting);
-    ingest_buf_line(b, NAMES_FAMILY_MEM_WAITS, NULL, (double)s->mem_waits);
-    ingest_buf_line(b, NAMES_FAMILY_MEM_RETRIES, NULL, (double)s->mem_retries);
+    lines_memory(b, &m);
     ingest_send(s->ingest, b);
     s->reported_ns = now;
 }

@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "intercept.h"
+#include "lines.h"
 #include "log.h"
 #include "rsm.h"
 #include "xalloc.h"
@@ -67,24 +68,16 @@ static void render_send_steps(struct render *r)
         return;
     struct ingest_buf buf, *ib = &buf;
     ingest_buf_init(ib);
-    for (unsigned i = r->nsent; i < res->nsteps; i++) {
-        const char *labels[] = { "step", names_steps[res->steps[i].step], NULL };
-        ingest_buf_line(ib, NAMES_FAMILY_STEP_DURATION, labels, res->steps[i].seconds);
-    }
-    if (res->ready_done && r->nsent == 0) {
-        for (int i = 0; i < NAMES_RULE_COUNT; i++) {
-            const char *labels[] = { "rule", names_rules[i], NULL };
-            ingest_buf_line(ib, NAMES_FAMILY_READY_WAIT, labels, res->rule_ms[i] / 1000.0);
-        }
-    }
+    for (unsigned i = r->nsent; i < res->nsteps; i++)
+        lines_step(ib, res->steps[i].step, res->steps[i].seconds);
+    if (res->ready_done && r->nsent == 0)
+        lines_rules(ib, res->rule_ms);
     intercept_report(ib);
     /* The browser's version again: an exporter that restarted since the
      * browser connected has it back with the next render. */
     const char *product = browser_product(r->b);
-    if (product) {
-        const char *labels[] = { "version", product, NULL };
-        ingest_buf_line(ib, "grafana_image_renderer_browser_info", labels, 1);
-    }
+    if (product)
+        lines_browser_info(ib, product);
     ingest_send(r->ingest, ib);
     ingest_buf_fini(ib);
     r->nsent = res->nsteps;

@@ -5,22 +5,14 @@
 
 #include <sys/wait.h>
 
-static const char *const child_state_names[CHILD_STATE_COUNT] = {
-    "idle", "running", "stopping", "backoff", "stopped",
-};
-
-static const char *const child_reason_names[CHILD_REASON_COUNT] = {
-    "exit", "signal", "memory_limit", "unhealthy", "requested",
-};
-
 const char *child_state_name(enum child_state s)
 {
-    return s < CHILD_STATE_COUNT ? child_state_names[s] : "unknown";
+    return s < CHILD_STATE_COUNT ? names_states[s] : "unknown";
 }
 
 const char *child_reason_name(enum child_reason r)
 {
-    return r < CHILD_REASON_COUNT ? child_reason_names[r] : "unknown";
+    return r < CHILD_REASON_COUNT ? names_reasons[r] : "unknown";
 }
 
 void child_machine_init(struct child_machine *m, int64_t stop_timeout_ns)

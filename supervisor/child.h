@@ -7,28 +7,31 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "names.h"
 
 #define CHILD_BACKOFF_MIN_NS (100 * CLOCK_NS_PER_MS)
 #define CHILD_BACKOFF_MAX_NS (30 * CLOCK_NS_PER_S)
 /* A child that ran this long before it exited starts again from the minimum. */
 #define CHILD_BACKOFF_RESET_NS (60 * CLOCK_NS_PER_S)
 
+/* The states and reasons are the exporter's too: their names, and so
+ * their order, are common/names.h's. */
 enum child_state {
-    CHILD_IDLE,     /* not started yet */
-    CHILD_RUNNING,  /* its process is alive */
-    CHILD_STOPPING, /* SIGTERM sent to its group; SIGKILL at the deadline */
-    CHILD_BACKOFF,  /* it ended; it starts again at the deadline */
-    CHILD_STOPPED,  /* stopped for good (shutdown, or gone from the config) */
-    CHILD_STATE_COUNT,
+    CHILD_IDLE = NAMES_STATE_IDLE,         /* not started yet */
+    CHILD_RUNNING = NAMES_STATE_RUNNING,   /* its process is alive */
+    CHILD_STOPPING = NAMES_STATE_STOPPING, /* SIGTERM sent to its group; SIGKILL at the deadline */
+    CHILD_BACKOFF = NAMES_STATE_BACKOFF,   /* it ended; it starts again at the deadline */
+    CHILD_STOPPED = NAMES_STATE_STOPPED,   /* stopped for good (shutdown, or gone from the config) */
+    CHILD_STATE_COUNT = NAMES_STATE_COUNT,
 };
 
 enum child_reason {
-    CHILD_REASON_EXIT,         /* it exited by itself */
-    CHILD_REASON_SIGNAL,       /* a signal we did not send ended it */
-    CHILD_REASON_MEMORY_LIMIT, /* its tree outgrew memory_limit */
-    CHILD_REASON_UNHEALTHY,    /* it stopped answering */
-    CHILD_REASON_REQUESTED,    /* its configuration changed */
-    CHILD_REASON_COUNT,
+    CHILD_REASON_EXIT = NAMES_REASON_EXIT,                 /* it exited by itself */
+    CHILD_REASON_SIGNAL = NAMES_REASON_SIGNAL,             /* a signal we did not send ended it */
+    CHILD_REASON_MEMORY_LIMIT = NAMES_REASON_MEMORY_LIMIT, /* its tree outgrew memory_limit */
+    CHILD_REASON_UNHEALTHY = NAMES_REASON_UNHEALTHY,       /* it stopped answering */
+    CHILD_REASON_REQUESTED = NAMES_REASON_REQUESTED,       /* its configuration changed */
+    CHILD_REASON_COUNT = NAMES_REASON_COUNT,
 };
 
 enum child_event {

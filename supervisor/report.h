@@ -1,5 +1,6 @@
 /* The supervisor's reports: each child's figures, state and restart counts as
- * ingest lines (DESIGN.md, rendervisor_child_* families). */
+ * ingest lines (the rendervisor_child_* families of docs/metrics.md, named
+ * in common/names.h). */
 #ifndef RV_REPORT_H
 #define RV_REPORT_H
 

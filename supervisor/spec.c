@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "hostcheck.h"
+#include "names.h"
 #include "xalloc.h"
 
 /* Copy cmd and append extra words (NULL-terminated list). */
@@ -107,7 +108,7 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
 
     /* The exporter: its sockets, buckets and the children it reports on. */
     struct child_spec *s = &specs[k++];
-    snprintf(s->name, sizeof(s->name), "exporter");
+    snprintf(s->name, sizeof(s->name), NAMES_CHILD_EXPORTER);
     s->role = SPEC_ROLE_EXPORTER;
     spec_command(&s->command, &cfg->exporter.command, "--config", config_path, (char *)NULL);
     s->memory_limit = cfg->exporter.memory_limit;
@@ -123,7 +124,7 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
 
     for (unsigned i = 0; i < cfg->browsers.count; i++) {
         s = &specs[k++];
-        snprintf(s->name, sizeof(s->name), "browser-%u", i);
+        snprintf(s->name, sizeof(s->name), NAMES_CHILD_BROWSER_FMT, i);
         s->role = SPEC_ROLE_BROWSER;
         s->index = i;
         s->fresh_dir = xasprintf("%s/%s.profile", cfg->supervisor.runtime_dir, s->name);
@@ -153,7 +154,7 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     /* The renderer finds the browsers and the exporter through the config,
      * so those settings are part of what it depends on. */
     s = &specs[k++];
-    snprintf(s->name, sizeof(s->name), "renderer");
+    snprintf(s->name, sizeof(s->name), NAMES_CHILD_RENDERER);
     s->role = SPEC_ROLE_RENDERER;
     spec_command(&s->command, &cfg->renderer.command, "--config", config_path, (char *)NULL);
     s->memory_limit = cfg->renderer.memory_limit;
