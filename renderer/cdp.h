@@ -156,23 +156,28 @@ enum cdp_msg_type {
 };
 
 /* The events the renderer acts on; anything else is CDP_EVENT_OTHER. */
+/* The events a render or a browser acts on, each with its CDP method: one
+ * list X(constant, method) builds the enum and cdp_msg.c's table. */
+#define CDP_EVENTS(X)                                                     \
+    X(CDP_EVENT_ATTACHED_TO_TARGET, "Target.attachedToTarget")            \
+    X(CDP_EVENT_DETACHED_FROM_TARGET, "Target.detachedFromTarget")        \
+    X(CDP_EVENT_TARGET_CRASHED, "Inspector.targetCrashed")                \
+    X(CDP_EVENT_INSPECTOR_DETACHED, "Inspector.detached")                 \
+    X(CDP_EVENT_LIFECYCLE, "Page.lifecycleEvent")                         \
+    X(CDP_EVENT_LOAD_EVENT_FIRED, "Page.loadEventFired")                  \
+    X(CDP_EVENT_DIALOG_OPENING, "Page.javascriptDialogOpening")           \
+    X(CDP_EVENT_REQUEST_WILL_BE_SENT, "Network.requestWillBeSent")        \
+    X(CDP_EVENT_RESPONSE_RECEIVED, "Network.responseReceived")            \
+    X(CDP_EVENT_LOADING_FINISHED, "Network.loadingFinished")              \
+    X(CDP_EVENT_LOADING_FAILED, "Network.loadingFailed")                  \
+    X(CDP_EVENT_REQUEST_PAUSED, "Fetch.requestPaused")                    \
+    X(CDP_EVENT_WEBSOCKET_CREATED, "Network.webSocketCreated")            \
+    X(CDP_EVENT_DOWNLOAD_WILL_BEGIN, "Browser.downloadWillBegin")         \
+    X(CDP_EVENT_DOWNLOAD_PROGRESS, "Browser.downloadProgress")
+#define CDP_EVENT_ENUM(id, method) id,
 enum cdp_event {
-    CDP_EVENT_OTHER,
-    CDP_EVENT_ATTACHED_TO_TARGET,   /* Target.attachedToTarget */
-    CDP_EVENT_DETACHED_FROM_TARGET, /* Target.detachedFromTarget */
-    CDP_EVENT_TARGET_CRASHED,       /* Inspector.targetCrashed */
-    CDP_EVENT_INSPECTOR_DETACHED,   /* Inspector.detached */
-    CDP_EVENT_LIFECYCLE,            /* Page.lifecycleEvent */
-    CDP_EVENT_LOAD_EVENT_FIRED,     /* Page.loadEventFired */
-    CDP_EVENT_DIALOG_OPENING,       /* Page.javascriptDialogOpening */
-    CDP_EVENT_REQUEST_WILL_BE_SENT, /* Network.requestWillBeSent */
-    CDP_EVENT_RESPONSE_RECEIVED,    /* Network.responseReceived */
-    CDP_EVENT_LOADING_FINISHED,     /* Network.loadingFinished */
-    CDP_EVENT_LOADING_FAILED,       /* Network.loadingFailed */
-    CDP_EVENT_REQUEST_PAUSED,       /* Fetch.requestPaused */
-    CDP_EVENT_WEBSOCKET_CREATED,    /* Network.webSocketCreated */
-    CDP_EVENT_DOWNLOAD_WILL_BEGIN,  /* Browser.downloadWillBegin */
-    CDP_EVENT_DOWNLOAD_PROGRESS,    /* Browser.downloadProgress */
+    CDP_EVENT_OTHER, /* any method not listed */
+    CDP_EVENTS(CDP_EVENT_ENUM)
 };
 
 /* One parsed frame. Every pointer is borrowed from root and lives until

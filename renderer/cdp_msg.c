@@ -14,26 +14,15 @@
 
 #include "cdp_int.h"
 
+#define CDP_EVENT_METHOD(id, method) [id] = method,
+static const char *const cdp_event_methods[] = { CDP_EVENTS(CDP_EVENT_METHOD) };
+
+/* The download events, sent on the page's own session as Page.* (what a
+ * render listens to), are the same events. */
 static const struct {
     const char *method;
     enum cdp_event event;
-} cdp_events[] = {
-    { "Target.attachedToTarget", CDP_EVENT_ATTACHED_TO_TARGET },
-    { "Target.detachedFromTarget", CDP_EVENT_DETACHED_FROM_TARGET },
-    { "Inspector.targetCrashed", CDP_EVENT_TARGET_CRASHED },
-    { "Inspector.detached", CDP_EVENT_INSPECTOR_DETACHED },
-    { "Page.lifecycleEvent", CDP_EVENT_LIFECYCLE },
-    { "Page.loadEventFired", CDP_EVENT_LOAD_EVENT_FIRED },
-    { "Page.javascriptDialogOpening", CDP_EVENT_DIALOG_OPENING },
-    { "Network.requestWillBeSent", CDP_EVENT_REQUEST_WILL_BE_SENT },
-    { "Network.responseReceived", CDP_EVENT_RESPONSE_RECEIVED },
-    { "Network.loadingFinished", CDP_EVENT_LOADING_FINISHED },
-    { "Network.loadingFailed", CDP_EVENT_LOADING_FAILED },
-    { "Fetch.requestPaused", CDP_EVENT_REQUEST_PAUSED },
-    { "Network.webSocketCreated", CDP_EVENT_WEBSOCKET_CREATED },
-    { "Browser.downloadWillBegin", CDP_EVENT_DOWNLOAD_WILL_BEGIN },
-    { "Browser.downloadProgress", CDP_EVENT_DOWNLOAD_PROGRESS },
-    /* The same, sent on the page's own session (what a render listens to). */
+} cdp_event_aliases[] = {
     { "Page.downloadWillBegin", CDP_EVENT_DOWNLOAD_WILL_BEGIN },
     { "Page.downloadProgress", CDP_EVENT_DOWNLOAD_PROGRESS },
 };
@@ -184,10 +173,16 @@ int cdp_msg_parse(struct cdp_msg *m, const char *text, size_t len)
     m->params = params;
     m->type = CDP_MSG_EVENT;
     m->event = CDP_EVENT_OTHER;
-    for (size_t i = 0; i < sizeof(cdp_events) / sizeof(cdp_events[0]); i++) {
-        if (strcmp(m->method, cdp_events[i].method) == 0) {
-            m->event = cdp_events[i].event;
-            break;
+    for (size_t i = 1; i < sizeof(cdp_event_methods) / sizeof(cdp_event_methods[0]); i++) {
+        if (strcmp(m->method, cdp_event_methods[i]) == 0) {
+            m->event = (enum cdp_event)i;
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < sizeof(cdp_event_aliases) / sizeof(cdp_event_aliases[0]); i++) {
+        if (strcmp(m->method, cdp_event_aliases[i].method) == 0) {
+            m->event = cdp_event_aliases[i].event;
+            return 0;
         }
     }
     return 0;
