@@ -35,18 +35,13 @@ static const char *config_printable(const char *name, char *out, size_t size)
  * no key, section names a [section] line. */
 void config_error(struct config_parser *p, int line, const char *section, const char *key, const char *fmt, ...)
 {
-    /* Measured first: a value quoted in a message (a command word) may run
+    /* Any length: a value quoted in a message (a command word) may run
      * over many continuation lines. */
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *msg = xvasprintf(fmt, ap);
     va_end(ap);
-    if (n < 0)
-        abort();
-    char *msg = xmalloc((size_t)n + 1), where[32] = "", section_buf[64], key_buf[64];
-    va_start(ap, fmt);
-    vsnprintf(msg, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    char where[32] = "", section_buf[64], key_buf[64];
 
     if (line > 0)
         snprintf(where, sizeof(where), " line=%d", line);

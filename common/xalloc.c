@@ -62,24 +62,30 @@ char *xstrdup(const char *s)
     return xstrndup(s, strlen(s));
 }
 
-char *xasprintf(const char *fmt, ...)
+char *xvasprintf(const char *fmt, va_list ap)
 {
     /* Most strings fit here, and formatting into a real buffer first also
      * keeps GCC's format checks quiet under -fsanitize. */
     char small[256];
-    va_list ap;
-    va_start(ap, fmt);
+    va_list again;
+    va_copy(again, ap);
     int n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
     if (n < 0)
         xalloc_die(0);
     char *p = xmalloc((size_t)n + 1);
-    if ((size_t)n < sizeof(small)) {
+    if ((size_t)n < sizeof(small))
         memcpy(p, small, (size_t)n + 1);
-        return p;
-    }
+    else
+        vsnprintf(p, (size_t)n + 1, fmt, again);
+    va_end(again);
+    return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    char *p = xvasprintf(fmt, ap);
     va_end(ap);
     return p;
 }
