@@ -57,8 +57,8 @@ int ctl_parse(const char *line, const char *verb, unsigned *n);
 /* "verb A B", each as for ctl_parse: 0 with *a and *b, or -EINVAL. */
 int ctl_parse2(const char *line, const char *verb, unsigned *a, unsigned *b);
 
-/* Health (docs/design.md, "Health"). The supervisor asks, the renderer's
- * HTTP thread answers on supervisor.ctl:
+/* Health (docs/design.md, "Health: how a hang is detected"). The
+ * supervisor asks, the renderer's HTTP thread answers on supervisor.ctl:
  *   supervisor -> renderer  "probe S T"
  *       S: the probe's sequence number; T: how long (ms) a browser may have
  *       sent nothing before the renderer calls it silent.

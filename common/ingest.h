@@ -1,4 +1,4 @@
-/* The ingest line format (docs/design.md, "Ingest protocol"): one
+/* The ingest line format (docs/design.md, "The ingest protocol"): one
  * observation per line, written like an exposition sample line. Senders
  * build datagrams with ingest_buf_* (or send one line with
  * ingest_send_line); ingest_send() hands one over without ever blocking. */
