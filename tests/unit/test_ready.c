@@ -338,9 +338,13 @@ static void test_other_events(void **state)
     cdp_msg_fini(&m);
     assert_int_equal(r.nreqs, 0);
     assert_true(r.net_ns == 0);
-    /* An end for a request never seen begin. */
+    /* An end for a request never seen begin: nothing to track, but the
+     * page may act on it, so the quiet window runs from it. */
     DONE(&r, "9.9", T0);
     assert_int_equal(r.nreqs, 0);
+    assert_true(r.net_ns == T0);
+    net(&r, "Network.loadingFailed", "9.8", ",\"errorText\":\"net::ERR_FAILED\"", T0 + MS(5));
+    assert_true(r.net_ns == T0 + MS(5));
     ready_fini(&r);
 }
 
