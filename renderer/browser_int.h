@@ -58,7 +58,7 @@ struct browser {
     struct cdp cdp;
     struct buf rx;
     int rx_overflow;
-    /* an overflowing message's first and last bytes (cdp_paused_stub) */
+    /* an overflowing message's first and last bytes (cdp_event_stub) */
     char rx_head[CDP_STUB_EDGE], rx_tail[CDP_STUB_EDGE];
     size_t rx_head_len, rx_tail_len;
     struct browser_out *out_head, *out_tail;

@@ -264,11 +264,13 @@ void browser_rx_end(struct browser *b)
     if (!b->rx_overflow && b->rx.len)
         browser_dispatch(b, b->rx.data, b->rx.len);
     if (b->rx_overflow) {
-        /* A paused request too large to keep is still answered (refused),
-         * or it would wait for ever. */
+        /* A request's event too large to keep still reaches the render
+         * as a stand-in (cdp_event_stub): a paused request is answered
+         * (refused), or it would wait for ever; a request's start is
+         * counted by readiness, or the page is taken before its answer. */
         struct buf stub;
         buf_init(&stub);
-        if (cdp_paused_stub(b->rx_head, b->rx_head_len, b->rx_tail, b->rx_tail_len, &stub) == 0)
+        if (cdp_event_stub(b->rx_head, b->rx_head_len, b->rx_tail, b->rx_tail_len, &stub) == 0)
             browser_dispatch(b, stub.data, stub.len);
         buf_fini(&stub);
     }

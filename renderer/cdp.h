@@ -319,15 +319,19 @@ int cdp_event_inspector_detached(const struct cdp_msg *m, const char **reason);
 /* Fetch.requestPaused: the request's id and its URL (url_len bytes; a URL
  * holds no NUL). Strings live until cdp_msg_fini. */
 int cdp_event_paused(const struct cdp_msg *m, const char **request_id, const char **url, size_t *url_len);
-/* A Fetch.requestPaused too large to keep (a page's request with a header
- * of megabytes) must still be answered, or the request waits for ever. From
- * the first bytes of the message (Chrome writes the method, then params
- * with requestId first) and its last ones (sessionId last), writes to out a
- * small event with the same requestId and session and an empty URL, which
- * the matcher refuses as malformed. 0, or -EINVAL when head and tail do not
- * read as such an event. */
+/* A request's event too large to keep (a page's request with a header of
+ * megabytes) that the render must still see. A Fetch.requestPaused must
+ * be answered, or the request waits for ever; a Network.requestWillBeSent
+ * is the request's start, which readiness must count in flight until its
+ * loadingFinished or loadingFailed, or the page is captured before it
+ * could use the answer. From the first bytes of the message (Chrome writes
+ * the method, then params with requestId first) and its last ones
+ * (sessionId last), writes to out a small event of the same method with
+ * the same requestId and session and an empty URL (which the matcher
+ * refuses as malformed). 0, or -EINVAL when head and tail do not read as
+ * one of these events. */
 #define CDP_STUB_EDGE 192
-int cdp_paused_stub(const char *head, size_t head_len, const char *tail, size_t tail_len, struct buf *out);
+int cdp_event_stub(const char *head, size_t head_len, const char *tail, size_t tail_len, struct buf *out);
 
 /* Network.webSocketCreated: the socket's URL. */
 int cdp_event_websocket(const struct cdp_msg *m, const char **url, size_t *url_len);

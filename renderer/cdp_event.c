@@ -1,8 +1,8 @@
 /* What the events say: the checked fields of the events the renderer acts
  * on (lifecycle, network requests, downloads, targets, paused requests,
- * websockets), and the stand-in for a paused request too large to keep.
+ * websockets), and the stand-in for a request's event too large to keep.
  * Pure functions, run on the browser thread. Memory: strings returned are
- * borrowed from the cdp_msg and live until cdp_msg_fini; cdp_paused_stub
+ * borrowed from the cdp_msg and live until cdp_msg_fini; cdp_event_stub
  * writes into the caller's buf. */
 #include "cdp.h"
 
@@ -171,13 +171,30 @@ static size_t cdp_stub_id(const char *s, size_t len, char *out)
     return n;
 }
 
-int cdp_paused_stub(const char *head, size_t head_len, const char *tail, size_t tail_len, struct buf *out)
+/* The events a stand-in is made for, by how Chrome begins them: the method,
+ * then params with requestId first. */
+static const struct cdp_stub_kind {
+    const char *method;
+    const char *start;
+    int timestamp; /* cdp_event_request wants one; its value is not known (nothing reads it): 0 */
+} cdp_stub_kinds[] = {
+    { "Fetch.requestPaused", "{\"method\":\"Fetch.requestPaused\",\"params\":{\"requestId\":\"", 0 },
+    { "Network.requestWillBeSent", "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"requestId\":\"", 1 },
+};
+#define CDP_STUB_KINDS (sizeof(cdp_stub_kinds) / sizeof(cdp_stub_kinds[0]))
+
+int cdp_event_stub(const char *head, size_t head_len, const char *tail, size_t tail_len, struct buf *out)
 {
-    static const char start[] = "{\"method\":\"Fetch.requestPaused\",\"params\":{\"requestId\":\"";
     static const char key[] = "\"sessionId\":\"";
     char request_id[CDP_ID_MAX + 1], session[CDP_ID_MAX + 1];
-    if (head_len < sizeof(start) - 1 || memcmp(head, start, sizeof(start) - 1) != 0 ||
-        !cdp_stub_id(head + sizeof(start) - 1, head_len - (sizeof(start) - 1), request_id))
+    const struct cdp_stub_kind *kind = NULL;
+    for (size_t i = 0; i < CDP_STUB_KINDS && !kind; i++) {
+        size_t n = strlen(cdp_stub_kinds[i].start);
+        if (head_len >= n && memcmp(head, cdp_stub_kinds[i].start, n) == 0 &&
+            cdp_stub_id(head + n, head_len - n, request_id))
+            kind = &cdp_stub_kinds[i];
+    }
+    if (!kind)
         return -EINVAL;
     const char *at = NULL;
     for (size_t i = 0; i + sizeof(key) - 1 <= tail_len; i++)
@@ -185,8 +202,15 @@ int cdp_paused_stub(const char *head, size_t head_len, const char *tail, size_t 
             at = tail + i + sizeof(key) - 1;
     if (!at || !cdp_stub_id(at, (size_t)(tail + tail_len - at), session))
         return -EINVAL;
-    json_t *msg = json_pack("{s:s, s:{s:s, s:{s:s}}, s:s}", "method", "Fetch.requestPaused", "params", "requestId",
+    /* The URL is left empty: the matcher refuses it as malformed, and
+     * readiness takes the request as another host's (bounded in time). */
+    json_t *msg = json_pack("{s:s, s:{s:s, s:{s:s}}, s:s}", "method", kind->method, "params", "requestId",
                             request_id, "request", "url", "", "sessionId", session);
+    if (msg && kind->timestamp &&
+        json_object_set_new(json_object_get(msg, "params"), "timestamp", json_integer(0)) < 0) {
+        json_decref(msg);
+        msg = NULL;
+    }
     if (!msg)
         return -EINVAL;
     int rc = json_dump_callback(msg, cdp_dump_cb, out, JSON_COMPACT) == 0 ? 0 : -EINVAL;

@@ -99,7 +99,7 @@ static int ready_is_own(const struct ready *r, const char *url)
 }
 
 /* A page may start many requests; past this many in flight, new ones are
- * not tracked (they still move the quiet window). */
+ * not tracked (their start and end still move the quiet window). */
 #define READY_REQUESTS_MAX 4096
 
 void ready_on_network(struct ready *r, const struct cdp_msg *m, int64_t now_ns)
@@ -135,8 +135,12 @@ void ready_on_network(struct ready *r, const struct cdp_msg *m, int64_t now_ns)
         return;
     case CDP_EVENT_LOADING_FINISHED:
     case CDP_EVENT_LOADING_FAILED:
-        if (!q)
+        /* One never seen to begin (past READY_REQUESTS_MAX, or its start
+         * could not be read) ended all the same: the page may act on it. */
+        if (!q) {
+            r->net_ns = now_ns;
             return;
+        }
         if (!q->stream)
             r->net_ns = now_ns;
         *q = r->reqs[--r->nreqs];

@@ -1660,8 +1660,8 @@ static void test_reply_max(void **state)
 }
 
 /* A reply's id from the first bytes of a frame, as Chrome writes replies. */
-/* The request check's commands, its events, and the stub that answers a
- * paused request too large to keep. */
+/* The request check's commands, its events, and the stubs for a paused
+ * request or a request's start too large to keep. */
 static void test_request_check(void **state)
 {
     (void)state;
@@ -1693,19 +1693,40 @@ static void test_request_check(void **state)
     /* the stub: the first and last bytes of one that was too large */
     size_t evlen = strlen(ev);
     buf_reset(&b);
-    assert_int_equal(cdp_paused_stub(ev, 90, ev + evlen - 40, 40, &b), 0);
+    assert_int_equal(cdp_event_stub(ev, 90, ev + evlen - 40, 40, &b), 0);
     assert_int_equal(cdp_msg_parse(&m, b.data, b.len), 0);
     assert_string_equal(m.session, "S1");
     assert_int_equal(cdp_event_paused(&m, &id, &url, &len), 0);
     assert_string_equal(id, "interception-job-7.0");
     assert_int_equal(len, 0);
     cdp_msg_fini(&m);
+    /* a request's start too large to keep: the same request, for readiness */
+    const char *sent = "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"requestId\":\"5686.2\","
+                       "\"loaderId\":\"L\",\"request\":{\"url\":\"http://a/x\",\"headers\":{\"X-Big\":\"yyyy\"}},"
+                       "\"timestamp\":1.5,\"type\":\"Fetch\",\"frameId\":\"F\"},\"sessionId\":\"S1\"}";
+    size_t sentlen = strlen(sent);
+    buf_reset(&b);
+    assert_int_equal(cdp_event_stub(sent, 80, sent + sentlen - 40, 40, &b), 0);
+    assert_int_equal(cdp_msg_parse(&m, b.data, b.len), 0);
+    assert_string_equal(m.session, "S1");
+    assert_int_equal(m.event, CDP_EVENT_REQUEST_WILL_BE_SENT);
+    struct cdp_request rq;
+    assert_int_equal(cdp_event_request(&m, &rq), 0);
+    assert_string_equal(rq.request_id, "5686.2");
+    assert_string_equal(rq.url, "");
+    cdp_msg_fini(&m);
     /* anything else is no stub: another event, a cut id, no session */
-    const char *other = "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"requestId\":\"1\"";
-    assert_int_equal(cdp_paused_stub(other, strlen(other), ev + evlen - 40, 40, &b), -EINVAL);
-    assert_int_equal(cdp_paused_stub(ev, 60, ev + evlen - 40, 40, &b), -EINVAL);
-    assert_int_equal(cdp_paused_stub(ev, 90, "}}", 2, &b), -EINVAL);
-    assert_int_equal(cdp_paused_stub(ev, 90, "\"sessionId\":\"S\\\"x\"}", 18, &b), -EINVAL);
+    const char *other = "{\"method\":\"Network.responseReceived\",\"params\":{\"requestId\":\"1\"";
+    buf_reset(&b);
+    assert_int_equal(cdp_event_stub(other, strlen(other), ev + evlen - 40, 40, &b), -EINVAL);
+    other = "{\"method\":\"Runtime.exceptionThrown\",\"params\":{\"timestamp\":1";
+    assert_int_equal(cdp_event_stub(other, strlen(other), ev + evlen - 40, 40, &b), -EINVAL);
+    assert_int_equal(cdp_event_stub(ev, 60, ev + evlen - 40, 40, &b), -EINVAL);
+    assert_int_equal(cdp_event_stub(sent, 60, sent + sentlen - 40, 40, &b), -EINVAL);
+    assert_int_equal(cdp_event_stub(ev, 90, "}}", 2, &b), -EINVAL);
+    assert_int_equal(cdp_event_stub(sent, 80, "}}", 2, &b), -EINVAL);
+    assert_int_equal(cdp_event_stub(ev, 90, "\"sessionId\":\"S\\\"x\"}", 18, &b), -EINVAL);
+    assert_int_equal(b.len, 0);
     buf_fini(&b);
 }
 

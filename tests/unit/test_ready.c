@@ -338,9 +338,53 @@ static void test_other_events(void **state)
     cdp_msg_fini(&m);
     assert_int_equal(r.nreqs, 0);
     assert_true(r.net_ns == 0);
-    /* An end for a request never seen begin. */
+    /* An end for a request never seen begin: nothing to track, but the
+     * page may act on it, so the quiet window runs from it. */
     DONE(&r, "9.9", T0);
     assert_int_equal(r.nreqs, 0);
+    assert_true(r.net_ns == T0);
+    net(&r, "Network.loadingFailed", "9.8", ",\"errorText\":\"net::ERR_FAILED\"", T0 + MS(5));
+    assert_true(r.net_ns == T0 + MS(5));
+    ready_fini(&r);
+}
+
+/* A page's request whose requestWillBeSent was too large to keep (a header
+ * of megabytes): the browser connection hands on a stand-in made from its
+ * first and last bytes (cdp_event_stub), and the request holds the capture
+ * until it fails, then the grace runs from its end. Before, the page was
+ * taken while the request was on its way, before the page could paint
+ * what it does when the request fails. */
+static void test_oversized_request(void **state)
+{
+    (void)state;
+    const char *sent = "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"requestId\":\"5686.2\","
+                       "\"loaderId\":\"L\",\"request\":{\"url\":\"http://a/x\",\"headers\":{\"X-Big\":\"yyyyyyyy\"}},"
+                       "\"timestamp\":1.5,\"type\":\"Fetch\",\"frameId\":\"F\"},\"sessionId\":\"S\"}";
+    size_t len = strlen(sent);
+    struct buf stub;
+    buf_init(&stub);
+    assert_int_equal(cdp_event_stub(sent, 70, sent + len - 30, 30, &stub), 0);
+    struct ready r;
+    ready_init(&r);
+    ready_phase(&r, -1);
+    struct cdp_msg m;
+    assert_int_equal(cdp_msg_parse(&m, stub.data, stub.len), 0);
+    ready_on_network(&r, &m, T0 - MS(50));
+    cdp_msg_fini(&m);
+    buf_fini(&stub);
+    ready_on_load(&r, T0);
+    /* the page says ready long after its grace from the load event */
+    struct ready_page p;
+    assert_int_equal(answer(&p, ready_none), 0);
+    int64_t wake;
+    assert_int_equal(ready_decide(&r, &p, T0 + MS(100), &wake), READY_WAIT);
+    assert_int_equal(r.wait_rule, NAMES_RULE_NETWORK);
+    /* refused by the interception: the request fails */
+    net(&r, "Network.loadingFailed", "5686.2", ",\"errorText\":\"net::ERR_BLOCKED_BY_CLIENT\"", T0 + MS(105));
+    assert_int_equal(ready_inflight(&r, T0 + MS(105)), 0);
+    assert_true(ready_rewake(&r, T0 + MS(105)) == T0 + MS(105 + READY_GRACE_MS));
+    assert_int_equal(ready_decide(&r, &p, T0 + MS(104 + READY_GRACE_MS), &wake), READY_WAIT);
+    assert_int_equal(ready_decide(&r, &p, T0 + MS(105 + READY_GRACE_MS), &wake), READY_YES);
     ready_fini(&r);
 }
 
@@ -357,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_settle_cap),
         cmocka_unit_test(test_not_ready_and_lazy),
         cmocka_unit_test(test_other_events),
+        cmocka_unit_test(test_oversized_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
