@@ -174,6 +174,26 @@ void browser_attached(struct browser *b)
     }
 }
 
+/* A descriptor (a pipe end, a socket) watched by the pool's lws loop as a
+ * raw file of the given protocol, with opaque as its user data; NULL when
+ * it cannot be, and the fd is closed either way then (lws owns it once
+ * adopted). */
+struct lws *browser_adopt_fd(struct browser_pool *p, int fd, const char *protocol, void *opaque)
+{
+    lws_adopt_desc_t d;
+    memset(&d, 0, sizeof(d));
+    d.vh = lws_get_vhost_by_name(p->lws, "default");
+    d.type = LWS_ADOPT_RAW_FILE_DESC;
+    d.fd.filefd = fd;
+    d.vh_prot_name = protocol;
+    d.opaque = opaque;
+    if (!d.vh) {
+        close(fd);
+        return NULL;
+    }
+    return lws_adopt_descriptor_vhost_via_info(&d); /* closes fd when it fails */
+}
+
 static int browser_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     (void)user;

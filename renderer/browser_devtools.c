@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -160,18 +159,8 @@ void browser_connect(struct browser *b)
     httpc_init(&h->http, host, "/json/version", BROWSER_HTTP_MAX);
     h->b = b;
     h->fd = fd;
-    lws_adopt_desc_t d;
-    memset(&d, 0, sizeof(d));
-    d.vh = lws_get_vhost_by_name(b->pool->lws, "default");
-    d.type = LWS_ADOPT_RAW_FILE_DESC;
-    d.fd.filefd = fd;
-    d.vh_prot_name = "devtools-http";
-    d.opaque = h;
-    /* lws closes fd when the adoption fails. */
-    h->wsi = d.vh ? lws_adopt_descriptor_vhost_via_info(&d) : NULL;
+    h->wsi = browser_adopt_fd(b->pool, fd, "devtools-http", h);
     if (!h->wsi) {
-        if (!d.vh)
-            close(fd);
         log_warn("cannot watch the socket of a browser's /json/version browser=%u", b->index);
         httpc_fini(&h->http);
         free(h);

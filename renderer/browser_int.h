@@ -98,7 +98,8 @@ struct browser_pool {
     void *arg;
 };
 
-/* browser.c: the connection's life. */
+/* browser.c: the connection's life; a descriptor watched by the loop. */
+struct lws *browser_adopt_fd(struct browser_pool *p, int fd, const char *protocol, void *opaque);
 void browser_schedule_retry(struct browser *b);
 void browser_set_live(struct browser *b, int live);
 void browser_lost(struct browser *b);

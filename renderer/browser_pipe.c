@@ -182,18 +182,7 @@ static struct lws *browser_pipe_adopt_end(struct browser *b, int fd)
         close(fd);
         return NULL;
     }
-    lws_adopt_desc_t d;
-    memset(&d, 0, sizeof(d));
-    d.vh = lws_get_vhost_by_name(b->pool->lws, "default");
-    d.type = LWS_ADOPT_RAW_FILE_DESC;
-    d.fd.filefd = fd;
-    d.vh_prot_name = "cdp";
-    d.opaque = b;
-    if (!d.vh) {
-        close(fd);
-        return NULL;
-    }
-    return lws_adopt_descriptor_vhost_via_info(&d); /* closes fd when it fails */
+    return browser_adopt_fd(b->pool, fd, "cdp", b);
 }
 
 /* Pipes that could not be adopted: the same set may come again (the
