@@ -127,16 +127,21 @@ int config_parse_uint(const char *text, unsigned min, unsigned max, unsigned *ou
     return 0;
 }
 
+/* The next word of a list separated by spaces and tabs: *s moved to its
+ * start, its length returned (0: the list has ended). */
+static size_t config_word(const char **s)
+{
+    *s += strspn(*s, " \t");
+    return strcspn(*s, " \t");
+}
+
 int config_parse_buckets(const char *text, struct config_buckets *out, const char **why)
 {
     struct config_buckets b = { .count = 0 };
     const char *s = text;
+    size_t len;
 
-    for (;;) {
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (!*s)
-            break;
+    while ((len = config_word(&s)) > 0) {
         if (b.count == CONFIG_MAX_BUCKETS) {
             *why = "too many bounds (at most 32)";
             return -EINVAL;
@@ -145,7 +150,7 @@ int config_parse_buckets(const char *text, struct config_buckets *out, const cha
         char *end;
         errno = 0;
         double v = strtod(s, &end);
-        if (end == s || (*end && *end != ' ' && *end != '\t')) {
+        if (end != s + len) {
             *why = "expected numbers separated by spaces (e.g. 0.1 0.5 1 5)";
             return -EINVAL;
         }
@@ -162,7 +167,7 @@ int config_parse_buckets(const char *text, struct config_buckets *out, const cha
             return -EINVAL;
         }
         b.bounds[b.count++] = v;
-        s = end;
+        s += len;
     }
     if (b.count == 0) {
         *why = "expected at least one bound";
@@ -339,12 +344,8 @@ int config_parse_hosts(const char *text, char ***out, char *why, size_t why_len)
     char **hosts = NULL;
     size_t n = 0;
     const char *s = text;
-    for (;;) {
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (!*s)
-            break;
-        size_t len = strcspn(s, " \t");
+    size_t len;
+    while ((len = config_word(&s)) > 0) {
         const char *reason;
         if (n == CONFIG_MAX_HOSTS) {
             snprintf(why, why_len, "too many hosts (at most %d)", CONFIG_MAX_HOSTS);
