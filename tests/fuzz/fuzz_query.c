@@ -145,8 +145,10 @@ static const char *fuzz_want_tz(const struct fuzz_params *ps, const char *dflt, 
     const struct query_param *tz = NULL;
     for (size_t i = 0; i < ps->n; i++) {
         const struct query_param *p = &ps->p[i];
-        if ((strcmp(p->key, "timezone") == 0 || strcmp(p->key, "timeZone") == 0) && p->value &&
-            p->value_len > 0)
+        /* by its length: a key may hold a NUL (%00), and then it is no
+         * timezone key to query.c either */
+        int is_tz = p->key_len == 8 && (memcmp(p->key, "timezone", 8) == 0 || memcmp(p->key, "timeZone", 8) == 0);
+        if (is_tz && p->value && p->value_len > 0)
             tz = p;
     }
     if (!tz)
