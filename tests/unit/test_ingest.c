@@ -166,24 +166,49 @@ static void test_buffer_sized_to_its_lines(void **state)
     assert_null(b.data);
 }
 
-static int bind_dgram(const char *path);
+/* A fresh directory for a test's sockets, and the sender's path in it. */
+struct sock_dir {
+    char dir[32];
+    char path[128];
+};
+
+static void sock_dir_make(struct sock_dir *d)
+{
+    snprintf(d->dir, sizeof(d->dir), "/tmp/rv-ingest-XXXXXX");
+    assert_non_null(mkdtemp(d->dir));
+    snprintf(d->path, sizeof(d->path), "%s/ingest.sock", d->dir);
+}
+
+/* Removes the path and the directory, which must hold nothing else. */
+static void sock_dir_remove(struct sock_dir *d)
+{
+    unlink(d->path);
+    assert_int_equal(rmdir(d->dir), 0);
+}
+
+static int bind_dgram(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    strcpy(sa.sun_path, path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
 
 /* One line, one datagram, formatted on the stack; a line too long is not
  * sent and not counted as dropped. */
 static void test_send_line(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/rv-ingest-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof(path), "%s/ingest.sock", dir);
+    struct sock_dir d;
+    sock_dir_make(&d);
     struct ingest_sender s;
-    assert_int_equal(ingest_sender_init(&s, path), 0);
+    assert_int_equal(ingest_sender_init(&s, d.path), 0);
     const char *l[] = { "version", "HeadlessChrome/1\"2", NULL };
     assert_int_not_equal(ingest_send_line(&s, "grafana_image_renderer_browser_info", l, 1), 0);
     assert_int_equal(s.dropped, 1);
 
-    int rx = bind_dgram(path);
+    int rx = bind_dgram(d.path);
     assert_int_equal(ingest_send_line(&s, "grafana_image_renderer_browser_info", l, 1), 0);
     char got[256];
     const char *want = "grafana_image_renderer_browser_info{version=\"HeadlessChrome/1\\\"2\"} 1\n";
@@ -201,21 +226,18 @@ static void test_send_line(void **state)
     assert_int_equal(s.dropped, 1);
 
     close(rx);
-    unlink(path);
-    rmdir(dir);
+    sock_dir_remove(&d);
     ingest_sender_fini(&s);
 }
 
 static void test_send_never_blocks(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/rv-ingest-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof(path), "%s/ingest.sock", dir);
+    struct sock_dir d;
+    sock_dir_make(&d);
 
     struct ingest_sender s;
-    assert_int_equal(ingest_sender_init(&s, path), 0);
+    assert_int_equal(ingest_sender_init(&s, d.path), 0);
     ingest_buf_reset(&buf);
     ingest_buf_line(&buf, "x", NULL, 1);
 
@@ -223,10 +245,7 @@ static void test_send_never_blocks(void **state)
     assert_int_not_equal(ingest_send(&s, &buf), 0);
     assert_int_equal(s.dropped, 1);
 
-    int rfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    strcpy(sa.sun_path, path);
-    assert_int_equal(bind(rfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int rfd = bind_dgram(d.path);
     assert_int_equal(ingest_send(&s, &buf), 0);
     char got[64];
     ssize_t n = recv(rfd, got, sizeof(got), 0);
@@ -242,19 +261,9 @@ static void test_send_never_blocks(void **state)
     assert_int_equal(s.dropped, before + 1);
 
     close(rfd);
-    unlink(path);
-    rmdir(dir);
+    sock_dir_remove(&d);
     ingest_sender_fini(&s);
     ingest_buf_fini(&buf);
-}
-
-static int bind_dgram(const char *path)
-{
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    strcpy(sa.sun_path, path);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    return fd;
 }
 
 /* The sender never follows a link at its path, and a socket it is
@@ -263,12 +272,12 @@ static int bind_dgram(const char *path)
 static void test_sender_refuses_a_link_and_follows_a_restart(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/rv-ingest-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[128], real[128], file[128];
-    snprintf(path, sizeof(path), "%s/ingest.sock", dir);
-    snprintf(real, sizeof(real), "%s/elsewhere.sock", dir);
-    snprintf(file, sizeof(file), "%s/file", dir);
+    struct sock_dir d;
+    sock_dir_make(&d);
+    const char *path = d.path;
+    char real[128], file[128];
+    snprintf(real, sizeof(real), "%s/elsewhere.sock", d.dir);
+    snprintf(file, sizeof(file), "%s/file", d.dir);
     struct ingest_sender s;
     assert_int_equal(ingest_sender_init(&s, path), 0);
     ingest_buf_reset(&buf);
@@ -312,9 +321,8 @@ static void test_sender_refuses_a_link_and_follows_a_restart(void **state)
 
     close(rx);
     close(elsewhere);
-    unlink(path);
     unlink(real);
-    rmdir(dir);
+    sock_dir_remove(&d);
     ingest_sender_fini(&s);
     ingest_buf_fini(&buf);
 }
