@@ -171,30 +171,33 @@ static size_t cdp_stub_id(const char *s, size_t len, char *out)
     return n;
 }
 
-/* The events a stand-in is made for, by how Chrome begins them: the method,
+/* The events a stand-in is made for. Chrome begins each with its method,
  * then params with requestId first. */
-static const struct cdp_stub_kind {
-    const char *method;
-    const char *start;
-    int timestamp; /* cdp_event_request wants one; its value is not known (nothing reads it): 0 */
-} cdp_stub_kinds[] = {
-    { "Fetch.requestPaused", "{\"method\":\"Fetch.requestPaused\",\"params\":{\"requestId\":\"", 0 },
-    { "Network.requestWillBeSent", "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"requestId\":\"", 1 },
-};
-#define CDP_STUB_KINDS (sizeof(cdp_stub_kinds) / sizeof(cdp_stub_kinds[0]))
+static const char *const cdp_stub_methods[] = { "Fetch.requestPaused", "Network.requestWillBeSent" };
+
+/* Which of them head begins as, its requestId copied to id; NULL for none. */
+static const char *cdp_stub_method(const char *head, size_t len, char *id)
+{
+    static const char open[] = "{\"method\":\"", params[] = "\",\"params\":{\"requestId\":\"";
+    if (len < sizeof(open) - 1 || memcmp(head, open, sizeof(open) - 1) != 0)
+        return NULL;
+    head += sizeof(open) - 1;
+    len -= sizeof(open) - 1;
+    for (size_t i = 0; i < sizeof(cdp_stub_methods) / sizeof(cdp_stub_methods[0]); i++) {
+        size_t m = strlen(cdp_stub_methods[i]), start = m + sizeof(params) - 1;
+        if (len >= start && memcmp(head, cdp_stub_methods[i], m) == 0 &&
+            memcmp(head + m, params, sizeof(params) - 1) == 0 && cdp_stub_id(head + start, len - start, id))
+            return cdp_stub_methods[i];
+    }
+    return NULL;
+}
 
 int cdp_event_stub(const char *head, size_t head_len, const char *tail, size_t tail_len, struct buf *out)
 {
     static const char key[] = "\"sessionId\":\"";
     char request_id[CDP_ID_MAX + 1], session[CDP_ID_MAX + 1];
-    const struct cdp_stub_kind *kind = NULL;
-    for (size_t i = 0; i < CDP_STUB_KINDS && !kind; i++) {
-        size_t n = strlen(cdp_stub_kinds[i].start);
-        if (head_len >= n && memcmp(head, cdp_stub_kinds[i].start, n) == 0 &&
-            cdp_stub_id(head + n, head_len - n, request_id))
-            kind = &cdp_stub_kinds[i];
-    }
-    if (!kind)
+    const char *method = cdp_stub_method(head, head_len, request_id);
+    if (!method)
         return -EINVAL;
     const char *at = NULL;
     for (size_t i = 0; i + sizeof(key) - 1 <= tail_len; i++)
@@ -203,14 +206,11 @@ int cdp_event_stub(const char *head, size_t head_len, const char *tail, size_t t
     if (!at || !cdp_stub_id(at, (size_t)(tail + tail_len - at), session))
         return -EINVAL;
     /* The URL is left empty: the matcher refuses it as malformed, and
-     * readiness takes the request as another host's (bounded in time). */
-    json_t *msg = json_pack("{s:s, s:{s:s, s:{s:s}}, s:s}", "method", kind->method, "params", "requestId",
-                            request_id, "request", "url", "", "sessionId", session);
-    if (msg && kind->timestamp &&
-        json_object_set_new(json_object_get(msg, "params"), "timestamp", json_integer(0)) < 0) {
-        json_decref(msg);
-        msg = NULL;
-    }
+     * readiness takes the request as another host's (bounded in time).
+     * cdp_event_request wants a timestamp; its value is not known, and
+     * nothing reads it: 0. */
+    json_t *msg = json_pack("{s:s, s:{s:s, s:i, s:{s:s}}, s:s}", "method", method, "params", "requestId",
+                            request_id, "timestamp", 0, "request", "url", "", "sessionId", session);
     if (!msg)
         return -EINVAL;
     int rc = json_dump_callback(msg, cdp_dump_cb, out, JSON_COMPACT) == 0 ? 0 : -EINVAL;
