@@ -127,7 +127,8 @@ if [[ ${RV_IMAGE_REBUILD:-0} != 1 ]] &&
   exit 0
 fi
 
-# No recommended packages (mmdebstrap's default, said here to be sure).
+# The user rendervisor has uid and gid 999, so a mounted configuration or a
+# securityContext can name it. No recommended packages (mmdebstrap's default, said here to be sure).
 # Mesa's drivers and LLVM (160 MB) still come in through chromium-common's
 # dependency on x11-utils; they are kept so dpkg's view of the image stays
 # whole, though --disable-gpu never loads them. Documentation, man pages and translations are left out of
@@ -140,7 +141,7 @@ mmdebstrap --variant=essential --mode=root --format=tar \
   --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --customize-hook="sync-in $work/dest /" \
-  --customize-hook='useradd --root "$1" --system --user-group --home-dir /var/lib/rendervisor --create-home --shell /usr/sbin/nologin rendervisor' \
+  --customize-hook='useradd --root "$1" --system --uid 999 --user-group --home-dir /var/lib/rendervisor --create-home --shell /usr/sbin/nologin rendervisor' \
   --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/*.log' \
   --customize-hook='for p in rendervisor rendervisor-exporter rendervisor-renderer; do chroot "$1" sh -c "ldd \$(command -v $p)" | grep "not found" && exit 1; done; true' \
   bookworm "$work/rootfs.tar" "$sources" >&2
