@@ -8,7 +8,9 @@ GF_RENDERING_CALLBACK_URL names the Grafana service on its port and is in
 allowed_hosts; GF_RENDERING_RENDERER_TOKEN is the [renderer] auth_token
 (not Grafana's default '-'); and the mounted rendervisor.ini differs from
 the image's own (deploy/kubernetes/base/rendervisor.ini) only in those two
-keys. Each check is also run on a broken copy, which it must catch."""
+keys; the renderer's seccomp is not Docker's default, which Chromium's
+sandbox cannot work under (docs/install.md). Each check is also run on a
+broken copy, which it must catch."""
 import configparser
 import copy
 import os
@@ -72,6 +74,11 @@ def problems(compose, ini, base, version, config_path):
     mounts = [v.split(':') for v in r.get('volumes', [])]
     if not any(m[1] == config_path for m in mounts if len(m) >= 2):
         bad.append('renderer mounts nothing at %s, the path its entrypoint reads' % config_path)
+    # Chromium's sandbox needs namespaces Docker's default seccomp refuses
+    # (docs/install.md): unconfined or a profile file, or --no-sandbox
+    seccomp = [o for o in r.get('security_opt', []) if o.startswith('seccomp')]
+    if not seccomp and '--no-sandbox' not in ini.get(('browsers', 'command'), ''):
+        bad.append('renderer has Docker\'s default seccomp profile, under which the sandboxed browsers cannot start')
     env = g['environment']
     listen_port = int(ini[('renderer', 'listen')].rsplit(':', 1)[1])
     server = urllib.parse.urlsplit(env.get('GF_RENDERING_SERVER_URL', ''))
@@ -136,6 +143,7 @@ class ComposeTest(unittest.TestCase):
             'ini drift': lambda c, i: i.__setitem__(('browsers', 'count'), '3'),
             'ulimits': lambda c, i: c['services']['renderer'].pop('ulimits'),
             'mount': lambda c, i: c['services']['renderer'].__setitem__('volumes', ['./x.ini:/etc/x.ini:ro']),
+            'seccomp': lambda c, i: c['services']['renderer'].pop('security_opt'),
             'allowed_hosts': lambda c, i: i.__setitem__(('renderer', 'allowed_hosts'), 'grafana.example.com'),
         }
         for name, fn in cases.items():

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -92,6 +93,45 @@ def userns(pid):
         return None
 
 
+_image = []
+
+
+def image():
+    """The image's name, from build-image.sh: built once per run of this file
+    (kept as it is when an image of the same inputs exists)."""
+    if not _image:
+        t0 = time.monotonic()
+        r = subprocess.run([SCRIPT, BUILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+        if r.returncode != 0:
+            raise AssertionError('build-image.sh failed (%d):\n%s' % (r.returncode, r.stderr[-4000:]))
+        _image.append(r.stdout.strip().splitlines()[-1])
+        print('image %s ready in %.0f s: %s' % (_image[0], time.monotonic() - t0, r.stderr.strip().splitlines()[-1]))
+    return _image[0]
+
+
+def docker_like_seccomp(path):
+    """podman's default seccomp profile with the three rules of Docker's
+    default profile (moby's profiles/seccomp/default.json, which containerd's
+    RuntimeDefault follows) that touch namespaces, for a container without
+    CAP_SYS_ADMIN: clone() only without namespace flags, clone3() ENOSYS,
+    unshare() and setns() refused; EPERM for what is not allowed."""
+    with open('/usr/share/containers/seccomp.json') as f:
+        prof = json.load(f)
+    gated = ('clone', 'clone3', 'unshare', 'setns')
+    for rule in prof['syscalls']:
+        if rule['action'] == 'SCMP_ACT_ALLOW' and not (rule.get('args') or rule.get('includes') or rule.get('excludes')):
+            rule['names'] = [n for n in rule['names'] if n not in gated]
+    namespaces = 0x7E020000   # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
+    prof['syscalls'] += [
+        {'names': ['clone'], 'action': 'SCMP_ACT_ALLOW',
+         'args': [{'index': 0, 'value': namespaces, 'valueTwo': 0, 'op': 'SCMP_CMP_MASKED_EQ'}]},
+        {'names': ['clone3'], 'action': 'SCMP_ACT_ERRNO', 'errnoRet': 38},
+    ]
+    prof['defaultErrnoRet'] = 1
+    with open(path, 'w') as f:
+        json.dump(prof, f)
+
+
 @unittest.skipUnless(os.geteuid() == 0, 'needs root (rootful podman, mmdebstrap)')
 class ContainerTest(unittest.TestCase):
     @classmethod
@@ -99,13 +139,7 @@ class ContainerTest(unittest.TestCase):
         cls.name = 'rv-test-%s' % uuid.uuid4().hex[:10]
         cls.cid = None
         cls.web = None
-        t0 = time.monotonic()
-        r = subprocess.run([SCRIPT, BUILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           timeout=600)
-        if r.returncode != 0:
-            raise AssertionError('build-image.sh failed (%d):\n%s' % (r.returncode, r.stderr[-4000:]))
-        cls.image = r.stdout.strip().splitlines()[-1]
-        print('image %s ready in %.0f s: %s' % (cls.image, time.monotonic() - t0, r.stderr.strip().splitlines()[-1]))
+        cls.image = image()
         cls.port, cls.metrics_port = free_port(), free_port()
         try:
             cls.cid = podman('run', '-d', '--name', cls.name, '--runtime', 'runc', *ULIMITS,
@@ -284,6 +318,51 @@ class ContainerTest(unittest.TestCase):
         self.assertEqual(host_pids_in(self.cid), [], 'processes still in the container\'s cgroup')
         self.assertIn('all children stopped, exiting', self.logs())
         print('stopped in %.1f s, exit 0' % took)
+
+
+@unittest.skipUnless(os.geteuid() == 0, 'needs root (rootful podman, mmdebstrap)')
+class SeccompTest(unittest.TestCase):
+    """The sandbox decision's evidence (docs/install.md, "Chromium's sandbox
+    in a container"): with Docker's namespace rules the browsers cannot
+    start; with seccomp=unconfined (what deploy/compose and the Kubernetes
+    manifests set) they do, sandboxed by Chromium's own filter."""
+
+    def run_image(self, seccomp):
+        name = 'rv-test-%s' % uuid.uuid4().hex[:10]
+        self.addCleanup(podman, 'rm', '--force', '--time', '0', name, check=False)
+        port = free_port()
+        cid = podman('run', '-d', '--name', name, '--runtime', 'runc', *ULIMITS, '--security-opt',
+                     'seccomp=' + seccomp, '-p', '127.0.0.1:%d:8081' % port, image())
+        return name, cid, port
+
+    def test_docker_rules_stop_the_browsers(self):
+        with tempfile.NamedTemporaryFile(suffix='.json') as prof:
+            docker_like_seccomp(prof.name)
+            name, cid, port = self.run_image(prof.name)
+            logs = lambda: subprocess.run(['podman', 'logs', name], stdout=subprocess.PIPE,  # noqa: E731
+                                          stderr=subprocess.STDOUT, text=True).stdout
+            wait_until(lambda: logs().count('"child killed","child":"browser-0"') >= 2, 30, interval=0.2,
+                       what='browser-0 dying at start under Docker\'s namespace rules')
+            status, _, body = http_get(port, '/healthz', timeout=5)
+            self.assertEqual(status, 503, 'healthz %d %r with browsers that cannot start' % (status, body))
+            self.assertIn(b'0 of 2', body)
+            self.assertIn('FATAL:sandbox/linux', logs())
+
+    def test_unconfined_keeps_the_sandbox(self):
+        name, cid, port = self.run_image('unconfined')
+        wait_until(lambda: b'2 of 2' in http_get(port, '/healthz', timeout=5)[2], 60, interval=0.2,
+                   what='both browsers connected with seccomp=unconfined')
+        status, _, body = http_get(port, '/render?url=http://127.0.0.1:9465/&width=400&height=300',
+                                   {'X-Auth-Token': TOKEN}, timeout=40)
+        self.assertEqual(status, 200, 'render with seccomp=unconfined answered %d: %r' % (status, body[:200]))
+        pid1 = int(podman('inspect', '--format', '{{.State.Pid}}', name))
+        renderers = [p for p in host_pids_in(cid) if '--type=renderer' in (argv(p) or '')]
+        self.assertTrue(renderers, 'no Chromium renderer process')
+        for pid in renderers:
+            st = status_of(pid)
+            self.assertNotEqual(userns(pid), userns(pid1), 'renderer %d shares the container\'s user namespace' % pid)
+            self.assertEqual(st['Seccomp'], '2', 'renderer %d has no seccomp filter of Chromium\'s' % pid)
+        self.assertEqual(status_of(pid1)['Seccomp'], '0', 'PID 1 is filtered: not unconfined')
 
 
 if __name__ == '__main__':
