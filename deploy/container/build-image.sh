@@ -14,11 +14,14 @@
 # own under a temporary directory. The image is tagged
 # localhost/rendervisor:<project version> and :latest.
 #
-# The image carries a label rendervisor.inputs: a hash of everything it is
-# made from (this script, the installed files, the configuration, the apt
-# package lists it is resolved against). When an image of that tag already
-# carries the same hash, it is kept and nothing is built (RV_IMAGE_REBUILD=1
-# builds anyway).
+# The image carries a label rendervisor.inputs: a hash of what it is made
+# from (this script, the installed files with the configuration, the sources
+# file and package names, and this machine's apt package lists in
+# /var/lib/apt/lists). When an image of that tag already carries the same
+# hash, it is kept and nothing is built (RV_IMAGE_REBUILD=1 builds anyway).
+# mmdebstrap downloads the mirror's lists itself: a package updated on the
+# mirror since this machine's last `apt-get update` is only taken in by a
+# build, which that update (or RV_IMAGE_REBUILD=1) brings about.
 #
 # Environment: RV_IMAGE_SOURCES, the apt sources file mmdebstrap reads
 # (default /etc/apt/sources.list.d/debian.sources, else /etc/apt/sources.list);
