@@ -14,6 +14,7 @@ Needs root and podman (scripts/install-deps.sh); a first build takes about a
 minute (mmdebstrap), a run about 30 s."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,9 @@ def image():
     """The image's name, from build-image.sh: built once per run of this file
     (kept as it is when an image of the same inputs exists)."""
     if not _image:
+        for tool in ('podman', 'mmdebstrap', 'runc'):
+            if not shutil.which(tool):
+                raise AssertionError('%s is not installed: run scripts/install-deps.sh' % tool)
         t0 = time.monotonic()
         r = subprocess.run([SCRIPT, BUILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
         if r.returncode != 0:
