@@ -104,8 +104,12 @@ mapfile -t libs < <(printf '%s\n' "${libs[@]}" | sort -u)
 
 # Chromium's headless shell, the fonts pages fall back to (Liberation is
 # metric-compatible with Arial/Times/Courier, DejaVu covers wide Unicode),
-# CA certificates for https pages. No init: the supervisor is PID 1.
-packages=(chromium-headless-shell fonts-liberation fonts-dejavu-core ca-certificates "${libs[@]}")
+# fontconfig, whose fc-cache writes the font cache into the image
+# (/var/cache/fontconfig: on a read-only root file system each browser
+# would otherwise scan the fonts at every start and say "Fontconfig error:
+# No writable cache directories"), CA certificates for https pages. No
+# init: the supervisor is PID 1.
+packages=(chromium-headless-shell fonts-liberation fonts-dejavu-core fontconfig ca-certificates "${libs[@]}")
 include=$(IFS=,; echo "${packages[*]}")
 
 # The inputs' hash: this script, every installed file (path, mode, bytes), the
@@ -131,12 +135,21 @@ if [[ ${RV_IMAGE_REBUILD:-0} != 1 ]] &&
 fi
 
 # The user rendervisor has uid and gid 999, so a mounted configuration or a
-# securityContext can name it. No recommended packages (mmdebstrap's default, said here to be sure).
+# securityContext can name it.
+#
+# No recommended packages (mmdebstrap's default, said here to be sure).
 # Mesa's drivers and LLVM (160 MB) still come in through chromium-common's
 # dependency on x11-utils; they are kept so dpkg's view of the image stays
-# whole, though --disable-gpu never loads them. Documentation, man pages and translations are left out of
-# the packages (nothing in the image reads them); copyright files stay.
-mmdebstrap --variant=essential --mode=root --format=tar \
+# whole, though --disable-gpu never loads them. Documentation, man pages and
+# translations are left out of the packages (nothing in the image reads
+# them); copyright files stay.
+#
+# fontconfig trusts its cache only while each font directory's mtime, to
+# the nanosecond, is the one it recorded, and mmdebstrap's tar clamps every
+# mtime to SOURCE_DATE_EPOCH: it is set here, the directories get that
+# mtime, then the cache is made.
+fontcache='t=${SOURCE_DATE_EPOCH:?}; for d in /usr/share/fonts /usr/local/share/fonts; do [ -d "$1$d" ] && find "$1$d" -type d -exec touch -d "@$t" {} +; done; chroot "$1" fc-cache --force --system-only'
+SOURCE_DATE_EPOCH=$(date +%s) mmdebstrap --variant=essential --mode=root --format=tar \
   --aptopt='APT::Install-Recommends "false"' \
   --include="$include" \
   --dpkgopt='path-exclude=/usr/share/man/*' \
@@ -146,6 +159,7 @@ mmdebstrap --variant=essential --mode=root --format=tar \
   --customize-hook="sync-in $work/dest /" \
   --customize-hook='useradd --root "$1" --system --uid 999 --user-group --home-dir /var/lib/rendervisor --create-home --shell /usr/sbin/nologin rendervisor' \
   --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/*.log' \
+  --customize-hook="$fontcache" \
   --customize-hook='for p in rendervisor rendervisor-exporter rendervisor-renderer; do chroot "$1" sh -c "ldd \$(command -v $p)" | grep "not found" && exit 1; done; true' \
   bookworm "$work/rootfs.tar" "$sources" >&2
 
