@@ -55,8 +55,8 @@ trap 'rm -rf "$work"' EXIT
 build=${1:-}
 if [[ -z $build ]]; then
   build="$work/build"
-  meson setup "$build" "$src" --prefix=/usr --buildtype=release -Dtests=false >/dev/null
-  ninja -C "$build" >/dev/null
+  meson setup "$build" "$src" --prefix=/usr --buildtype=release -Dtests=false >/dev/null ||
+    die "meson setup of $build failed"
 fi
 [[ -f $build/meson-info/intro-buildoptions.json ]] || die "$build is not a configured meson build directory"
 
@@ -74,8 +74,11 @@ version=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["versi
 [[ $sanitize == none ]] || die "$build is a sanitizer build (b_sanitize=$sanitize): its programs need the sanitizer runtime; use a plain build"
 [[ $prefix == /usr || $prefix == /usr/local ]] || die "$build has prefix $prefix: the image needs /usr or /usr/local (config in /etc/rendervisor)"
 
-ninja -C "$build" >/dev/null
-meson install -C "$build" --destdir "$work/dest" --quiet >/dev/null
+# ninja and meson print their errors on stdout: kept only when they fail
+log="$work/build.log"
+ninja -C "$build" >"$log" 2>&1 || { tail -n 40 "$log" >&2; die "ninja -C $build failed"; }
+meson install -C "$build" --destdir "$work/dest" --no-rebuild >"$log" 2>&1 ||
+  { tail -n 40 "$log" >&2; die "meson install -C $build failed"; }
 bindir="$prefix/bin"
 for prog in rendervisor rendervisor-exporter rendervisor-renderer; do
   [[ -x $work/dest$bindir/$prog ]] || die "meson install put no $bindir/$prog in the destdir"
