@@ -189,7 +189,8 @@ class ContainerTest(unittest.TestCase):
                               text=True, timeout=30).stdout
 
     def tree(self):
-        """(pid, uid, argv) of every process in the container, from the host."""
+        """(pid, uid, argv, {status}) of every process in the container, read
+        from the host's /proc."""
         out = []
         for pid in host_pids_in(self.cid):
             st, cmd = status_of(pid), argv(pid)
