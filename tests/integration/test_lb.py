@@ -263,8 +263,13 @@ class LoadBalancerTest(unittest.TestCase):
         cls.attach_log(cls.warmup)
         wait_until(lambda: cls.up(cls.a) == '1' and cls.up(cls.b) == '1', 30, interval=0.5,
                    what='Prometheus scraping both exporters')
-        time.sleep(3)      # two rates' worth of scrapes after the renders
-        cls.dashboard = cls.check_dashboard()
+        # the rates need two scrapes after the renders: a few tries
+        deadline = time.monotonic() + 20
+        while True:
+            time.sleep(2)
+            cls.dashboard = cls.check_dashboard()
+            if not cls.dashboard['empty'] or time.monotonic() > deadline:
+                break
 
         # four clients without pause; a's supervisor SIGKILLed once it has
         # renders in flight
