@@ -19,11 +19,16 @@ panel by panel as test_readiness.py checks them.
   guardian); Prometheus sees it down and the other up;
 - the survivor alone, a burst of slow renders beyond its capacity: the 429s
   reach the client as rendervisor sent them (Retry-After: 1), HAProxy did not
-  try them again, and the other renders answer 200.
+  try them again, and the other renders answer 200;
+- a back, b stopped with SIGTERM under load: b answers its renders 503,
+  HAProxy sends them again (retry-on 503) to a, they answer 200, b exits 0.
+And the example's maxconn stays below the renderer's connections_per_address.
 About a minute."""
 import concurrent.futures
+import configparser
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -99,6 +104,24 @@ class Instance:
     @property
     def target(self):
         return '127.0.0.1:%d' % self.metrics_port
+
+
+class ExampleConfigTest(unittest.TestCase):
+    """docs/examples/haproxy.cfg against the configurations it fronts."""
+
+    def test_maxconn_below_connections_per_address(self):
+        # every connection from HAProxy comes from one address: more than the
+        # renderer's connections_per_address would be closed at once
+        with open(HAPROXY_CFG) as f:
+            found = re.findall(r'^\s*default-server\b.*\bmaxconn\s+(\d+)', f.read(), re.M)
+        self.assertEqual(len(found), 1, '%s: one default-server line with maxconn' % HAPROXY_CFG)
+        for ini in ('etc/rendervisor.ini', 'deploy/kubernetes/base/rendervisor.ini'):
+            cp = configparser.ConfigParser(inline_comment_prefixes=(';',))
+            cp.read(os.path.join(SOURCE, ini))
+            limit = int(cp['renderer'].get('connections_per_address', '64'))
+            self.assertLess(int(found[0]) + 1, limit,
+                            '%s: maxconn %s and a health check against %s connections_per_address %d'
+                            % (HAPROXY_CFG, found[0], ini, limit))
 
 
 class LoadBalancerTest(unittest.TestCase):
