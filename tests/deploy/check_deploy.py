@@ -437,9 +437,20 @@ def consistency(objs, where, src):
     if ini.has_option('supervisor', 'user'):
         if sc.get('runAsUser', 0) != 0:
             problems.append('[supervisor] user is set: the supervisor must run as root (runAsUser 0) to start the children as it')
-        for cap in ('SETUID', 'SETGID', 'KILL', 'CHOWN'):
+        for cap in ('SETUID', 'SETGID', 'KILL', 'CHOWN', 'DAC_OVERRIDE'):
             if 'ALL' in sc.get('capabilities', {}).get('drop', []) and cap not in caps:
                 problems.append('capability %s is dropped: the supervisor needs it with [supervisor] user set' % cap)
+    # Chromium's sandbox and the seccomp profile: RuntimeDefault (moby's
+    # profile) refuses the user namespaces the sandbox makes
+    seccomp = (sc.get('seccompProfile') or pod['spec'].get('securityContext', {}).get('seccompProfile') or {}).get('type')
+    sandbox_off = re.search(r'(^|\s)--?no-sandbox(=|\s|$)', g('browsers', 'command')) is not None
+    if not sandbox_off and seccomp not in ('Unconfined', 'Localhost'):
+        problems.append('seccompProfile is %s, but Chromium\'s sandbox is on ([browsers] command has no --no-sandbox) and '
+                        'needs user namespaces, which RuntimeDefault refuses ("No usable sandbox!"): Unconfined, or a '
+                        'Localhost profile that allows them' % (seccomp or 'unset (the kubelet\'s default)'))
+    if sandbox_off and seccomp not in ('RuntimeDefault', 'Localhost'):
+        problems.append('[browsers] command has --no-sandbox, and seccompProfile is %s: without Chromium\'s sandbox '
+                        'keep the runtime\'s filter (RuntimeDefault)' % (seccomp or 'unset'))
     mounts = {m['mountPath'] for m in c.get('volumeMounts', [])}
     if sc.get('readOnlyRootFilesystem'):
         for path in (g('supervisor', 'runtime_dir'), '/tmp'):
@@ -549,6 +560,16 @@ def bad_token(objs):
     return 'differs from [renderer] auth_token'
 
 
+def bad_seccomp(objs):
+    container(objs)[1]['securityContext']['seccompProfile'] = {'type': 'RuntimeDefault'}
+    return 'No usable sandbox'
+
+
+def bad_caps(objs):
+    container(objs)[1]['securityContext']['capabilities']['add'].remove('DAC_OVERRIDE')
+    return 'capability DAC_OVERRIDE is dropped'
+
+
 def cmd_consistency(src):
     rendered = {o: kustomize(src, o) for o in OVERLAYS}
     configs = {}
@@ -566,7 +587,7 @@ def cmd_consistency(src):
     print('overlays/example: its rendervisor.ini is the base\'s with the token and the count, and Grafana\'s token matches')
 
     # and each kind of disagreement is caught
-    for make in (bad_liveness, bad_memory, bad_port, bad_path, bad_grace, bad_trigger):
+    for make in (bad_liveness, bad_memory, bad_port, bad_path, bad_grace, bad_trigger, bad_seccomp, bad_caps):
         objs = copy.deepcopy(rendered['base'])
         expect = make(objs)
         problems, _ = consistency(objs, 'base', src)
