@@ -125,6 +125,53 @@ def validate(workdir, objs, label):
     return r.returncode == 0, r.stdout.strip()
 
 
+# The packages' TypeScript declarations name every field a kind has; an
+# object literal typed with them fails to compile on a field they do not
+# have (TypeScript's excess property check), which the JSON schemas let by.
+TYPE_PACKAGES = ['kubernetes-models', '@kubernetes-models/prometheus-operator', '@kubernetes-models/keda']
+
+
+def field_names(workdir, objs, label):
+    """(ok, report): every field of every object is one its kind's type declares."""
+    imports, consts, spans = [], [], []
+    line = 1
+    for i, o in enumerate(objs):
+        api, kind = o.get('apiVersion', ''), o.get('kind', '')
+        pkg = next((p for p in TYPE_PACKAGES
+                    if os.path.exists(os.path.join(workdir, 'node_modules', p, api, kind + '.d.ts'))), None)
+        if not pkg:
+            return False, 'invalid %s/%s: no type declaration for apiVersion %s kind %s' % (
+                kind, o.get('metadata', {}).get('name'), api, kind)
+        imports.append('import type { I%s as T%d } from "%s/%s/%s";' % (kind, i, pkg, api, kind))
+    line += len(imports)
+    for i, o in enumerate(objs):
+        text = 'export const o%d: T%d = %s;' % (i, i, json.dumps(o, indent=1))
+        spans.append((line, line + text.count('\n'), '%s/%s' % (o['kind'], o['metadata']['name'])))
+        line += text.count('\n') + 1
+        consts.append(text)
+    ts = os.path.join(workdir, label + '.ts')
+    with open(ts, 'w') as f:
+        f.write('\n'.join(imports + consts) + '\n')
+    config = os.path.join(workdir, label + '.tsconfig.json')
+    with open(config, 'w') as f:
+        json.dump({'compilerOptions': {'module': 'nodenext', 'moduleResolution': 'nodenext', 'strict': True,
+                                       'noEmit': True, 'skipLibCheck': True, 'types': []},
+                   'files': [os.path.basename(ts)]}, f)
+    r = run(['node', os.path.join(workdir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', config], cwd=workdir)
+    if r.returncode == 0:
+        return True, 'field names: every field of the %d objects is declared by its kind' % len(objs)
+    report = []
+    for err in (r.stdout + r.stderr).strip().splitlines():
+        m = re.match(r'.*\.ts\((\d+),\d+\): error TS\d+: (.*)', err)
+        if not m:
+            report.append(err)
+            continue
+        n = int(m.group(1))
+        where = next((name for lo, hi, name in spans if lo <= n <= hi), label + '.ts line %d' % n)
+        report.append('invalid %s: %s' % (where, m.group(2)))
+    return False, '\n'.join(report)
+
+
 def container(objs, where=''):
     dep = one(objs, 'Deployment', 'rendervisor', where)
     cs = [c for c in dep['spec']['template']['spec'].get('containers', []) if c.get('name') == 'rendervisor']
@@ -175,6 +222,17 @@ def cmd_schemas(src, workdir):
         print(out)
         if not ok:
             fail('%s: objects invalid against their schemas (lines "invalid" above)' % overlay)
+        ok, out = field_names(workdir, objs, overlay.replace('/', '-'))
+        print(out)
+        if not ok:
+            fail('%s: fields their kinds do not have (lines "invalid" above)' % overlay)
+    objs = copy.deepcopy(rendered['base'])
+    probe = container(objs)[1]
+    probe['readinesProbe'] = probe.pop('readinessProbe')
+    ok, out = field_names(workdir, objs, 'broken')
+    if ok or 'readinesProbe' not in out or 'Deployment/rendervisor' not in out:
+        fail('a misspelt readinesProbe was not caught by the field-name check:\n%s' % out)
+    print('misspelt field caught: %s' % out.splitlines()[0])
     for make in (broken_core, broken_operator, broken_rule, broken_keda, broken_kind):
         objs, expect = make(rendered['base'])
         ok, out = validate(workdir, objs, 'broken')
@@ -478,6 +536,11 @@ def consistency(objs, where, src):
                 triggers[family] = t
         if t.get('type') != 'prometheus':
             problems.append('trigger %s is not KEDA\'s prometheus scaler' % t.get('name'))
+        # metadata is a map of strings to the schemas: its keys are checked here
+        keys = set(t.get('metadata', {}))
+        if not {'serverAddress', 'query', 'threshold'} <= keys:
+            problems.append('trigger %s has metadata %s: KEDA\'s prometheus scaler needs serverAddress, query and '
+                            'threshold' % (t.get('name'), ', '.join(sorted(keys))))
         for name in re.findall(r'\b([a-z_]+)\{', q):
             if '| %s |' % name not in documented:
                 problems.append('trigger %s queries %s, which docs/metrics.md does not list' % (t.get('name'), name))
@@ -560,6 +623,12 @@ def bad_token(objs):
     return 'differs from [renderer] auth_token'
 
 
+def bad_trigger_key(objs):
+    m = one(objs, 'ScaledObject')['spec']['triggers'][1]['metadata']
+    m['treshold'] = m.pop('threshold')
+    return 'needs serverAddress, query and threshold'
+
+
 def bad_seccomp(objs):
     container(objs)[1]['securityContext']['seccompProfile'] = {'type': 'RuntimeDefault'}
     return 'No usable sandbox'
@@ -587,7 +656,7 @@ def cmd_consistency(src):
     print('overlays/example: its rendervisor.ini is the base\'s with the token and the count, and Grafana\'s token matches')
 
     # and each kind of disagreement is caught
-    for make in (bad_liveness, bad_memory, bad_port, bad_path, bad_grace, bad_trigger, bad_seccomp, bad_caps):
+    for make in (bad_liveness, bad_memory, bad_port, bad_path, bad_grace, bad_trigger, bad_trigger_key, bad_seccomp, bad_caps):
         objs = copy.deepcopy(rendered['base'])
         expect = make(objs)
         problems, _ = consistency(objs, 'base', src)
