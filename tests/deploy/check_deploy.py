@@ -555,9 +555,9 @@ def consistency(objs, where, src):
         if not 0 < threshold <= slots:
             problems.append('the in-flight trigger\'s threshold %g per pod is not within a pod\'s %d slots '
                             '([browsers] count x [renderer] concurrency)' % (threshold, slots))
-    lo, hi = so['spec'].get('minReplicaCount', 0), so['spec'].get('maxReplicaCount', 100)
-    if not lo <= dep['spec'].get('replicas', 1) <= hi:
-        problems.append('the Deployment\'s replicas %d is outside the ScaledObject\'s %d..%d' % (dep['spec'].get('replicas', 1), lo, hi))
+    lo = so['spec'].get('minReplicaCount', 0)
+    if 'replicas' in dep['spec'] and dep['spec']['replicas'] != lo:
+        problems.append('the Deployment\'s replicas %d is not the ScaledObject\'s minReplicaCount %d' % (dep['spec']['replicas'], lo))
     return problems, ini_text
 
 

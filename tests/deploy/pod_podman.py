@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
-"""The base Deployment's pod, as podman can run it: meson test --suite deploy
+"""The Deployment's pod, as podman can run it: meson test --suite deploy
 
     pod_podman.py SRC BUILD
 
-No cluster here, so the container of the rendered Deployment
-(deploy/kubernetes/base) is run by podman with what the kubelet would give
+No cluster here, so the container of the rendered Deployment (of
+deploy/kubernetes/base, then of overlays/example) is run by podman with what the kubelet would give
 it: its securityContext (user, capabilities, no new privileges, read-only
 root, seccomp), its memory limit, its environment, the Secret's
 rendervisor.ini mounted read-only at /etc/rendervisor, and each emptyDir as
 a fresh empty directory (mode 0777, as the kubelet makes them). Then, as a
 cluster would see it:
 - /healthz answers 200 within the startupProbe's window;
-- a render of a page served here answers 200 with a PNG of the asked size;
+- a render of a page served here answers 200 with a PNG of the asked size
+  (and 401 with a wrong token, where the configuration sets one);
 - every child is up, runs as a user other than root, and is measured (PSS
   in /metrics): the capabilities are enough for the supervisor;
 - the renderer's memory budget is the pod's limit (bound by the cgroup);
@@ -136,7 +137,7 @@ def podman_args(objs, tmp, ports):
         raise Failure('no rendervisor.ini among the Secrets the container mounts')
     token = re.search(r'^auth_token\s*=\s*(\S+)', ini, re.M).group(1)
     stop = int(re.search(r'^stop_timeout\s*=\s*(\d+)s', ini, re.M).group(1))
-    return args, {'container': c, 'grace': spec.get('terminationGracePeriodSeconds', 30),
+    return args, {'ini': ini, 'container': c, 'grace': spec.get('terminationGracePeriodSeconds', 30),
                   'limit_mib': quantity_mib(limit), 'token': token, 'stop_timeout': stop}
 
 
@@ -179,12 +180,10 @@ def metric_values(text, family):
     return out
 
 
-def check(src, build):
-    if os.geteuid() != 0:
-        raise Failure('needs root: the pod runs under rootful podman, as in CI')
-    r = run(['kubectl', 'kustomize', os.path.join(src, 'deploy', 'kubernetes', 'base')])
+def check(src, overlay, img):
+    print('== %s' % overlay)
+    r = run(['kubectl', 'kustomize', os.path.join(src, 'deploy', 'kubernetes', overlay)])
     objs = [o for o in yaml.safe_load_all(r.stdout) if o]
-    img = image(src, build)
     name = 'rendervisor-deploy-pod-%d' % os.getpid()
     tmp = tempfile.mkdtemp(prefix='rendervisor-pod.')
     ports = {'http': free_port(), 'metrics': free_port()}
@@ -221,6 +220,11 @@ def check(src, build):
         page = 'http://host.containers.internal:%d/' % web.server_address[1]
         q = urllib.parse.urlencode({'url': page, 'width': 320, 'height': 160, 'encoding': 'png',
                                     'timeout': 30, 'renderKey': 'k', 'domain': 'host.containers.internal'})
+        if pod['token'] != '-':
+            status, _, body = get(base + '/render?' + q, {'X-Auth-Token': 'not-' + pod['token']}, timeout=60)
+            if status != 401:
+                raise Failure('a render with the wrong token answered %s, not 401' % status)
+            print('render with a wrong token: 401')
         status, headers, png = get(base + '/render?' + q, {'X-Auth-Token': pod['token']}, timeout=60)
         if status != 200 or png[:8] != b'\x89PNG\r\n\x1a\n':
             raise Failure('render of %s: status %s, %d bytes %r; logs:\n%s' % (page, status, len(png), png[:120], logs(name)))
@@ -236,7 +240,8 @@ def check(src, build):
         text = text.decode()
         up = metric_values(text, 'rendervisor_child_up')
         pss = metric_values(text, 'rendervisor_child_proportional_memory_bytes')
-        want = ['{child="exporter"}', '{child="renderer"}', '{child="browser-0"}', '{child="browser-1"}']
+        count = int(re.search(r'^\[browsers\][^\[]*?^count\s*=\s*(\d+)', pod['ini'], re.M | re.S).group(1))
+        want = ['{child="exporter"}', '{child="renderer"}'] + ['{child="browser-%d"}' % i for i in range(count)]
         for child in want:
             if up.get(child) != 1:
                 raise Failure('rendervisor_child_up%s is %s, not 1' % (child, up.get(child)))
@@ -293,10 +298,14 @@ def main(argv):
     if len(argv) != 3:
         sys.exit(__doc__)
     try:
-        check(argv[1], argv[2])
+        if os.geteuid() != 0:
+            raise Failure('needs root: the pod runs under rootful podman, as in CI')
+        img = image(argv[1], argv[2])
+        for overlay in ('base', 'overlays/example'):
+            check(argv[1], overlay, img)
     except Failure as e:
         sys.exit('FAIL: %s' % e)
-    print('the base Deployment\'s pod runs under podman as the manifests say')
+    print('the pods of the base and of the example overlay run under podman as the manifests say')
     return 0
 
 
