@@ -22,7 +22,8 @@ cluster would see it:
 
 The image is localhost/rendervisor:<version>, built by
 deploy/container/build-image.sh BUILD (which keeps an image already built
-from the same inputs); RV_POD_IMAGE=NAME runs NAME instead, to try the
+from the same inputs; RV_IMAGE_NAME changes its name as it does the
+script's); RV_POD_IMAGE=NAME runs NAME instead, to try the
 manifests against an image at hand. Needs root (rootful podman), as CI runs.
 """
 import base64
@@ -81,7 +82,8 @@ def image(src, build):
     r = run([script, build], timeout=900, check=False)
     if r.returncode != 0:
         raise Failure('build-image.sh failed (exit %d): %s' % (r.returncode, r.stderr.strip()[-3000:]))
-    return 'localhost/rendervisor:' + version
+    # build-image.sh tags RV_IMAGE_NAME:<version>, localhost/rendervisor by default
+    return '%s:%s' % (os.environ.get('RV_IMAGE_NAME', 'localhost/rendervisor'), version)
 
 
 def podman_args(objs, tmp, ports):
