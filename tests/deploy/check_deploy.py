@@ -29,11 +29,12 @@ import yaml
 OVERLAYS = ['base', 'overlays/example']
 KINDS = {'Secret', 'Service', 'Deployment', 'PodDisruptionBudget', 'PodMonitor', 'PrometheusRule', 'ScaledObject'}
 
-# The supervisor's own timings that are not configuration keys
-# (supervisor/supervisor_health.c SV_PROBE_GRACE_NS, supervisor/child.h
-# CHILD_BACKOFF_MAX_NS; docs/supervisor.md, "Health" and "Backoff").
-PROBE_GRACE_S = 60
-BACKOFF_MAX_S = 30
+# The supervisor's own timings that are not configuration keys, read from
+# where the supervisor defines them (docs/supervisor.md, "Health" and
+# "Backoff"): how long a new child may go without answering a probe, and the
+# longest backoff before a restart.
+SUPERVISOR_CONSTANTS = {'PROBE_GRACE_S': ('supervisor/supervisor_health.c', 'SV_PROBE_GRACE_NS'),
+                        'BACKOFF_MAX_S': ('supervisor/child.h', 'CHILD_BACKOFF_MAX_NS')}
 # What the supervisor itself takes beside its children's limits, and how far
 # above their sum the pod's limit may go and still "match" it.
 SUPERVISOR_MIB = 64
@@ -308,6 +309,15 @@ def cmd_generated(src):
 
 # ---- consistency --------------------------------------------------------------
 
+def supervisor_seconds(src, name):
+    path, macro = SUPERVISOR_CONSTANTS[name]
+    with open(os.path.join(src, path)) as f:
+        m = re.search(r'^#define %s \((\d+) \* CLOCK_NS_PER_S\)$' % macro, f.read(), re.M)
+    if not m:
+        fail('%s: no "#define %s (N * CLOCK_NS_PER_S)" to read the supervisor\'s timing from' % (path, macro))
+    return int(m.group(1))
+
+
 def ini_parse(text, where):
     # inih's syntax as docs/configuration.md has it: ";" or "#" comment lines,
     # " ;" inline comments, indented continuation lines
@@ -426,7 +436,9 @@ def consistency(objs, where, src):
     health = {k: duration_s(g('supervisor', 'health_' + k), 'health_' + k) for k in ('interval', 'timeout')}
     failures = int(g('supervisor', 'health_failures'))
     stop = duration_s(g('supervisor', 'stop_timeout'), 'stop_timeout')
-    window = PROBE_GRACE_S + failures * health['interval'] + health['timeout'] + stop + BACKOFF_MAX_S
+    grace_s = supervisor_seconds(src, 'PROBE_GRACE_S')
+    backoff_s = supervisor_seconds(src, 'BACKOFF_MAX_S')
+    window = grace_s + failures * health['interval'] + health['timeout'] + stop + backoff_s
     names = ('http', renderer_port)
     period, threshold, timeout = probe_http(c, 'livenessProbe', names, problems)
     if (threshold - 1) * period < window:
@@ -434,8 +446,8 @@ def consistency(objs, where, src):
                         '(%d s for a child not yet answering + health_failures %d x health_interval %g s + '
                         'health_timeout %g s + stop_timeout %g s + %d s of backoff) to restart the renderer itself: '
                         'raise failureThreshold or periodSeconds' %
-                        ((threshold - 1) * period, window, PROBE_GRACE_S, failures, health['interval'],
-                         health['timeout'], stop, BACKOFF_MAX_S))
+                        ((threshold - 1) * period, window, grace_s, failures, health['interval'],
+                         health['timeout'], stop, backoff_s))
     if timeout < math.ceil(health['timeout']):
         problems.append('livenessProbe timeoutSeconds %d is shorter than health_timeout %g s, what the supervisor '
                         'gives the renderer to answer' % (timeout, health['timeout']))
@@ -445,10 +457,10 @@ def consistency(objs, where, src):
                         'takes to restart a failing child (health_failures x health_interval = %g s)' %
                         (period * threshold, failures * health['interval']))
     period, threshold, _ = probe_http(c, 'startupProbe', names, problems)
-    if period * threshold < PROBE_GRACE_S + failures * health['interval'] + health['timeout']:
+    if period * threshold < grace_s + failures * health['interval'] + health['timeout']:
         problems.append('startupProbe gives up after %d s, before the supervisor would restart a renderer that '
                         'never answered (%g s)' % (period * threshold,
-                                                    PROBE_GRACE_S + failures * health['interval'] + health['timeout']))
+                                                    grace_s + failures * health['interval'] + health['timeout']))
 
     # shutdown: the preStop wait and the supervisor's stop within the grace period
     grace = pod['spec'].get('terminationGracePeriodSeconds', 30)
