@@ -9,7 +9,7 @@ packages=(
   chromium-headless-shell poppler-utils prometheus wrk
   clang libclang-rt-14-dev valgrind passwd
   libsystemd-dev systemd procps man-db groff-base
-  podman runc mmdebstrap uidmap slirp4netns haproxy
+  podman runc mmdebstrap uidmap slirp4netns haproxy python3-yaml
 )
 
 missing=()
