@@ -52,8 +52,10 @@ static void main_json_free(void *ptr)
 #define MAIN_DRAIN_POLL_NS (50 * CLOCK_NS_PER_MS)
 
 /* On SIGTERM: no new render, and the ones submitted (running or queued)
- * go on until they are answered or drain_ns has passed; a second SIGTERM
- * or SIGINT ends the wait. What is left is answered 503 afterwards. */
+ * go on until they are answered or drain_ns has passed. What is left is
+ * answered 503 afterwards. More SIGTERMs do not cut the drain short: the
+ * supervisor signals the renderer's pidfd and its process group, so one
+ * stop can arrive as two. */
 static void main_drain(struct api *api, struct jobs *sched, const sigset_t *set, int64_t drain_ns)
 {
     int64_t start = clock_now_ns(), end = start + drain_ns;
@@ -64,11 +66,7 @@ static void main_drain(struct api *api, struct jobs *sched, const sigset_t *set,
     while (left > 0 && now < end) {
         int64_t wait = end - now < MAIN_DRAIN_POLL_NS ? end - now : MAIN_DRAIN_POLL_NS;
         struct timespec ts = { .tv_sec = wait / CLOCK_NS_PER_S, .tv_nsec = wait % CLOCK_NS_PER_S };
-        int sig = sigtimedwait(set, NULL, &ts);
-        if (sig == SIGTERM || sig == SIGINT) {
-            log_info("renderer told again to stop, the drain ends now signal=%s", sig == SIGTERM ? "TERM" : "INT");
-            break;
-        }
+        (void)sigtimedwait(set, NULL, &ts);
         left = jobs_active(sched);
         now = clock_now_ns();
     }

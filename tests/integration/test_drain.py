@@ -64,6 +64,13 @@ class DrainTest(unittest.TestCase):
         self.assertEqual(rows[10][10], (255, 0, 0), '%s: the panel is not drawn' % what)
 
     def test_sigterm_drains_renders_in_flight_and_queued(self):
+        try:
+            self.sigterm_drains()
+        except AssertionError:
+            print(self.rv.log_text()[-12000:])
+            raise
+
+    def sigterm_drains(self):
         tag = 'drain-%d' % time.monotonic_ns()
         # slow: drawn 2 s after its page loads; never: never says it is drawn.
         pages = {'slow': '/hog.html?mb=1&ready_ms=2000&%s-slow' % tag,
@@ -103,16 +110,12 @@ class DrainTest(unittest.TestCase):
         finally:
             for t in threads.values():
                 t.join(DRAIN + 30)
-        try:
-            self.assert_red_picture(results['slow'], 'the render in flight at SIGTERM')
-            self.assert_red_picture(results['queued'], 'the render queued at SIGTERM')
-            status, _, body = results['never']
-            self.assertEqual(status, 503, body[:300])
-            self.assertEqual(json.loads(body), {'error': 'the renderer is shutting down'})
-            self.assertEqual(self.rv.proc.wait(DRAIN + 2 * STOP + 10), 0)
-        except AssertionError:
-            print(self.rv.log_text()[-6000:])
-            raise
+        self.assert_red_picture(results['slow'], 'the render in flight at SIGTERM')
+        self.assert_red_picture(results['queued'], 'the render queued at SIGTERM')
+        status, _, body = results['never']
+        self.assertEqual(status, 503, body[:300])
+        self.assertEqual(json.loads(body), {'error': 'the renderer is shutting down'})
+        self.assertEqual(self.rv.proc.wait(DRAIN + 2 * STOP + 10), 0)
         wait_until(lambda: not marked_pids(self.rv.mark), 5, what='every process of rendervisor gone')
 
         # The renderer went first and on its own (code 0, not SIGKILL); the
