@@ -21,7 +21,7 @@ from harness import (Rendervisor, alive, free_port, free_port_range, http_get,  
 from test_renderer import (EXPORTER, RENDERER, TOKEN, Pages, PagesServer,  # noqa: E402
                            default_browser_command, read_png)
 
-DRAIN = 12  # s: room for the queued render to run after the first on a busy machine
+DRAIN = 15  # s: room for the queued render to run after the first on a busy machine
 STOP = 3    # s: stop_timeout
 
 
@@ -72,8 +72,9 @@ class DrainTest(unittest.TestCase):
 
     def sigterm_drains(self):
         tag = 'drain-%d' % time.monotonic_ns()
-        # slow: drawn 2 s after its page loads; never: never says it is drawn.
-        pages = {'slow': '/hog.html?mb=1&ready_ms=2000&%s-slow' % tag,
+        # slow: drawn 5 s after its page loads (the third is still queued when
+        # SIGTERM comes); never: never says it is drawn.
+        pages = {'slow': '/hog.html?mb=1&ready_ms=5000&%s-slow' % tag,
                  'never': '/never.html?%s-never' % tag,
                  'queued': '/hog.html?mb=1&ready_ms=2000&%s-queued' % tag}
         results = {}
