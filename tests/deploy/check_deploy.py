@@ -468,9 +468,17 @@ def consistency(objs, where, src):
     cmd = pre.get('exec', {}).get('command', [])
     wait = int(cmd[1]) if len(cmd) == 2 and cmd[0].endswith('sleep') and cmd[1].isdigit() else \
         pre.get('sleep', {}).get('seconds', 0)
-    if grace < wait + stop + 5:
+    # the renderer drains for drain_timeout, is SIGKILLed stop_timeout later
+    # at the latest, then the other children get their stop_timeout
+    # (docs/supervisor.md, "Shutdown")
+    drain = duration_s(g('renderer', 'drain_timeout'), 'drain_timeout')
+    if grace < wait + drain + 2 * stop + 5:
         problems.append('terminationGracePeriodSeconds %d leaves no room after the preStop wait (%d s) for the '
-                        'supervisor\'s stop (stop_timeout %g s) and 5 s to spare' % (grace, wait, stop))
+                        'supervisor\'s stop (drain_timeout %g s + 2 x stop_timeout %g s) and 5 s to spare'
+                        % (grace, wait, drain, stop))
+    if wait < 5:
+        problems.append('the preStop wait (%d s) is too short for the pod\'s endpoint to leave every node\'s '
+                        'Service rules: renders would still arrive after SIGTERM and be refused 503' % wait)
 
     # memory: the limit is the budget, and the children's limits fit in it
     res = c.get('resources', {})

@@ -20,8 +20,10 @@ panel by panel as test_readiness.py checks them.
 - the survivor alone, a burst of slow renders beyond its capacity: the 429s
   reach the client as rendervisor sent them (Retry-After: 1), HAProxy did not
   try them again, and the other renders answer 200;
-- a back, b stopped with SIGTERM under load: b answers its renders 503,
-  HAProxy sends them again (retry-on 503) to a, they answer 200, b exits 0.
+- a back, b stopped with SIGTERM under load: b drains (docs/supervisor.md,
+  "Shutdown"): the renders it has in flight are answered 200 by b itself, a
+  new render that reaches it is refused 503 and HAProxy sends it again
+  (retry-on 503) to a, every render answers 200, b exits 0.
 And the example's maxconn stays below the renderer's connections_per_address.
 About a minute."""
 import concurrent.futures
@@ -429,22 +431,26 @@ class LoadBalancerTest(unittest.TestCase):
         print('\nin flight at the kill: %d, %d of them on a, sent again to b and answered 200'
               % (len(at_kill), len(retried)), flush=True)
 
-    def test_sigterm_renders_in_flight_answered_503_and_sent_again(self):
-        # a stopping renderer answers every render in flight or queued 503
-        # (docs/renderer.md); HAProxy sends those again (retry-on 503) to a
+    def test_sigterm_drains_and_every_render_is_answered(self):
+        # a stopping instance finishes the renders it has (drain_timeout, the
+        # default 15 s here) and refuses new ones 503, which HAProxy sends
+        # again to a (retry-on 503); then it exits 0
         self.assertEqual(self.term_exit, 0, 'instance b after SIGTERM')
-        self.assertLess(self.term_took, 3 + 2 + 5, 'SIGTERM to exit: stop_timeout 3 s, answers 2 s')
-        gave_up = self.b.rv.child_records('renderer', 'render request', status='503')
-        self.assertGreaterEqual(len(gave_up), 1, "instance b's renderer answered no render 503 at its SIGTERM")
+        self.assertLess(self.term_took, 15 + 2 * 3, 'SIGTERM to exit: drain_timeout 15 s, 2 x stop_timeout 3 s')
         at_term = [r for r in self.term_load.results if r['sent'] < self.termed_at < r['done']]
-        retried = [r for r in at_term if r['retries'] != '0']
-        self.assertGreaterEqual(len(retried), 1, 'renders in flight at the SIGTERM: %s' % [r['log'] for r in at_term])
+        finished = [r for r in at_term if r['server'] == 'b' and r['retries'] == '0']
+        self.assertGreaterEqual(len(finished), 1, 'instance b had two renders in flight at the SIGTERM; it answered '
+                                'none of them itself: %s' % [r['log'] for r in at_term])
+        cut = self.b.rv.child_records('renderer', 'render request', status='503')
+        refused = [f for _, f in cut if 'takes no new render' not in f.get('error', '')]
+        self.assertEqual(refused, [], "instance b's renderer cut renders it had short at its SIGTERM")
         bad = ['%.1f s from the SIGTERM, %s (retries %s): %s'
                % (r['sent'] - self.termed_at, r['server'], r['retries'], self.problems(r))
-               for r in self.term_load.results if self.problems(r) or (r in retried and r['server'] != 'a')]
+               for r in self.term_load.results if self.problems(r)
+               or (r['retries'] != '0' and r['server'] != 'a')]
         self.assertEqual(bad, [], 'renders around the SIGTERM, %d in all' % len(self.term_load.results))
-        print('\nSIGTERM: %d renders answered 503 by b, %d in flight at the signal sent again to a and '
-              'answered 200; exit %d after %.1f s' % (len(gave_up), len(retried), self.term_exit, self.term_took),
+        print('\nSIGTERM: %d renders in flight on b answered 200 by b, %d new ones refused by b and sent '
+              'again to a; exit %d after %.1f s' % (len(finished), len(cut), self.term_exit, self.term_took),
               flush=True)
 
     def test_every_render_of_the_load_answered(self):
