@@ -71,6 +71,11 @@ const struct config_key config_keys[] = {
     { "renderer", "memory_budget", CONFIG_KIND_SIZE, CONFIG_AT(renderer.memory_budget), "0", 0, 0 },
     { "renderer", "allowed_hosts", CONFIG_KIND_HOSTS, CONFIG_AT(renderer.allowed_hosts), "", 0, 0 },
     { "renderer", "timezone", CONFIG_KIND_TIMEZONE, CONFIG_AT(renderer.timezone), "", 0, 0 },
+    /* 15 s: with stop_timeout twice (the renderer's exit, then the other
+     * children's) it fits systemd's 30 s stop and Kubernetes' 30 s grace
+     * period after a 5 s preStop (docs/supervisor.md, "Shutdown"). */
+    { "renderer", "drain_timeout", CONFIG_KIND_DURATION, CONFIG_AT(renderer.drain_timeout_ns), "15s", 0,
+      10 * CONFIG_NS_PER_MIN },
 
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
     { "browsers", "command", CONFIG_KIND_COMMAND, CONFIG_AT(browsers.command), NULL, 0, 0 },

@@ -82,6 +82,9 @@ struct config {
          * "default"), as the id Chromium takes (common/tz.h); "" = the
          * browser's own zone, no override. */
         char *timezone;
+        /* On SIGTERM: how long renders in flight and queued may go on while
+         * new ones are refused (503); 0 = answer them all 503 at once. */
+        int64_t drain_timeout_ns;
     } renderer;
 
     struct {

@@ -63,6 +63,10 @@ enum MHD_Result api_send(struct api_req *rq, unsigned status, const char *type, 
     rq->status = status;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    /* Draining: the client's next request must open a new connection,
+     * which a load balancer sends to an instance that stays. */
+    if (atomic_load(&rq->api->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response(rq->conn, status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -215,6 +219,12 @@ static enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn, const 
     if (strcmp(url, "/healthz") == 0) {
         unsigned up = browser_pool_up_count(a->pool);
         char text[128];
+        if (atomic_load(&a->draining)) {
+            /* Out of a load balancer's rotation: this instance is going away. */
+            snprintf(text, sizeof(text), "draining: shutting down, %u renders still in progress\n",
+                     jobs_active(a->jobs));
+            return api_send_copy(rq, MHD_HTTP_SERVICE_UNAVAILABLE, API_TEXT, text);
+        }
         int64_t stalled = browser_pool_stalled_ns(a->pool, clock_now_ns());
         if (stalled > API_STALLED_MS * CLOCK_NS_PER_MS) {
             /* 500, not 503: the supervisor restarts a renderer that says so. */
@@ -402,6 +412,7 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
     if (!err && a->wake_fd < 0)
         err = errno;
     atomic_init(&a->stopping, 0);
+    atomic_init(&a->draining, 0);
     a->exporter_path = config_runtime_path(cfg, cfg->exporter.socket);
     a->supervisor_ctl = config_runtime_path(cfg, CTL_SUPERVISOR);
     char *ingest_path = config_runtime_path(cfg, cfg->exporter.ingest);
@@ -455,6 +466,12 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
         return NULL;
     }
     return a;
+}
+
+void api_drain(struct api *a)
+{
+    jobs_close(a->jobs);
+    atomic_store(&a->draining, 1);
 }
 
 /* The renders must have been answered (jobs_abort_all): MHD cannot stop

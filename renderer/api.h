@@ -12,6 +12,10 @@ struct api;
 
 /* Serves on listen_fd (taken over). NULL with errno set on failure. */
 struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs, struct browser_pool *pool);
+/* Any thread: the drain at shutdown begins. New renders are answered 503
+ * with Retry-After, /healthz 503, and every answer closes its connection;
+ * the renders already submitted go on (jobs_close). */
+void api_drain(struct api *a);
 void api_stop(struct api *a);
 
 #endif

@@ -41,6 +41,7 @@ struct api {
     char *supervisor_ctl; /* where "hello" and health answers go */
     int64_t hello_at_ns;  /* when to say "hello" next while pipes are missing */
     atomic_int stopping;
+    atomic_int draining; /* api_drain: no new render, every connection closes */
     /* Slow and greedy clients (conns.h): connections closed before a
      * request was read, by enum names_conn_close, in all and since the
      * last warning about them. */

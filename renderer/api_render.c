@@ -21,6 +21,8 @@
 
 /* Memory frees up more slowly than a render slot: ask for a longer wait. */
 #define API_RETRY_AFTER_MEMORY "5"
+/* Draining at shutdown: another instance can take it at once. */
+#define API_RETRY_AFTER_DRAINING "1"
 /* Limits on the query (docs/configuration.md, "Limits"). */
 #define API_MAX_PARAMS 64
 #define API_QUERY_MAX (16 * 1024)   /* keys and values, percent-decoded, summed */
@@ -183,7 +185,9 @@ enum MHD_Result api_render(struct api_req *rq, enum query_route route)
     if ((rc = jobs_submit(a->jobs, &rq->job)) < 0) {
         MHD_resume_connection(rq->conn);
         if (rc == -ESHUTDOWN)
-            return api_send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "the renderer is shutting down");
+            return api_send_error_retry(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                        "the renderer is shutting down and takes no new render",
+                                        API_RETRY_AFTER_DRAINING);
         return api_refuse(rq, 0, "too many renders in progress", "1");
     }
     rq->submitted = 1;

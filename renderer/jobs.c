@@ -52,6 +52,7 @@ struct jobs {
     char *supervisor_ctl;              /* where "drained N" goes, or NULL */
     int ctl_fd;                        /* what it is sent with, or -1 */
     int stopping; /* set under lock once the browser thread is gone */
+    int closed;   /* under lock: draining at shutdown, no new job */
 
     /* Admission by memory: the browser thread's, but tree_bytes. */
     _Atomic uint64_t tree_bytes; /* from the supervisor: 0 none yet */
@@ -121,8 +122,8 @@ int jobs_submit(struct jobs *s, struct job *j)
 {
     unsigned browsers = browser_pool_count(s->pool);
     pthread_mutex_lock(&s->lock);
-    if (s->stopping || s->active >= s->concurrency * browsers + s->waiting_max) {
-        int rc = s->stopping ? -ESHUTDOWN : -EBUSY;
+    if (s->stopping || s->closed || s->active >= s->concurrency * browsers + s->waiting_max) {
+        int rc = s->stopping || s->closed ? -ESHUTDOWN : -EBUSY;
         pthread_mutex_unlock(&s->lock);
         return rc;
     }
@@ -140,6 +141,21 @@ int jobs_submit(struct jobs *s, struct job *j)
     pthread_mutex_unlock(&s->lock);
     browser_pool_wake(s->pool);
     return 0;
+}
+
+void jobs_close(struct jobs *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->closed = 1;
+    pthread_mutex_unlock(&s->lock);
+}
+
+unsigned jobs_active(struct jobs *s)
+{
+    pthread_mutex_lock(&s->lock);
+    unsigned n = s->active;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 /* Only marks the job: the browser thread alone knows where it is (inbox,

@@ -80,8 +80,13 @@ void jobs_set_pool(struct jobs *s, struct browser_pool *p);
 void jobs_free(struct jobs *s);
 
 /* HTTP thread: 0 (done() will be called), -EBUSY when full (answer 429),
- * or -ESHUTDOWN once jobs_abort_all has run (answer 503). */
+ * or -ESHUTDOWN once jobs_close or jobs_abort_all has run (answer 503). */
 int jobs_submit(struct jobs *s, struct job *j);
+/* Any thread: the drain at shutdown begins; jobs_submit refuses from now
+ * on, and the jobs already submitted go on. */
+void jobs_close(struct jobs *s);
+/* Any thread: jobs submitted and not answered yet (running or queued). */
+unsigned jobs_active(struct jobs *s);
 /* HTTP thread: the client of j went away. 0: the browser thread will drop
  * j or stop its render, and done() follows (status 499 unless the render
  * ended first); -EALREADY: done() has been called, or is being called,

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -17,6 +18,7 @@
 #include "api.h"
 #include "browser.h"
 #include "cli.h"
+#include "clock.h"
 #include "config.h"
 #include "ctl.h"
 #include "ingest.h"
@@ -43,6 +45,37 @@ static void *main_json_alloc(size_t size)
 static void main_json_free(void *ptr)
 {
     free(ptr);
+}
+
+/* How often the drain looks whether the renders are over: they end on the
+ * browser thread, and main's one wait stays the one for signals. */
+#define MAIN_DRAIN_POLL_NS (50 * CLOCK_NS_PER_MS)
+
+/* On SIGTERM: no new render, and the ones submitted (running or queued)
+ * go on until they are answered or drain_ns has passed. What is left is
+ * answered 503 afterwards. More SIGTERMs do not cut the drain short: the
+ * supervisor signals the renderer's pidfd and its process group, so one
+ * stop can arrive as two. */
+static void main_drain(struct api *api, struct jobs *sched, const sigset_t *set, int64_t drain_ns)
+{
+    int64_t start = clock_now_ns(), end = start + drain_ns;
+    api_drain(api);
+    unsigned left = jobs_active(sched);
+    log_info("renderer draining renders=%u drain_timeout_ms=%lld", left, (long long)(drain_ns / CLOCK_NS_PER_MS));
+    int64_t now = start;
+    while (left > 0 && now < end) {
+        int64_t wait = end - now < MAIN_DRAIN_POLL_NS ? end - now : MAIN_DRAIN_POLL_NS;
+        struct timespec ts = { .tv_sec = wait / CLOCK_NS_PER_S, .tv_nsec = wait % CLOCK_NS_PER_S };
+        (void)sigtimedwait(set, NULL, &ts);
+        left = jobs_active(sched);
+        now = clock_now_ns();
+    }
+    left = jobs_active(sched);
+    if (left)
+        log_warn("renderer drain over with renders left, they are answered 503 renders=%u waited_ms=%lld", left,
+                 (long long)((clock_now_ns() - start) / CLOCK_NS_PER_MS));
+    else
+        log_info("renderer drained waited_ms=%lld", (long long)((clock_now_ns() - start) / CLOCK_NS_PER_MS));
 }
 
 static void *main_browser_thread(void *arg)
@@ -138,6 +171,8 @@ int main(int argc, char **argv)
             continue;
         if (sig == SIGTERM || sig == SIGINT) {
             log_info("renderer stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
+            if (cfg->renderer.drain_timeout_ns > 0)
+                main_drain(api, sched, &set, cfg->renderer.drain_timeout_ns);
             rc = 0;
             break;
         }

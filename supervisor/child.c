@@ -61,7 +61,9 @@ static enum child_action child_begin_stop(struct child_machine *m, int64_t now_n
     m->state = CHILD_STOPPING;
     m->stop_for_good = for_good;
     m->stop_reason = why;
-    m->deadline_ns = now_ns + m->stop_timeout_ns;
+    /* An unhealthy child answers nothing: waiting for its drain would only
+     * keep the service down longer. */
+    m->deadline_ns = now_ns + m->stop_timeout_ns + (why == CHILD_REASON_UNHEALTHY ? 0 : m->drain_ns);
     return CHILD_ACT_TERM;
 }
 

@@ -54,6 +54,9 @@ enum child_action {
 struct child_machine {
     enum child_state state;
     int64_t stop_timeout_ns;
+    /* More time before SIGKILL for a child that drains on SIGTERM (the
+     * renderer's drain_timeout); not given when it stops as unhealthy. */
+    int64_t drain_ns;
     int64_t deadline_ns;    /* restart (BACKOFF) or SIGKILL (STOPPING); 0 = none */
     int64_t backoff_ns;     /* the delay before the next restart */
     int64_t started_ns;     /* when the running process was created */

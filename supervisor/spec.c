@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "hostcheck.h"
 #include "names.h"
 #include "xalloc.h"
@@ -167,7 +168,9 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
                          cfg->exporter.ingest,
                          cfg->renderer.timezone);
     settings = spec_add_hosts(settings, cfg->renderer.allowed_hosts);
-    char *limits = xasprintf("%sconnections_per_address=%u\n", settings, cfg->renderer.connections_per_address);
+    char *limits = xasprintf("%sconnections_per_address=%u\ndrain_timeout_ms=%lld\n", settings,
+                             cfg->renderer.connections_per_address,
+                             (long long)(cfg->renderer.drain_timeout_ns / CLOCK_NS_PER_MS));
     free(settings);
     settings = limits;
     s->fingerprint = spec_fingerprint(&s->command, settings);

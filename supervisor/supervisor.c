@@ -165,7 +165,7 @@ void sv_step(struct supervisor *sv, struct sv_child *c, enum child_event ev, int
     case CHILD_ACT_TERM:
         log_info("stopping child child=%s pid=%d reason=%s timeout_ms=%lld", c->spec.name, c->pid,
                  c->m.stop_for_good ? "shutdown" : child_reason_name(c->m.stop_reason),
-                 (long long)(c->m.stop_timeout_ns / CLOCK_NS_PER_MS));
+                 (long long)((c->m.deadline_ns - now) / CLOCK_NS_PER_MS));
         sv_signal_group(c, SIGTERM);
         break;
     case CHILD_ACT_KILL:
@@ -284,17 +284,43 @@ void sv_notify(struct supervisor *sv)
 
 /* ---- signals ---------------------------------------------------------- */
 
+/* The renderer drains on SIGTERM: it refuses new renders and finishes the
+ * ones it has, which need the browsers (and their reports the exporter).
+ * So they stop only once it has exited, or once it has been sent SIGKILL. */
+static int sv_renderer_draining(const struct supervisor *sv)
+{
+    for (size_t i = 0; i < sv->nchildren; i++) {
+        const struct sv_child *c = sv->children[i];
+        if (c->spec.role == SPEC_ROLE_RENDERER && c->m.state == CHILD_STOPPING && c->m.deadline_ns)
+            return 1;
+    }
+    return 0;
+}
+
+/* The rest of the children, once the renderer is done. The exporter last
+ * in the list, so reports of the others' ending can still be taken; all
+ * of them get the signal at once. */
+static void sv_stop_the_rest(struct supervisor *sv)
+{
+    if (!sv->shutting_down || sv->rest_stopping || sv_renderer_draining(sv))
+        return;
+    sv->rest_stopping = 1;
+    for (size_t i = sv->nchildren; i-- > 0;)
+        sv_step(sv, sv->children[i], CHILD_EV_STOP, 0);
+}
+
 static void sv_shutdown(struct supervisor *sv, const char *why)
 {
     if (sv->shutting_down)
         return;
     sv->shutting_down = 1;
-    log_info("stopping all children signal=%s", why);
+    log_info("stopping all children signal=%s renderer_drain_ms=%lld", why,
+             (long long)(sv->cfg->renderer.drain_timeout_ns / CLOCK_NS_PER_MS));
     notify_stopping(&sv->notify);
-    /* The renderer first, the exporter last, so reports of the others'
-     * ending can still be taken. All of them get the signal at once. */
-    for (size_t i = sv->nchildren; i-- > 0;)
-        sv_step(sv, sv->children[i], CHILD_EV_STOP, 0);
+    for (size_t i = 0; i < sv->nchildren; i++)
+        if (sv->children[i]->spec.role == SPEC_ROLE_RENDERER)
+            sv_step(sv, sv->children[i], CHILD_EV_STOP, 0);
+    sv_stop_the_rest(sv);
 }
 
 static void sv_read_signals(struct supervisor *sv)
@@ -399,6 +425,7 @@ int supervisor_run(struct supervisor *sv)
             if (c->m.deadline_ns && c->m.deadline_ns <= now)
                 sv_step(sv, c, CHILD_EV_TICK, 0);
         }
+        sv_stop_the_rest(sv);
         sv_probe_tick(sv, now);
         if (!sv->shutting_down && now >= sv->next_sample_ns) {
             sv_sample(sv);

@@ -90,6 +90,7 @@ struct supervisor {
     int64_t next_sample_ns;
     unsigned long long escaped_sig; /* what the guardian was last told */
     int shutting_down;
+    int rest_stopping; /* shutting down, and the children but the renderer told to stop */
     int self_pid;
     int ctl_fd; /* supervisor.ctl: the renderer's "drained N", "hello" and health answers */
     unsigned browser_starts; /* every browser start, for "pipes N G" */

@@ -13,11 +13,19 @@
 #include "log.h"
 #include "xalloc.h"
 
+/* The renderer drains on SIGTERM: its SIGKILL waits for that too. */
+static void sv_child_timeouts(struct sv_child *c, const struct config *cfg)
+{
+    c->m.stop_timeout_ns = cfg->supervisor.stop_timeout_ns;
+    c->m.drain_ns = c->spec.role == SPEC_ROLE_RENDERER ? cfg->renderer.drain_timeout_ns : 0;
+}
+
 static struct sv_child *sv_child_new(struct supervisor *sv, struct child_spec *spec)
 {
     struct sv_child *c = xcalloc(1, sizeof(*c));
     spec_move(&c->spec, spec);
     child_machine_init(&c->m, sv->cfg->supervisor.stop_timeout_ns);
+    sv_child_timeouts(c, sv->cfg);
     c->pidfd = -1;
     c->cdp_w = c->cdp_r = -1;
     c->out = (struct sv_stream){ .fd = -1, .name = "stdout" };
@@ -116,9 +124,9 @@ void sv_reload(struct supervisor *sv)
             continue;
         }
         next[nnext++] = c;
-        c->m.stop_timeout_ns = cfg->supervisor.stop_timeout_ns;
         int changed = strcmp(c->spec.fingerprint, specs[i].fingerprint) != 0;
         spec_move(&c->spec, &specs[i]);
+        sv_child_timeouts(c, cfg);
         if (changed) {
             log_info("child settings changed, restarting child=%s", c->spec.name);
             if (c->m.state == CHILD_STOPPED)

@@ -1327,8 +1327,10 @@ class RendererTest(unittest.TestCase):
     def test_sigterm_answers_renders_in_flight_503(self):
         # One browser, one render at a time: one render runs and one waits
         # when the renderer (not the supervisor: the browser must outlive it)
-        # gets SIGTERM. Both are answered 503, and the renderer exits 0.
-        rv, port = self.private_rendervisor(1, browsers=default_browser_command())
+        # gets SIGTERM. With drain_timeout = 0s both are answered 503 at
+        # once, and the renderer exits 0. (The drain: test_drain.py.)
+        rv, port = self.private_rendervisor(1, browsers=default_browser_command(),
+                                            renderer={'drain_timeout': '0s'})
         try:
             wait_until(lambda: self.get_from(port, '/healthz')[0] == 200, 60, interval=0.1,
                        what='the renderer connected to its browser')

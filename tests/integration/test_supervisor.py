@@ -155,9 +155,11 @@ class SupervisorTest(unittest.TestCase):
 
     # ---- shutdown ----------------------------------------------------------
     def test_sigterm_ends_every_process_within_stop_timeout_and_exits_0(self):
+        # The renderer first, SIGKILLed after its drain_timeout + stop_timeout
+        # (it ignores SIGTERM); only then the others, which end on SIGTERM.
         stubborn = sh("trap '' TERM; sleep 1000 & sleep 1000 & wait; wait")
         r = self.rv(browsers=sh('sleep 1000 & sleep 1000 & wait'), renderer=stubborn,
-                    browser_count=2, stop_timeout='1s').start()
+                    browser_count=2, stop_timeout='1s', extra={'renderer': {'drain_timeout': '1s'}}).start()
         for c in ('exporter', 'browser-0', 'browser-1', 'renderer'):
             r.wait_started(c)
         wait_until(lambda: len(marked_pids(r.mark)) >= 1 + 1 + 2 * 3 + 3, 5, what='all processes up')
@@ -166,9 +168,15 @@ class SupervisorTest(unittest.TestCase):
         rc = r.proc.wait(10)
         elapsed = time.monotonic() - t0
         self.assertEqual(rc, 0)
-        self.assertLess(elapsed, 1.0 + 0.8)
+        self.assertLess(elapsed, 2.0 + 0.8)
         wait_until(lambda: not marked_pids(r.mark), 1, what='every child process gone')
-        self.assertTrue(r.records('child did not stop in time, killing', child='renderer'))
+        self.assertEqual(r.records('stopping child', child='renderer')[-1][1]['timeout_ms'], '2000')
+        killed = r.records('child did not stop in time, killing', child='renderer')
+        self.assertTrue(killed)
+        for c in ('exporter', 'browser-0', 'browser-1'):
+            stops = r.records('stopping child', child=c)
+            self.assertTrue(stops, c)
+            self.assertGreaterEqual(stops[-1][0], killed[-1][0], '%s was stopped before the renderer' % c)
         self.assertTrue(r.records('all children stopped, exiting'))
 
     def test_sigkill_of_the_supervisor_leaves_no_child_running(self):

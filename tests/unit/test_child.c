@@ -182,6 +182,33 @@ static void test_stop_escalates_to_kill(void **state)
     assert_int_equal(child_step(&m, CHILD_EV_START, now + 100 * S, 0), CHILD_ACT_SPAWN);
 }
 
+/* A child that drains on SIGTERM (the renderer) gets its drain on top of
+ * stop_timeout before SIGKILL, when it stops for good and when it restarts,
+ * but not when it is unhealthy: then it answers nothing anyway. */
+static void test_drain_delays_kill_but_not_when_unhealthy(void **state)
+{
+    (void)state;
+    struct child_machine m;
+    int64_t now = 1 * S;
+    start_running(&m, now);
+    m.drain_ns = 15 * S;
+    assert_int_equal(child_step(&m, CHILD_EV_STOP, now, 0), CHILD_ACT_TERM);
+    assert_int_equal(m.deadline_ns, now + 15 * S + STOP_TIMEOUT);
+    assert_int_equal(child_step(&m, CHILD_EV_TICK, now + STOP_TIMEOUT, 0), CHILD_ACT_NONE);
+    assert_int_equal(child_step(&m, CHILD_EV_TICK, now + 15 * S + STOP_TIMEOUT, 0), CHILD_ACT_KILL);
+
+    start_running(&m, now);
+    m.drain_ns = 15 * S;
+    assert_int_equal(child_step(&m, CHILD_EV_RESTART, now, CHILD_REASON_REQUESTED), CHILD_ACT_TERM);
+    assert_int_equal(m.deadline_ns, now + 15 * S + STOP_TIMEOUT);
+
+    start_running(&m, now);
+    m.drain_ns = 15 * S;
+    assert_int_equal(child_step(&m, CHILD_EV_RESTART, now, CHILD_REASON_UNHEALTHY), CHILD_ACT_TERM);
+    assert_int_equal(m.deadline_ns, now + STOP_TIMEOUT);
+    assert_int_equal(child_step(&m, CHILD_EV_TICK, now + STOP_TIMEOUT, 0), CHILD_ACT_KILL);
+}
+
 static void test_stop_during_backoff_and_restart(void **state)
 {
     (void)state;
@@ -273,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_signal_reason),
         cmocka_unit_test(test_memory_limit_restart),
         cmocka_unit_test(test_stop_escalates_to_kill),
+        cmocka_unit_test(test_drain_delays_kill_but_not_when_unhealthy),
         cmocka_unit_test(test_stop_during_backoff_and_restart),
         cmocka_unit_test(test_requested_restart_is_immediate),
         cmocka_unit_test(test_spawn_failure_backs_off),

@@ -110,6 +110,7 @@ static void test_default_loads(void **state)
     assert_string_equal(cfg->supervisor.runtime_dir, "/run/rendervisor");
     assert_int_equal(cfg->supervisor.sample_interval_ns, 1000000000LL);
     assert_int_equal(cfg->supervisor.stop_timeout_ns, 5000000000LL);
+    assert_int_equal(cfg->renderer.drain_timeout_ns, 15000000000LL);
     assert_int_equal(cfg->supervisor.log_level, CONFIG_LOG_INFO);
     assert_int_equal(cfg->supervisor.log_format, CONFIG_LOG_TEXT);
 
@@ -224,6 +225,7 @@ static void test_every_key_set(void **state)
                                    "auth_token = s3cret\n"
                                    "memory_limit = 2G\n"
                                    "concurrency = 64\n"
+                                   "drain_timeout = 0s\n"
                                    "[browsers]\n"
                                    "count = 16\n"
                                    "command = b\n"
@@ -232,6 +234,7 @@ static void test_every_key_set(void **state)
     assert_string_equal(cfg->supervisor.runtime_dir, "/tmp/rv");
     assert_int_equal(cfg->supervisor.sample_interval_ns, 250000000LL);
     assert_int_equal(cfg->supervisor.stop_timeout_ns, 120000000000LL);
+    assert_int_equal(cfg->renderer.drain_timeout_ns, 0);
     assert_int_equal(cfg->supervisor.log_level, CONFIG_LOG_DEBUG);
     assert_int_equal(cfg->supervisor.log_format, CONFIG_LOG_JSON);
     static const char *const e[] = { "/usr/bin/exp", "--x" };
@@ -779,6 +782,9 @@ static void test_bad_values(void **state)
         { "supervisor", "stop_timeout", "11m", "must be between 100ms and 10m" },
         { "supervisor", "stop_timeout", "50ms", "must be between 100ms and 10m" },
         { "supervisor", "stop_timeout", "", "followed by ms, s or m" },
+        { "renderer", "drain_timeout", "11m", "must be between 0m and 10m" },
+        { "renderer", "drain_timeout", "-1s", "followed by ms, s or m" },
+        { "renderer", "drain_timeout", "soon", "followed by ms, s or m" },
         { "supervisor", "log_level", "INFO", "expected debug, info, warn or error" },
         { "supervisor", "log_level", "", "expected debug, info, warn or error" },
         { "supervisor", "log_format", "xml", "expected text or json" },

@@ -167,6 +167,9 @@ static void test_fingerprints(void **state)
     /* pipes or port: the browsers and the renderer that connects to them */
     assert_int_equal(changed("port_base = 9300\n", "port_base = 9300\ndevtools = port\n"), 2 | 4 | 8);
     assert_int_equal(changed("port_base = 9300\n", "port_base = 9300\ndevtools = pipe\n"), 0);
+    /* the renderer reads its drain timeout at start: only the renderer */
+    assert_int_equal(changed("command = rendervisor-renderer\n", "command = rendervisor-renderer\ndrain_timeout = 0s\n"),
+                     8);
     /* the exporter's command */
     assert_int_equal(changed("command = rendervisor-exporter --verbose\n", "command = rendervisor-exporter\n"), 1);
 }
