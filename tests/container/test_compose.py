@@ -8,7 +8,8 @@ GF_RENDERING_CALLBACK_URL names the Grafana service on its port and is in
 allowed_hosts; GF_RENDERING_RENDERER_TOKEN is the [renderer] auth_token
 (not Grafana's default '-'); and the mounted rendervisor.ini differs from
 the image's own (deploy/kubernetes/base/rendervisor.ini) only in those two
-keys; the renderer's seccomp is not Docker's default, which Chromium's
+keys; its stop_grace_period holds drain_timeout + 2 x stop_timeout; the
+renderer's seccomp is not Docker's default, which Chromium's
 sandbox cannot work under (docs/install.md). Each check is also run on a
 broken copy, which it must catch."""
 import configparser
@@ -79,6 +80,15 @@ def problems(compose, ini, base, version, config_path):
     seccomp = [o for o in r.get('security_opt', []) if o.startswith('seccomp')]
     if not seccomp and '--no-sandbox' not in ini.get(('browsers', 'command'), ''):
         bad.append('renderer has Docker\'s default seccomp profile, under which the sandboxed browsers cannot start')
+    # the whole stop (docs/supervisor.md, "Shutdown") fits the grace period
+    def seconds(v):
+        m = re.fullmatch(r'(\d+)(ms|s|m)', str(v).strip())
+        return int(m.group(1)) * {'ms': 0.001, 's': 1, 'm': 60}[m.group(2)] if m else None
+    stop = seconds(ini.get(('renderer', 'drain_timeout'), '15s')) + 2 * seconds(ini.get(('supervisor', 'stop_timeout'), '5s'))
+    grace = seconds(r.get('stop_grace_period', '10s'))
+    if grace is None or grace < stop:
+        bad.append('stop_grace_period %s is shorter than drain_timeout + 2 x stop_timeout (%g s)'
+                   % (r.get('stop_grace_period', '10s (the default)'), stop))
     env = g['environment']
     listen_port = int(ini[('renderer', 'listen')].rsplit(':', 1)[1])
     server = urllib.parse.urlsplit(env.get('GF_RENDERING_SERVER_URL', ''))
@@ -144,6 +154,8 @@ class ComposeTest(unittest.TestCase):
             'ulimits': lambda c, i: c['services']['renderer'].pop('ulimits'),
             'mount': lambda c, i: c['services']['renderer'].__setitem__('volumes', ['./x.ini:/etc/x.ini:ro']),
             'seccomp': lambda c, i: c['services']['renderer'].pop('security_opt'),
+            'grace': lambda c, i: c['services']['renderer'].__setitem__('stop_grace_period', '20s'),
+            'no grace': lambda c, i: c['services']['renderer'].pop('stop_grace_period'),
             'allowed_hosts': lambda c, i: i.__setitem__(('renderer', 'allowed_hosts'), 'grafana.example.com'),
         }
         for name, fn in cases.items():

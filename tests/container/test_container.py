@@ -8,8 +8,9 @@ supervisor is PID 1 and root while the exporter, the renderer and every
 browser process run as the image's user `rendervisor`, Chromium's sandbox is
 on (its renderers in user namespaces of their own, under a seccomp filter of
 Chromium's on top of podman's), a browser killed with its descendants is
-reaped and restarted, and SIGTERM stops the container within the grace
-period with exit code 0, leaving no process on the host.
+reaped and restarted, and SIGTERM with a render in flight lets it finish
+(the renderer's drain) and stops the container within the grace period with
+exit code 0, leaving no process on the host.
 
 Needs root and podman (scripts/install-deps.sh); a first build takes about a
 minute (mmdebstrap), a run about 30 s."""
@@ -38,6 +39,7 @@ GRACE_S = 30          # Kubernetes' default terminationGracePeriodSeconds
 ULIMITS = ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096']
 TOKEN = '-'           # the image's configuration keeps Grafana's default token
 CASE = case('container-slow', 'n=4&q1=250&q2=900&q3=400', n=4)
+SLOW = case('container-stop', 'n=2&q1=3000', n=2)    # one query of 3 s
 
 
 def podman(*args, check=True, timeout=120):
@@ -198,8 +200,7 @@ class ContainerTest(unittest.TestCase):
                 out.append((pid, int(st['Uid'].split()[0]), cmd, st))
         return out
 
-    def render(self):
-        c = CASE
+    def render(self, c=CASE):
         url = '%s/d/fx-%s/fixture?orgId=1&from=now-6h&to=now&kiosk&%s&render=1' % (self.site, c['name'], c['query'])
         params = {'url': url, 'renderKey': uuid.uuid4().hex, 'width': str(WIDTH), 'height': str(HEIGHT),
                   'domain': 'host.containers.internal', 'timezone': 'Europe/Paris', 'encoding': 'png',
@@ -207,6 +208,12 @@ class ContainerTest(unittest.TestCase):
         query = urllib.parse.urlencode(sorted(params.items()))
         return http_get(self.port, '/render?' + query, {'X-Auth-Token': TOKEN, 'User-Agent': 'Grafana/11.3.0'},
                         timeout=40)
+
+    def in_flight(self):
+        """Renders in flight, as /metrics says."""
+        text = http_get(self.metrics_port, '/metrics', timeout=5)[2].decode()
+        return sum(float(x.split()[-1]) for x in text.splitlines()
+                   if x.startswith('grafana_image_renderer_http_request_in_flight '))
 
     def test_1_image_settings(self):
         fmt = '{{json .Config.Entrypoint}} {{.Config.StopSignal}} {{json .Config.ExposedPorts}}'
@@ -314,6 +321,15 @@ class ContainerTest(unittest.TestCase):
         before = [(p[0], start_time(p[0]), p[2]) for p in self.tree()]
         before = [b for b in before if b[1] is not None]
         self.assertGreaterEqual(len(before), 6)
+        # a render in flight when SIGTERM comes is finished (the renderer's
+        # drain, docs/supervisor.md "Shutdown") before the container exits
+        result = {}
+
+        def slow_render():
+            result['r'] = self.render(SLOW)
+        th = threading.Thread(target=slow_render)
+        th.start()
+        wait_until(self.in_flight, 2.5, interval=0.05, what='the slow render in flight (/metrics)')
         t0 = time.monotonic()
         podman('kill', '--signal', 'TERM', self.name)
 
@@ -321,6 +337,10 @@ class ContainerTest(unittest.TestCase):
             return podman('inspect', '--format', '{{.State.Status}}', self.name) in ('exited', 'stopped')
         wait_until(stopped, GRACE_S, interval=0.1, what='the container stopped on SIGTERM within %d s' % GRACE_S)
         took = time.monotonic() - t0
+        th.join(40)
+        status, _, body = result['r']
+        self.assertEqual(status, 200, 'the render in flight at SIGTERM answered %d: %r' % (status, body[:200]))
+        self.assertEqual(png_problems(SLOW, body), [], 'the render in flight at SIGTERM')
         code = int(podman('inspect', '--format', '{{.State.ExitCode}}', self.name))
         self.assertEqual(code, 0, 'the supervisor exited %d on SIGTERM:\n%s' % (code, self.logs()[-3000:]))
 
