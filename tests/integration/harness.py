@@ -4,6 +4,7 @@ the ingest socket, and makes sure every process a test started is gone at
 the end (each test marks its processes through an environment variable)."""
 import http.client
 import http.server
+import json
 import os
 import re
 import socket
@@ -11,6 +12,9 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 
 import memcg
@@ -92,15 +96,41 @@ def http_get(port, path, headers=None, timeout=30):
         return 0, {}, b''
 
 
-def proc_stat(pid):
-    """(state, ppid, pgrp, sid) of a process, or None when it is gone."""
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command's name (state first),
+    or None when the process is gone."""
     try:
         with open('/proc/%d/stat' % pid) as f:
             data = f.read()
     except OSError:
         return None
-    rest = data[data.rindex(')') + 2:].split()
-    return rest[0], int(rest[1]), int(rest[2]), int(rest[3])
+    return data[data.rindex(')') + 2:].split()
+
+
+def proc_stat(pid):
+    """(state, ppid, pgrp, sid) of a process, or None when it is gone."""
+    rest = stat_fields(pid)
+    return rest and (rest[0], int(rest[1]), int(rest[2]), int(rest[3]))
+
+
+def start_time(pid):
+    """A process's start (clock ticks after boot), or None when it is gone:
+    with the pid, what tells a process from a later one that reuses it."""
+    rest = stat_fields(pid)
+    return rest and int(rest[19])
+
+
+def prom_api(port, path, **params):
+    """GET a Prometheus HTTP API path on 127.0.0.1:port: its JSON answer (an
+    error's too), or {} while the server does not answer."""
+    url = 'http://127.0.0.1:%d%s?%s' % (port, path, urllib.parse.urlencode(params, doseq=True))
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.loads(r.read().decode())
+    except urllib.error.HTTPError as e:
+        return json.loads(e.read().decode())
+    except (urllib.error.URLError, ConnectionError):
+        return {}
 
 
 def alive(pid):

@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Rendervisor, alive, free_port, sh, wait_until  # noqa: E402
+from harness import Rendervisor, alive, free_port, prom_api, sh, wait_until  # noqa: E402
 
 EXPORTER = os.environ.get('RV_EXPORTER', 'build/exporter/rendervisor-exporter')
 SOURCE = os.environ.get('RV_SOURCE', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
@@ -271,14 +271,7 @@ class ExporterTest(unittest.TestCase):
         self.addCleanup(lambda: (prom.kill(), prom.wait()))
 
         def query(expr):
-            url = 'http://127.0.0.1:%d/api/v1/query?%s' % (web, urllib.parse.urlencode({'query': expr}))
-            try:
-                with urllib.request.urlopen(url, timeout=10) as r:
-                    return json.loads(r.read().decode())
-            except urllib.error.HTTPError as e:
-                return json.loads(e.read().decode())
-            except (urllib.error.URLError, ConnectionError):
-                return {}  # not up yet
+            return prom_api(web, '/api/v1/query', query=expr)  # {}: not up yet
 
         wait_until(lambda: self._up(query), 30, interval=0.5, what='Prometheus scraping the exporter')
         # some renders' worth of reference metrics, so request panels have data too

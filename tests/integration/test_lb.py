@@ -46,7 +46,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Rendervisor, alive, free_port, free_port_range, http_get,  # noqa: E402
-                     marked_pids, parse_logfmt, process_tree, wait_until)
+                     marked_pids, parse_logfmt, process_tree, prom_api, start_time, wait_until)
 from test_renderer import EXPORTER, RENDERER, SOURCE, default_browser_command  # noqa: E402
 from test_readiness import case, png_problems  # noqa: E402
 from grafana_site import Site, SiteServer  # noqa: E402
@@ -68,15 +68,6 @@ MAIN_PANELS = ['Children up', 'Renders per second', 'Render errors (5xx)', 'p99 
                'Requests per second by instance', 'Up', 'State', 'Uptime', 'Browser version',
                'Memory against the limit', 'Processes', 'CPU by mode']
 
-
-def start_time(pid):
-    """A process's start (clock ticks after boot), or None when it is gone."""
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            data = f.read()
-    except OSError:
-        return None
-    return int(data[data.rindex(')') + 2:].split()[19])
 
 
 class Instance:
@@ -209,14 +200,7 @@ class LoadBalancerTest(unittest.TestCase):
 
     @classmethod
     def prom(cls, path, **params):
-        url = 'http://127.0.0.1:%d%s?%s' % (cls.prom_port, path, urllib.parse.urlencode(params, doseq=True))
-        try:
-            with urllib.request.urlopen(url, timeout=10) as r:
-                return json.loads(r.read().decode())
-        except urllib.error.HTTPError as e:
-            return json.loads(e.read().decode())
-        except (urllib.error.URLError, ConnectionError):
-            return {}
+        return prom_api(cls.prom_port, path, **params)
 
     @classmethod
     def query(cls, expr):

@@ -40,7 +40,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Rendervisor, alive, free_port, free_port_range, http_get,  # noqa: E402
-                     marked_pids, proc_stat, socket_inodes, wait_until)
+                     marked_pids, proc_stat, socket_inodes, start_time, wait_until)
 from test_renderer import PANELS_PAGE, PagesServer, default_browser_command, png_size, read_png  # noqa: E402
 from test_renderer import Pages as RendererPages  # noqa: E402
 
@@ -104,14 +104,6 @@ def descendants(root):
                 todo.append(c)
     return out
 
-
-def start_time(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            data = f.read()
-    except OSError:
-        return None
-    return int(data[data.rindex(')') + 2:].split()[19])
 
 
 def tcp_port_sockets(port, pid):
