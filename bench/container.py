@@ -15,10 +15,24 @@ then reports, from the host:
   - the sum of the proportional set size (Pss in /proc/PID/smaps_rollup) of
     every process in the container, and that sum by part: the supervisor,
     the exporter, the renderer, the browsers with every process under them.
-The container is removed at the end. Needs root."""
+The container is removed at the end.
+
+With --host BUILD_DIR the same service is measured the same way outside any
+container, as the peer of the same run: that build's supervisor (the image is
+built from it) with the image's configuration (deploy/kubernetes/base/
+rendervisor.ini: only runtime_dir, the two listeners and the children's user,
+nobody, differ), in a fresh memory cgroup of its own (v1 where the memory
+controller is mounted there, else v2), idle for as long after both browsers
+connected, with the same renders; then the container's figures over the
+host's. Needs root."""
 import argparse
 import os
+import re
+import shutil
+import signal
+import socket
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.request
@@ -90,11 +104,108 @@ def memory_cgroup(pid):
     return usage, stat
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port, what):
+    start = time.monotonic()
+    while b'2 of 2' not in get('http://127.0.0.1:%d/healthz' % port, timeout=5)[1]:
+        if time.monotonic() - start > 90:
+            sys.exit('bench/container.py: %s did not connect to both browsers in 90 s' % what)
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def render_and_idle(port, renders, idle, status_port=9465):
+    """renders of the exporter's status page (at status_port, as the
+    browsers see it), then idle seconds."""
+    for _ in range(renders):
+        status, body = get('http://127.0.0.1:%d/render?url=http://127.0.0.1:%d/&width=1000&height=500'
+                           % (port, status_port),
+                           {'X-Auth-Token': '-'}, timeout=60)
+        if status != 200:
+            sys.exit('bench/container.py: a render answered %s: %r' % (status, body[:200]))
+    time.sleep(idle)
+
+
+def measure(pids, usage, stat):
+    """The figures of one side: cgroup usage, rss, cache, PSS by part (KiB)."""
+    parts = {'supervisor': 0, 'exporter': 0, 'renderer': 0, 'browsers': 0}
+    for pid in pids:
+        cmd = os.path.basename(argv(pid).split(' ', 1)[0])
+        kind = ('exporter' if cmd.startswith('rendervisor-exporter') else
+                'renderer' if cmd.startswith('rendervisor-renderer') else
+                'browsers' if 'chrom' in argv(pid) else 'supervisor')
+        parts[kind] += pss_kib(pid)
+    return {'usage': usage, 'rss': stat.get('total_rss', stat.get('anon', 0)),
+            'cache': stat.get('total_cache', stat.get('file', 0)), 'parts': parts, 'pids': len(pids)}
+
+
+def report(side, m):
+    mib = 1024 * 1024
+    print('%s: cgroup memory usage: %.0f MiB (rss %.0f MiB, cache %.0f MiB)'
+          % (side, m['usage'] / mib, m['rss'] / mib, m['cache'] / mib))
+    print('%s: PSS sum of %d processes: %.0f MiB (%s)' % (
+        side, m['pids'], sum(m['parts'].values()) / 1024,
+        ', '.join('%s %.0f' % (k, v / 1024) for k, v in m['parts'].items())))
+
+
+def host_side(build, renders, idle):
+    """The same build and configuration outside a container, in a fresh
+    memory cgroup: its figures."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'deploy', 'kubernetes', 'base',
+                       'rendervisor.ini')
+    top = tempfile.mkdtemp(prefix='rv-bench-host-')
+    port, mport = free_port(), free_port()
+    ini = open(src).read()
+    for key, value in (('user', 'nobody'), ('runtime_dir', top + '/run')):
+        ini = re.sub(r'(?m)^%s = \S+' % key, '%s = %s' % (key, value), ini)
+    ini = ini.replace('0.0.0.0:9465', '127.0.0.1:%d' % mport).replace('0.0.0.0:8081', '127.0.0.1:%d' % port)
+    with open(top + '/rendervisor.ini', 'w') as f:
+        f.write(ini)
+    os.chmod(top, 0o755)
+    os.chmod(top + '/rendervisor.ini', 0o644)
+    name = os.path.basename(top)
+    v1 = os.path.isdir('/sys/fs/cgroup/memory')
+    cg = ('/sys/fs/cgroup/memory/' if v1 else '/sys/fs/cgroup/') + name
+    os.mkdir(cg)
+    env = dict(os.environ, PATH='%s/exporter:%s/renderer:%s' % (build, build, os.environ.get('PATH', '')))
+
+    def enter():
+        with open(cg + '/cgroup.procs', 'w') as f:
+            f.write('0')
+    proc = subprocess.Popen([os.path.join(build, 'supervisor', 'rendervisor'), '--config', top + '/rendervisor.ini'],
+                            env=env, preexec_fn=enter, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ready = wait_ready(port, 'the host side')
+        render_and_idle(port, renders, idle, mport)
+        pids = [int(x) for x in open(cg + '/cgroup.procs').read().split()]
+        m = measure(pids, *memory_cgroup(proc.pid))
+        m['ready'] = ready
+        return m
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        deadline = time.monotonic() + 10
+        while open(cg + '/cgroup.procs').read().strip() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.rmdir(cg)
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('image', nargs='?', default='localhost/rendervisor:latest')
     ap.add_argument('--idle', type=float, default=20)
     ap.add_argument('--renders', type=int, default=0)
+    ap.add_argument('--host', metavar='BUILD_DIR', help='also measure that build outside a container')
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit('bench/container.py: needs root (rootful podman)')
@@ -103,38 +214,23 @@ def main():
     cid = podman('run', '-d', '--name', name, '--runtime', 'runc', *ULIMITS, '-p', '127.0.0.1::8081', a.image)
     try:
         port = int(podman('port', name, '8081/tcp').rsplit(':', 1)[1])
-        deadline = time.monotonic() + 90
-        while b'2 of 2' not in get('http://127.0.0.1:%d/healthz' % port, timeout=5)[1]:
-            if time.monotonic() > deadline:
-                sys.exit('bench/container.py: the renderer did not connect to both browsers in 90 s')
-            time.sleep(0.2)
-        ready = time.monotonic() - (deadline - 90)
-        for _ in range(a.renders):
-            status, body = get('http://127.0.0.1:%d/render?url=http://127.0.0.1:9465/&width=1000&height=500' % port,
-                               {'X-Auth-Token': '-'}, timeout=60)
-            if status != 200:
-                sys.exit('bench/container.py: a render answered %s: %r' % (status, body[:200]))
-        time.sleep(a.idle)
+        ready = wait_ready(port, 'the container')
+        render_and_idle(port, a.renders, a.idle)
         pid1 = int(podman('inspect', '--format', '{{.State.Pid}}', name))
-        usage, stat = memory_cgroup(pid1)
-        parts = {'supervisor': 0, 'exporter': 0, 'renderer': 0, 'browsers': 0}
-        pids = pids_of(cid)
-        for pid in pids:
-            cmd = argv(pid)
-            kind = ('exporter' if cmd.startswith('rendervisor-exporter') else
-                    'renderer' if cmd.startswith('rendervisor-renderer') else
-                    'browsers' if 'chromium' in cmd else 'supervisor')
-            parts[kind] += pss_kib(pid)
-        mib = 1024 * 1024
-        print('image %s: %.0f MB (%d bytes)' % (a.image, size / 1e6, size))
-        print('ready (both browsers connected) after %.1f s; %d renders; idle %.0f s' % (ready, a.renders, a.idle))
-        print('cgroup memory usage: %.0f MiB (rss %.0f MiB, cache %.0f MiB)'
-              % (usage / mib, stat.get('total_rss', stat.get('anon', 0)) / mib,
-                 stat.get('total_cache', stat.get('file', 0)) / mib))
-        print('PSS sum of %d processes: %.0f MiB (%s)' % (
-            len(pids), sum(parts.values()) / 1024, ', '.join('%s %.0f' % (k, v / 1024) for k, v in parts.items())))
+        box = measure(pids_of(cid), *memory_cgroup(pid1))
     finally:
         subprocess.run(['podman', 'rm', '--force', '--time', '0', name], stdout=subprocess.DEVNULL)
+    print('image %s: %.0f MB (%d bytes)' % (a.image, size / 1e6, size))
+    print('container: ready (both browsers connected) after %.1f s; %d renders; idle %.0f s'
+          % (ready, a.renders, a.idle))
+    report('container', box)
+    if a.host:
+        host = host_side(os.path.abspath(a.host), a.renders, a.idle)
+        print('host: ready (both browsers connected) after %.1f s' % host['ready'])
+        report('host', host)
+        print('container / host: cgroup usage %.2f, rss %.2f, PSS sum %.2f'
+              % (box['usage'] / host['usage'], box['rss'] / max(host['rss'], 1),
+                 sum(box['parts'].values()) / max(sum(host['parts'].values()), 1)))
 
 
 if __name__ == '__main__':
