@@ -72,8 +72,8 @@ const struct config_key config_keys[] = {
     { "renderer", "allowed_hosts", CONFIG_KIND_HOSTS, CONFIG_AT(renderer.allowed_hosts), "", 0, 0 },
     { "renderer", "timezone", CONFIG_KIND_TIMEZONE, CONFIG_AT(renderer.timezone), "", 0, 0 },
     /* 15 s: with stop_timeout twice (the renderer's exit, then the other
-     * children's) it fits systemd's 30 s stop and Kubernetes' 30 s grace
-     * period after a 5 s preStop (docs/supervisor.md, "Shutdown"). */
+     * children's) it fits systemd's 30 s stop, and the manifests' 40 s
+     * grace period after a 10 s preStop (docs/supervisor.md, "Shutdown"). */
     { "renderer", "drain_timeout", CONFIG_KIND_DURATION, CONFIG_AT(renderer.drain_timeout_ns), "15s", 0,
       10 * CONFIG_NS_PER_MIN },
 
