@@ -29,7 +29,7 @@ import uuid
 SOURCE = os.environ.get('RV_SOURCE', os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..')))
 BUILD = os.environ.get('RV_BUILD', os.path.join(SOURCE, 'build'))
 sys.path.insert(0, os.path.join(SOURCE, 'tests', 'integration'))
-from harness import free_port, http_get, wait_until  # noqa: E402
+from harness import free_port, http_get, start_time, wait_until  # noqa: E402
 from grafana_site import Site, SiteServer  # noqa: E402
 from test_readiness import WIDTH, HEIGHT, case, png_problems  # noqa: E402
 
@@ -63,14 +63,6 @@ def argv(pid):
     try:
         with open('/proc/%d/cmdline' % pid, 'rb') as f:
             return f.read().decode('utf-8', 'replace').replace('\0', ' ').strip()
-    except OSError:
-        return None
-
-
-def start_time(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().rsplit(')', 1)[1].split()[19]
     except OSError:
         return None
 
