@@ -29,7 +29,7 @@ import uuid
 SOURCE = os.environ.get('RV_SOURCE', os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..')))
 BUILD = os.environ.get('RV_BUILD', os.path.join(SOURCE, 'build'))
 sys.path.insert(0, os.path.join(SOURCE, 'tests', 'integration'))
-from harness import free_port, http_get, start_time, wait_until  # noqa: E402
+from harness import free_port, http_get, process_tree, start_time, wait_until  # noqa: E402
 from grafana_site import Site, SiteServer  # noqa: E402
 from test_readiness import WIDTH, HEIGHT, case, png_problems  # noqa: E402
 
@@ -294,16 +294,21 @@ class ContainerTest(unittest.TestCase):
     def test_4_reaps_a_killed_browser(self):
         procs = self.tree()
         browser = next(p for p in procs if 'chromium-headless-shell' in p[2] and '--type=' not in p[2])
-        descendants = [p[0] for p in procs if p[0] != browser[0] and 'chromium-headless-shell' in p[2]]
+        # the processes under the browser (zygotes, renderers, utilities),
+        # as (pid, start time), which tells them from a later pid's owner
+        descendants = {(pid, start_time(pid)) for pid in process_tree(browser[0])[1:]}
+        self.assertTrue(descendants, 'browser %d has no process under it' % browser[0])
         os.kill(browser[0], 9)
 
         def settled():
             tree = self.tree()
             zombies = [p for p in tree if p[3]['State'].startswith('Z')]
-            return not zombies and browser[0] not in [p[0] for p in tree] and b'2 of 2' in self.healthz()
+            left = [pid for pid, st in descendants if start_time(pid) == st]
+            return (not zombies and not left and browser[0] not in [p[0] for p in tree]
+                    and b'2 of 2' in self.healthz())
         wait_until(settled, 60, interval=0.2,
-                   what='the killed browser reaped (no zombie in the container) and restarted')
-        self.assertTrue(descendants)
+                   what='the killed browser and every process under it gone (no zombie in the container), '
+                        'and a new browser connected')
         status, _, body = self.render()
         self.assertEqual(status, 200, 'render after a browser restart answered %d: %r' % (status, body[:300]))
 
