@@ -77,7 +77,9 @@ def problems(compose, ini, base, version, config_path):
         bad.append('renderer mounts nothing at %s, the path its entrypoint reads' % config_path)
     # Chromium's sandbox needs namespaces Docker's default seccomp refuses
     # (docs/install.md): unconfined or a profile file, or --no-sandbox
-    seccomp = [o for o in r.get('security_opt', []) if o.startswith('seccomp')]
+    # ('builtin' names Docker's default: moby's SeccompProfileDefault)
+    seccomp = [o for o in r.get('security_opt', []) if o.startswith('seccomp')
+               and o[len('seccomp') + 1:] != 'builtin']
     if not seccomp and '--no-sandbox' not in ini.get(('browsers', 'command'), ''):
         bad.append('renderer has Docker\'s default seccomp profile, under which the sandboxed browsers cannot start')
     # the whole stop (docs/supervisor.md, "Shutdown") fits the grace period
@@ -154,6 +156,7 @@ class ComposeTest(unittest.TestCase):
             'ulimits': lambda c, i: c['services']['renderer'].pop('ulimits'),
             'mount': lambda c, i: c['services']['renderer'].__setitem__('volumes', ['./x.ini:/etc/x.ini:ro']),
             'seccomp': lambda c, i: c['services']['renderer'].pop('security_opt'),
+            'seccomp builtin': lambda c, i: c['services']['renderer'].__setitem__('security_opt', ['seccomp=builtin']),
             'grace': lambda c, i: c['services']['renderer'].__setitem__('stop_grace_period', '20s'),
             'no grace': lambda c, i: c['services']['renderer'].pop('stop_grace_period'),
             'allowed_hosts': lambda c, i: i.__setitem__(('renderer', 'allowed_hosts'), 'grafana.example.com'),
