@@ -82,6 +82,12 @@ def host_pids_in(container_id):
     return sorted(pids)
 
 
+def container_logs(name):
+    """A container's output (the supervisor logs to stderr)."""
+    return subprocess.run(['podman', 'logs', name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=30).stdout
+
+
 def userns(pid):
     try:
         return os.readlink('/proc/%d/ns/user' % pid)
@@ -178,9 +184,7 @@ class ContainerTest(unittest.TestCase):
         podman('rm', '--force', '--time', '0', cls.name, check=False)
 
     def logs(self):
-        """The container's output (the supervisor logs to stderr)."""
-        return subprocess.run(['podman', 'logs', self.name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=30).stdout
+        return container_logs(self.name)
 
     def tree(self):
         """(pid, uid, argv, {status}) of every process in the container, read
@@ -365,14 +369,12 @@ class SeccompTest(unittest.TestCase):
         with tempfile.NamedTemporaryFile(suffix='.json') as prof:
             docker_like_seccomp(prof.name)
             name, cid, port = self.run_image(prof.name)
-            logs = lambda: subprocess.run(['podman', 'logs', name], stdout=subprocess.PIPE,  # noqa: E731
-                                          stderr=subprocess.STDOUT, text=True).stdout
-            wait_until(lambda: logs().count('"child killed","child":"browser-0"') >= 2, 30, interval=0.2,
-                       what='browser-0 dying at start under Docker\'s namespace rules')
+            wait_until(lambda: container_logs(name).count('"child killed","child":"browser-0"') >= 2, 30,
+                       interval=0.2, what='browser-0 dying at start under Docker\'s namespace rules')
             status, _, body = http_get(port, '/healthz', timeout=5)
             self.assertEqual(status, 503, 'healthz %d %r with browsers that cannot start' % (status, body))
             self.assertIn(b'0 of 2', body)
-            self.assertIn('FATAL:sandbox/linux', logs())
+            self.assertIn('FATAL:sandbox/linux', container_logs(name))
 
     def test_unconfined_keeps_the_sandbox(self):
         name, cid, port = self.run_image('unconfined')
