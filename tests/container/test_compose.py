@@ -126,7 +126,8 @@ class ComposeTest(unittest.TestCase):
             cls.compose = yaml.safe_load(f)
         renderer = cls.compose['services']['renderer']
         source = renderer['volumes'][0].split(':')[0]
-        cls.ini = read_ini(os.path.join(os.path.dirname(COMPOSE), source))
+        cls.ini_path = os.path.join(os.path.dirname(COMPOSE), source)
+        cls.ini = read_ini(cls.ini_path)
         cls.base = read_ini(BASE_INI)
         cls.version = project_version()
         cls.config_path = entrypoint_config()
@@ -167,8 +168,8 @@ class ComposeTest(unittest.TestCase):
 
     def test_ini_readable_by_the_image_user(self):
         # the image's own supervisor --check-configs it in test_container.py
-        path = os.path.join(os.path.dirname(COMPOSE), 'rendervisor.ini')
-        self.assertTrue(os.stat(path).st_mode & 0o004, '%s is not readable by others (uid 999 in the image)' % path)
+        self.assertTrue(os.stat(self.ini_path).st_mode & 0o004,
+                        '%s is not readable by others (uid 999 in the image)' % self.ini_path)
 
 
 if __name__ == '__main__':
