@@ -21,22 +21,25 @@ With --host BUILD_DIR the same service is measured the same way outside any
 container, as the peer of the same run: that build's supervisor (the image is
 built from it) with the image's configuration (deploy/kubernetes/base/
 rendervisor.ini: only runtime_dir, the two listeners and the children's user,
-nobody, differ), in a fresh memory cgroup of its own (v1 where the memory
-controller is mounted there, else v2), idle for as long after both browsers
-connected, with the same renders; then the container's figures over the
-host's. Needs root."""
+nobody, differ), in a fresh memory cgroup of its own (tests/integration/
+memcg.py: v2 where that hierarchy has the memory controller, else v1), idle
+for as long after both browsers connected, with the same renders; then the
+container's figures over the host's. Needs root."""
 import argparse
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import sys
 import time
 import urllib.request
 import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests', 'integration'))
+import memcg  # noqa: E402
+from harness import free_port  # noqa: E402
 
 ULIMITS = ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096']
 
@@ -104,12 +107,6 @@ def memory_cgroup(pid):
     return usage, stat
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def wait_ready(port, what):
     start = time.monotonic()
     while b'2 of 2' not in get('http://127.0.0.1:%d/healthz' % port, timeout=5)[1]:
@@ -168,22 +165,14 @@ def host_side(build, renders, idle):
         f.write(ini)
     os.chmod(top, 0o755)
     os.chmod(top + '/rendervisor.ini', 0o644)
-    name = os.path.basename(top)
-    v1 = os.path.isdir('/sys/fs/cgroup/memory')
-    cg = ('/sys/fs/cgroup/memory/' if v1 else '/sys/fs/cgroup/') + name
-    os.mkdir(cg)
+    cg = memcg.MemCgroup(None, 'rv-bench-host')
     env = dict(os.environ, PATH='%s/exporter:%s/renderer:%s' % (build, build, os.environ.get('PATH', '')))
-
-    def enter():
-        with open(cg + '/cgroup.procs', 'w') as f:
-            f.write('0')
     proc = subprocess.Popen([os.path.join(build, 'supervisor', 'rendervisor'), '--config', top + '/rendervisor.ini'],
-                            env=env, preexec_fn=enter, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=env, preexec_fn=cg.enter, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         ready = wait_ready(port, 'the host side')
         render_and_idle(port, renders, idle, mport)
-        pids = [int(x) for x in open(cg + '/cgroup.procs').read().split()]
-        m = measure(pids, *memory_cgroup(proc.pid))
+        m = measure(cg.procs(), *memory_cgroup(proc.pid))
         m['ready'] = ready
         return m
     finally:
@@ -193,10 +182,7 @@ def host_side(build, renders, idle):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        deadline = time.monotonic() + 10
-        while open(cg + '/cgroup.procs').read().strip() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        os.rmdir(cg)
+        cg.remove()
         shutil.rmtree(top, ignore_errors=True)
 
 

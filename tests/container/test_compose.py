@@ -77,7 +77,9 @@ def problems(compose, ini, base, version, config_path):
         bad.append('renderer mounts nothing at %s, the path its entrypoint reads' % config_path)
     # Chromium's sandbox needs namespaces Docker's default seccomp refuses
     # (docs/install.md): unconfined or a profile file, or --no-sandbox
-    seccomp = [o for o in r.get('security_opt', []) if o.startswith('seccomp')]
+    # ('builtin' names Docker's default: moby's SeccompProfileDefault)
+    seccomp = [o for o in r.get('security_opt', []) if o.startswith('seccomp')
+               and o[len('seccomp') + 1:] != 'builtin']
     if not seccomp and '--no-sandbox' not in ini.get(('browsers', 'command'), ''):
         bad.append('renderer has Docker\'s default seccomp profile, under which the sandboxed browsers cannot start')
     # the whole stop (docs/supervisor.md, "Shutdown") fits the grace period
@@ -124,7 +126,8 @@ class ComposeTest(unittest.TestCase):
             cls.compose = yaml.safe_load(f)
         renderer = cls.compose['services']['renderer']
         source = renderer['volumes'][0].split(':')[0]
-        cls.ini = read_ini(os.path.join(os.path.dirname(COMPOSE), source))
+        cls.ini_path = os.path.join(os.path.dirname(COMPOSE), source)
+        cls.ini = read_ini(cls.ini_path)
         cls.base = read_ini(BASE_INI)
         cls.version = project_version()
         cls.config_path = entrypoint_config()
@@ -154,6 +157,7 @@ class ComposeTest(unittest.TestCase):
             'ulimits': lambda c, i: c['services']['renderer'].pop('ulimits'),
             'mount': lambda c, i: c['services']['renderer'].__setitem__('volumes', ['./x.ini:/etc/x.ini:ro']),
             'seccomp': lambda c, i: c['services']['renderer'].pop('security_opt'),
+            'seccomp builtin': lambda c, i: c['services']['renderer'].__setitem__('security_opt', ['seccomp=builtin']),
             'grace': lambda c, i: c['services']['renderer'].__setitem__('stop_grace_period', '20s'),
             'no grace': lambda c, i: c['services']['renderer'].pop('stop_grace_period'),
             'allowed_hosts': lambda c, i: i.__setitem__(('renderer', 'allowed_hosts'), 'grafana.example.com'),
@@ -164,8 +168,8 @@ class ComposeTest(unittest.TestCase):
 
     def test_ini_readable_by_the_image_user(self):
         # the image's own supervisor --check-configs it in test_container.py
-        path = os.path.join(os.path.dirname(COMPOSE), 'rendervisor.ini')
-        self.assertTrue(os.stat(path).st_mode & 0o004, '%s is not readable by others (uid 999 in the image)' % path)
+        self.assertTrue(os.stat(self.ini_path).st_mode & 0o004,
+                        '%s is not readable by others (uid 999 in the image)' % self.ini_path)
 
 
 if __name__ == '__main__':

@@ -29,7 +29,7 @@ import uuid
 SOURCE = os.environ.get('RV_SOURCE', os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..')))
 BUILD = os.environ.get('RV_BUILD', os.path.join(SOURCE, 'build'))
 sys.path.insert(0, os.path.join(SOURCE, 'tests', 'integration'))
-from harness import free_port, http_get, wait_until  # noqa: E402
+from harness import free_port, http_get, process_tree, start_time, wait_until  # noqa: E402
 from grafana_site import Site, SiteServer  # noqa: E402
 from test_readiness import WIDTH, HEIGHT, case, png_problems  # noqa: E402
 
@@ -67,14 +67,6 @@ def argv(pid):
         return None
 
 
-def start_time(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().rsplit(')', 1)[1].split()[19]
-    except OSError:
-        return None
-
-
 def host_pids_in(container_id):
     """Every process on the host whose cgroup names the container."""
     pids = []
@@ -88,6 +80,12 @@ def host_pids_in(container_id):
         except OSError:
             pass
     return sorted(pids)
+
+
+def container_logs(name):
+    """A container's output (the supervisor logs to stderr)."""
+    return subprocess.run(['podman', 'logs', name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=30).stdout
 
 
 def userns(pid):
@@ -186,9 +184,7 @@ class ContainerTest(unittest.TestCase):
         podman('rm', '--force', '--time', '0', cls.name, check=False)
 
     def logs(self):
-        """The container's output (the supervisor logs to stderr)."""
-        return subprocess.run(['podman', 'logs', self.name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=30).stdout
+        return container_logs(self.name)
 
     def tree(self):
         """(pid, uid, argv, {status}) of every process in the container, read
@@ -276,10 +272,6 @@ class ContainerTest(unittest.TestCase):
         self.assertEqual(kinds['exporter'], 1, kinds)
         self.assertEqual(kinds['renderer'], 1, kinds)
         self.assertGreaterEqual(kinds['browser'], 2, kinds)
-        # no process of the supervisor's own user runs the supervisor's code
-        # but the supervisor: everything else is a child
-        self.assertFalse([p for p in procs if p[1] == 0 and 'rendervisor --config' not in p[2]],
-                         'processes other than the supervisor run as root')
         # the sandbox: Chromium's renderer processes sit in user namespaces
         # of their own, under one more seccomp filter than the browser
         browsers = [p for p in children if 'chromium-headless-shell' in p[2] and '--type=' not in p[2]]
@@ -302,16 +294,21 @@ class ContainerTest(unittest.TestCase):
     def test_4_reaps_a_killed_browser(self):
         procs = self.tree()
         browser = next(p for p in procs if 'chromium-headless-shell' in p[2] and '--type=' not in p[2])
-        descendants = [p[0] for p in procs if p[0] != browser[0] and 'chromium-headless-shell' in p[2]]
+        # the processes under the browser (zygotes, renderers, utilities),
+        # as (pid, start time), which tells them from a later pid's owner
+        descendants = {(pid, start_time(pid)) for pid in process_tree(browser[0])[1:]}
+        self.assertTrue(descendants, 'browser %d has no process under it' % browser[0])
         os.kill(browser[0], 9)
 
         def settled():
             tree = self.tree()
             zombies = [p for p in tree if p[3]['State'].startswith('Z')]
-            return not zombies and browser[0] not in [p[0] for p in tree] and b'2 of 2' in self.healthz()
+            left = [pid for pid, st in descendants if start_time(pid) == st]
+            return (not zombies and not left and browser[0] not in [p[0] for p in tree]
+                    and b'2 of 2' in self.healthz())
         wait_until(settled, 60, interval=0.2,
-                   what='the killed browser reaped (no zombie in the container) and restarted')
-        self.assertTrue(descendants)
+                   what='the killed browser and every process under it gone (no zombie in the container), '
+                        'and a new browser connected')
         status, _, body = self.render()
         self.assertEqual(status, 200, 'render after a browser restart answered %d: %r' % (status, body[:300]))
 
@@ -372,14 +369,12 @@ class SeccompTest(unittest.TestCase):
         with tempfile.NamedTemporaryFile(suffix='.json') as prof:
             docker_like_seccomp(prof.name)
             name, cid, port = self.run_image(prof.name)
-            logs = lambda: subprocess.run(['podman', 'logs', name], stdout=subprocess.PIPE,  # noqa: E731
-                                          stderr=subprocess.STDOUT, text=True).stdout
-            wait_until(lambda: logs().count('"child killed","child":"browser-0"') >= 2, 30, interval=0.2,
-                       what='browser-0 dying at start under Docker\'s namespace rules')
+            wait_until(lambda: container_logs(name).count('"child killed","child":"browser-0"') >= 2, 30,
+                       interval=0.2, what='browser-0 dying at start under Docker\'s namespace rules')
             status, _, body = http_get(port, '/healthz', timeout=5)
             self.assertEqual(status, 503, 'healthz %d %r with browsers that cannot start' % (status, body))
             self.assertIn(b'0 of 2', body)
-            self.assertIn('FATAL:sandbox/linux', logs())
+            self.assertIn('FATAL:sandbox/linux', container_logs(name))
 
     def test_unconfined_keeps_the_sandbox(self):
         name, cid, port = self.run_image('unconfined')
