@@ -10,7 +10,8 @@ root, seccomp), its memory limit, its environment, the Secret's
 rendervisor.ini mounted read-only at /etc/rendervisor, and each emptyDir as
 a fresh empty directory (mode 0777, as the kubelet makes them). Then, as a
 cluster would see it:
-- /healthz answers 200 within the startupProbe's window;
+- /healthz answers 200 within the startupProbe's window, and then says
+  every browser of [browsers] count is connected;
 - a render of a page served here answers 200 with a PNG of the asked size
   (and 401 with a wrong token, where the configuration sets one);
 - every child is up, runs as a user other than root, and is measured (PSS
@@ -42,7 +43,7 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
 from check_deploy import Failure, container, duration_s, ini_get, ini_parse, kustomize, one, quantity_bytes  # noqa: E402
-from harness import RedPage, free_port, http_get, parse_report_line  # noqa: E402
+from harness import RedPage, free_port, http_get, parse_report_line, wait_until  # noqa: E402
 
 ULIMITS = ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096']
 
@@ -164,6 +165,14 @@ def check(src, overlay, img):
             raise Failure('/healthz never answered 200 within the startupProbe\'s %d s (last: %s %r); logs:\n%s' %
                           (sp['periodSeconds'] * sp['failureThreshold'], status, body[:200], logs(name)))
         print('startup: /healthz 200: %s' % body.decode().strip())
+        # the startupProbe passes with one browser: every one of them must connect
+        every = 'ok: %d of %d browsers connected' % (pod['browsers'], pod['browsers'])
+        try:
+            wait_until(lambda: http_get(ports['http'], '/healthz')[2].decode().strip() == every,
+                       sp['periodSeconds'] * sp['failureThreshold'], interval=1, what='/healthz %r' % every)
+        except AssertionError as e:
+            raise Failure('%s (last: %r); logs:\n%s' % (e, http_get(ports['http'], '/healthz')[2][:200], logs(name)))
+        print('every browser connected: %s' % every)
 
         # a render of a page served here, reached as the host
         gateway = run(['podman', 'exec', name, 'awk', '$2 == "host.containers.internal" { print $1 }',
