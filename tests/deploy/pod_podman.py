@@ -65,7 +65,7 @@ def image(src, build):
         return os.environ['RV_POD_IMAGE']
     script = os.path.join(src, 'deploy', 'container', 'build-image.sh')
     if not os.path.exists(script):
-        raise Failure('%s not found: this test runs the image it builds (the image branch of issue 15)' % script)
+        raise Failure('%s not found: this test runs the image that script builds' % script)
     r = run([script, build], timeout=900, check=False)
     if r.returncode != 0:
         raise Failure('build-image.sh failed (exit %d): %s' % (r.returncode, r.stderr.strip()[-3000:]))
