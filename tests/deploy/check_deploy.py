@@ -246,10 +246,6 @@ def cmd_schemas(src, workdir):
 
 # ---- rules ------------------------------------------------------------------
 
-def promtool(promtool_path, *args, cwd=None):
-    return run([promtool_path] + list(args), cwd=cwd)
-
-
 def cmd_rules(src, promtool_path):
     if not promtool_path:
         fail('promtool not found: install the Debian package prometheus (scripts/install-deps.sh), then reconfigure the build')
@@ -264,7 +260,7 @@ def cmd_rules(src, promtool_path):
             yaml.safe_dump(rule['spec'], f, sort_keys=False)
         shutil.copyfile(tests, os.path.join(tmp, 'rules.test.yml'))
         for args in (('check', 'rules', 'rendervisor.rules.yml'), ('test', 'rules', 'rules.test.yml')):
-            r = promtool(promtool_path, *args, cwd=tmp)
+            r = run([promtool_path] + list(args), cwd=tmp)
             print('promtool %s:\n%s' % (' '.join(args), (r.stdout + r.stderr).strip()))
             if r.returncode != 0:
                 fail('promtool %s failed on the rules of the rendered PrometheusRule (exit %d)' % (' '.join(args), r.returncode))
@@ -273,7 +269,7 @@ def cmd_rules(src, promtool_path):
         spec['groups'][0]['rules'][0]['expr'] = 'sum(rate(grafana_image_renderer_service_http_request_duration_seconds_count[5m])'
         with open(os.path.join(tmp, 'rendervisor.rules.yml'), 'w') as f:
             yaml.safe_dump(spec, f, sort_keys=False)
-        r = promtool(promtool_path, 'check', 'rules', 'rendervisor.rules.yml', cwd=tmp)
+        r = run([promtool_path, 'check', 'rules', 'rendervisor.rules.yml'], cwd=tmp)
         if r.returncode == 0:
             fail('promtool check rules passed a rule whose expr has an unclosed parenthesis')
         print('broken rule caught: %s' % (r.stdout + r.stderr).strip().splitlines()[-1][:200])

@@ -10,7 +10,8 @@ root, seccomp), its memory limit, its environment, the Secret's
 rendervisor.ini mounted read-only at /etc/rendervisor, and each emptyDir as
 a fresh empty directory (mode 0777, as the kubelet makes them). Then, as a
 cluster would see it:
-- /healthz answers 200 within the startupProbe's window;
+- /healthz answers 200 within the startupProbe's window, and then says
+  every browser of [browsers] count is connected;
 - a render of a page served here answers 200 with a PNG of the asked size
   (and 401 with a wrong token, where the configuration sets one);
 - every child is up, runs as a user other than root, and is measured (PSS
@@ -30,7 +31,6 @@ import base64
 import http.server
 import json
 import os
-import re
 import shutil
 import struct
 import subprocess
@@ -38,18 +38,14 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
-import yaml
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
+from check_deploy import Failure, container, duration_s, ini_get, ini_parse, kustomize, one, quantity_bytes  # noqa: E402
+from harness import RedPage, free_port, http_get, parse_report_line, wait_until  # noqa: E402
 
 ULIMITS = ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096']
-PAGE = b'<!doctype html><html><body style="margin:0;background:#2a7"><h1>rendervisor pod</h1></body></html>'
-
-
-class Failure(Exception):
-    pass
 
 
 def run(argv, timeout=120, check=True):
@@ -64,33 +60,23 @@ def run(argv, timeout=120, check=True):
     return r
 
 
-def quantity_mib(q):
-    m = re.fullmatch(r'(\d+)(Mi|Gi)', str(q))
-    if not m:
-        raise Failure('memory limit %r: this test reads Mi or Gi' % q)
-    return int(m.group(1)) * (1024 if m.group(2) == 'Gi' else 1)
-
-
 def image(src, build):
     if os.environ.get('RV_POD_IMAGE'):
         return os.environ['RV_POD_IMAGE']
-    with open(os.path.join(src, 'meson.build')) as f:
-        version = re.search(r"version\s*:\s*'([^']+)'", f.read()).group(1)
     script = os.path.join(src, 'deploy', 'container', 'build-image.sh')
     if not os.path.exists(script):
-        raise Failure('%s not found: this test runs the image it builds (the image branch of issue 15)' % script)
+        raise Failure('%s not found: this test runs the image that script builds' % script)
     r = run([script, build], timeout=900, check=False)
     if r.returncode != 0:
         raise Failure('build-image.sh failed (exit %d): %s' % (r.returncode, r.stderr.strip()[-3000:]))
-    # build-image.sh tags RV_IMAGE_NAME:<version>, localhost/rendervisor by default
-    return '%s:%s' % (os.environ.get('RV_IMAGE_NAME', 'localhost/rendervisor'), version)
+    # the script's last line is the image's name:version
+    return r.stdout.strip().splitlines()[-1]
 
 
 def podman_args(objs, tmp, ports):
     """`podman run` arguments for the Deployment's container, and what the test needs from it."""
-    dep = [o for o in objs if o['kind'] == 'Deployment'][0]
+    dep, c = container(objs)
     spec = dep['spec']['template']['spec']
-    c = [x for x in spec['containers'] if x['name'] == 'rendervisor'][0]
     sc = c.get('securityContext', {})
     args = ['--runtime', 'runc'] + ULIMITS + ['--user', str(sc.get('runAsUser', 0))]
     if sc.get('readOnlyRootFilesystem'):
@@ -107,8 +93,8 @@ def podman_args(objs, tmp, ports):
         args += ['--security-opt', 'seccomp=unconfined']
     elif seccomp not in (None, 'RuntimeDefault'):
         raise Failure('seccompProfile %s: this test knows Unconfined and RuntimeDefault (podman\'s default)' % seccomp)
-    limit = c['resources']['limits']['memory']
-    args += ['--memory', '%dm' % quantity_mib(limit)]
+    limit_mib = quantity_bytes(c['resources']['limits']['memory'], 'limits.memory') >> 20
+    args += ['--memory', '%dm' % limit_mib]
     for e in c.get('env', []):
         args += ['--env', '%s=%s' % (e['name'], e['value'])]
     volumes = {v['name']: v for v in spec.get('volumes', [])}
@@ -120,7 +106,7 @@ def podman_args(objs, tmp, ports):
         if 'emptyDir' in v:
             os.chmod(host, 0o777)
         elif 'secret' in v:
-            secret = [o for o in objs if o['kind'] == 'Secret' and o['metadata']['name'] == v['secret']['secretName']][0]
+            secret = one(objs, 'Secret', v['secret']['secretName'])
             for key, value in secret['data'].items():
                 path = os.path.join(host, key)
                 with open(path, 'wb') as f:
@@ -137,55 +123,24 @@ def podman_args(objs, tmp, ports):
         args += ['-p', '127.0.0.1:%d:%d' % (host_port, container_ports[name])]
     if ini is None:
         raise Failure('no rendervisor.ini among the Secrets the container mounts')
-    token = re.search(r'^auth_token\s*=\s*(\S+)', ini, re.M).group(1)
-    stop = int(re.search(r'^stop_timeout\s*=\s*(\d+)s', ini, re.M).group(1))
-    return args, {'ini': ini, 'container': c, 'grace': spec.get('terminationGracePeriodSeconds', 30),
-                  'limit_mib': quantity_mib(limit), 'token': token, 'stop_timeout': stop}
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def get(url, headers=None, timeout=10):
-    req = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
-    except (urllib.error.URLError, ConnectionError, OSError):
-        return None, None, b''
-
-
-class Page(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header('Content-Type', 'text/html')
-        self.send_header('Content-Length', str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, *args):
-        pass
+    parsed = ini_parse(ini, 'rendervisor.ini')
+    g = lambda s, k: ini_get(parsed, s, k, 'rendervisor.ini')  # noqa: E731
+    return args, {'container': c, 'grace': spec.get('terminationGracePeriodSeconds', 30),
+                  'limit_mib': limit_mib, 'token': g('renderer', 'auth_token'),
+                  'stop_timeout': duration_s(g('supervisor', 'stop_timeout'), 'stop_timeout'),
+                  'browsers': int(g('browsers', 'count'))}
 
 
 def metric_values(text, family):
-    out = {}
-    for line in text.splitlines():
-        if line.startswith(family + '{') or line.startswith(family + ' '):
-            name, value = line.rsplit(' ', 1)
-            out[name[len(family):]] = float(value)
-    return out
+    """{labels: value} of one family's samples on a /metrics page, labels as
+    parse_report_line gives them (a sorted tuple of pairs)."""
+    samples = (parse_report_line(line) for line in text.splitlines() if line and not line.startswith('#'))
+    return {labels: value for name, labels, value in samples if name == family}
 
 
 def check(src, overlay, img):
     print('== %s' % overlay)
-    r = run(['kubectl', 'kustomize', os.path.join(src, 'deploy', 'kubernetes', overlay)])
-    objs = [o for o in yaml.safe_load_all(r.stdout) if o]
+    objs = kustomize(src, overlay)
     name = 'rendervisor-deploy-pod-%d' % os.getpid()
     tmp = tempfile.mkdtemp(prefix='rendervisor-pod.')
     ports = {'http': free_port(), 'metrics': free_port()}
@@ -196,14 +151,13 @@ def check(src, overlay, img):
         c = pod['container']
         run(['podman', 'run', '-d', '--name', name] + args + [img])
         started = True
-        base = 'http://127.0.0.1:%d' % ports['http']
 
         # startupProbe: /healthz 200 within period x failureThreshold
         sp = c['startupProbe']
         deadline = time.monotonic() + sp['periodSeconds'] * sp['failureThreshold']
         status = body = None
         while time.monotonic() < deadline:
-            status, _, body = get(base + sp['httpGet']['path'], timeout=sp.get('timeoutSeconds', 1))
+            status, _, body = http_get(ports['http'], sp['httpGet']['path'], timeout=sp.get('timeoutSeconds', 1))
             if status == 200:
                 break
             time.sleep(sp['periodSeconds'])
@@ -211,23 +165,31 @@ def check(src, overlay, img):
             raise Failure('/healthz never answered 200 within the startupProbe\'s %d s (last: %s %r); logs:\n%s' %
                           (sp['periodSeconds'] * sp['failureThreshold'], status, body[:200], logs(name)))
         print('startup: /healthz 200: %s' % body.decode().strip())
+        # the startupProbe passes with one browser: every one of them must connect
+        every = 'ok: %d of %d browsers connected' % (pod['browsers'], pod['browsers'])
+        try:
+            wait_until(lambda: http_get(ports['http'], '/healthz')[2].decode().strip() == every,
+                       sp['periodSeconds'] * sp['failureThreshold'], interval=1, what='/healthz %r' % every)
+        except AssertionError as e:
+            raise Failure('%s (last: %r); logs:\n%s' % (e, http_get(ports['http'], '/healthz')[2][:200], logs(name)))
+        print('every browser connected: %s' % every)
 
         # a render of a page served here, reached as the host
         gateway = run(['podman', 'exec', name, 'awk', '$2 == "host.containers.internal" { print $1 }',
                        '/etc/hosts']).stdout.split()
         if not gateway:
             raise Failure('no host.containers.internal in the container\'s /etc/hosts')
-        web = http.server.ThreadingHTTPServer((gateway[0], 0), Page)
+        web = http.server.ThreadingHTTPServer((gateway[0], 0), RedPage)
         threading.Thread(target=web.serve_forever, daemon=True).start()
         page = 'http://host.containers.internal:%d/' % web.server_address[1]
         q = urllib.parse.urlencode({'url': page, 'width': 320, 'height': 160, 'encoding': 'png',
                                     'timeout': 30, 'renderKey': 'k', 'domain': 'host.containers.internal'})
         if pod['token'] != '-':
-            status, _, body = get(base + '/render?' + q, {'X-Auth-Token': 'not-' + pod['token']}, timeout=60)
+            status, _, body = http_get(ports['http'], '/render?' + q, {'X-Auth-Token': 'not-' + pod['token']}, timeout=60)
             if status != 401:
                 raise Failure('a render with the wrong token answered %s, not 401' % status)
             print('render with a wrong token: 401')
-        status, headers, png = get(base + '/render?' + q, {'X-Auth-Token': pod['token']}, timeout=60)
+        status, _, png = http_get(ports['http'], '/render?' + q, {'X-Auth-Token': pod['token']}, timeout=60)
         if status != 200 or png[:8] != b'\x89PNG\r\n\x1a\n':
             raise Failure('render of %s: status %s, %d bytes %r; logs:\n%s' % (page, status, len(png), png[:120], logs(name)))
         w, h = struct.unpack('>II', png[16:24])
@@ -236,27 +198,29 @@ def check(src, overlay, img):
         print('render: 200, a %dx%d PNG of %d bytes' % (w, h, len(png)))
 
         # the children: up, not root, measured; the budget is the pod's limit
-        status, _, text = get('http://127.0.0.1:%d/metrics' % ports['metrics'])
+        status, _, text = http_get(ports['metrics'], '/metrics')
         if status != 200:
             raise Failure('/metrics on the metrics port answered %s' % status)
         text = text.decode()
         up = metric_values(text, 'rendervisor_child_up')
         pss = metric_values(text, 'rendervisor_child_proportional_memory_bytes')
-        count = int(re.search(r'^\[browsers\][^\[]*?^count\s*=\s*(\d+)', pod['ini'], re.M | re.S).group(1))
-        want = ['{child="exporter"}', '{child="renderer"}'] + ['{child="browser-%d"}' % i for i in range(count)]
+        want = ['exporter', 'renderer'] + ['browser-%d' % i for i in range(pod['browsers'])]
         for child in want:
-            if up.get(child) != 1:
-                raise Failure('rendervisor_child_up%s is %s, not 1' % (child, up.get(child)))
-            if not pss.get(child):
-                raise Failure('rendervisor_child_proportional_memory_bytes%s is %s: the supervisor cannot measure '
-                              'its children with the pod\'s capabilities' % (child, pss.get(child)))
+            key = (('child', child),)
+            if up.get(key) != 1:
+                raise Failure('rendervisor_child_up{child="%s"} is %s, not 1' % (child, up.get(key)))
+            if not pss.get(key):
+                raise Failure('rendervisor_child_proportional_memory_bytes{child="%s"} is %s: the supervisor cannot '
+                              'measure its children with the pod\'s capabilities' % (child, pss.get(key)))
         bound = metric_values(text, 'rendervisor_renderer_memory_bound')
-        budget = metric_values(text, 'rendervisor_renderer_memory_budget_bytes').get('', 0) / (1 << 20)
-        if bound.get('{by="cgroup"}') != 1 or not 0 < budget <= pod['limit_mib']:
+        budget = metric_values(text, 'rendervisor_renderer_memory_budget_bytes').get((), 0) / (1 << 20)
+        # budget = used + room, and the container's own cgroup gives room = limit - used
+        if bound.get((('by', 'cgroup'),)) != 1 or abs(budget - pod['limit_mib']) >= 1:
             raise Failure('the memory budget is not the pod\'s limit: bound %s, budget %.0f MiB, limit %d MiB' %
                           (bound, budget, pod['limit_mib']))
-        print('children up and measured (PSS MiB: %s); budget %.0f MiB of the %d MiB limit, bound by the cgroup' %
-              (', '.join('%s %.0f' % (k[8:-2], v / (1 << 20)) for k, v in sorted(pss.items())), budget, pod['limit_mib']))
+        print('children up and measured (PSS MiB: %s); budget %.0f MiB, the %d MiB limit, bound by the cgroup' %
+              (', '.join('%s %.0f' % (dict(k)['child'], v / (1 << 20)) for k, v in sorted(pss.items())),
+               budget, pod['limit_mib']))
         top = run(['podman', 'top', name, 'user', 'comm']).stdout.splitlines()[1:]
         procs = [line.split(None, 1) for line in top if line.strip()]
         children = [p for p in procs if p[1].strip() not in ('rendervisor', 'rv-guardian')]

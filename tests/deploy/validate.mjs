@@ -8,9 +8,9 @@
 // `kubectl kustomize`). Prints one line per object, "ok KIND NAME" or
 // "invalid KIND NAME: PATH MESSAGE; ...", and exits 1 if any object is
 // invalid or of a kind none of the packages has a schema for: nothing passes
-// unchecked. Run with NODE_PATH unset: the packages are found from the
-// directory `npm ci` installed them in (the first argument's neighbour
-// node_modules, see check_deploy.py).
+// unchecked. The packages are imported from the node_modules beside this file
+// (an ES module resolves from its own location and ignores NODE_PATH), so
+// check_deploy.py copies it into the directory `npm ci` installed them in.
 import { readFileSync } from "node:fs";
 import * as k8s from "kubernetes-models";
 import * as promOperator from "@kubernetes-models/prometheus-operator";
