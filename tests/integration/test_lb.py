@@ -46,7 +46,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Rendervisor, alive, free_port, free_port_range, http_get,  # noqa: E402
-                     marked_pids, parse_logfmt, process_tree, prom_api, start_time, wait_until)
+                     marked_pids, metrics_sample, parse_logfmt, process_tree, prom_api, start_time,
+                     wait_until)
 from test_renderer import EXPORTER, RENDERER, SOURCE, default_browser_command  # noqa: E402
 from test_readiness import case, png_problems  # noqa: E402
 from grafana_site import Site, SiteServer  # noqa: E402
@@ -256,12 +257,9 @@ class LoadBalancerTest(unittest.TestCase):
 
     @classmethod
     def in_flight(cls, inst):
-        """The renderer's renders in flight, from its instance's /metrics."""
-        status, _, body = http_get(inst.metrics_port, '/metrics', timeout=2)
-        for line in body.decode('utf-8', 'replace').splitlines():
-            if line.startswith('grafana_image_renderer_http_request_in_flight '):
-                return float(line.split()[1])
-        return 0
+        """The renderer's renders in flight, from its instance's /metrics
+        (None when it does not answer)."""
+        return metrics_sample(inst.metrics_port, 'grafana_image_renderer_http_request_in_flight')
 
     # ---- the run -----------------------------------------------------------
     @classmethod
@@ -284,7 +282,7 @@ class LoadBalancerTest(unittest.TestCase):
         # renders in flight
         sup = cls.a.rv.proc.pid
         with cls.Load() as cls.load:
-            wait_until(lambda: cls.in_flight(cls.a) >= 2, 20, interval=0.05,
+            wait_until(lambda: (cls.in_flight(cls.a) or 0) >= 2, 20, interval=0.05,
                        what='instance a with two renders in flight')
             cls.tree = {p: start_time(p) for p in process_tree(sup) + marked_pids(cls.a.rv.mark)}
             cls.tree_names = sorted(comm(p) for p in cls.tree)
@@ -317,7 +315,7 @@ class LoadBalancerTest(unittest.TestCase):
         wait_until(lambda: any('rendervisor/a is UP' in f.get('text', '') for t, f in cls.haproxy_log
                                if t > restarted), 60, interval=0.2, what='HAProxy seeing instance a up again')
         with cls.Load() as cls.term_load:
-            wait_until(lambda: cls.in_flight(cls.b) >= 2, 20, interval=0.05,
+            wait_until(lambda: (cls.in_flight(cls.b) or 0) >= 2, 20, interval=0.05,
                        what='instance b with two renders in flight')
             cls.termed_at = time.monotonic()
             cls.b.rv.signal(signal.SIGTERM)
