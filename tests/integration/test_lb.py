@@ -39,9 +39,7 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -68,7 +66,6 @@ MAIN_PANELS = ['Children up', 'Renders per second', 'Render errors (5xx)', 'p99 
                'Renders in flight', 'Requests per second by status', 'Request latency',
                'Requests per second by instance', 'Up', 'State', 'Uptime', 'Browser version',
                'Memory against the limit', 'Processes', 'CPU by mode']
-
 
 
 class Instance:
