@@ -93,13 +93,14 @@ class DrainTest(unittest.TestCase):
             # New renders are refused, for a load balancer to send elsewhere.
             wait_until(lambda: http_get(self.port, '/healthz', timeout=5)[0] == 503, 5, interval=0.05,
                        what='/healthz 503 while draining')
-            status, headers, body = http_get(self.port, '/healthz', timeout=5)
-            self.assertIn(b'draining', body)
+            status, _, body = http_get(self.port, '/healthz', timeout=5)
+            self.assertEqual(status, 503, body)
+            self.assertTrue(body.startswith(b'draining'), body)
             status, headers, body = self.render('/panels.html?%s-late' % tag)
             self.assertEqual(status, 503, body[:300])
             self.assertEqual(headers.get('Retry-After'), '1')
             self.assertEqual(headers.get('Connection'), 'close')
-            self.assertIn('shutting down', json.loads(body)['error'])
+            self.assertEqual(json.loads(body), {'error': 'the renderer is shutting down and takes no new render'})
             self.assertFalse(any('%s-late' % tag in p for p in Pages.seen), 'a refused render was started')
             # The browser stays while the renderer drains.
             self.assertTrue(alive(browser), 'the browser was stopped before the renderer')
