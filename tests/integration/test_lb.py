@@ -106,10 +106,15 @@ class ExampleConfigTest(unittest.TestCase):
         with open(HAPROXY_CFG) as f:
             found = re.findall(r'^\s*default-server\b.*\bmaxconn\s+(\d+)', f.read(), re.M)
         self.assertEqual(len(found), 1, '%s: one default-server line with maxconn' % HAPROXY_CFG)
+        # the default where the renderer's configuration defines it
+        with open(os.path.join(SOURCE, 'common', 'config.c')) as f:
+            default = re.findall(r'\{ "renderer", "connections_per_address", \w+, CONFIG_AT\([^)]*\), "(\d+)"',
+                                 f.read())
+        self.assertEqual(len(default), 1, 'common/config.c: the default of [renderer] connections_per_address')
         for ini in ('etc/rendervisor.ini', 'deploy/kubernetes/base/rendervisor.ini'):
             cp = configparser.ConfigParser(inline_comment_prefixes=(';',))
             cp.read(os.path.join(SOURCE, ini))
-            limit = int(cp['renderer'].get('connections_per_address', '64'))
+            limit = int(cp['renderer'].get('connections_per_address', default[0]))
             self.assertLess(int(found[0]) + 1, limit,
                             '%s: maxconn %s and a health check against %s connections_per_address %d'
                             % (HAPROXY_CFG, found[0], ini, limit))
