@@ -143,7 +143,7 @@ def prom_api(port, path, **params):
             return json.loads(r.read().decode())
     except urllib.error.HTTPError as e:
         return json.loads(e.read().decode())
-    except (urllib.error.URLError, ConnectionError):
+    except OSError:  # URLError, a connection refused or reset, a timeout
         return {}
 
 
