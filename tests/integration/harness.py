@@ -96,6 +96,20 @@ def http_get(port, path, headers=None, timeout=30):
         return 0, {}, b''
 
 
+def metrics_sample(port, name):
+    """The value of one sample (its name with its labels, as printed) of
+    http://127.0.0.1:port/metrics, or None when it is absent or /metrics did
+    not answer 200."""
+    status, _, body = http_get(port, '/metrics', timeout=5)
+    if status != 200:
+        return None
+    for line in body.decode('utf-8', 'replace').splitlines():
+        sample, _, value = line.rpartition(' ')
+        if sample == name:
+            return float(value)
+    return None
+
+
 def stat_fields(pid):
     """The fields of /proc/PID/stat after the command's name (state first),
     or None when the process is gone."""
@@ -129,7 +143,7 @@ def prom_api(port, path, **params):
             return json.loads(r.read().decode())
     except urllib.error.HTTPError as e:
         return json.loads(e.read().decode())
-    except (urllib.error.URLError, ConnectionError):
+    except OSError:  # URLError, a connection refused or reset, a timeout
         return {}
 
 

@@ -17,12 +17,13 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Rendervisor, alive, free_port, free_port_range, http_get,  # noqa: E402
-                     marked_pids, wait_until)
+                     marked_pids, metrics_sample, wait_until)
 from test_renderer import (EXPORTER, RENDERER, TOKEN, Pages, PagesServer,  # noqa: E402
                            default_browser_command, read_png)
 
 DRAIN = 15  # s: room for the queued render to run after the first on a busy machine
 STOP = 3    # s: stop_timeout
+IN_FLIGHT = 'grafana_image_renderer_http_request_in_flight'
 
 
 class DrainTest(unittest.TestCase):
@@ -48,13 +49,6 @@ class DrainTest(unittest.TestCase):
     def render(self, page, **params):
         q = dict(url=self.site + page, width=100, height=100, **params)
         return http_get(self.port, '/render?' + urllib.parse.urlencode(q), {'X-Auth-Token': TOKEN}, 60)
-
-    def in_flight(self):
-        status, _, body = http_get(self.port, '/metrics', timeout=5)
-        for line in body.decode().splitlines() if status == 200 else ():
-            if line.startswith('grafana_image_renderer_http_request_in_flight '):
-                return float(line.split()[1])
-        return None
 
     def assert_red_picture(self, result, what):
         status, headers, body = result
@@ -89,7 +83,8 @@ class DrainTest(unittest.TestCase):
                 wait_until(lambda: any(pages[name] in p for p in Pages.seen), 20,
                            what='the page of the %s render requested' % name)
         try:
-            wait_until(lambda: self.in_flight() == 3, 10, interval=0.05, what='three renders in flight')
+            wait_until(lambda: metrics_sample(self.port, IN_FLIGHT) == 3, 10, interval=0.05,
+                       what='three renders in flight')
             # the third is queued: its page has not been asked for
             self.assertFalse(any(pages['queued'] in p for p in Pages.seen), 'the third render is not queued')
             browser = self.rv.pid('browser-0')
@@ -98,13 +93,14 @@ class DrainTest(unittest.TestCase):
             # New renders are refused, for a load balancer to send elsewhere.
             wait_until(lambda: http_get(self.port, '/healthz', timeout=5)[0] == 503, 5, interval=0.05,
                        what='/healthz 503 while draining')
-            status, headers, body = http_get(self.port, '/healthz', timeout=5)
-            self.assertIn(b'draining', body)
+            status, _, body = http_get(self.port, '/healthz', timeout=5)
+            self.assertEqual(status, 503, body)
+            self.assertTrue(body.startswith(b'draining'), body)
             status, headers, body = self.render('/panels.html?%s-late' % tag)
             self.assertEqual(status, 503, body[:300])
             self.assertEqual(headers.get('Retry-After'), '1')
             self.assertEqual(headers.get('Connection'), 'close')
-            self.assertIn('shutting down', json.loads(body)['error'])
+            self.assertEqual(json.loads(body), {'error': 'the renderer is shutting down and takes no new render'})
             self.assertFalse(any('%s-late' % tag in p for p in Pages.seen), 'a refused render was started')
             # The browser stays while the renderer drains.
             self.assertTrue(alive(browser), 'the browser was stopped before the renderer')

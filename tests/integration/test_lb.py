@@ -39,14 +39,13 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Rendervisor, alive, free_port, free_port_range, http_get,  # noqa: E402
-                     marked_pids, parse_logfmt, process_tree, prom_api, start_time, wait_until)
+                     marked_pids, metrics_sample, parse_logfmt, process_tree, prom_api, start_time,
+                     wait_until)
 from test_renderer import EXPORTER, RENDERER, SOURCE, default_browser_command  # noqa: E402
 from test_readiness import case, png_problems  # noqa: E402
 from grafana_site import Site, SiteServer  # noqa: E402
@@ -67,7 +66,6 @@ MAIN_PANELS = ['Children up', 'Renders per second', 'Render errors (5xx)', 'p99 
                'Renders in flight', 'Requests per second by status', 'Request latency',
                'Requests per second by instance', 'Up', 'State', 'Uptime', 'Browser version',
                'Memory against the limit', 'Processes', 'CPU by mode']
-
 
 
 class Instance:
@@ -108,10 +106,15 @@ class ExampleConfigTest(unittest.TestCase):
         with open(HAPROXY_CFG) as f:
             found = re.findall(r'^\s*default-server\b.*\bmaxconn\s+(\d+)', f.read(), re.M)
         self.assertEqual(len(found), 1, '%s: one default-server line with maxconn' % HAPROXY_CFG)
+        # the default where the renderer's configuration defines it
+        with open(os.path.join(SOURCE, 'common', 'config.c')) as f:
+            default = re.findall(r'\{ "renderer", "connections_per_address", \w+, CONFIG_AT\([^)]*\), "(\d+)"',
+                                 f.read())
+        self.assertEqual(len(default), 1, 'common/config.c: the default of [renderer] connections_per_address')
         for ini in ('etc/rendervisor.ini', 'deploy/kubernetes/base/rendervisor.ini'):
             cp = configparser.ConfigParser(inline_comment_prefixes=(';',))
             cp.read(os.path.join(SOURCE, ini))
-            limit = int(cp['renderer'].get('connections_per_address', '64'))
+            limit = int(cp['renderer'].get('connections_per_address', default[0]))
             self.assertLess(int(found[0]) + 1, limit,
                             '%s: maxconn %s and a health check against %s connections_per_address %d'
                             % (HAPROXY_CFG, found[0], ini, limit))
@@ -256,12 +259,9 @@ class LoadBalancerTest(unittest.TestCase):
 
     @classmethod
     def in_flight(cls, inst):
-        """The renderer's renders in flight, from its instance's /metrics."""
-        status, _, body = http_get(inst.metrics_port, '/metrics', timeout=2)
-        for line in body.decode('utf-8', 'replace').splitlines():
-            if line.startswith('grafana_image_renderer_http_request_in_flight '):
-                return float(line.split()[1])
-        return 0
+        """The renderer's renders in flight, from its instance's /metrics
+        (None when it does not answer)."""
+        return metrics_sample(inst.metrics_port, 'grafana_image_renderer_http_request_in_flight')
 
     # ---- the run -----------------------------------------------------------
     @classmethod
@@ -284,7 +284,7 @@ class LoadBalancerTest(unittest.TestCase):
         # renders in flight
         sup = cls.a.rv.proc.pid
         with cls.Load() as cls.load:
-            wait_until(lambda: cls.in_flight(cls.a) >= 2, 20, interval=0.05,
+            wait_until(lambda: (cls.in_flight(cls.a) or 0) >= 2, 20, interval=0.05,
                        what='instance a with two renders in flight')
             cls.tree = {p: start_time(p) for p in process_tree(sup) + marked_pids(cls.a.rv.mark)}
             cls.tree_names = sorted(comm(p) for p in cls.tree)
@@ -317,7 +317,7 @@ class LoadBalancerTest(unittest.TestCase):
         wait_until(lambda: any('rendervisor/a is UP' in f.get('text', '') for t, f in cls.haproxy_log
                                if t > restarted), 60, interval=0.2, what='HAProxy seeing instance a up again')
         with cls.Load() as cls.term_load:
-            wait_until(lambda: cls.in_flight(cls.b) >= 2, 20, interval=0.05,
+            wait_until(lambda: (cls.in_flight(cls.b) or 0) >= 2, 20, interval=0.05,
                        what='instance b with two renders in flight')
             cls.termed_at = time.monotonic()
             cls.b.rv.signal(signal.SIGTERM)
