@@ -154,7 +154,7 @@ class SupervisorTest(unittest.TestCase):
         self.assertEqual(len(children_of(new_leader)), 2)
 
     # ---- shutdown ----------------------------------------------------------
-    def test_sigterm_ends_every_process_within_stop_timeout_and_exits_0(self):
+    def test_sigterm_ends_every_process_after_drain_and_stop_timeout_exits_0(self):
         # The renderer first, SIGKILLed after its drain_timeout + stop_timeout
         # (it ignores SIGTERM); only then the others, which end on SIGTERM.
         stubborn = sh("trap '' TERM; sleep 1000 & sleep 1000 & wait; wait")
