@@ -39,7 +39,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests', 'integration'))
 import memcg  # noqa: E402
-from harness import free_port  # noqa: E402
+from harness import cgroup_pids, cmdline, free_port  # noqa: E402
 
 ULIMITS = ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096']
 
@@ -58,19 +58,6 @@ def get(url, headers=None, timeout=30):
         return None, b''
 
 
-def pids_of(cid):
-    out = []
-    for d in os.listdir('/proc'):
-        if d.isdigit():
-            try:
-                with open('/proc/%s/cgroup' % d) as f:
-                    if cid in f.read():
-                        out.append(int(d))
-            except OSError:
-                pass
-    return out
-
-
 def pss_kib(pid):
     try:
         with open('/proc/%d/smaps_rollup' % pid) as f:
@@ -80,14 +67,6 @@ def pss_kib(pid):
     except OSError:
         pass
     return 0
-
-
-def argv(pid):
-    try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            return f.read().replace(b'\0', b' ').decode('utf-8', 'replace')
-    except OSError:
-        return ''
 
 
 def memory_cgroup(pid):
@@ -132,10 +111,10 @@ def measure(pids, usage, stat):
     """The figures of one side: cgroup usage, rss, cache, PSS by part (KiB)."""
     parts = {'supervisor': 0, 'exporter': 0, 'renderer': 0, 'browsers': 0}
     for pid in pids:
-        cmd = os.path.basename(argv(pid).split(' ', 1)[0])
+        cmd = os.path.basename(cmdline(pid).split(' ', 1)[0])
         kind = ('exporter' if cmd.startswith('rendervisor-exporter') else
                 'renderer' if cmd.startswith('rendervisor-renderer') else
-                'browsers' if 'chrom' in argv(pid) else 'supervisor')
+                'browsers' if 'chrom' in cmdline(pid) else 'supervisor')
         parts[kind] += pss_kib(pid)
     return {'usage': usage, 'rss': stat.get('total_rss', stat.get('anon', 0)),
             'cache': stat.get('total_cache', stat.get('file', 0)), 'parts': parts, 'pids': len(pids)}
@@ -203,7 +182,7 @@ def main():
         ready = wait_ready(port, 'the container')
         render_and_idle(port, a.renders, a.idle)
         pid1 = int(podman('inspect', '--format', '{{.State.Pid}}', name))
-        box = measure(pids_of(cid), *memory_cgroup(pid1))
+        box = measure(cgroup_pids(cid), *memory_cgroup(pid1))
     finally:
         subprocess.run(['podman', 'rm', '--force', '--time', '0', name], stdout=subprocess.DEVNULL)
     print('image %s: %.0f MB (%d bytes)' % (a.image, size / 1e6, size))

@@ -29,7 +29,7 @@ import uuid
 SOURCE = os.environ.get('RV_SOURCE', os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..')))
 BUILD = os.environ.get('RV_BUILD', os.path.join(SOURCE, 'build'))
 sys.path.insert(0, os.path.join(SOURCE, 'tests', 'integration'))
-from harness import free_port, http_get, process_tree, start_time, wait_until  # noqa: E402
+from harness import cgroup_pids, cmdline, free_port, http_get, process_tree, start_time, wait_until  # noqa: E402
 from grafana_site import Site, SiteServer  # noqa: E402
 from test_readiness import WIDTH, HEIGHT, case, png_problems  # noqa: E402
 
@@ -57,29 +57,6 @@ def status_of(pid):
             return dict(line.rstrip('\n').split(':\t', 1) for line in f if ':\t' in line)
     except OSError:
         return None
-
-
-def argv(pid):
-    try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            return f.read().decode('utf-8', 'replace').replace('\0', ' ').strip()
-    except OSError:
-        return None
-
-
-def host_pids_in(container_id):
-    """Every process on the host whose cgroup names the container."""
-    pids = []
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
-        try:
-            with open('/proc/%s/cgroup' % d) as f:
-                if container_id in f.read():
-                    pids.append(int(d))
-        except OSError:
-            pass
-    return sorted(pids)
 
 
 def container_logs(name):
@@ -190,9 +167,9 @@ class ContainerTest(unittest.TestCase):
         """(pid, uid, argv, {status}) of every process in the container, read
         from the host's /proc."""
         out = []
-        for pid in host_pids_in(self.cid):
-            st, cmd = status_of(pid), argv(pid)
-            if st is not None and cmd is not None:
+        for pid in cgroup_pids(self.cid):
+            st, cmd = status_of(pid), cmdline(pid)
+            if st is not None:
                 out.append((pid, int(st['Uid'].split()[0]), cmd, st))
         return out
 
@@ -345,7 +322,7 @@ class ContainerTest(unittest.TestCase):
             return [(pid, cmd[:100], status_of(pid) and status_of(pid).get('State'))
                     for pid, st, cmd in before if start_time(pid) == st]
         self.assertEqual(left(), [], 'processes of the container still on the host after its exit')
-        self.assertEqual(host_pids_in(self.cid), [], 'processes still in the container\'s cgroup')
+        self.assertEqual(cgroup_pids(self.cid), [], 'processes still in the container\'s cgroup')
         self.assertIn('all children stopped, exiting', self.logs())
         print('stopped in %.1f s, exit 0' % took)
 
@@ -384,7 +361,7 @@ class SeccompTest(unittest.TestCase):
                                    {'X-Auth-Token': TOKEN}, timeout=40)
         self.assertEqual(status, 200, 'render with seccomp=unconfined answered %d: %r' % (status, body[:200]))
         pid1 = int(podman('inspect', '--format', '{{.State.Pid}}', name))
-        renderers = [p for p in host_pids_in(cid) if '--type=renderer' in (argv(p) or '')]
+        renderers = [p for p in cgroup_pids(cid) if '--type=renderer' in cmdline(p)]
         self.assertTrue(renderers, 'no Chromium renderer process')
         for pid in renderers:
             st = status_of(pid)

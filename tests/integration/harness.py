@@ -183,6 +183,29 @@ def socket_inodes(pid):
     return found
 
 
+def cmdline(pid):
+    """A process's arguments joined by spaces, '' when it is gone."""
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            return f.read().decode('utf-8', 'replace').replace('\0', ' ').strip()
+    except OSError:
+        return ''
+
+
+def cgroup_pids(name):
+    """Every process on the host whose /proc/PID/cgroup names name (a
+    container's id), sorted."""
+    pids = []
+    for d in all_pids():
+        try:
+            with open('/proc/%d/cgroup' % d) as f:
+                if name in f.read():
+                    pids.append(d)
+        except OSError:
+            pass
+    return sorted(pids)
+
+
 def process_tree(pid):
     """pid and every process below it (by parent pid)."""
     out, todo = [], [pid]
