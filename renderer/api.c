@@ -43,11 +43,6 @@
 #define API_HEADERS_MAX (16 * 1024) /* names and values, summed */
 #define API_BODY_MAX (64 * 1024)    /* read and dropped; longer is refused unread */
 #define API_EVENTS 32
-/* What /render/version answers as "version": Grafana compares it with the
- * reference service's releases to decide what it may ask for (3.4.0 for
- * full-page and scaled images, 3.10.0 for PDF), and we serve that whole API.
- * Our own version goes next to it. */
-#define API_COMPAT_VERSION "3.12.0"
 /* At shutdown, how long the answers of renders in flight (503) may take to go out. */
 #define API_DRAIN_MS 2000
 

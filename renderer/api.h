@@ -8,6 +8,13 @@
 #include "config.h"
 #include "jobs.h"
 
+/* What /render/version answers as "version": Grafana compares it with the
+ * reference service's releases to decide what it may ask for (3.4.0 for
+ * full-page and scaled images, 3.10.0 for PDF), and we serve that whole API
+ * (docs/versions.md has the gates and when this is raised). Our own version,
+ * RENDERVISOR_VERSION, goes next to it. */
+#define API_COMPAT_VERSION "3.12.0"
+
 struct api;
 
 /* Serves on listen_fd (taken over). NULL with errno set on failure. */

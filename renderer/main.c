@@ -164,6 +164,7 @@ int main(int argc, char **argv)
     log_info("renderer ready listen=%s browsers=%u devtools=%s port_base=%u concurrency=%u", cfg->renderer.listen,
              cfg->browsers.count, cfg->browsers.devtools == CONFIG_DEVTOOLS_PIPE ? "pipe" : "port",
              cfg->browsers.port_base, cfg->renderer.concurrency);
+    log_info("renderer api api_level=%s version=%s", API_COMPAT_VERSION, RENDERVISOR_VERSION);
 
     for (;;) {
         int sig;

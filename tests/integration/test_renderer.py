@@ -749,6 +749,11 @@ class RendererTest(unittest.TestCase):
         # the reference service's API level, for Grafana's feature checks,
         # and our own version
         self.assertEqual(json.loads(body), {'version': '3.12.0', 'rendervisor': '0.1.0'})
+        # and the renderer said at start which API level it serves
+        said = [f for _, f in self.rv.child_records('renderer', 'renderer api')]
+        # (once a start: a restarted renderer says it again)
+        self.assertTrue(said, 'no "renderer api" line in the renderer\'s log')
+        self.assertEqual({(f.get('api_level'), f.get('version')) for f in said}, {('3.12.0', '0.1.0')})
 
     def test_version_requests_are_not_counted(self):
         # Grafana asks for the version every 15 minutes: that is no render.
