@@ -47,7 +47,7 @@ const struct config_key config_keys[] = {
     { "supervisor", "log_format", CONFIG_KIND_LOG_FORMAT, CONFIG_AT(supervisor.log_format), "text", 0, 0 },
     { "supervisor", "user", CONFIG_KIND_USER, CONFIG_AT(supervisor.user), "", 0, 0 },
 
-    { "exporter", "command", CONFIG_KIND_COMMAND, CONFIG_AT(exporter.command), NULL, 0, 0 },
+    { "exporter", "command", CONFIG_KIND_COMMAND, CONFIG_AT(exporter.command), "rendervisor-exporter", 0, 0 },
     { "exporter", "listen", CONFIG_KIND_LISTEN_OPTIONAL, CONFIG_AT(exporter.listen), "127.0.0.1:9465", 0, 0 },
     { "exporter", "socket", CONFIG_KIND_SOCKET, CONFIG_AT(exporter.socket), "exporter.sock", 0, 0 },
     { "exporter", "ingest", CONFIG_KIND_SOCKET, CONFIG_AT(exporter.ingest), "ingest.sock", 0, 0 },
@@ -57,7 +57,7 @@ const struct config_key config_keys[] = {
     { "exporter", "step_buckets", CONFIG_KIND_BUCKETS, CONFIG_AT(exporter.step_buckets),
       "0.01 0.05 0.1 0.3 0.5 1 3 5 10 20 30", 0, 0 },
 
-    { "renderer", "command", CONFIG_KIND_COMMAND, CONFIG_AT(renderer.command), NULL, 0, 0 },
+    { "renderer", "command", CONFIG_KIND_COMMAND, CONFIG_AT(renderer.command), "rendervisor-renderer", 0, 0 },
     { "renderer", "listen", CONFIG_KIND_LISTEN, CONFIG_AT(renderer.listen), "0.0.0.0:8081", 0, 0 },
     { "renderer", "auth_token", CONFIG_KIND_TOKEN, CONFIG_AT(renderer.auth_token), "-", 0, 0 },
     { "renderer", "memory_limit", CONFIG_KIND_SIZE, CONFIG_AT(renderer.memory_limit), "0", 0, 0 },
@@ -78,6 +78,7 @@ const struct config_key config_keys[] = {
       10 * CONFIG_NS_PER_MIN },
 
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
+    /* NULL: the default file's command line, too long to write twice. */
     { "browsers", "command", CONFIG_KIND_COMMAND, CONFIG_AT(browsers.command), NULL, 0, 0 },
     { "browsers", "port_base", CONFIG_KIND_UINT, CONFIG_AT(browsers.port_base), "9222", 1024, 65535 },
     { "browsers", "devtools", CONFIG_KIND_DEVTOOLS, CONFIG_AT(browsers.devtools), "pipe", 0, 0 },
@@ -357,6 +358,24 @@ static void config_cross_check(struct config_parser *p, const struct config *cfg
                      "exporter.socket and exporter.ingest must be different sockets");
 }
 
+/* The value the embedded default file gives key i: the fallback of a key
+ * whose table entry has none (the browsers' command), so that
+ * etc/rendervisor.ini is the one place it is written. The caller frees it. */
+static char *config_default_value(size_t i)
+{
+    struct config_parser d = { .name = "(default)", .entries = xcalloc(CONFIG_NKEYS, sizeof(*d.entries)) };
+    config_read(&d, config_default_ini, config_default_ini_len);
+    if (d.nerrors > 0 || !d.entries[i].line)
+        abort(); /* the default file is wrong; a unit test reads it */
+    char *value = d.entries[i].value;
+    d.entries[i].value = NULL;
+    for (size_t j = 0; j < CONFIG_NKEYS; j++)
+        free(d.entries[j].value);
+    free(d.entries);
+    free(d.errors);
+    return value;
+}
+
 static void config_check(struct config_parser *p, struct config *cfg)
 {
     for (size_t i = 0; i < CONFIG_NKEYS; i++) {
@@ -365,12 +384,10 @@ static void config_check(struct config_parser *p, struct config *cfg)
         char why[256];
 
         if (!e->line) {
-            if (!k->fallback) {
-                config_error(p, 0, k->section, k->name, "required key is missing");
-                e->broken = true;
-            } else if (config_apply(cfg, k, k->fallback, why, sizeof(why)) < 0) {
+            char *value = k->fallback ? NULL : config_default_value(i);
+            if (config_apply(cfg, k, value ? value : k->fallback, why, sizeof(why)) < 0)
                 abort(); /* the table above is wrong */
-            }
+            free(value);
             continue;
         }
         if (e->broken)

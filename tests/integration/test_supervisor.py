@@ -401,6 +401,22 @@ class SupervisorTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn('key=supervisor.user: invalid value "no-such-user-rvit": no such user', p.stderr)
 
+    def test_check_config_takes_a_partial_file(self):
+        # every key has a default: a file of one key passes, the commands
+        # being the shipped ones; a bad key in it still fails, by its line.
+        r = self.rv(collect=False)
+        with open(r.config, 'w') as f:
+            f.write('[renderer]\nauth_token = x\n')
+        p = subprocess.run([SUPERVISOR, '--check-config', r.config], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn('missing', p.stderr)
+        with open(r.config, 'w') as f:
+            f.write('[renderer]\nauth_token = x\nconcurrency = 0\n')
+        p = subprocess.run([SUPERVISOR, '--check-config', r.config], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn('line=3 key=renderer.concurrency: invalid value "0"', p.stderr)
+        self.assertEqual(p.stderr.count('file='), 1, p.stderr)
+
     def test_a_devtools_port_in_the_command_is_refused_over_pipes(self):
         # devtools = pipe (the default) is there so no browser listens on a
         # port: a command that would open one anyway does not pass the check.

@@ -17,7 +17,7 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* The three required keys and nothing else: what most tests build on. */
+/* The three command keys and nothing else: what most tests build on. */
 #define MIN_INI "[exporter]\ncommand = e\n[renderer]\ncommand = r\n[browsers]\ncommand = b\n"
 
 static char *test_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -44,8 +44,8 @@ static size_t test_count_lines(const char *s)
     return n;
 }
 
-/* Every error line names the file and, unless it is about a missing key,
- * its line; and either a key or a section. */
+/* Every error line names the file and its line; and either a key or a
+ * section. */
 static void test_check_error_lines(const char *errors, const char *file)
 {
     char *copy = test_text("%s", errors);
@@ -56,8 +56,7 @@ static void test_check_error_lines(const char *errors, const char *file)
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         lines++;
         assert_memory_equal(line, prefix, strlen(prefix));
-        if (!strstr(line, "required key is missing"))
-            assert_non_null(strstr(line, " line="));
+        assert_non_null(strstr(line, " line="));
         if (!strstr(line, "line too long") && !strstr(line, "expected key = value") &&
             !strstr(line, "closing ']'") && !strstr(line, "key name is missing"))
             assert_true(strstr(line, " key=") || strstr(line, " section="));
@@ -720,33 +719,40 @@ static void test_errors_in_order_with_lines(void **state)
     free(errors);
 }
 
-static void test_missing_required(void **state)
+/* Every key has a default: no file, or a file of one key, loads; the
+ * commands are the default file's. */
+static void test_partial_file_uses_defaults(void **state)
 {
     (void)state;
-    char *errors = test_fail("");
-    assert_string_equal(errors, "file=test.ini key=exporter.command: required key is missing\n"
-                                "file=test.ini key=renderer.command: required key is missing\n"
-                                "file=test.ini key=browsers.command: required key is missing\n");
-    free(errors);
+    struct config *def = config_load_default();
+    static const char *const texts[] = { "", "[renderer]\nauth_token = x\n" };
+    for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+        struct config *cfg = test_load(texts[i]);
+        static const char *const e[] = { "rendervisor-exporter" };
+        static const char *const r[] = { "rendervisor-renderer" };
+        test_argv_equal(&cfg->exporter.command, e, 1);
+        test_argv_equal(&cfg->renderer.command, r, 1);
+        test_argv_equal(&cfg->browsers.command, (const char *const *)def->browsers.command.argv,
+                        def->browsers.command.argc);
+        assert_string_equal(cfg->browsers.command.argv[0], "/usr/lib/chromium/chromium-headless-shell");
+        assert_string_equal(cfg->renderer.auth_token, i == 0 ? "-" : "x");
+        config_free(cfg);
+    }
+    /* The default file's own command lines are the tables' fallbacks. */
+    static const char *const e[] = { "rendervisor-exporter" };
+    static const char *const r[] = { "rendervisor-renderer" };
+    test_argv_equal(&def->exporter.command, e, 1);
+    test_argv_equal(&def->renderer.command, r, 1);
+    config_free(def);
 
     /* The per-address limit is one of the listener's 512. */
-    errors = test_fail("[renderer]\ncommand = r\nconnections_per_address = 513\n[exporter]\ncommand = e\n"
-                       "[browsers]\ncommand = b\n");
-    assert_string_equal(errors, "file=test.ini line=3 key=renderer.connections_per_address: invalid value \"513\": "
+    char *errors = test_fail("[renderer]\nconnections_per_address = 513\n");
+    assert_string_equal(errors, "file=test.ini line=2 key=renderer.connections_per_address: invalid value \"513\": "
                                 "must be between 1 and 512\n");
     free(errors);
-    errors = test_fail("[renderer]\ncommand = r\nconnections_per_address = 0\n[exporter]\ncommand = e\n"
-                       "[browsers]\ncommand = b\n");
-    assert_string_equal(errors, "file=test.ini line=3 key=renderer.connections_per_address: invalid value \"0\": "
+    errors = test_fail("[renderer]\nconnections_per_address = 0\n");
+    assert_string_equal(errors, "file=test.ini line=2 key=renderer.connections_per_address: invalid value \"0\": "
                                 "must be between 1 and 512\n");
-    free(errors);
-
-    /* Missing keys come after the errors that have a line. */
-    errors = test_fail("[renderer]\ncommand = r\nconcurrency = 0\n");
-    assert_string_equal(errors, "file=test.ini line=3 key=renderer.concurrency: invalid value \"0\": "
-                                "must be between 1 and 64\n"
-                                "file=test.ini key=exporter.command: required key is missing\n"
-                                "file=test.ini key=browsers.command: required key is missing\n");
     free(errors);
 }
 
@@ -828,7 +834,7 @@ static void test_bad_values(void **state)
         test_one_bad_value(cases[i].section, cases[i].key, cases[i].value, cases[i].why);
 }
 
-/* The command keys are required, so their bad values replace MIN_INI's. */
+/* A bad command replaces MIN_INI's, which would be a second one. */
 static void test_bad_commands(void **state)
 {
     (void)state;
@@ -1475,7 +1481,7 @@ int main(void)
         cmocka_unit_test(test_continuation_joins),
         cmocka_unit_test(test_indented_keys_and_formats),
         cmocka_unit_test(test_errors_in_order_with_lines),
-        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_partial_file_uses_defaults),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_bad_commands),
         cmocka_unit_test(test_devtools),
