@@ -417,6 +417,35 @@ class SupervisorTest(unittest.TestCase):
         self.assertIn('line=3 key=renderer.concurrency: invalid value "0"', p.stderr)
         self.assertEqual(p.stderr.count('file='), 1, p.stderr)
 
+    def test_a_port_taken_twice_is_refused_at_check_start_and_reload(self):
+        # the stand-in children bind nothing: the refusal is the config's own
+        port = free_port()
+        clash = {'exporter': {'listen': '127.0.0.1:%d' % port}, 'renderer': {'listen': '0.0.0.0:%d' % port}}
+        want = ('key=renderer.listen: renderer.listen 0.0.0.0:%d and exporter.listen 127.0.0.1:%d both take '
+                'port %d' % (port, port, port))
+        r = self.rv(collect=False, extra=clash)
+        for args in (['--check-config', r.config], ['--config', r.config]):
+            p = subprocess.run([SUPERVISOR] + args, capture_output=True, text=True, timeout=10)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(want, p.stderr)
+        self.assertEqual(marked_pids(r.mark), [])
+
+        # on a reload, the running config stays
+        r = self.rv().start()
+        renderer = r.wait_started('renderer')
+        for section, kv in clash.items():
+            r.settings[section].update(kv)
+        r.settings['renderer']['command'] = sh('exec sleep 1002')
+        r.write_config()
+        r.signal(signal.SIGHUP)
+        wait_until(lambda: r.records('config reload refused, keeping the running config'), 3,
+                   what='reload refused')
+        self.assertTrue(any(want in f['reason'] for _, f in
+                            r.records('config reload refused, keeping the running config')))
+        time.sleep(0.3)
+        self.assertEqual(r.pid('renderer'), renderer)
+        self.assertTrue(alive(renderer))
+
     def test_a_devtools_port_in_the_command_is_refused_over_pipes(self):
         # devtools = pipe (the default) is there so no browser listens on a
         # port: a command that would open one anyway does not pass the check.

@@ -1088,6 +1088,76 @@ static void test_port_range_cross_check(void **state)
     free(errors);
 }
 
+/* The exporter's and the renderer's listeners, and the browsers' DevTools
+ * ports (devtools = port: 127.0.0.1:port_base+i), may not share a port on an
+ * address: refused on the line of the key written last (of port_base, count
+ * and devtools for the browsers), naming both sides. */
+static void test_port_conflicts(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *error; /* NULL: loads */
+    } cases[] = {
+        /* listener against listener */
+        { "[exporter]\nlisten = 127.0.0.1:8081\n",
+          "file=test.ini line=2 key=exporter.listen: renderer.listen 0.0.0.0:8081 and exporter.listen "
+          "127.0.0.1:8081 both take port 8081\n" },
+        { "[renderer]\nlisten = 127.0.0.1:9465\n",
+          "file=test.ini line=2 key=renderer.listen: renderer.listen 127.0.0.1:9465 and exporter.listen "
+          "127.0.0.1:9465 both take port 9465\n" },
+        { "[renderer]\nlisten = 10.1.2.3:7000\n[exporter]\nlisten = 0.0.0.0:7000\n",
+          "file=test.ini line=4 key=exporter.listen: renderer.listen 10.1.2.3:7000 and exporter.listen "
+          "0.0.0.0:7000 both take port 7000\n" },
+        { "[exporter]\nlisten = localhost:7000\n[renderer]\nlisten = [::1]:7000\n",
+          "file=test.ini line=4 key=renderer.listen: renderer.listen [::1]:7000 and exporter.listen "
+          "localhost:7000 both take port 7000\n" },
+        { "[exporter]\nlisten = [::]:7000\n[renderer]\nlisten = [fe80::1]:7000\n",
+          "file=test.ini line=4 key=renderer.listen: renderer.listen [fe80::1]:7000 and exporter.listen "
+          "[::]:7000 both take port 7000\n" },
+        /* [::] is bound for IPv4 too; a mapped address is its IPv4 one */
+        { "[exporter]\nlisten = [::]:7000\n[renderer]\nlisten = 127.0.0.1:7000\n",
+          "file=test.ini line=4 key=renderer.listen: renderer.listen 127.0.0.1:7000 and exporter.listen "
+          "[::]:7000 both take port 7000\n" },
+        { "[exporter]\nlisten = [::ffff:127.0.0.1]:7000\n[renderer]\nlisten = localhost:7000\n",
+          "file=test.ini line=4 key=renderer.listen: renderer.listen localhost:7000 and exporter.listen "
+          "[::ffff:127.0.0.1]:7000 both take port 7000\n" },
+        /* not conflicts: other ports, other addresses, no exporter listener */
+        { "[exporter]\nlisten = 127.0.0.1:8082\n", NULL },
+        { "[exporter]\nlisten = 127.0.0.1:7000\n[renderer]\nlisten = 10.1.2.3:7000\n", NULL },
+        { "[exporter]\nlisten = [::1]:7000\n[renderer]\nlisten = 127.0.0.1:7000\n", NULL },
+        { "[exporter]\nlisten = 0.0.0.0:7000\n[renderer]\nlisten = [::1]:7000\n", NULL },
+        { "[exporter]\nlisten = localhost:7000\n[renderer]\nlisten = 127.0.0.2:7000\n", NULL },
+        { "[exporter]\nlisten =\n[renderer]\nlisten = 127.0.0.1:9465\n", NULL },
+        /* the browsers' ports count only with devtools = port */
+        { "[renderer]\nlisten = 0.0.0.0:9223\n", NULL },
+        { "[renderer]\nlisten = 0.0.0.0:9223\n[browsers]\ndevtools = port\n",
+          "file=test.ini line=4 key=browsers.devtools: browsers.port_base 9222 (count 2, devtools = port) puts "
+          "browser 1 on 127.0.0.1:9223, which renderer.listen 0.0.0.0:9223 also takes\n" },
+        { "[browsers]\ndevtools = port\ncount = 3\nport_base = 9000\n[exporter]\nlisten = localhost:9002\n",
+          "file=test.ini line=6 key=exporter.listen: browsers.port_base 9000 (count 3, devtools = port) puts "
+          "browser 2 on 127.0.0.1:9002, which exporter.listen localhost:9002 also takes\n" },
+        { "[browsers]\ndevtools = port\nport_base = 9465\n",
+          "file=test.ini line=3 key=browsers.port_base: browsers.port_base 9465 (count 2, devtools = port) puts "
+          "browser 0 on 127.0.0.1:9465, which exporter.listen 127.0.0.1:9465 also takes\n" },
+        { "[browsers]\ndevtools = port\n[renderer]\nlisten = 0.0.0.0:9224\n", NULL },
+        { "[browsers]\ndevtools = port\n[renderer]\nlisten = 10.1.2.3:9222\n", NULL },
+        { "[browsers]\ndevtools = port\n[renderer]\nlisten = [::1]:9222\n", NULL },
+        { "[browsers]\ndevtools = port\n[renderer]\nlisten = [::]:9222\n",
+          "file=test.ini line=4 key=renderer.listen: browsers.port_base 9222 (count 2, devtools = port) puts "
+          "browser 0 on 127.0.0.1:9222, which renderer.listen [::]:9222 also takes\n" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        char *errors = NULL;
+        struct config *cfg = config_load_string(cases[i].text, "test.ini", &errors);
+        if (!cases[i].error && !cfg)
+            fail_msg("case %zu: unexpected errors:\n%s", i, errors);
+        if (cases[i].error && (cfg || strcmp(errors, cases[i].error) != 0))
+            fail_msg("case %zu:\nwant: %sgot:  %s", i, cases[i].error, cfg ? "(loaded)\n" : errors);
+        config_free(cfg);
+        free(errors);
+    }
+}
+
 static void test_socket_cross_checks(void **state)
 {
     (void)state;
@@ -1492,6 +1562,7 @@ int main(void)
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_port_range_cross_check),
+        cmocka_unit_test(test_port_conflicts),
         cmocka_unit_test(test_socket_cross_checks),
         cmocka_unit_test(test_every_error_names_file_line_key),
         cmocka_unit_test(test_errors_may_be_null),
