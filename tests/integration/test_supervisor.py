@@ -417,6 +417,26 @@ class SupervisorTest(unittest.TestCase):
         self.assertIn('line=3 key=renderer.concurrency: invalid value "0"', p.stderr)
         self.assertEqual(p.stderr.count('file='), 1, p.stderr)
 
+    def test_a_file_without_commands_starts_the_shipped_ones(self):
+        # no command keys: rendervisor-exporter and rendervisor-renderer from
+        # PATH, and the default file's headless shell for the browsers
+        if not os.path.exists(SHELL):
+            self.skipTest('needs %s' % SHELL)
+        port = free_port()
+        r = self.rv(collect=False)
+        r.write_config('[supervisor]\nruntime_dir = %s\n[exporter]\nlisten =\n'
+                       '[renderer]\nlisten = 127.0.0.1:%d\nauth_token = x\n' % (r.run_dir, port))
+        path = '%s:%s:%s' % (os.path.dirname(EXPORTER), os.path.dirname(RENDERER), os.environ.get('PATH', ''))
+        r.start(env={'PATH': path})
+        wait_until(lambda: b'2 of 2' in http_get(port, '/healthz', timeout=2)[2], 60, interval=0.2,
+                   what='the renderer and both default browsers up')
+
+        def exe(child):
+            return os.path.realpath('/proc/%d/exe' % r.pid(child))
+        self.assertEqual(exe('exporter'), os.path.realpath(EXPORTER))
+        self.assertEqual(exe('renderer'), os.path.realpath(RENDERER))
+        self.assertEqual(exe('browser-1'), os.path.realpath(SHELL))
+
     def test_a_port_taken_twice_is_refused_at_check_start_and_reload(self):
         # the stand-in children bind nothing: the refusal is the config's own
         port = free_port()
