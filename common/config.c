@@ -7,6 +7,7 @@
  * the struct config it returns is the caller's, freed by config_free. */
 #include "config_int.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -47,7 +48,7 @@ const struct config_key config_keys[] = {
     { "supervisor", "log_format", CONFIG_KIND_LOG_FORMAT, CONFIG_AT(supervisor.log_format), "text", 0, 0 },
     { "supervisor", "user", CONFIG_KIND_USER, CONFIG_AT(supervisor.user), "", 0, 0 },
 
-    { "exporter", "command", CONFIG_KIND_COMMAND, CONFIG_AT(exporter.command), NULL, 0, 0 },
+    { "exporter", "command", CONFIG_KIND_COMMAND, CONFIG_AT(exporter.command), "rendervisor-exporter", 0, 0 },
     { "exporter", "listen", CONFIG_KIND_LISTEN_OPTIONAL, CONFIG_AT(exporter.listen), "127.0.0.1:9465", 0, 0 },
     { "exporter", "socket", CONFIG_KIND_SOCKET, CONFIG_AT(exporter.socket), "exporter.sock", 0, 0 },
     { "exporter", "ingest", CONFIG_KIND_SOCKET, CONFIG_AT(exporter.ingest), "ingest.sock", 0, 0 },
@@ -57,7 +58,7 @@ const struct config_key config_keys[] = {
     { "exporter", "step_buckets", CONFIG_KIND_BUCKETS, CONFIG_AT(exporter.step_buckets),
       "0.01 0.05 0.1 0.3 0.5 1 3 5 10 20 30", 0, 0 },
 
-    { "renderer", "command", CONFIG_KIND_COMMAND, CONFIG_AT(renderer.command), NULL, 0, 0 },
+    { "renderer", "command", CONFIG_KIND_COMMAND, CONFIG_AT(renderer.command), "rendervisor-renderer", 0, 0 },
     { "renderer", "listen", CONFIG_KIND_LISTEN, CONFIG_AT(renderer.listen), "0.0.0.0:8081", 0, 0 },
     { "renderer", "auth_token", CONFIG_KIND_TOKEN, CONFIG_AT(renderer.auth_token), "-", 0, 0 },
     { "renderer", "memory_limit", CONFIG_KIND_SIZE, CONFIG_AT(renderer.memory_limit), "0", 0, 0 },
@@ -78,6 +79,7 @@ const struct config_key config_keys[] = {
       10 * CONFIG_NS_PER_MIN },
 
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
+    /* NULL: the default file's command line, too long to write twice. */
     { "browsers", "command", CONFIG_KIND_COMMAND, CONFIG_AT(browsers.command), NULL, 0, 0 },
     { "browsers", "port_base", CONFIG_KIND_UINT, CONFIG_AT(browsers.port_base), "9222", 1024, 65535 },
     { "browsers", "devtools", CONFIG_KIND_DEVTOOLS, CONFIG_AT(browsers.devtools), "pipe", 0, 0 },
@@ -324,10 +326,159 @@ static void config_check_devtools(struct config_parser *p, const struct config *
     }
 }
 
+/* ---- ports taken twice ---------------------------------------------------- */
+
+/* One address a TCP listener binds. any: every address of the family. */
+struct config_addr {
+    int family;
+    bool any;
+    unsigned char bytes[16];
+};
+
+/* Where a listener binds: its port and the addresses it takes. */
+struct config_bind {
+    const char *section, *name; /* the key that asks for it */
+    unsigned port;
+    int naddr;
+    struct config_addr addr[2];
+};
+
+/* A listen value that config_parse_listen accepted. 0.0.0.0 takes every IPv4
+ * address; [::] every IPv6 one and, as Linux binds it for both families
+ * (net.ipv6.bindv6only = 0), every IPv4 one too; localhost is 127.0.0.1
+ * and ::1 (getaddrinfo may give either); [::ffff:a.b.c.d] is a.b.c.d. */
+static void config_bind_parse(const char *listen, const char *section, const char *name, struct config_bind *b)
+{
+    char host[INET6_ADDRSTRLEN] = "";
+    const char *colon;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        memcpy(host, listen + 1, (size_t)(close - listen - 1));
+        host[close - listen - 1] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        memcpy(host, listen, (size_t)(colon - listen));
+        host[colon - listen] = '\0';
+    }
+    memset(b, 0, sizeof(*b));
+    b->section = section;
+    b->name = name;
+    b->port = (unsigned)strtoul(colon + 1, NULL, 10);
+
+    struct in6_addr v6;
+    if (strcmp(host, "localhost") == 0) {
+        b->naddr = 2;
+        b->addr[0].family = AF_INET;
+        inet_pton(AF_INET, "127.0.0.1", b->addr[0].bytes);
+        b->addr[1].family = AF_INET6;
+        inet_pton(AF_INET6, "::1", b->addr[1].bytes);
+    } else if (listen[0] != '[') {
+        b->naddr = 1;
+        b->addr[0].family = AF_INET;
+        inet_pton(AF_INET, host, b->addr[0].bytes);
+        b->addr[0].any = memcmp(b->addr[0].bytes, "\0\0\0\0", 4) == 0;
+    } else if (inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_V4MAPPED(&v6)) {
+        b->naddr = 1;
+        b->addr[0].family = AF_INET;
+        memcpy(b->addr[0].bytes, v6.s6_addr + 12, 4);
+        b->addr[0].any = memcmp(b->addr[0].bytes, "\0\0\0\0", 4) == 0;
+    } else {
+        b->naddr = 1;
+        b->addr[0].family = AF_INET6;
+        memcpy(b->addr[0].bytes, v6.s6_addr, 16);
+        if (IN6_IS_ADDR_UNSPECIFIED(&v6)) {
+            b->addr[0].any = true;
+            b->naddr = 2;
+            b->addr[1].family = AF_INET;
+            b->addr[1].any = true;
+        }
+    }
+}
+
+static bool config_binds_overlap(const struct config_bind *a, const struct config_bind *b)
+{
+    if (a->port != b->port)
+        return false;
+    for (int i = 0; i < a->naddr; i++)
+        for (int j = 0; j < b->naddr; j++) {
+            const struct config_addr *x = &a->addr[i], *y = &b->addr[j];
+            size_t n = x->family == AF_INET ? 4 : 16;
+            if (x->family == y->family && (x->any || y->any || memcmp(x->bytes, y->bytes, n) == 0))
+                return true;
+        }
+    return false;
+}
+
+/* The exporter's and the renderer's listeners, and with devtools = port the
+ * browsers' 127.0.0.1:port_base+i, must not want one port on one address:
+ * the second bind would fail at start, or undo a reload. The error is on the
+ * line of the key written last of the two (a default has no line). */
+static void config_check_ports(struct config_parser *p, const struct config *cfg)
+{
+    struct config_entry *exp = &p->entries[config_key_index("exporter", "listen")];
+    struct config_entry *ren = &p->entries[config_key_index("renderer", "listen")];
+    struct config_entry *base = &p->entries[config_key_index("browsers", "port_base")];
+    struct config_entry *count = &p->entries[config_key_index("browsers", "count")];
+    struct config_entry *mode = &p->entries[config_key_index("browsers", "devtools")];
+
+    struct config_bind listeners[2];
+    struct config_entry *entries[2];
+    const char *values[2];
+    int n = 0;
+    if (!ren->broken) {
+        values[n] = cfg->renderer.listen;
+        config_bind_parse(cfg->renderer.listen, "renderer", "listen", &listeners[n]);
+        entries[n++] = ren;
+    }
+    if (!exp->broken && cfg->exporter.listen[0]) {
+        values[n] = cfg->exporter.listen;
+        config_bind_parse(cfg->exporter.listen, "exporter", "listen", &listeners[n]);
+        entries[n++] = exp;
+    }
+    if (n == 2 && config_binds_overlap(&listeners[0], &listeners[1])) {
+        bool on_renderer = ren->line >= exp->line;
+        config_error(p, on_renderer ? ren->line : exp->line, on_renderer ? "renderer" : "exporter", "listen",
+                     "renderer.listen %s and exporter.listen %s both take port %u", cfg->renderer.listen,
+                     cfg->exporter.listen, listeners[0].port);
+    }
+
+    if (base->broken || count->broken || mode->broken || cfg->browsers.devtools != CONFIG_DEVTOOLS_PORT)
+        return;
+    /* The browsers' side is port_base, count and devtools: the one written last. */
+    const char *bname = "port_base";
+    int bline = base->line;
+    if (count->line > bline) {
+        bname = "count";
+        bline = count->line;
+    }
+    if (mode->line > bline) {
+        bname = "devtools";
+        bline = mode->line;
+    }
+    for (int i = 0; i < n; i++) {
+        unsigned port = listeners[i].port;
+        if (port < cfg->browsers.port_base || port - cfg->browsers.port_base >= cfg->browsers.count)
+            continue;
+        struct config_bind browser = { .section = "browsers", .name = bname, .port = port, .naddr = 1,
+                                       .addr = { { .family = AF_INET } } };
+        inet_pton(AF_INET, "127.0.0.1", browser.addr[0].bytes);
+        if (!config_binds_overlap(&listeners[i], &browser))
+            continue;
+        const struct config_bind *l = bline >= entries[i]->line ? &browser : &listeners[i];
+        config_error(p, l == &browser ? bline : entries[i]->line, l->section, l->name,
+                     "browsers.port_base %u (count %u, devtools = port) puts browser %u on 127.0.0.1:%u, which "
+                     "%s.listen %s also takes",
+                     cfg->browsers.port_base, cfg->browsers.count, port - cfg->browsers.port_base, port,
+                     listeners[i].section, values[i]);
+    }
+}
+
 /* Checks that involve more than one key, made once every key is known good. */
 static void config_cross_check(struct config_parser *p, const struct config *cfg)
 {
     config_check_devtools(p, cfg);
+    config_check_ports(p, cfg);
     struct config_entry *base = &p->entries[config_key_index("browsers", "port_base")];
     struct config_entry *count = &p->entries[config_key_index("browsers", "count")];
     if (!base->broken && !count->broken && cfg->browsers.port_base + cfg->browsers.count - 1 > 65535)
@@ -357,6 +508,24 @@ static void config_cross_check(struct config_parser *p, const struct config *cfg
                      "exporter.socket and exporter.ingest must be different sockets");
 }
 
+/* The value the embedded default file gives key i: the fallback of a key
+ * whose table entry has none (the browsers' command), so that
+ * etc/rendervisor.ini is the one place it is written. The caller frees it. */
+static char *config_default_value(size_t i)
+{
+    struct config_parser d = { .name = "(default)", .entries = xcalloc(CONFIG_NKEYS, sizeof(*d.entries)) };
+    config_read(&d, config_default_ini, config_default_ini_len);
+    if (d.nerrors > 0 || !d.entries[i].line)
+        abort(); /* the default file is wrong; a unit test reads it */
+    char *value = d.entries[i].value;
+    d.entries[i].value = NULL;
+    for (size_t j = 0; j < CONFIG_NKEYS; j++)
+        free(d.entries[j].value);
+    free(d.entries);
+    free(d.errors);
+    return value;
+}
+
 static void config_check(struct config_parser *p, struct config *cfg)
 {
     for (size_t i = 0; i < CONFIG_NKEYS; i++) {
@@ -365,12 +534,10 @@ static void config_check(struct config_parser *p, struct config *cfg)
         char why[256];
 
         if (!e->line) {
-            if (!k->fallback) {
-                config_error(p, 0, k->section, k->name, "required key is missing");
-                e->broken = true;
-            } else if (config_apply(cfg, k, k->fallback, why, sizeof(why)) < 0) {
+            char *value = k->fallback ? NULL : config_default_value(i);
+            if (config_apply(cfg, k, value ? value : k->fallback, why, sizeof(why)) < 0)
                 abort(); /* the table above is wrong */
-            }
+            free(value);
             continue;
         }
         if (e->broken)

@@ -41,7 +41,7 @@ struct config_key {
     const char *name;
     enum config_kind kind;
     size_t offset;        /* of the field in struct config */
-    const char *fallback; /* when the file leaves the key out; NULL: required */
+    const char *fallback; /* when the file leaves the key out; NULL: the default file's */
     int64_t min, max;     /* durations in ns, numbers as they are */
 };
 

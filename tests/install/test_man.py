@@ -74,8 +74,9 @@ def unroff(text):
 
 def man_keys():
     """{(section, key): default or None} from rendervisor.ini(5): a ".TP" tag
-    \\fBkey\\fR = \\fIdefault\\fR, \\fBkey\\fR = (empty) or \\fBkey\\fR (required)
-    under a ".SS [section]" heading of the KEYS section."""
+    \\fBkey\\fR = \\fIdefault\\fR, \\fBkey\\fR = (empty) or \\fBkey\\fR = (as shipped)
+    (the shipped file's value: NULL in the table) under a ".SS [section]"
+    heading of the KEYS section."""
     lines = read(os.path.join(SOURCE, 'man', 'rendervisor.ini.5.in')).splitlines()
     keys = {}
     section = None
@@ -95,10 +96,10 @@ def man_keys():
             continue
         tag = lines[i + 1]
         m = (re.fullmatch(r'\\fB(\w+)\\fR = \\fI(.+)\\fR', tag) or re.fullmatch(r'\\fB(\w+)\\fR = (\(empty\))', tag)
-             or re.fullmatch(r'\\fB(\w+)\\fR (\(required\))', tag))
+             or re.fullmatch(r'\\fB(\w+)\\fR = (\(as shipped\))', tag))
         if not m or not section:
             raise AssertionError('rendervisor.ini.5.in line %d: a key tag of another shape: %r' % (i + 2, tag))
-        default = {'(required)': None, '(empty)': ''}.get(m.group(2), unroff(m.group(2)))
+        default = {'(as shipped)': None, '(empty)': ''}.get(m.group(2), unroff(m.group(2)))
         if (section, m.group(1)) in keys:
             raise AssertionError('rendervisor.ini.5.in: [%s] %s twice' % (section, m.group(1)))
         keys[(section, m.group(1))] = default

@@ -401,6 +401,71 @@ class SupervisorTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn('key=supervisor.user: invalid value "no-such-user-rvit": no such user', p.stderr)
 
+    def test_check_config_takes_a_partial_file(self):
+        # every key has a default: a file of one key passes, the commands
+        # being the shipped ones; a bad key in it still fails, by its line.
+        r = self.rv(collect=False)
+        with open(r.config, 'w') as f:
+            f.write('[renderer]\nauth_token = x\n')
+        p = subprocess.run([SUPERVISOR, '--check-config', r.config], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn('missing', p.stderr)
+        with open(r.config, 'w') as f:
+            f.write('[renderer]\nauth_token = x\nconcurrency = 0\n')
+        p = subprocess.run([SUPERVISOR, '--check-config', r.config], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn('line=3 key=renderer.concurrency: invalid value "0"', p.stderr)
+        self.assertEqual(p.stderr.count('file='), 1, p.stderr)
+
+    def test_a_file_without_commands_starts_the_shipped_ones(self):
+        # no command keys: rendervisor-exporter and rendervisor-renderer from
+        # PATH, and the default file's headless shell for the browsers
+        if not os.path.exists(SHELL):
+            self.skipTest('needs %s' % SHELL)
+        port = free_port()
+        r = self.rv(collect=False)
+        r.write_config('[supervisor]\nruntime_dir = %s\n[exporter]\nlisten =\n'
+                       '[renderer]\nlisten = 127.0.0.1:%d\nauth_token = x\n' % (r.run_dir, port))
+        path = '%s:%s:%s' % (os.path.dirname(EXPORTER), os.path.dirname(RENDERER), os.environ.get('PATH', ''))
+        r.start(env={'PATH': path})
+        wait_until(lambda: b'2 of 2' in http_get(port, '/healthz', timeout=2)[2], 60, interval=0.2,
+                   what='the renderer and both default browsers up')
+
+        def exe(child):
+            return os.path.realpath('/proc/%d/exe' % r.pid(child))
+        self.assertEqual(exe('exporter'), os.path.realpath(EXPORTER))
+        self.assertEqual(exe('renderer'), os.path.realpath(RENDERER))
+        self.assertEqual(exe('browser-1'), os.path.realpath(SHELL))
+
+    def test_a_port_taken_twice_is_refused_at_check_start_and_reload(self):
+        # the stand-in children bind nothing: the refusal is the config's own
+        port = free_port()
+        clash = {'exporter': {'listen': '127.0.0.1:%d' % port}, 'renderer': {'listen': '0.0.0.0:%d' % port}}
+        want = ('key=renderer.listen: renderer.listen 0.0.0.0:%d and exporter.listen 127.0.0.1:%d both take '
+                'port %d' % (port, port, port))
+        r = self.rv(collect=False, extra=clash)
+        for args in (['--check-config', r.config], ['--config', r.config]):
+            p = subprocess.run([SUPERVISOR] + args, capture_output=True, text=True, timeout=10)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(want, p.stderr)
+        self.assertEqual(marked_pids(r.mark), [])
+
+        # on a reload, the running config stays
+        r = self.rv().start()
+        renderer = r.wait_started('renderer')
+        for section, kv in clash.items():
+            r.settings[section].update(kv)
+        r.settings['renderer']['command'] = sh('exec sleep 1002')
+        r.write_config()
+        r.signal(signal.SIGHUP)
+        wait_until(lambda: r.records('config reload refused, keeping the running config'), 3,
+                   what='reload refused')
+        self.assertTrue(any(want in f['reason'] for _, f in
+                            r.records('config reload refused, keeping the running config')))
+        time.sleep(0.3)
+        self.assertEqual(r.pid('renderer'), renderer)
+        self.assertTrue(alive(renderer))
+
     def test_a_devtools_port_in_the_command_is_refused_over_pipes(self):
         # devtools = pipe (the default) is there so no browser listens on a
         # port: a command that would open one anyway does not pass the check.

@@ -17,7 +17,7 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* The three required keys and nothing else: what most tests build on. */
+/* The three command keys and nothing else: what most tests build on. */
 #define MIN_INI "[exporter]\ncommand = e\n[renderer]\ncommand = r\n[browsers]\ncommand = b\n"
 
 static char *test_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -44,8 +44,8 @@ static size_t test_count_lines(const char *s)
     return n;
 }
 
-/* Every error line names the file and, unless it is about a missing key,
- * its line; and either a key or a section. */
+/* Every error line names the file and its line; and either a key or a
+ * section. */
 static void test_check_error_lines(const char *errors, const char *file)
 {
     char *copy = test_text("%s", errors);
@@ -56,8 +56,7 @@ static void test_check_error_lines(const char *errors, const char *file)
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         lines++;
         assert_memory_equal(line, prefix, strlen(prefix));
-        if (!strstr(line, "required key is missing"))
-            assert_non_null(strstr(line, " line="));
+        assert_non_null(strstr(line, " line="));
         if (!strstr(line, "line too long") && !strstr(line, "expected key = value") &&
             !strstr(line, "closing ']'") && !strstr(line, "key name is missing"))
             assert_true(strstr(line, " key=") || strstr(line, " section="));
@@ -720,33 +719,40 @@ static void test_errors_in_order_with_lines(void **state)
     free(errors);
 }
 
-static void test_missing_required(void **state)
+/* Every key has a default: no file, or a file of one key, loads; the
+ * commands are the default file's. */
+static void test_partial_file_uses_defaults(void **state)
 {
     (void)state;
-    char *errors = test_fail("");
-    assert_string_equal(errors, "file=test.ini key=exporter.command: required key is missing\n"
-                                "file=test.ini key=renderer.command: required key is missing\n"
-                                "file=test.ini key=browsers.command: required key is missing\n");
-    free(errors);
+    struct config *def = config_load_default();
+    static const char *const texts[] = { "", "[renderer]\nauth_token = x\n" };
+    for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+        struct config *cfg = test_load(texts[i]);
+        static const char *const e[] = { "rendervisor-exporter" };
+        static const char *const r[] = { "rendervisor-renderer" };
+        test_argv_equal(&cfg->exporter.command, e, 1);
+        test_argv_equal(&cfg->renderer.command, r, 1);
+        test_argv_equal(&cfg->browsers.command, (const char *const *)def->browsers.command.argv,
+                        def->browsers.command.argc);
+        assert_string_equal(cfg->browsers.command.argv[0], "/usr/lib/chromium/chromium-headless-shell");
+        assert_string_equal(cfg->renderer.auth_token, i == 0 ? "-" : "x");
+        config_free(cfg);
+    }
+    /* The default file's own command lines are the tables' fallbacks. */
+    static const char *const e[] = { "rendervisor-exporter" };
+    static const char *const r[] = { "rendervisor-renderer" };
+    test_argv_equal(&def->exporter.command, e, 1);
+    test_argv_equal(&def->renderer.command, r, 1);
+    config_free(def);
 
     /* The per-address limit is one of the listener's 512. */
-    errors = test_fail("[renderer]\ncommand = r\nconnections_per_address = 513\n[exporter]\ncommand = e\n"
-                       "[browsers]\ncommand = b\n");
-    assert_string_equal(errors, "file=test.ini line=3 key=renderer.connections_per_address: invalid value \"513\": "
+    char *errors = test_fail("[renderer]\nconnections_per_address = 513\n");
+    assert_string_equal(errors, "file=test.ini line=2 key=renderer.connections_per_address: invalid value \"513\": "
                                 "must be between 1 and 512\n");
     free(errors);
-    errors = test_fail("[renderer]\ncommand = r\nconnections_per_address = 0\n[exporter]\ncommand = e\n"
-                       "[browsers]\ncommand = b\n");
-    assert_string_equal(errors, "file=test.ini line=3 key=renderer.connections_per_address: invalid value \"0\": "
+    errors = test_fail("[renderer]\nconnections_per_address = 0\n");
+    assert_string_equal(errors, "file=test.ini line=2 key=renderer.connections_per_address: invalid value \"0\": "
                                 "must be between 1 and 512\n");
-    free(errors);
-
-    /* Missing keys come after the errors that have a line. */
-    errors = test_fail("[renderer]\ncommand = r\nconcurrency = 0\n");
-    assert_string_equal(errors, "file=test.ini line=3 key=renderer.concurrency: invalid value \"0\": "
-                                "must be between 1 and 64\n"
-                                "file=test.ini key=exporter.command: required key is missing\n"
-                                "file=test.ini key=browsers.command: required key is missing\n");
     free(errors);
 }
 
@@ -828,7 +834,7 @@ static void test_bad_values(void **state)
         test_one_bad_value(cases[i].section, cases[i].key, cases[i].value, cases[i].why);
 }
 
-/* The command keys are required, so their bad values replace MIN_INI's. */
+/* A bad command replaces MIN_INI's, which would be a second one. */
 static void test_bad_commands(void **state)
 {
     (void)state;
@@ -1080,6 +1086,76 @@ static void test_port_range_cross_check(void **state)
     assert_int_equal(test_count_lines(errors), 1);
     assert_non_null(strstr(errors, "key=browsers.count"));
     free(errors);
+}
+
+/* The exporter's and the renderer's listeners, and the browsers' DevTools
+ * ports (devtools = port: 127.0.0.1:port_base+i), may not share a port on an
+ * address: refused on the line of the key written last (of port_base, count
+ * and devtools for the browsers), naming both sides. */
+static void test_port_conflicts(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *error; /* NULL: loads */
+    } cases[] = {
+        /* listener against listener */
+        { "[exporter]\nlisten = 127.0.0.1:8081\n",
+          "file=test.ini line=2 key=exporter.listen: renderer.listen 0.0.0.0:8081 and exporter.listen "
+          "127.0.0.1:8081 both take port 8081\n" },
+        { "[renderer]\nlisten = 127.0.0.1:9465\n",
+          "file=test.ini line=2 key=renderer.listen: renderer.listen 127.0.0.1:9465 and exporter.listen "
+          "127.0.0.1:9465 both take port 9465\n" },
+        { "[renderer]\nlisten = 10.1.2.3:7000\n[exporter]\nlisten = 0.0.0.0:7000\n",
+          "file=test.ini line=4 key=exporter.listen: renderer.listen 10.1.2.3:7000 and exporter.listen "
+          "0.0.0.0:7000 both take port 7000\n" },
+        { "[exporter]\nlisten = localhost:7000\n[renderer]\nlisten = [::1]:7000\n",
+          "file=test.ini line=4 key=renderer.listen: renderer.listen [::1]:7000 and exporter.listen "
+          "localhost:7000 both take port 7000\n" },
+        { "[exporter]\nlisten = [::]:7000\n[renderer]\nlisten = [fe80::1]:7000\n",
+          "file=test.ini line=4 key=renderer.listen: renderer.listen [fe80::1]:7000 and exporter.listen "
+          "[::]:7000 both take port 7000\n" },
+        /* [::] is bound for IPv4 too; a mapped address is its IPv4 one */
+        { "[exporter]\nlisten = [::]:7000\n[renderer]\nlisten = 127.0.0.1:7000\n",
+          "file=test.ini line=4 key=renderer.listen: renderer.listen 127.0.0.1:7000 and exporter.listen "
+          "[::]:7000 both take port 7000\n" },
+        { "[exporter]\nlisten = [::ffff:127.0.0.1]:7000\n[renderer]\nlisten = localhost:7000\n",
+          "file=test.ini line=4 key=renderer.listen: renderer.listen localhost:7000 and exporter.listen "
+          "[::ffff:127.0.0.1]:7000 both take port 7000\n" },
+        /* not conflicts: other ports, other addresses, no exporter listener */
+        { "[exporter]\nlisten = 127.0.0.1:8082\n", NULL },
+        { "[exporter]\nlisten = 127.0.0.1:7000\n[renderer]\nlisten = 10.1.2.3:7000\n", NULL },
+        { "[exporter]\nlisten = [::1]:7000\n[renderer]\nlisten = 127.0.0.1:7000\n", NULL },
+        { "[exporter]\nlisten = 0.0.0.0:7000\n[renderer]\nlisten = [::1]:7000\n", NULL },
+        { "[exporter]\nlisten = localhost:7000\n[renderer]\nlisten = 127.0.0.2:7000\n", NULL },
+        { "[exporter]\nlisten =\n[renderer]\nlisten = 127.0.0.1:9465\n", NULL },
+        /* the browsers' ports count only with devtools = port */
+        { "[renderer]\nlisten = 0.0.0.0:9223\n", NULL },
+        { "[renderer]\nlisten = 0.0.0.0:9223\n[browsers]\ndevtools = port\n",
+          "file=test.ini line=4 key=browsers.devtools: browsers.port_base 9222 (count 2, devtools = port) puts "
+          "browser 1 on 127.0.0.1:9223, which renderer.listen 0.0.0.0:9223 also takes\n" },
+        { "[browsers]\ndevtools = port\ncount = 3\nport_base = 9000\n[exporter]\nlisten = localhost:9002\n",
+          "file=test.ini line=6 key=exporter.listen: browsers.port_base 9000 (count 3, devtools = port) puts "
+          "browser 2 on 127.0.0.1:9002, which exporter.listen localhost:9002 also takes\n" },
+        { "[browsers]\ndevtools = port\nport_base = 9465\n",
+          "file=test.ini line=3 key=browsers.port_base: browsers.port_base 9465 (count 2, devtools = port) puts "
+          "browser 0 on 127.0.0.1:9465, which exporter.listen 127.0.0.1:9465 also takes\n" },
+        { "[browsers]\ndevtools = port\n[renderer]\nlisten = 0.0.0.0:9224\n", NULL },
+        { "[browsers]\ndevtools = port\n[renderer]\nlisten = 10.1.2.3:9222\n", NULL },
+        { "[browsers]\ndevtools = port\n[renderer]\nlisten = [::1]:9222\n", NULL },
+        { "[browsers]\ndevtools = port\n[renderer]\nlisten = [::]:9222\n",
+          "file=test.ini line=4 key=renderer.listen: browsers.port_base 9222 (count 2, devtools = port) puts "
+          "browser 0 on 127.0.0.1:9222, which renderer.listen [::]:9222 also takes\n" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        char *errors = NULL;
+        struct config *cfg = config_load_string(cases[i].text, "test.ini", &errors);
+        if (!cases[i].error && !cfg)
+            fail_msg("case %zu: unexpected errors:\n%s", i, errors);
+        if (cases[i].error && (cfg || strcmp(errors, cases[i].error) != 0))
+            fail_msg("case %zu:\nwant: %sgot:  %s", i, cases[i].error, cfg ? "(loaded)\n" : errors);
+        config_free(cfg);
+        free(errors);
+    }
 }
 
 static void test_socket_cross_checks(void **state)
@@ -1475,7 +1551,7 @@ int main(void)
         cmocka_unit_test(test_continuation_joins),
         cmocka_unit_test(test_indented_keys_and_formats),
         cmocka_unit_test(test_errors_in_order_with_lines),
-        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_partial_file_uses_defaults),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_bad_commands),
         cmocka_unit_test(test_devtools),
@@ -1486,6 +1562,7 @@ int main(void)
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_port_range_cross_check),
+        cmocka_unit_test(test_port_conflicts),
         cmocka_unit_test(test_socket_cross_checks),
         cmocka_unit_test(test_every_error_names_file_line_key),
         cmocka_unit_test(test_errors_may_be_null),
