@@ -508,6 +508,11 @@ static void config_cross_check(struct config_parser *p, const struct config *cfg
 {
     config_check_tls_pair(p, "renderer", cfg->renderer.tls_cert, cfg->renderer.tls_key);
     config_check_tls_pair(p, "exporter", cfg->exporter.tls_cert, cfg->exporter.tls_key);
+    struct config_entry *ecert = &p->entries[config_key_index("exporter", "tls_cert")];
+    struct config_entry *elisten = &p->entries[config_key_index("exporter", "listen")];
+    if (!ecert->broken && !elisten->broken && cfg->exporter.tls_cert[0] && !cfg->exporter.listen[0])
+        config_error(p, ecert->line, "exporter", "tls_cert",
+                     "exporter.listen is empty: there is no TCP listener for TLS (the Unix socket is plain)");
     config_check_devtools(p, cfg);
     config_check_ports(p, cfg);
     struct config_entry *base = &p->entries[config_key_index("browsers", "port_base")];

@@ -1393,6 +1393,9 @@ static void test_tls_keys(void **state)
         { "[renderer]\ntls_cert = r.pem\ntls_key = /k\n",
           "file=test.ini line=2 key=renderer.tls_cert: invalid value \"r.pem\": must be an absolute path, or "
           "empty for none\n" },
+        { "[exporter]\nlisten =\ntls_cert = /c\ntls_key = /k\n",
+          "file=test.ini line=3 key=exporter.tls_cert: exporter.listen is empty: there is no TCP listener for TLS "
+          "(the Unix socket is plain)\n" },
         /* a broken one is not reported again as missing */
         { "[renderer]\ntls_cert = /c\ntls_key = k\n",
           "file=test.ini line=3 key=renderer.tls_key: invalid value \"k\": must be an absolute path, or empty "
