@@ -79,10 +79,10 @@ static void main_reload(struct http_server *tcp)
         free(errors);
         return;
     }
+    /* Without a TCP listener there is nothing to reload: a new listen is
+     * a restart. */
     char why[768];
-    if (!tcp->daemon)
-        ; /* no TCP listener: nothing here to reload (a new listen is a restart) */
-    else if (http_tls_reload(tcp, cfg, why, sizeof(why)) < 0)
+    if (tcp->daemon && http_tls_reload(tcp, cfg, why, sizeof(why)) < 0)
         log_error("exporter tls reload refused, keeping the running certificate reason=\"%s\"", why);
     else if (tcp->tls)
         log_info("exporter tls reloaded %s", tls_pair_describe(tls_server_current(tcp->tls)));
