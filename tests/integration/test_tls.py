@@ -333,6 +333,63 @@ class TlsTest(unittest.TestCase):
             f.write(good_key)
 
 
+class TlsChainTest(unittest.TestCase):
+    """A certificate signed by an intermediate CA: the file holds the leaf
+    and the intermediate, the client trusts only the root, and verifies."""
+
+    def test_the_chain_is_served(self):
+        tmp = tempfile.mkdtemp(prefix='rvtlschain')
+        self.addCleanup(shutil.rmtree, tmp, True)
+        root = Pki(tmp, name='rvtest root')
+        with open(os.path.join(tmp, 'inter.ext'), 'w') as f:
+            f.write('basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n')
+        openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+                '-keyout', 'inter.key', '-out', 'inter.csr', '-subj', '/CN=rvtest intermediate', cwd=tmp)
+        openssl('x509', '-req', '-in', 'inter.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', '50',
+                '-days', '2', '-extfile', 'inter.ext', '-out', 'inter.pem', cwd=tmp)
+        openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+                '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=localhost', cwd=tmp)
+        openssl('x509', '-req', '-in', 'leaf.csr', '-CA', 'inter.pem', '-CAkey', 'inter.key', '-set_serial', '51',
+                '-days', '2', '-extfile', 'server.ext', '-out', 'leaf.pem', cwd=tmp)
+        chain = os.path.join(tmp, 'chain.pem')
+        with open(chain, 'w') as out:
+            for name in ('leaf.pem', 'inter.pem'):
+                with open(os.path.join(tmp, name)) as f:
+                    out.write(f.read())
+        key = os.path.join(tmp, 'leaf.key')
+        os.chmod(key, 0o600)
+        port = free_port()
+        # the exporter alone: its TCP listener is the one under test
+        rv = Rendervisor(exporter=EXPORTER, collect=False,
+                         extra={'exporter': {'listen': '127.0.0.1:%d' % port, 'tls_cert': chain, 'tls_key': key}})
+        self.addCleanup(rv.stop)
+        rv.start()
+        ctx = ssl.create_default_context(cafile=root.ca)
+
+        def scrape():
+            c = http.client.HTTPSConnection('localhost', port, timeout=5, context=ctx)
+            try:
+                c.request('GET', '/metrics')
+                r = c.getresponse()
+                return r.status == 200 and b'rendervisor_child_up' in r.read()
+            except ConnectionRefusedError:
+                return False
+            finally:
+                c.close()
+        wait_until(scrape, 30, interval=0.2, what='a verified scrape through the intermediate')
+        self.assertEqual(rv.child_records('exporter', 'exporter tls')[-1][1]['chain'], '2')
+        # the leaf alone does not verify against the root: the test would see it
+        bare = os.path.join(tmp, 'leaf-only.pem')
+        shutil.copyfile(os.path.join(tmp, 'leaf.pem'), bare)
+        rv.settings['exporter']['tls_cert'] = bare
+        rv.write_config()
+        os.kill(rv.pid('exporter'), signal.SIGHUP)
+        wait_until(lambda: rv.child_records('exporter', 'exporter tls reloaded'), 10, what='the reload')
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            with socket.create_connection(('127.0.0.1', port), timeout=5) as raw:
+                ctx.wrap_socket(raw, server_hostname='localhost').close()
+
+
 class TlsConfigTest(unittest.TestCase):
     """--check-config and a start: the pair is read and checked before
     anything runs, and what is wrong is named."""
@@ -376,6 +433,14 @@ class TlsConfigTest(unittest.TestCase):
         rc, out, _ = self.check(renderer={'tls_cert': self.cert, 'tls_key': self.tmp + '/missing.key'})
         self.assertEqual(rc, 1, out)
         self.assertIn('key=renderer.tls_key: %s/missing.key: cannot open: No such file or directory' % self.tmp,
+                      out)
+        # an encrypted key: refused, it says what it must be
+        openssl('pkey', '-in', self.key, '-out', 'enc.key', '-aes256', '-passout', 'pass:x', cwd=self.tmp)
+        enc = os.path.join(self.tmp, 'enc.key')
+        os.chmod(enc, 0o600)
+        rc, out, _ = self.check(renderer={'tls_cert': self.cert, 'tls_key': enc})
+        self.assertEqual(rc, 1, out)
+        self.assertIn('key=renderer.tls_key: %s: not a PEM private key (an unencrypted PKCS#8, RSA or EC key)' % enc,
                       out)
         rc, out, _ = self.check(renderer={'tls_cert': self.cert})
         self.assertEqual(rc, 1, out)
