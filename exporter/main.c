@@ -74,7 +74,8 @@ static void main_reload(struct http_server *tcp)
     char *errors = NULL;
     struct config *cfg = cli_child_reload(&errors);
     if (!cfg) {
-        for (char *line = strtok(errors, "\n"); line; line = strtok(NULL, "\n"))
+        char *save = NULL;
+        for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
             log_error("exporter reload refused, keeping the running settings reason=\"%s\"", line);
         free(errors);
         return;

@@ -85,7 +85,8 @@ static void main_reload(struct api *api)
     char *errors = NULL;
     struct config *cfg = cli_child_reload(&errors);
     if (!cfg) {
-        for (char *line = strtok(errors, "\n"); line; line = strtok(NULL, "\n"))
+        char *save = NULL;
+        for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
             log_error("renderer reload refused, keeping the running settings reason=\"%s\"", line);
         free(errors);
         return;
@@ -182,8 +183,9 @@ int main(int argc, char **argv)
         goto out_thread;
     }
     log_info("renderer ready listen=%s tls=%s browsers=%u devtools=%s port_base=%u concurrency=%u",
-             cfg->renderer.listen, cfg->renderer.tls_cert[0] ? "on" : "off", cfg->browsers.count, cfg->browsers.devtools == CONFIG_DEVTOOLS_PIPE ? "pipe" : "port",
-             cfg->browsers.port_base, cfg->renderer.concurrency);
+             cfg->renderer.listen, cfg->renderer.tls_cert[0] ? "on" : "off", cfg->browsers.count,
+             cfg->browsers.devtools == CONFIG_DEVTOOLS_PIPE ? "pipe" : "port", cfg->browsers.port_base,
+             cfg->renderer.concurrency);
     log_info("renderer api api_level=%s version=%s", API_COMPAT_VERSION, RENDERVISOR_VERSION);
 
     for (;;) {
