@@ -333,6 +333,24 @@ class TlsTest(unittest.TestCase):
             f.write(good_key)
 
 
+    def test_supervisor_refuses_a_reload_with_a_bad_pair(self):
+        rpid, epid = self.rv.pid('renderer'), self.rv.pid('exporter')
+        os.chmod(self.key, 0o644)
+        try:
+            n = len(self.rv.records('config reload refused, keeping the running config'))
+            self.rv.signal(signal.SIGHUP)
+            refused = wait_until(lambda: self.rv.records('config reload refused, keeping the running config')[n:],
+                                 10, what='the reload refused')
+        finally:
+            os.chmod(self.key, 0o640)
+        reasons = ' '.join(f['reason'] for _, f in refused)
+        self.assertIn('file=%s key=renderer.tls_key: %s: others may read it (mode 0644)' % (self.rv.config, self.key),
+                      reasons)
+        self.assertIn('key=exporter.tls_key: %s: others may read it' % self.key, reasons)
+        self.assertEqual((self.rv.pid('renderer'), self.rv.pid('exporter')), (rpid, epid))
+        self.assertEqual(self.https('/healthz')[0], 200)
+
+
 class TlsChainTest(unittest.TestCase):
     """A certificate signed by an intermediate CA: the file holds the leaf
     and the intermediate, the client trusts only the root, and verifies."""
