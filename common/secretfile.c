@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,4 +79,52 @@ int secretfile_read(const char *path, int secret, size_t max, char **data, size_
     *data = buf;
     *len = n;
     return 0;
+}
+
+int secretfile_check_user(const char *path, const char *user, char *why, size_t why_len)
+{
+    if (geteuid() != 0 || !user || !user[0])
+        return 0;
+    errno = 0;
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        snprintf(why, why_len, "the children's user %s does not exist", user);
+        return -ENOENT;
+    }
+    if (pw->pw_uid == 0)
+        return 0;
+    int n = 0;
+    getgrouplist(pw->pw_name, pw->pw_gid, NULL, &n);
+    gid_t *groups = xcalloc((size_t)n + 1, sizeof(*groups));
+    if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+        n = 0;
+    int nsaved = getgroups(0, NULL);
+    gid_t *saved = xcalloc((size_t)(nsaved > 0 ? nsaved : 0) + 1, sizeof(*saved));
+    nsaved = nsaved > 0 ? getgroups(nsaved, saved) : 0;
+    gid_t egid = getegid();
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+
+    int rc = 0;
+    if (nsaved < 0 || setgroups((size_t)n, groups) < 0 || setegid(gid) < 0 || seteuid(uid) < 0) {
+        rc = -errno;
+        snprintf(why, why_len, "cannot take the user %s's ids to try: %s", user, strerror(-rc));
+    } else {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
+            rc = -errno;
+            snprintf(why, why_len,
+                     "the children's user %s cannot read it (%s): give it that user's group and mode 0640, "
+                     "and let the user through the directories above it",
+                     user, strerror(-rc));
+        } else {
+            close(fd);
+        }
+    }
+    /* Root again, or nothing after this could be trusted. */
+    if (seteuid(0) < 0 || setegid(egid) < 0 || setgroups((size_t)(nsaved > 0 ? nsaved : 0), saved) < 0)
+        abort();
+    free(groups);
+    free(saved);
+    return rc;
 }

@@ -14,4 +14,11 @@
 int secretfile_read(const char *path, int secret, size_t max, char **data, size_t *len, char *why,
                     size_t why_len);
 
+/* Could user open path for reading? Asked by a root supervisor about a
+ * file its children will open as that user: the open is tried with the
+ * user's uid, group and groups as the effective ones, then root's are
+ * taken back (a single-threaded caller only). 0 when it can, when the
+ * caller is not root or the user is root; else -errno with why saying so. */
+int secretfile_check_user(const char *path, const char *user, char *why, size_t why_len);
+
 #endif

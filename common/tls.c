@@ -300,7 +300,17 @@ int tls_config_check(const struct config *cfg, char **errors)
         struct tls_pair *p = tls_pair_load(certs[i], keys[i], &bad, why, sizeof(why));
         if (p) {
             tls_pair_free(p);
-            continue;
+            /* A root supervisor read them; its children, as user, must too. */
+            char reason[384];
+            const char *paths[] = { certs[i], keys[i] }, *names[] = { "tls_cert", "tls_key" };
+            int j;
+            for (j = 0; j < 2; j++)
+                if (secretfile_check_user(paths[j], cfg->supervisor.user, reason, sizeof(reason)) < 0)
+                    break;
+            if (j == 2)
+                continue;
+            bad = names[j];
+            snprintf(why, sizeof(why), "%s: %s", paths[j], reason);
         }
         char *line = xasprintf("%sfile=%s key=%s.%s: %s\n", text ? text : "", cfg->path, sections[i], bad, why);
         free(text);

@@ -54,7 +54,9 @@ int tls_server_mhd_log(struct tls_server *s, const char *listener, const char *t
 void tls_server_free(struct tls_server *s);
 
 /* Both TLS listeners of cfg (those with tls_cert set): their files are
- * read and checked as the listeners will. 0, or -EINVAL with *errors a
+ * read and checked as the listeners will, and, when the caller is root,
+ * opened as [supervisor] user too (secretfile_check_user: the supervisor's
+ * one thread only). 0, or -EINVAL with *errors a
  * malloc'd text of one error per line ("file=F key=section.key: ..."). */
 int tls_config_check(const struct config *cfg, char **errors);
 

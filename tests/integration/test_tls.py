@@ -7,6 +7,7 @@ tls_config ca_file; a replaced certificate + SIGHUP is what new
 connections see, with the renderer and exporter not restarted and an open
 connection kept; a bad pair on reload is refused and the old one served;
 --check-config and a start refuse a bad pair, naming the key."""
+import grp
 import hashlib
 import http.client
 import http.server
@@ -21,6 +22,7 @@ import tempfile
 import threading
 import unittest
 import urllib.parse
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SUPERVISOR, RedPage, Rendervisor, alive, free_port, free_port_range,  # noqa: E402
@@ -418,10 +420,12 @@ class TlsConfigTest(unittest.TestCase):
         self.pki = Pki(self.tmp)
         self.cert, self.key, _ = self.pki.issue('s', 7)
 
-    def check(self, renderer=None, exporter=None):
+    def check(self, renderer=None, exporter=None, user=None):
         path = os.path.join(self.tmp, 'rv.ini')
         with open(path, 'w') as f:
             f.write('[supervisor]\nruntime_dir = %s\n' % self.tmp)
+            if user:
+                f.write('user = %s\n' % user)
             f.write('[exporter]\nlisten = 127.0.0.1:%d\n' % free_port())
             f.write(''.join('%s = %s\n' % kv for kv in (exporter or {}).items()))
             f.write('[renderer]\nlisten = 127.0.0.1:%d\n' % free_port())
@@ -463,6 +467,32 @@ class TlsConfigTest(unittest.TestCase):
         rc, out, _ = self.check(renderer={'tls_cert': self.cert})
         self.assertEqual(rc, 1, out)
         self.assertIn('key=renderer.tls_cert: renderer.tls_cert is set but renderer.tls_key is not', out)
+
+    def test_the_childrens_user_must_read_the_files(self):
+        """A root supervisor reads the files as root; its children, as
+        [supervisor] user, must be able to as well."""
+        if os.geteuid() != 0 or not shutil.which('useradd'):
+            self.skipTest('needs root and useradd')
+        user = 'rvtls%s' % uuid.uuid4().hex[:8]
+        subprocess.run(['useradd', '--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent',
+                        '--shell', '/usr/sbin/nologin', user], check=True, capture_output=True)
+        self.addCleanup(subprocess.run, ['groupdel', user], capture_output=True)
+        self.addCleanup(subprocess.run, ['userdel', '-f', user], capture_output=True)
+        os.chmod(self.tmp, 0o755)
+        os.chmod(self.key, 0o600)  # root's alone
+        rc, out, path = self.check(renderer={'tls_cert': self.cert, 'tls_key': self.key}, user=user)
+        self.assertEqual(rc, 1, out)
+        self.assertIn('file=%s key=renderer.tls_key: %s: the children\'s user %s cannot read it (Permission denied)'
+                      % (path, self.key, user), out)
+        os.chown(self.key, 0, grp.getgrnam(user).gr_gid)
+        os.chmod(self.key, 0o640)  # the operator's fix: the user's group
+        rc, out, path = self.check(renderer={'tls_cert': self.cert, 'tls_key': self.key}, user=user)
+        self.assertEqual(rc, 0, out)
+        # a directory the user cannot pass
+        os.chmod(self.tmp, 0o700)
+        rc, out, path = self.check(renderer={'tls_cert': self.cert, 'tls_key': self.key}, user=user)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("key=renderer.tls_cert: %s: the children's user %s cannot read it" % (self.cert, user), out)
 
     def test_a_start_with_a_bad_pair_is_refused(self):
         os.chmod(self.key, 0o644)
