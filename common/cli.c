@@ -10,6 +10,9 @@ static void cli_usage(FILE *out, const char *program, const char *about)
     fprintf(out, "Usage: %s --config FILE\n       %s --version | --help\n\n%s", program, program, about);
 }
 
+/* argv's, so it lives as long as the process. */
+static const char *cli_config_file;
+
 struct config *cli_child_config(int argc, char **argv, const char *program, const char *about, int *exit_code)
 {
     static const struct option opts[] = {
@@ -43,6 +46,7 @@ struct config *cli_child_config(int argc, char **argv, const char *program, cons
         cli_usage(stderr, program, about);
         return NULL;
     }
+    cli_config_file = config_file;
     char *errors = NULL;
     struct config *cfg = config_load_file(config_file, &errors);
     if (!cfg) {
@@ -51,4 +55,9 @@ struct config *cli_child_config(int argc, char **argv, const char *program, cons
         *exit_code = 1;
     }
     return cfg;
+}
+
+struct config *cli_child_reload(char **errors)
+{
+    return config_load_file(cli_config_file, errors);
 }

@@ -10,5 +10,8 @@
  * (every error printed on stderr). about is the --help text after the
  * usage lines. */
 struct config *cli_child_config(int argc, char **argv, const char *program, const char *about, int *exit_code);
+/* On SIGHUP: the config read again from where cli_child_config read it.
+ * NULL with *errors as config_load_file sets it. */
+struct config *cli_child_reload(char **errors);
 
 #endif

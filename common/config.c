@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,8 @@ const struct config_key config_keys[] = {
       "0.1 0.25 0.5 1 3 5 7 10 20 30 60", 0, 0 },
     { "exporter", "step_buckets", CONFIG_KIND_BUCKETS, CONFIG_AT(exporter.step_buckets),
       "0.01 0.05 0.1 0.3 0.5 1 3 5 10 20 30", 0, 0 },
+    { "exporter", "tls_cert", CONFIG_KIND_FILE, CONFIG_AT(exporter.tls_cert), "", 0, 0 },
+    { "exporter", "tls_key", CONFIG_KIND_FILE, CONFIG_AT(exporter.tls_key), "", 0, 0 },
 
     { "renderer", "command", CONFIG_KIND_COMMAND, CONFIG_AT(renderer.command), "rendervisor-renderer", 0, 0 },
     { "renderer", "listen", CONFIG_KIND_LISTEN, CONFIG_AT(renderer.listen), "0.0.0.0:8081", 0, 0 },
@@ -77,6 +80,8 @@ const struct config_key config_keys[] = {
      * grace period after a 10 s preStop (docs/supervisor.md, "Shutdown"). */
     { "renderer", "drain_timeout", CONFIG_KIND_DURATION, CONFIG_AT(renderer.drain_timeout_ns), "15s", 0,
       10 * CONFIG_NS_PER_MIN },
+    { "renderer", "tls_cert", CONFIG_KIND_FILE, CONFIG_AT(renderer.tls_cert), "", 0, 0 },
+    { "renderer", "tls_key", CONFIG_KIND_FILE, CONFIG_AT(renderer.tls_key), "", 0, 0 },
 
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
     /* NULL: the default file's command line, too long to write twice. */
@@ -169,6 +174,15 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
             *(int64_t *)field = ns;
         break;
     }
+    case CONFIG_KIND_FILE:
+        /* The children do not run in the supervisor's directory. */
+        if (value[0] && value[0] != '/')
+            reason = "must be an absolute path, or empty for none";
+        else if (strlen(value) >= PATH_MAX)
+            reason = "is longer than PATH_MAX";
+        else
+            *(char **)field = xstrdup(value);
+        break;
     case CONFIG_KIND_LOG_LEVEL:
         if (log_level_lookup(value, strlen(value), (enum config_log_level *)field) < 0)
             reason = "expected debug, info, warn or error";
@@ -474,9 +488,31 @@ static void config_check_ports(struct config_parser *p, const struct config *cfg
     }
 }
 
+/* A listener's certificate and key come together (common/tls.h reads and
+ * checks the files themselves); the error is on the line of the one given. */
+static void config_check_tls_pair(struct config_parser *p, const char *section, const char *cert,
+                                  const char *key)
+{
+    struct config_entry *c = &p->entries[config_key_index(section, "tls_cert")];
+    struct config_entry *k = &p->entries[config_key_index(section, "tls_key")];
+    if (c->broken || k->broken || !cert[0] == !key[0])
+        return;
+    const char *given = cert[0] ? "tls_cert" : "tls_key", *missing = cert[0] ? "tls_key" : "tls_cert";
+    config_error(p, cert[0] ? c->line : k->line, section, given,
+                 "%s.%s is set but %s.%s is not: TLS needs both (or neither, for plain HTTP)", section, given,
+                 section, missing);
+}
+
 /* Checks that involve more than one key, made once every key is known good. */
 static void config_cross_check(struct config_parser *p, const struct config *cfg)
 {
+    config_check_tls_pair(p, "renderer", cfg->renderer.tls_cert, cfg->renderer.tls_key);
+    config_check_tls_pair(p, "exporter", cfg->exporter.tls_cert, cfg->exporter.tls_key);
+    struct config_entry *ecert = &p->entries[config_key_index("exporter", "tls_cert")];
+    struct config_entry *elisten = &p->entries[config_key_index("exporter", "listen")];
+    if (!ecert->broken && !elisten->broken && cfg->exporter.tls_cert[0] && !cfg->exporter.listen[0])
+        config_error(p, ecert->line, "exporter", "tls_cert",
+                     "exporter.listen is empty: there is no TCP listener for TLS (the Unix socket is plain)");
     config_check_devtools(p, cfg);
     config_check_ports(p, cfg);
     struct config_entry *base = &p->entries[config_key_index("browsers", "port_base")];
@@ -679,6 +715,7 @@ void config_free(struct config *cfg)
         case CONFIG_KIND_TOKEN:
         case CONFIG_KIND_USER:
         case CONFIG_KIND_TIMEZONE:
+        case CONFIG_KIND_FILE:
             free(*(char **)field);
             break;
         case CONFIG_KIND_COMMAND:

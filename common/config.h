@@ -64,6 +64,9 @@ struct config {
         uint64_t memory_limit; /* bytes, 0 = none */
         struct config_buckets request_buckets;
         struct config_buckets step_buckets;
+        /* PEM files: TLS on the TCP listener; both "" = plain HTTP. */
+        char *tls_cert;
+        char *tls_key;
     } exporter;
 
     struct {
@@ -85,6 +88,10 @@ struct config {
         /* On SIGTERM: how long renders in flight and queued may go on while
          * new ones are refused (503); 0 = answer them all 503 at once. */
         int64_t drain_timeout_ns;
+        /* PEM files: the certificate (chain) and its key; both "" = plain
+         * HTTP. Replaced files take effect on SIGHUP (common/tls.h). */
+        char *tls_cert;
+        char *tls_key;
     } renderer;
 
     struct {

@@ -34,6 +34,7 @@ enum config_kind {
     CONFIG_KIND_HOSTS, /* host[:port] words, or empty for any host */
     CONFIG_KIND_TIMEZONE, /* what a render's timezone may be, or empty */
     CONFIG_KIND_DEVTOOLS, /* pipe or port */
+    CONFIG_KIND_FILE,     /* an absolute path, or empty for none */
 };
 
 struct config_key {

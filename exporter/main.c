@@ -21,6 +21,7 @@
 #include "net.h"
 #include "registry.h"
 #include "selfstat.h"
+#include "tls.h"
 #include "xalloc.h"
 
 extern const char exporter_dashboard_json[];
@@ -45,6 +46,50 @@ static int main_watch(int epfd, int fd, enum main_watch what)
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+/* The TCP listener's certificate and key, checked; NULL once logged why. */
+static struct tls_server *main_tls(const struct config *cfg)
+{
+    const char *bad;
+    char why[512];
+    struct tls_pair *p = tls_pair_load(cfg->exporter.tls_cert, cfg->exporter.tls_key, &bad, why, sizeof(why));
+    if (!p) {
+        log_error("cannot use the TLS certificate key=exporter.%s reason=\"%s\"", bad, why);
+        return NULL;
+    }
+    struct tls_server *s = tls_server_new(p);
+    if (!s) {
+        log_error_errno(errno, "cannot serve TLS");
+        tls_pair_free(p);
+        return NULL;
+    }
+    log_info("exporter tls %s", tls_pair_describe(p));
+    return s;
+}
+
+/* SIGHUP: the config read again and the TCP listener's certificate and key
+ * taken for new connections; anything wrong keeps what runs. Other
+ * settings change with a restart (the supervisor's). */
+static void main_reload(struct http_server *tcp)
+{
+    char *errors = NULL;
+    struct config *cfg = cli_child_reload(&errors);
+    if (!cfg) {
+        char *save = NULL;
+        for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+            log_error("exporter reload refused, keeping the running settings reason=\"%s\"", line);
+        free(errors);
+        return;
+    }
+    /* Without a TCP listener there is nothing to reload: a new listen is
+     * a restart. */
+    char why[768];
+    if (tcp->daemon && http_tls_reload(tcp, cfg, why, sizeof(why)) < 0)
+        log_error("exporter tls reload refused, keeping the running certificate reason=\"%s\"", why);
+    else if (tcp->tls)
+        log_info("exporter tls reloaded %s", tls_pair_describe(tls_server_current(tcp->tls)));
+    config_free(cfg);
+}
+
 int main(int argc, char **argv)
 {
     int exit_code;
@@ -66,7 +111,7 @@ int main(int argc, char **argv)
     struct history *hist = history_new(cfg);
     registry_set_observer(reg, history_observe, hist);
     struct intake in = { .fd = -1 };
-    struct http_server unix_srv = { NULL, -1 }, tcp_srv = { NULL, -1 };
+    struct http_server unix_srv = { NULL, -1, NULL }, tcp_srv = { NULL, -1, NULL };
     struct http_site site = {
         .reg = reg,
         .hist = hist,
@@ -97,13 +142,18 @@ int main(int argc, char **argv)
         goto out;
     }
     int ufd = net_listen_unix(http_path, SOCK_STREAM, 0600, 64);
-    if (ufd < 0 || (err = http_start(&unix_srv, ufd, &site)) < 0) {
+    if (ufd < 0 || (err = http_start(&unix_srv, ufd, &site, NULL)) < 0) {
         log_error_errno(ufd < 0 ? ufd : err, "cannot serve HTTP on the Unix socket path=%s", http_path);
         goto out;
     }
     if (cfg->exporter.listen[0]) {
+        struct tls_server *tls = NULL;
+        if (cfg->exporter.tls_cert[0] && !(tls = main_tls(cfg)))
+            goto out;
         int tfd = net_listen_tcp(cfg->exporter.listen, 64);
-        if (tfd < 0 || (err = http_start(&tcp_srv, tfd, &site)) < 0) {
+        if (tfd < 0)
+            tls_server_free(tls);
+        if (tfd < 0 || (err = http_start(&tcp_srv, tfd, &site, tls)) < 0) {
             log_error_errno(tfd < 0 ? tfd : err, "cannot listen listen=%s", cfg->exporter.listen);
             goto out;
         }
@@ -114,8 +164,8 @@ int main(int argc, char **argv)
         log_error_errno(errno, "cannot watch the sockets");
         goto out;
     }
-    log_info("exporter ready ingest=%s socket=%s listen=%s", ingest_path, http_path,
-             cfg->exporter.listen[0] ? cfg->exporter.listen : "none");
+    log_info("exporter ready ingest=%s socket=%s listen=%s tls=%s", ingest_path, http_path,
+             cfg->exporter.listen[0] ? cfg->exporter.listen : "none", tcp_srv.tls ? "on" : "off");
 
     for (;;) {
         int64_t t1 = http_timeout_ms(&unix_srv), t2 = http_timeout_ms(&tcp_srv);
@@ -136,7 +186,10 @@ int main(int argc, char **argv)
                         rc = 0;
                         goto out;
                     }
-                    /* SIGHUP: the supervisor restarts us when our settings change. */
+                    /* SIGHUP: the supervisor restarts us when most settings
+                     * change; the TLS certificate is re-read in place. */
+                    if (si.ssi_signo == SIGHUP)
+                        main_reload(&tcp_srv);
                 }
                 break;
             }

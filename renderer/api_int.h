@@ -16,6 +16,7 @@
 #include "ingest.h"
 #include "names.h"
 #include "query.h"
+#include "tls.h"
 
 #define API_TEXT "text/plain; charset=utf-8"
 #define API_JSON "application/json"
@@ -28,6 +29,7 @@ struct api_req;
 
 struct api {
     struct MHD_Daemon *daemon;
+    struct tls_server *tls; /* NULL: plain HTTP */
     const struct config *cfg;
     struct jobs *jobs;
     struct browser_pool *pool;

@@ -78,6 +78,27 @@ static void main_drain(struct api *api, struct jobs *sched, const sigset_t *set,
         log_info("renderer drained waited_ms=%lld", (long long)((clock_now_ns() - start) / CLOCK_NS_PER_MS));
 }
 
+/* SIGHUP: the config read again and the certificate and key it names
+ * taken for new connections; anything wrong keeps what runs. */
+static void main_reload(struct api *api)
+{
+    char *errors = NULL;
+    struct config *cfg = cli_child_reload(&errors);
+    if (!cfg) {
+        char *save = NULL;
+        for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+            log_error("renderer reload refused, keeping the running settings reason=\"%s\"", line);
+        free(errors);
+        return;
+    }
+    char why[768];
+    if (api_tls_reload(api, cfg, why, sizeof(why)) < 0)
+        log_error("renderer tls reload refused, keeping the running certificate reason=\"%s\"", why);
+    else if (cfg->renderer.tls_cert[0])
+        log_info("renderer tls reloaded %s", api_tls_describe(api));
+    config_free(cfg);
+}
+
 static void *main_browser_thread(void *arg)
 {
     struct main_state *ms = arg;
@@ -161,9 +182,10 @@ int main(int argc, char **argv)
         log_error_errno(errno, "cannot serve HTTP listen=%s", cfg->renderer.listen);
         goto out_thread;
     }
-    log_info("renderer ready listen=%s browsers=%u devtools=%s port_base=%u concurrency=%u", cfg->renderer.listen,
-             cfg->browsers.count, cfg->browsers.devtools == CONFIG_DEVTOOLS_PIPE ? "pipe" : "port",
-             cfg->browsers.port_base, cfg->renderer.concurrency);
+    log_info("renderer ready listen=%s tls=%s browsers=%u devtools=%s port_base=%u concurrency=%u",
+             cfg->renderer.listen, cfg->renderer.tls_cert[0] ? "on" : "off", cfg->browsers.count,
+             cfg->browsers.devtools == CONFIG_DEVTOOLS_PIPE ? "pipe" : "port", cfg->browsers.port_base,
+             cfg->renderer.concurrency);
     log_info("renderer api api_level=%s version=%s", API_COMPAT_VERSION, RENDERVISOR_VERSION);
 
     for (;;) {
@@ -177,7 +199,9 @@ int main(int argc, char **argv)
             rc = 0;
             break;
         }
-        /* SIGHUP: the supervisor restarts us when our settings change. */
+        /* SIGHUP: the supervisor restarts us when most settings change;
+         * the TLS certificate is re-read in place. */
+        main_reload(api);
     }
 
 out_thread:

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "supervisor.h"
+#include "tls.h"
 #include "warnings.h"
 #include "xalloc.h"
 
@@ -43,6 +44,11 @@ static struct config *main_load(const char *path)
 {
     char *errors = NULL;
     struct config *cfg = config_load_file(path, &errors);
+    /* The TLS files, as the listeners will read them (common/tls.h). */
+    if (cfg && tls_config_check(cfg, &errors) < 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
     if (!cfg) {
         fprintf(stderr, "rendervisor: the configuration is not valid:\n%s", errors);
         if (errors && errors[0] && errors[strlen(errors) - 1] != '\n')

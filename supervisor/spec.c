@@ -117,9 +117,12 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     spec_buckets_text(stepb, sizeof(stepb), &cfg->exporter.step_buckets);
     /* The browsers' count is there because the exporter serves one series
      * per child: a browser that leaves the config leaves /metrics. */
-    settings = xasprintf("listen=%s\nsocket=%s\ningest=%s\nrequest_buckets=%s\nstep_buckets=%s\nbrowsers=%u\n",
+    /* tls: on or off only. The files are re-read on SIGHUP without a
+     * restart (common/tls.h); only turning TLS on or off needs one. */
+    settings = xasprintf("listen=%s\nsocket=%s\ningest=%s\nrequest_buckets=%s\nstep_buckets=%s\nbrowsers=%u\n"
+                         "tls=%d\n",
                          cfg->exporter.listen, cfg->exporter.socket, cfg->exporter.ingest, reqb, stepb,
-                         cfg->browsers.count);
+                         cfg->browsers.count, cfg->exporter.tls_cert[0] != '\0');
     s->fingerprint = spec_fingerprint(&s->command, settings);
     free(settings);
 
@@ -168,9 +171,10 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
                          cfg->exporter.ingest,
                          cfg->renderer.timezone);
     settings = spec_add_hosts(settings, cfg->renderer.allowed_hosts);
-    char *limits = xasprintf("%sconnections_per_address=%u\ndrain_timeout_ms=%lld\n", settings,
+    char *limits = xasprintf("%sconnections_per_address=%u\ndrain_timeout_ms=%lld\ntls=%d\n", settings,
                              cfg->renderer.connections_per_address,
-                             (long long)(cfg->renderer.drain_timeout_ns / CLOCK_NS_PER_MS));
+                             (long long)(cfg->renderer.drain_timeout_ns / CLOCK_NS_PER_MS),
+                             cfg->renderer.tls_cert[0] != '\0');
     free(settings);
     settings = limits;
     s->fingerprint = spec_fingerprint(&s->command, settings);

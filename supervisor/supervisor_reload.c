@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tls.h"
 #include "xalloc.h"
 
 /* The renderer drains on SIGTERM: its SIGKILL waits for that too. */
@@ -71,6 +72,10 @@ void sv_reload(struct supervisor *sv)
     }
     char *errors = NULL;
     struct config *cfg = config_load_file(sv->config_path, &errors);
+    if (cfg && tls_config_check(cfg, &errors) < 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
     if (!cfg) {
         for (char *line = strtok(errors, "\n"); line; line = strtok(NULL, "\n"))
             log_error("config reload refused, keeping the running config reason=\"%s\"", line);

@@ -708,7 +708,7 @@ static void test_errors_in_order_with_lines(void **state)
         "expected a whole number followed by ms, s or m (e.g. 500ms, 5s, 2m)\n"
         "file=test.ini line=3 key=supervisor.log_level: invalid value \"loud\": expected debug, info, warn or error\n"
         "file=test.ini line=6 key=exporter.bogus: unknown key (known in [exporter]: command, listen, socket, "
-        "ingest, memory_limit, request_buckets, step_buckets)\n"
+        "ingest, memory_limit, request_buckets, step_buckets, tls_cert, tls_key)\n"
         "file=test.ini line=7 key=exporter.command: given twice (first on line 5)\n"
         "file=test.ini line=8 section=nope: unknown section (expected supervisor, exporter, renderer or browsers)\n"
         "file=test.ini line=12 key=renderer.concurrency: invalid value \"65\": must be between 1 and 64\n"
@@ -1356,6 +1356,59 @@ static void test_file_too_big(void **state)
 
 /* ---- user and allowed_hosts ------------------------------------------------ */
 
+/* [renderer] and [exporter] tls_cert and tls_key: absolute paths, both or
+ * neither (the files themselves are common/tls.c's, tests/integration/
+ * test_tls.py), plain HTTP by default. */
+static void test_tls_keys(void **state)
+{
+    (void)state;
+    char *errors = NULL;
+    struct config *cfg = config_load_string(MIN_INI, "test.ini", &errors);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->renderer.tls_cert, "");
+    assert_string_equal(cfg->renderer.tls_key, "");
+    assert_string_equal(cfg->exporter.tls_cert, "");
+    assert_string_equal(cfg->exporter.tls_key, "");
+    config_free(cfg);
+
+    cfg = config_load_string("[exporter]\ntls_cert = /etc/e.pem\ntls_key = /etc/e.key\n"
+                             "[renderer]\ntls_key = /etc/r.key\ntls_cert = /etc/r.pem\n",
+                             "test.ini", &errors);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->exporter.tls_cert, "/etc/e.pem");
+    assert_string_equal(cfg->exporter.tls_key, "/etc/e.key");
+    assert_string_equal(cfg->renderer.tls_cert, "/etc/r.pem");
+    assert_string_equal(cfg->renderer.tls_key, "/etc/r.key");
+    config_free(cfg);
+
+    static const struct {
+        const char *text, *error;
+    } bad[] = {
+        { "[renderer]\ntls_cert = /etc/r.pem\n",
+          "file=test.ini line=2 key=renderer.tls_cert: renderer.tls_cert is set but renderer.tls_key is not: TLS "
+          "needs both (or neither, for plain HTTP)\n" },
+        { "[exporter]\nlisten = 127.0.0.1:9\ntls_key = /k\n",
+          "file=test.ini line=3 key=exporter.tls_key: exporter.tls_key is set but exporter.tls_cert is not: TLS "
+          "needs both (or neither, for plain HTTP)\n" },
+        { "[renderer]\ntls_cert = r.pem\ntls_key = /k\n",
+          "file=test.ini line=2 key=renderer.tls_cert: invalid value \"r.pem\": must be an absolute path, or "
+          "empty for none\n" },
+        { "[exporter]\nlisten =\ntls_cert = /c\ntls_key = /k\n",
+          "file=test.ini line=3 key=exporter.tls_cert: exporter.listen is empty: there is no TCP listener for TLS "
+          "(the Unix socket is plain)\n" },
+        /* a broken one is not reported again as missing */
+        { "[renderer]\ntls_cert = /c\ntls_key = k\n",
+          "file=test.ini line=3 key=renderer.tls_key: invalid value \"k\": must be an absolute path, or empty "
+          "for none\n" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        cfg = config_load_string(bad[i].text, "test.ini", &errors);
+        assert_null(cfg);
+        assert_string_equal(errors, bad[i].error);
+        free(errors);
+    }
+}
+
 static void test_user(void **state)
 {
     (void)state;
@@ -1571,6 +1624,7 @@ int main(void)
         cmocka_unit_test(test_file_missing),
         cmocka_unit_test(test_file_too_big),
         cmocka_unit_test(test_file_nul_byte),
+        cmocka_unit_test(test_tls_keys),
         cmocka_unit_test(test_user),
         cmocka_unit_test(test_allowed_hosts),
         cmocka_unit_test(test_timezone),
