@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "secretfile.h"
 #include "tz.h"
 #include "xalloc.h"
 
@@ -29,6 +30,12 @@
 #define CONFIG_MAX_FILE (1024 * 1024)
 /* runtime_dir + "/" + a socket name must fit in sun_path (108 bytes). */
 #define CONFIG_MAX_RUNTIME_DIR 80
+
+/* auth_token_file: a list of tokens, not a database. */
+#define CONFIG_MAX_TOKEN_FILE (64 * 1024)
+#define CONFIG_MAX_TOKENS 64
+/* What every variable the environment gives the config starts with. */
+#define CONFIG_ENV_PREFIX "RENDERVISOR_"
 
 #define CONFIG_AT(field) offsetof(struct config, field)
 
@@ -77,6 +84,7 @@ const struct config_key config_keys[] = {
      * grace period after a 10 s preStop (docs/supervisor.md, "Shutdown"). */
     { "renderer", "drain_timeout", CONFIG_KIND_DURATION, CONFIG_AT(renderer.drain_timeout_ns), "15s", 0,
       10 * CONFIG_NS_PER_MIN },
+    { "renderer", "auth_token_file", CONFIG_KIND_SECRET_FILE, CONFIG_AT(renderer.auth_token_file), "", 0, 0 },
 
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
     /* NULL: the default file's command line, too long to write twice. */
@@ -216,13 +224,29 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
     case CONFIG_KIND_BUCKETS:
         config_parse_buckets(value, (struct config_buckets *)field, &reason);
         break;
-    case CONFIG_KIND_TOKEN:
-        if (!value[0])
+    case CONFIG_KIND_TOKEN: {
+        /* Several tokens, separated by spaces: a token has none (it did
+         * not before there could be several), so any one-token value means
+         * what it meant. */
+        size_t count = 0;
+        for (const char *s = value; *s && !reason; s++) {
+            if (iscntrl((unsigned char)*s) && *s != '\t')
+                reason = "must not contain control characters";
+            else if (!isspace((unsigned char)*s) && (s == value || isspace((unsigned char)s[-1])))
+                count++;
+        }
+        if (!reason && count == 0)
             reason = "must not be empty (Grafana's default token is -)";
-        for (const char *s = value; *s && !reason; s++)
-            if (isspace((unsigned char)*s) || iscntrl((unsigned char)*s))
-                reason = "must not contain whitespace";
+        else if (!reason && count > CONFIG_MAX_TOKENS)
+            reason = "too many tokens (at most 64)";
         if (!reason)
+            *(char **)field = xstrdup(value);
+        break;
+    }
+    case CONFIG_KIND_SECRET_FILE:
+        if (value[0] && value[0] != '/')
+            reason = "must be an absolute path, or empty for none";
+        else
             *(char **)field = xstrdup(value);
         break;
     case CONFIG_KIND_UINT:
@@ -526,20 +550,213 @@ static char *config_default_value(size_t i)
     return value;
 }
 
+/* ---- tokens ----------------------------------------------------------------- */
+
+void config_tokens_free(char **tokens)
+{
+    for (size_t i = 0; tokens && tokens[i]; i++)
+        free(tokens[i]);
+    free(tokens);
+}
+
+/* Append the words of text (separated by spaces and tabs) to *list. */
+static void config_tokens_add(char ***list, size_t *n, const char *text, size_t len)
+{
+    const char *s = text, *end = text + len;
+    while (s < end) {
+        while (s < end && (*s == ' ' || *s == '\t'))
+            s++;
+        const char *w = s;
+        while (s < end && *s != ' ' && *s != '\t')
+            s++;
+        if (s == w)
+            continue;
+        *list = xreallocarray(*list, *n + 2, sizeof(**list));
+        (*list)[(*n)++] = xstrndup(w, (size_t)(s - w));
+        (*list)[*n] = NULL;
+    }
+}
+
+int config_parse_token_file(const char *text, size_t len, char ***out, char *why, size_t why_len)
+{
+    char **tokens = NULL;
+    size_t n = 0;
+    int line = 0;
+    *out = NULL;
+    for (const char *s = text, *end = text + len; s < end;) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *e = nl ? nl : end;
+        line++;
+        while (s < e && isspace((unsigned char)*s))
+            s++;
+        while (e > s && isspace((unsigned char)e[-1]))
+            e--;
+        const char *bad = NULL;
+        for (const char *c = s; c < e && !bad && *s != '#'; c++)
+            if (isspace((unsigned char)*c) || iscntrl((unsigned char)*c))
+                bad = c;
+        if (bad) {
+            snprintf(why, why_len, "line %d: a token must not contain spaces or control characters (one token a line)",
+                     line);
+            config_tokens_free(tokens);
+            return -EINVAL;
+        }
+        if (s < e && *s != '#') {
+            if (n == CONFIG_MAX_TOKENS) {
+                snprintf(why, why_len, "line %d: too many tokens (at most %d)", line, CONFIG_MAX_TOKENS);
+                config_tokens_free(tokens);
+                return -EINVAL;
+            }
+            config_tokens_add(&tokens, &n, s, (size_t)(e - s));
+        }
+        s = nl ? nl + 1 : end;
+    }
+    *out = tokens;
+    return 0;
+}
+
+/* Every token a render may carry: auth_token's and the file's. auth_token's
+ * default (-, Grafana's own default) stands only when no file is given: an
+ * operator who sets a file means its tokens, not theirs and -. */
+static void config_check_tokens(struct config_parser *p, struct config *cfg)
+{
+    struct config_entry *inl = &p->entries[config_key_index("renderer", "auth_token")];
+    struct config_entry *file = &p->entries[config_key_index("renderer", "auth_token_file")];
+    if (inl->broken || file->broken)
+        return;
+    char **tokens = NULL;
+    size_t n = 0;
+    bool have_file = cfg->renderer.auth_token_file[0] != '\0';
+    if (inl->line || !have_file)
+        config_tokens_add(&tokens, &n, cfg->renderer.auth_token, strlen(cfg->renderer.auth_token));
+    if (have_file) {
+        char why[512], *text;
+        size_t len;
+        char **more = NULL;
+        if (secretfile_read(cfg->renderer.auth_token_file, CONFIG_MAX_TOKEN_FILE, &text, &len, why, sizeof(why)) <
+                0 ||
+            config_parse_token_file(text, len, &more, why, sizeof(why)) < 0) {
+            config_error(p, file->line, "renderer", "auth_token_file", "%s", why);
+            file->broken = true;
+        } else if (!more) {
+            config_error(p, file->line, "renderer", "auth_token_file", "%s holds no token",
+                         cfg->renderer.auth_token_file);
+            file->broken = true;
+        }
+        if (!file->broken) {
+            for (size_t i = 0; more[i]; i++) {
+                tokens = xreallocarray(tokens, n + 2, sizeof(*tokens));
+                tokens[n++] = more[i];
+                tokens[n] = NULL;
+            }
+            free(more);
+        }
+        if (text)
+            free(text);
+    }
+    if (file->broken) {
+        config_tokens_free(tokens);
+        return;
+    }
+    cfg->renderer.tokens = tokens;
+}
+
+/* ---- the environment ---------------------------------------------------------- */
+
+void config_env_name(const char *section, const char *name, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, CONFIG_ENV_PREFIX "%s_%s", section, name);
+    for (size_t i = 0; i < n && i < len; i++)
+        buf[i] = (char)toupper((unsigned char)buf[i]);
+}
+
+/* A RENDERVISOR_ variable that names no key is a mistake, as an unknown key
+ * in the file is: a typo would otherwise leave the default in place. */
+static void config_env_unknown(struct config_parser *p, const char *var)
+{
+    const char *rest = var + strlen(CONFIG_ENV_PREFIX);
+    const char *us = strchr(rest, '_');
+    char section[64] = "";
+    if (us && (size_t)(us - rest) < sizeof(section))
+        for (size_t i = 0; rest + i < us; i++)
+            section[i] = (char)tolower((unsigned char)rest[i]);
+    if (!config_section_known(section)) {
+        config_error(p, CONFIG_LINE_ENV, NULL, var,
+                     "names no section; expected " CONFIG_ENV_PREFIX "<SECTION>_<KEY> with SECTION one of "
+                     "SUPERVISOR, EXPORTER, RENDERER, BROWSERS");
+        return;
+    }
+    char known[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < CONFIG_NKEYS && used < sizeof(known); i++)
+        if (strcmp(config_keys[i].section, section) == 0) {
+            char name[96];
+            config_env_name(section, config_keys[i].name, name, sizeof(name));
+            used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s", used ? ", " : "",
+                                     name + strlen(CONFIG_ENV_PREFIX) + strlen(section) + 1);
+        }
+    config_error(p, CONFIG_LINE_ENV, NULL, var, "unknown key in [%s] (known: %s; upper case)", section, known);
+}
+
+/* The environment over the file: each variable replaces the file's value of
+ * its key (which is then not checked at all). */
+static void config_read_env(struct config_parser *p, char *const *env)
+{
+    size_t plen = strlen(CONFIG_ENV_PREFIX);
+    for (size_t v = 0; env && env[v]; v++) {
+        const char *eq = strchr(env[v], '=');
+        if (strncmp(env[v], CONFIG_ENV_PREFIX, plen) != 0 || !eq)
+            continue;
+        size_t nlen = (size_t)(eq - env[v]);
+        char var[128];
+        if (nlen >= sizeof(var)) {
+            snprintf(var, sizeof(var), "%.*s...", (int)(sizeof(var) - 4), env[v]);
+            config_error(p, CONFIG_LINE_ENV, NULL, var, "names no key (too long)");
+            continue;
+        }
+        memcpy(var, env[v], nlen);
+        var[nlen] = '\0';
+        size_t i = 0;
+        for (; i < CONFIG_NKEYS; i++) {
+            char name[128];
+            config_env_name(config_keys[i].section, config_keys[i].name, name, sizeof(name));
+            if (strcmp(name, var) == 0)
+                break;
+        }
+        if (i == CONFIG_NKEYS) {
+            config_env_unknown(p, var);
+            continue;
+        }
+        struct config_entry *e = &p->entries[i];
+        free(e->value);
+        e->value = xstrdup(eq + 1);
+        e->line = CONFIG_LINE_ENV;
+        e->broken = false;
+    }
+}
+
+/* ---- checking ------------------------------------------------------------------ */
+
 static void config_check(struct config_parser *p, struct config *cfg)
 {
+    cfg->sources = xcalloc(CONFIG_NKEYS, sizeof(*cfg->sources));
     for (size_t i = 0; i < CONFIG_NKEYS; i++) {
         const struct config_key *k = &config_keys[i];
         struct config_entry *e = &p->entries[i];
+        struct config_source *src = &cfg->sources[i];
         char why[256];
 
         if (!e->line) {
             char *value = k->fallback ? NULL : config_default_value(i);
             if (config_apply(cfg, k, value ? value : k->fallback, why, sizeof(why)) < 0)
                 abort(); /* the table above is wrong */
-            free(value);
+            src->from = CONFIG_FROM_DEFAULT;
+            src->text = value ? value : xstrdup(k->fallback);
             continue;
         }
+        src->from = e->line == CONFIG_LINE_ENV ? CONFIG_FROM_ENV : p->embedded ? CONFIG_FROM_DEFAULT : CONFIG_FROM_FILE;
+        src->line = src->from == CONFIG_FROM_FILE ? e->line : 0;
+        src->text = xstrdup(e->value ? e->value : "");
         if (e->broken)
             continue;
         if (config_apply(cfg, k, e->value, why, sizeof(why)) < 0) {
@@ -549,6 +766,7 @@ static void config_check(struct config_parser *p, struct config *cfg)
             e->broken = true;
         }
     }
+    config_check_tokens(p, cfg);
     config_cross_check(p, cfg);
 }
 
@@ -562,10 +780,13 @@ static void config_set_errors(char **errors, char *text)
         free(text);
 }
 
-static struct config *config_parse(const char *text, size_t len, const char *name, char **errors)
+static struct config *config_parse(const char *text, size_t len, const char *name, bool embedded,
+                                   char *const *env, char **errors)
 {
-    struct config_parser p = { .name = name, .entries = xcalloc(CONFIG_NKEYS, sizeof(*p.entries)) };
+    struct config_parser p = { .name = name, .embedded = embedded,
+                               .entries = xcalloc(CONFIG_NKEYS, sizeof(*p.entries)) };
     config_read(&p, text, len);
+    config_read_env(&p, env);
 
     struct config *cfg = xcalloc(1, sizeof(*cfg));
     cfg->path = xstrdup(name);
@@ -593,10 +814,11 @@ struct config *config_load_string(const char *text, const char *name, char **err
                                             CONFIG_MAX_FILE));
         return NULL;
     }
-    return config_parse(text, len, name, errors);
+    return config_parse(text, len, name, false, NULL, errors);
 }
 
-struct config *config_load_file(const char *path, char **errors)
+/* The file's bytes into *buf (*len of them), or NULL with *errors set. */
+static char *config_read_file(const char *path, size_t *out_len, char **errors)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -648,21 +870,106 @@ struct config *config_load_file(const char *path, char **errors)
         free(buf);
         return NULL;
     }
-    struct config *cfg = config_parse(buf, len, path, errors);
+    *out_len = len;
+    return buf;
+}
+
+struct config *config_load(const char *path, char *const *env, char **errors)
+{
+    if (!path)
+        return config_parse(config_default_ini, config_default_ini_len, "(default)", true, env, errors);
+    size_t len;
+    char *buf = config_read_file(path, &len, errors);
+    if (!buf)
+        return NULL;
+    struct config *cfg = config_parse(buf, len, path, false, env, errors);
     free(buf);
     return cfg;
+}
+
+struct config *config_load_file(const char *path, char **errors)
+{
+    return config_load(path, NULL, errors);
 }
 
 struct config *config_load_default(void)
 {
     char *errors = NULL;
-    struct config *cfg = config_parse(config_default_ini, config_default_ini_len, "(default)", &errors);
+    struct config *cfg = config_parse(config_default_ini, config_default_ini_len, "(default)", true, NULL, &errors);
     if (!cfg) {
         /* A build that ships a broken default cannot do anything sensible. */
         fprintf(stderr, "level=error msg=\"the embedded default config is invalid\"\n%s", errors);
         abort();
     }
     return cfg;
+}
+
+/* ---- what --check-config --print shows ----------------------------------------- */
+
+size_t config_key_count(void)
+{
+    return CONFIG_NKEYS;
+}
+
+void config_key_name(size_t i, const char **section, const char **name)
+{
+    *section = config_keys[i].section;
+    *name = config_keys[i].name;
+}
+
+static size_t config_count_tokens(char **tokens)
+{
+    size_t n = 0;
+    while (tokens && tokens[n])
+        n++;
+    return n;
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+    const char *section = NULL;
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        const struct config_key *k = &config_keys[i];
+        const struct config_source *src = &cfg->sources[i];
+        if (!section || strcmp(section, k->section) != 0) {
+            fprintf(out, "%s[%s]\n", section ? "\n" : "", k->section);
+            section = k->section;
+        }
+        char from[512];
+        if (src->from == CONFIG_FROM_ENV) {
+            char var[128];
+            config_env_name(k->section, k->name, var, sizeof(var));
+            snprintf(from, sizeof(from), "env %s", var);
+        } else if (src->from == CONFIG_FROM_FILE) {
+            snprintf(from, sizeof(from), "%s:%d", cfg->path, src->line);
+        } else {
+            snprintf(from, sizeof(from), "default");
+        }
+        if (k->kind == CONFIG_KIND_TOKEN) {
+            char **words = NULL;
+            size_t n = 0;
+            bool used = src->from != CONFIG_FROM_DEFAULT || !cfg->renderer.auth_token_file[0];
+            if (used)
+                config_tokens_add(&words, &n, src->text, strlen(src->text));
+            config_tokens_free(words);
+            if (used)
+                fprintf(out, "%s = (%zu token%s, hidden) ; %s\n", k->name, n, n == 1 ? "" : "s", from);
+            else
+                fprintf(out, "%s = (unused: auth_token_file is set) ; %s\n", k->name, from);
+        } else if (k->kind == CONFIG_KIND_SECRET_FILE && src->text[0] && k->offset == CONFIG_AT(renderer.auth_token_file)) {
+            size_t inline_n = 0;
+            char **words = NULL;
+            const struct config_source *inl = &cfg->sources[config_key_index("renderer", "auth_token")];
+            if (inl->from != CONFIG_FROM_DEFAULT)
+                config_tokens_add(&words, &inline_n, inl->text, strlen(inl->text));
+            config_tokens_free(words);
+            fprintf(out, "%s = %s ; %s, %zu token%s\n", k->name, src->text, from,
+                     config_count_tokens(cfg->renderer.tokens) - inline_n,
+                     config_count_tokens(cfg->renderer.tokens) - inline_n == 1 ? "" : "s");
+        } else {
+            fprintf(out, "%s = %s ; %s\n", k->name, src->text, from);
+        }
+    }
 }
 
 void config_free(struct config *cfg)
@@ -677,6 +984,7 @@ void config_free(struct config *cfg)
         case CONFIG_KIND_LISTEN_OPTIONAL:
         case CONFIG_KIND_SOCKET:
         case CONFIG_KIND_TOKEN:
+        case CONFIG_KIND_SECRET_FILE:
         case CONFIG_KIND_USER:
         case CONFIG_KIND_TIMEZONE:
             free(*(char **)field);
@@ -691,6 +999,11 @@ void config_free(struct config *cfg)
             break;
         }
     }
+    if (cfg->sources)
+        for (size_t i = 0; i < CONFIG_NKEYS; i++)
+            free(cfg->sources[i].text);
+    free(cfg->sources);
+    config_tokens_free(cfg->renderer.tokens);
     free(cfg->path);
     free(cfg);
 }
