@@ -93,6 +93,12 @@ static void spawn_exec(const struct child_spec *spec, pid_t parent, int out_w, i
     sigprocmask(SIG_SETMASK, &none, NULL);
     for (int sig = 1; sig < NSIG; sig++)
         signal(sig, SIG_DFL);
+    /* The renderer and the exporter take SIGHUP (a reload passed on) once
+     * they have blocked it; ignored until then, one sent in between is
+     * lost instead of ending them (an ignored signal stays ignored across
+     * exec; a blocked one is still queued for sigwait and signalfd). */
+    if (spec->role == SPEC_ROLE_RENDERER || spec->role == SPEC_ROLE_EXPORTER)
+        signal(SIGHUP, SIG_IGN);
 
     setsid();
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
