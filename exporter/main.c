@@ -45,14 +45,30 @@ static int main_watch(int epfd, int fd, enum main_watch what)
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+extern char **environ;
+
+/* SIGHUP: the supervisor has reloaded the config and kept us running (a
+ * change of our settings restarts us instead). The file and the environment
+ * are read again, so that what can change in place could be applied here;
+ * nothing can yet. A config that does not load keeps everything as it was. */
+static void main_reload(const char *config_path)
+{
+    char *errors = NULL;
+    struct config *next = config_load(config_path, environ, &errors);
+    if (!next) {
+        for (char *line = strtok(errors, "\n"); line; line = strtok(NULL, "\n"))
+            log_error("config reload refused, keeping the running config reason=\"%s\"", line);
+        free(errors);
+        return;
+    }
+    log_info("exporter config reloaded path=%s", config_path);
+    config_free(next);
+}
+
 int main(int argc, char **argv)
 {
-    int exit_code;
-    struct config *cfg = cli_child_config(argc, argv, "rendervisor-exporter", main_about, &exit_code);
-    if (!cfg)
-        return exit_code;
-    log_init("exporter", cfg->supervisor.log_level, cfg->supervisor.log_format);
-
+    /* Blocked before the config is read: a SIGHUP from then on waits in
+     * the signalfd, and one before found the file already changed. */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -60,6 +76,13 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    int exit_code;
+    const char *config_path;
+    struct config *cfg = cli_child_config(argc, argv, "rendervisor-exporter", main_about, &exit_code, &config_path);
+    if (!cfg)
+        return exit_code;
+    log_init("exporter", cfg->supervisor.log_level, cfg->supervisor.log_format);
 
     int rc = 1;
     struct registry *reg = registry_new(cfg);
@@ -136,7 +159,8 @@ int main(int argc, char **argv)
                         rc = 0;
                         goto out;
                     }
-                    /* SIGHUP: the supervisor restarts us when our settings change. */
+                    if (si.ssi_signo == SIGHUP)
+                        main_reload(config_path);
                 }
                 break;
             }

@@ -24,5 +24,8 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
  * the renders already submitted go on (jobs_close). */
 void api_drain(struct api *a);
 void api_stop(struct api *a);
+/* Any thread: renders from now on must carry one of tokens (NULL-terminated,
+ * not empty; taken over). The ones in flight are not asked again. */
+void api_tokens_set(struct api *a, char **tokens);
 
 #endif
