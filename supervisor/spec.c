@@ -80,22 +80,34 @@ static char *spec_fingerprint(const struct config_command *cmd, const char *sett
 /* Keys a running child applies in place when the supervisor passes SIGHUP
  * on after a reload (supervisor_reload.c): a change of these alone
  * restarts nobody, so a token or a certificate changes without a drain.
- * The one list of them; the children's SIGHUP handlers apply them. */
-static const char *const spec_hot_keys[][2] = {
-    { "renderer", "auth_token" },
-    { "renderer", "auth_token_file" },
-    { "renderer", "tls_cert" },
-    { "renderer", "tls_key" },
-    { "exporter", "tls_cert" },
-    { "exporter", "tls_key" },
+ * The one list of them; the children's SIGHUP handlers apply them.
+ * toggle: only a new value is applied in place; a key going from empty to
+ * set or back still restarts the child (TLS on a listener that had none
+ * needs a new listener). */
+static const struct {
+    const char *section, *name;
+    bool toggle;
+} spec_hot_keys[] = {
+    { "renderer", "auth_token", false },
+    { "renderer", "auth_token_file", false },
+    { "renderer", "tls_cert", true },
+    { "renderer", "tls_key", true },
+    { "exporter", "tls_cert", true },
+    { "exporter", "tls_key", true },
 };
+
+/* The entry of section.name in spec_hot_keys, or -1. */
+static int spec_hot_index(const char *section, const char *name)
+{
+    for (size_t i = 0; i < sizeof(spec_hot_keys) / sizeof(spec_hot_keys[0]); i++)
+        if (strcmp(spec_hot_keys[i].section, section) == 0 && strcmp(spec_hot_keys[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
 
 bool spec_key_hot(const char *section, const char *name)
 {
-    for (size_t i = 0; i < sizeof(spec_hot_keys) / sizeof(spec_hot_keys[0]); i++)
-        if (strcmp(spec_hot_keys[i][0], section) == 0 && strcmp(spec_hot_keys[i][1], name) == 0)
-            return true;
-    return false;
+    return spec_hot_index(section, name) >= 0;
 }
 
 /* Keys of a child's section that are the supervisor's business, not the
@@ -108,8 +120,9 @@ static bool spec_key_own(const char *name)
 
 /* "key=value" lines of every key of section the child reads at start (not
  * hot, not the supervisor's), as the config gives them, and of the keys of
- * other sections in also (NULL-terminated "section", "key" pairs). A key
- * added to the section later is in its child's fingerprint by itself. */
+ * other sections in also (NULL-terminated "section", "key" pairs; key "*":
+ * all of that section's). A key added to the section later is in its
+ * child's fingerprint by itself. */
 static char *spec_settings(const struct config *cfg, const char *section, const char *const *also)
 {
     struct buf out;
@@ -117,11 +130,16 @@ static char *spec_settings(const struct config *cfg, const char *section, const 
     for (size_t i = 0; i < config_key_count(); i++) {
         const char *sec, *name;
         config_key_name(i, &sec, &name);
-        bool wanted = strcmp(sec, section) == 0 && !spec_key_own(name) && !spec_key_hot(sec, name);
+        int hot = spec_hot_index(sec, name);
+        bool wanted = strcmp(sec, section) == 0 && !spec_key_own(name);
         for (size_t j = 0; also[j] && !wanted; j += 2)
-            wanted = strcmp(also[j], sec) == 0 && strcmp(also[j + 1], name) == 0;
-        if (!wanted)
+            wanted = strcmp(also[j], sec) == 0 && (strcmp(also[j + 1], "*") == 0 || strcmp(also[j + 1], name) == 0);
+        if (!wanted || (hot >= 0 && !spec_hot_keys[hot].toggle))
             continue;
+        if (hot >= 0) {
+            buf_printf(&out, "%s.%s=%s\n", sec, name, cfg->sources[i].text[0] ? "(set)" : "(empty)");
+            continue;
+        }
         buf_puts(&out, sec);
         buf_puts(&out, ".");
         buf_puts(&out, name);
@@ -196,7 +214,9 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     spec_command(&s->command, &cfg->renderer.command, "--config", config_path, (char *)NULL);
     s->memory_limit = cfg->renderer.memory_limit;
     static const char *const renderer_also[] = { "browsers", "count", "browsers", "port_base", "browsers",
-                                                  "devtools", "exporter", "socket", "exporter", "ingest", NULL };
+                                                  "devtools", "exporter", "socket", "exporter", "ingest",
+                                                  /* OpenTelemetry export, once there is a [tracing] */
+                                                  "tracing", "*", NULL };
     settings = spec_settings(cfg, "renderer", renderer_also);
     s->fingerprint = spec_fingerprint(&s->command, settings);
     free(settings);
