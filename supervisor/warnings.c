@@ -3,7 +3,10 @@
 #include "warnings.h"
 
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
@@ -35,6 +38,42 @@ bool warnings_listen_is_loopback(const char *listen)
     if (inet_pton(AF_INET6, host, &v6) != 1)
         return false;
     return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+}
+
+bool warnings_user_can_read(const struct stat *st, uid_t uid, const gid_t *groups, int ngroups)
+{
+    if (uid == 0 || (st->st_uid == uid && (st->st_mode & S_IRUSR)))
+        return true;
+    if (st->st_uid == uid)
+        return false; /* the owner gets the owner's bits, not the group's */
+    for (int i = 0; i < ngroups; i++)
+        if (groups[i] == st->st_gid)
+            return (st->st_mode & S_IRGRP) != 0;
+    return false;
+}
+
+/* As root with [supervisor] user, the supervisor reads the token file and
+ * finds it good, but the renderer reads it as that user: it would not
+ * start. A warning, not an error: an ACL may let the user read it. */
+static char *warnings_token_file(const struct config *cfg, uid_t euid)
+{
+    const char *path = cfg->renderer.auth_token_file, *user = cfg->supervisor.user;
+    struct stat st;
+    if (euid != 0 || !path || !path[0] || !user || !user[0] || stat(path, &st) < 0)
+        return NULL;
+    struct passwd *pw = getpwnam(user);
+    if (!pw)
+        return NULL;
+    gid_t groups[64];
+    int n = (int)(sizeof(groups) / sizeof(groups[0]));
+    if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+        n = (int)(sizeof(groups) / sizeof(groups[0]));
+    if (warnings_user_can_read(&st, pw->pw_uid, groups, n))
+        return NULL;
+    return xasprintf("the renderer runs as the children's user, who cannot read auth_token_file by its mode and "
+                     "owner, so it would not start; make the file root:%s mode 0640 "
+                     "path=%s user=%s mode=%04o",
+                     user, path, user, (unsigned)(st.st_mode & 07777));
 }
 
 static void warnings_add(struct warnings *w, char *text)
@@ -77,6 +116,9 @@ void warnings_collect(struct warnings *w, const struct config *cfg, uid_t euid)
                                   "to Grafana's [rendering] renderer_token, or listen on 127.0.0.1 "
                                   "listen=%s auth_token=default",
                                   cfg->renderer.listen));
+    char *text = warnings_token_file(cfg, euid);
+    if (text)
+        warnings_add(w, text);
 }
 
 void warnings_fini(struct warnings *w)

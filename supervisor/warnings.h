@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -27,5 +28,9 @@ void warnings_fini(struct warnings *w);
  * loopback only: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 or localhost. The
  * wildcards 0.0.0.0 and :: are not. */
 bool warnings_listen_is_loopback(const char *listen);
+
+/* Whether a file of mode and owner st can be read by uid with its groups
+ * (ngroups of them), by the mode bits alone (no ACLs, no capabilities). */
+bool warnings_user_can_read(const struct stat *st, uid_t uid, const gid_t *groups, int ngroups);
 
 #endif

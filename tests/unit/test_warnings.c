@@ -89,6 +89,22 @@ static void test_default_config(void **state)
     config_free(cfg);
 }
 
+static void test_user_can_read(void **state)
+{
+    (void)state;
+    struct stat st = { .st_uid = 0, .st_gid = 50, .st_mode = S_IFREG | 0640 };
+    gid_t in[] = { 100, 50 }, out[] = { 100 };
+    assert_true(warnings_user_can_read(&st, 1000, in, 2));   /* the file's group */
+    assert_false(warnings_user_can_read(&st, 1000, out, 1)); /* neither owner nor group */
+    assert_true(warnings_user_can_read(&st, 0, out, 1));     /* root */
+    st.st_mode = S_IFREG | 0600;
+    assert_false(warnings_user_can_read(&st, 1000, in, 2));  /* the group may not */
+    st.st_uid = 1000;
+    assert_true(warnings_user_can_read(&st, 1000, out, 1));  /* the owner may */
+    st.st_mode = S_IFREG | 0040;
+    assert_false(warnings_user_can_read(&st, 1000, in, 2));  /* the owner's bits count for the owner */
+}
+
 static void test_token_and_listen(void **state)
 {
     (void)state;
@@ -146,6 +162,7 @@ int main(void)
         cmocka_unit_test(test_loopback),
         cmocka_unit_test(test_default_config),
         cmocka_unit_test(test_token_and_listen),
+        cmocka_unit_test(test_user_can_read),
         cmocka_unit_test(test_sandbox_off_by_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
