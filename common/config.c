@@ -373,36 +373,29 @@ struct config_bind {
  * and ::1 (getaddrinfo may give either); [::ffff:a.b.c.d] is a.b.c.d. */
 static void config_bind_parse(const char *listen, const char *section, const char *name, struct config_bind *b)
 {
-    char host[INET6_ADDRSTRLEN] = "";
-    const char *colon;
-    if (listen[0] == '[') {
-        const char *close = strchr(listen, ']');
-        memcpy(host, listen + 1, (size_t)(close - listen - 1));
-        host[close - listen - 1] = '\0';
-        colon = close + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        memcpy(host, listen, (size_t)(colon - listen));
-        host[colon - listen] = '\0';
-    }
+    struct config_listen l;
+    const char *why;
+    if (config_parse_listen_addr(listen, &l, &why) < 0)
+        abort(); /* only values config_apply took come here */
     memset(b, 0, sizeof(*b));
     b->section = section;
     b->name = name;
-    b->port = (unsigned)strtoul(colon + 1, NULL, 10);
+    b->port = l.port;
 
     struct in6_addr v6;
-    if (strcmp(host, "localhost") == 0) {
+    memcpy(v6.s6_addr, l.addr, 16);
+    if (l.localhost) {
         b->naddr = 2;
         b->addr[0].family = AF_INET;
         inet_pton(AF_INET, "127.0.0.1", b->addr[0].bytes);
         b->addr[1].family = AF_INET6;
         inet_pton(AF_INET6, "::1", b->addr[1].bytes);
-    } else if (listen[0] != '[') {
+    } else if (l.family == AF_INET) {
         b->naddr = 1;
         b->addr[0].family = AF_INET;
-        inet_pton(AF_INET, host, b->addr[0].bytes);
+        memcpy(b->addr[0].bytes, l.addr, 4);
         b->addr[0].any = memcmp(b->addr[0].bytes, "\0\0\0\0", 4) == 0;
-    } else if (inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_V4MAPPED(&v6)) {
+    } else if (IN6_IS_ADDR_V4MAPPED(&v6)) {
         b->naddr = 1;
         b->addr[0].family = AF_INET;
         memcpy(b->addr[0].bytes, v6.s6_addr + 12, 4);

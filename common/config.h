@@ -160,6 +160,15 @@ int config_parse_duration(const char *text, int64_t *ns, const char **why);
 int config_parse_uint(const char *text, unsigned min, unsigned max, unsigned *out, const char **why);
 int config_parse_buckets(const char *text, struct config_buckets *out, const char **why);
 int config_parse_listen(const char *text, const char **why);
+/* A listen value as config_parse_listen reads it: the address (AF_INET,
+ * or AF_INET6 for a bracketed one; localhost names none) and the port. */
+struct config_listen {
+    int family;
+    int localhost; /* "localhost": 127.0.0.1 or ::1, as getaddrinfo gives */
+    unsigned char addr[16];
+    unsigned port;
+};
+int config_parse_listen_addr(const char *text, struct config_listen *out, const char **why);
 /* Split a command line; on error returns -EINVAL with *why set. */
 int config_split_command(const char *text, struct config_command *out, const char **why);
 void config_command_fini(struct config_command *cmd);

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -1530,6 +1531,28 @@ static void test_file_nul_byte(void **state)
     free(path);
 }
 
+/* One parser gives the checks and the port-conflict test the same reading. */
+static void test_listen_addr(void **state)
+{
+    (void)state;
+    struct config_listen l;
+    const char *why;
+    assert_int_equal(config_parse_listen_addr("127.0.0.2:8081", &l, &why), 0);
+    assert_int_equal(l.family, AF_INET);
+    assert_false(l.localhost);
+    assert_int_equal(l.port, 8081);
+    assert_memory_equal(l.addr, "\x7f\0\0\x02", 4);
+    assert_int_equal(config_parse_listen_addr("[::ffff:10.0.0.1]:1", &l, &why), 0);
+    assert_int_equal(l.family, AF_INET6);
+    assert_int_equal(l.port, 1);
+    assert_int_equal(l.addr[15], 1);
+    assert_int_equal(config_parse_listen_addr("localhost:65535", &l, &why), 0);
+    assert_true(l.localhost);
+    assert_int_equal(l.port, 65535);
+    assert_int_equal(config_parse_listen_addr("localhost:65536", &l, &why), -EINVAL);
+    assert_string_equal(why, "the port must be a number from 1 to 65535");
+}
+
 /* ---- the environment ------------------------------------------------------- */
 
 static struct config *test_load_env(const char *text, char *const *env, char **errors)
@@ -1868,6 +1891,7 @@ int main(void)
         cmocka_unit_test(test_user),
         cmocka_unit_test(test_allowed_hosts),
         cmocka_unit_test(test_timezone),
+        cmocka_unit_test(test_listen_addr),
         cmocka_unit_test(test_env_precedence),
         cmocka_unit_test(test_env_errors_name_the_variable),
         cmocka_unit_test(test_env_name),
