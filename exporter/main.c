@@ -56,7 +56,8 @@ static void main_reload(const char *config_path)
     char *errors = NULL;
     struct config *next = config_load(config_path, environ, &errors);
     if (!next) {
-        for (char *line = strtok(errors, "\n"); line; line = strtok(NULL, "\n"))
+        char *save = NULL;
+        for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
             log_error("config reload refused, keeping the running config reason=\"%s\"", line);
         free(errors);
         return;
