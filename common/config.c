@@ -626,26 +626,24 @@ static void config_check_tokens(struct config_parser *p, struct config *cfg)
         char why[512], *text;
         size_t len;
         char **more = NULL;
-        if (secretfile_read(cfg->renderer.auth_token_file, CONFIG_MAX_TOKEN_FILE, &text, &len, why, sizeof(why)) <
-                0 ||
-            config_parse_token_file(text, len, &more, why, sizeof(why)) < 0) {
+        int rc = secretfile_read(cfg->renderer.auth_token_file, CONFIG_MAX_TOKEN_FILE, &text, &len, why, sizeof(why));
+        if (rc == 0)
+            rc = config_parse_token_file(text, len, &more, why, sizeof(why));
+        free(text);
+        if (rc == 0 && !more) {
+            snprintf(why, sizeof(why), "%s holds no token", cfg->renderer.auth_token_file);
+            rc = -EINVAL;
+        }
+        if (rc < 0) {
             config_error(p, file->line, "renderer", "auth_token_file", "%s", why);
             file->broken = true;
-        } else if (!more) {
-            config_error(p, file->line, "renderer", "auth_token_file", "%s holds no token",
-                         cfg->renderer.auth_token_file);
-            file->broken = true;
         }
-        if (!file->broken) {
-            for (size_t i = 0; more[i]; i++) {
-                tokens = xreallocarray(tokens, n + 2, sizeof(*tokens));
-                tokens[n++] = more[i];
-                tokens[n] = NULL;
-            }
-            free(more);
+        for (size_t i = 0; more && more[i]; i++) {
+            tokens = xreallocarray(tokens, n + 2, sizeof(*tokens));
+            tokens[n++] = more[i];
+            tokens[n] = NULL;
         }
-        if (text)
-            free(text);
+        free(more);
     }
     if (file->broken) {
         config_tokens_free(tokens);
@@ -918,9 +916,25 @@ static size_t config_count_tokens(char **tokens)
     return n;
 }
 
+/* How many tokens of auth_token's text are in use: none when it is the
+ * default beside a token file (config_check_tokens). */
+static size_t config_inline_tokens(const struct config *cfg, bool *used)
+{
+    const struct config_source *src = &cfg->sources[config_key_index("renderer", "auth_token")];
+    *used = src->from != CONFIG_FROM_DEFAULT || !cfg->renderer.auth_token_file[0];
+    if (!*used)
+        return 0;
+    char **words = NULL;
+    size_t n = 0;
+    config_tokens_add(&words, &n, src->text, strlen(src->text));
+    config_tokens_free(words);
+    return n;
+}
+
 void config_print(const struct config *cfg, FILE *out)
 {
     const char *section = NULL;
+    size_t token_file = config_key_index("renderer", "auth_token_file");
     for (size_t i = 0; i < CONFIG_NKEYS; i++) {
         const struct config_key *k = &config_keys[i];
         const struct config_source *src = &cfg->sources[i];
@@ -938,27 +952,15 @@ void config_print(const struct config *cfg, FILE *out)
         } else {
             snprintf(from, sizeof(from), "default");
         }
-        if (k->kind == CONFIG_KIND_TOKEN) {
-            char **words = NULL;
-            size_t n = 0;
-            bool used = src->from != CONFIG_FROM_DEFAULT || !cfg->renderer.auth_token_file[0];
-            if (used)
-                config_tokens_add(&words, &n, src->text, strlen(src->text));
-            config_tokens_free(words);
-            if (used)
-                fprintf(out, "%s = (%zu token%s, hidden) ; %s\n", k->name, n, n == 1 ? "" : "s", from);
-            else
-                fprintf(out, "%s = (unused: auth_token_file is set) ; %s\n", k->name, from);
-        } else if (k->kind == CONFIG_KIND_SECRET_FILE && src->text[0] && k->offset == CONFIG_AT(renderer.auth_token_file)) {
-            size_t inline_n = 0;
-            char **words = NULL;
-            const struct config_source *inl = &cfg->sources[config_key_index("renderer", "auth_token")];
-            if (inl->from != CONFIG_FROM_DEFAULT)
-                config_tokens_add(&words, &inline_n, inl->text, strlen(inl->text));
-            config_tokens_free(words);
-            fprintf(out, "%s = %s ; %s, %zu token%s\n", k->name, src->text, from,
-                     config_count_tokens(cfg->renderer.tokens) - inline_n,
-                     config_count_tokens(cfg->renderer.tokens) - inline_n == 1 ? "" : "s");
+        bool used;
+        size_t n = config_inline_tokens(cfg, &used);
+        if (k->kind == CONFIG_KIND_TOKEN && used) {
+            fprintf(out, "%s = (%zu token%s, hidden) ; %s\n", k->name, n, n == 1 ? "" : "s", from);
+        } else if (k->kind == CONFIG_KIND_TOKEN) {
+            fprintf(out, "%s = (unused: auth_token_file is set) ; %s\n", k->name, from);
+        } else if (i == token_file && src->text[0]) {
+            size_t in_file = config_count_tokens(cfg->renderer.tokens) - n;
+            fprintf(out, "%s = %s ; %s, %zu token%s\n", k->name, src->text, from, in_file, in_file == 1 ? "" : "s");
         } else {
             fprintf(out, "%s = %s ; %s\n", k->name, src->text, from);
         }
