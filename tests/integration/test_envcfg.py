@@ -102,6 +102,11 @@ class CheckConfigTest(unittest.TestCase):
         self.assertIn('key=renderer.auth_token_file: %s has mode 0644: others may read or write it' % tokens,
                       p.stderr)
         self.assertNotIn('filetoken', p.stderr)
+        # a start is refused the same way, before any child
+        p = check_config(['--config', self.rv.config])
+        self.assertEqual(p.returncode, 1)
+        self.assertIn('has mode 0644: others may read or write it', p.stderr)
+        self.assertNotIn('child started', p.stderr)
         os.chmod(tokens, 0o640)
         p = check_config(['--check-config', self.rv.config, '--print'])
         self.assertEqual(p.returncode, 0, p.stderr)
