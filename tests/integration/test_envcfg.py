@@ -193,6 +193,7 @@ class LiveTest(unittest.TestCase):
     def rotate(self, port, tokens):
         self.wait_ready(port)
         renderer_pid = self.rv.pid('renderer')
+        exporter_pid = self.rv.pid('exporter')
         self.assertEqual(self.render(port, 'old-token')[0], 200)
         self.assertEqual(self.render(port, 'new-token')[0], 401)
 
@@ -257,6 +258,10 @@ class LiveTest(unittest.TestCase):
         self.assertEqual(len(self.rv.starts('renderer')), 1)
         self.assertEqual(self.rv.pid('renderer'), renderer_pid)
         self.assertFalse(self.rv.records('child settings changed, restarting'))
+        # the exporter got the reloads too, and read the config again in place
+        self.assertGreaterEqual(len(self.rv.child_records('exporter', 'exporter config reloaded')), 2)
+        self.assertEqual(len(self.rv.starts('exporter')), 1)
+        self.assertEqual(self.rv.pid('exporter'), exporter_pid)
 
 
 if __name__ == '__main__':
