@@ -162,6 +162,13 @@ class LiveTest(unittest.TestCase):
             self.assertEqual(self.render(env_port, 'file-token')[0], 401)
             self.assertEqual(http_get(file_port, '/healthz', timeout=5)[0], 0)  # nothing listens there
             self.assertTrue(self.rv.records('renderer ready', listen='127.0.0.1:%d' % env_port))
+            # the browsers read no config, and get none of its variables (a token among them)
+            with open('/proc/%d/environ' % self.rv.pid('browser-0'), 'rb') as f:
+                browser_env = f.read().split(b'\0')
+            self.assertTrue(any(v.startswith(b'RV_TEST_MARK=') for v in browser_env))
+            self.assertFalse([v for v in browser_env if v.startswith(b'RENDERVISOR_')])
+            with open('/proc/%d/environ' % self.rv.pid('renderer'), 'rb') as f:
+                self.assertIn(b'RENDERVISOR_RENDERER_AUTH_TOKEN=env-token', f.read().split(b'\0'))
         except Exception:
             print(self.rv.log_text()[-6000:])
             raise
