@@ -343,6 +343,15 @@ int main(int argc, char **argv)
 
     log_info("rendervisor starting version=%s config=%s runtime_dir=%s", RENDERVISOR_VERSION, path,
              cfg->supervisor.runtime_dir);
+    /* Which keys the environment set: the file alone no longer tells. */
+    for (size_t i = 0; i < config_key_count(); i++) {
+        const char *section, *name;
+        char var[128];
+        config_key_name(i, &section, &name);
+        config_env_name(section, name, var, sizeof(var));
+        if (cfg->sources[i].from == CONFIG_FROM_ENV)
+            log_info("config key set by the environment key=%s.%s env=%s", section, name, var);
+    }
     struct warnings w;
     warnings_collect(&w, cfg, geteuid());
     for (size_t i = 0; i < w.count; i++)

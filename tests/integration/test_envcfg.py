@@ -162,6 +162,9 @@ class LiveTest(unittest.TestCase):
             self.assertEqual(self.render(env_port, 'file-token')[0], 401)
             self.assertEqual(http_get(file_port, '/healthz', timeout=5)[0], 0)  # nothing listens there
             self.assertTrue(self.rv.records('renderer ready', listen='127.0.0.1:%d' % env_port))
+            self.assertTrue(self.rv.records('config key set by the environment', key='renderer.listen',
+                                            env='RENDERVISOR_RENDERER_LISTEN'))
+            self.assertNotIn('env-token', self.rv.log_text())
             # the browsers read no config, and get none of its variables (a token among them)
             with open('/proc/%d/environ' % self.rv.pid('browser-0'), 'rb') as f:
                 browser_env = f.read().split(b'\0')
