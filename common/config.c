@@ -672,9 +672,15 @@ static void config_env_unknown(struct config_parser *p, const char *var)
         for (size_t i = 0; rest + i < us; i++)
             section[i] = (char)tolower((unsigned char)rest[i]);
     if (!config_section_known(section)) {
+        char names[256] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < CONFIG_ARRAY_SIZE(config_sections) && used < sizeof(names); i++)
+            used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "", config_sections[i]);
+        for (char *c = names; *c; c++)
+            *c = (char)toupper((unsigned char)*c);
         config_error(p, CONFIG_LINE_ENV, NULL, var,
-                     "names no section; expected " CONFIG_ENV_PREFIX "<SECTION>_<KEY> with SECTION one of "
-                     "SUPERVISOR, EXPORTER, RENDERER, BROWSERS");
+                     "names no section; expected " CONFIG_ENV_PREFIX "<SECTION>_<KEY> with SECTION one of %s",
+                     names);
         return;
     }
     char known[512] = "";

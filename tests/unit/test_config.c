@@ -1627,7 +1627,9 @@ static void test_env_errors_name_the_variable(void **state)
     assert_non_null(strstr(errors, "env=RENDERVISOR_RENDERER_CONCURRENCY key=renderer.concurrency: invalid value "
                                    "\"0\": must be between 1 and 64\n"));
     assert_non_null(strstr(errors, "env=RENDERVISOR_RENDERER_NOPE: unknown key in [renderer] (known: COMMAND, "));
-    assert_non_null(strstr(errors, "env=RENDERVISOR_TRACING_X: names no section;"));
+    assert_non_null(strstr(errors, "env=RENDERVISOR_TRACING_X: names no section; expected "
+                                   "RENDERVISOR_<SECTION>_<KEY> with SECTION one of SUPERVISOR, EXPORTER, RENDERER, "
+                                   "BROWSERS\n"));
     assert_non_null(strstr(errors, "env=RENDERVISOR_renderer_listen: unknown key in [renderer] (known: "));
     assert_non_null(strstr(errors, "env=RENDERVISOR_RENDERER_AUTH_TOKEN key=renderer.auth_token: invalid value: "
                                    "must not contain control characters\n"));
