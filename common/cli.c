@@ -10,10 +10,10 @@ static void cli_usage(FILE *out, const char *program, const char *about)
     fprintf(out, "Usage: %s --config FILE\n       %s --version | --help\n\n%s", program, program, about);
 }
 
-/* argv's, so it lives as long as the process. */
-static const char *cli_config_file;
+extern char **environ;
 
-struct config *cli_child_config(int argc, char **argv, const char *program, const char *about, int *exit_code)
+struct config *cli_child_config(int argc, char **argv, const char *program, const char *about, int *exit_code,
+                                const char **path)
 {
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
@@ -46,18 +46,16 @@ struct config *cli_child_config(int argc, char **argv, const char *program, cons
         cli_usage(stderr, program, about);
         return NULL;
     }
-    cli_config_file = config_file;
     char *errors = NULL;
-    struct config *cfg = config_load_file(config_file, &errors);
+    /* The supervisor's environment is ours: its RENDERVISOR_ variables
+     * over the file make the config it checked. */
+    struct config *cfg = config_load(config_file, environ, &errors);
     if (!cfg) {
         fprintf(stderr, "%s: the configuration is not valid:\n%s", program, errors);
         free(errors);
         *exit_code = 1;
     }
+    if (path)
+        *path = config_file;
     return cfg;
-}
-
-struct config *cli_child_reload(char **errors)
-{
-    return config_load_file(cli_config_file, errors);
 }

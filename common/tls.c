@@ -286,7 +286,7 @@ void tls_server_free(struct tls_server *s)
 
 /* ---- checking a config ---------------------------------------------------- */
 
-int tls_config_check(const struct config *cfg, char **errors)
+int tls_config_check_files(const struct config *cfg, char **errors)
 {
     const char *sections[] = { "renderer", "exporter" };
     const char *certs[] = { cfg->renderer.tls_cert, cfg->exporter.tls_cert };
@@ -313,6 +313,14 @@ int tls_config_check(const struct config *cfg, char **errors)
             snprintf(why, sizeof(why), "%s: %s", paths[j], reason);
         }
         char *line = xasprintf("%sfile=%s key=%s.%s: %s\n", text ? text : "", cfg->path, sections[i], bad, why);
+        free(text);
+        text = line;
+    }
+    const char *tokens = cfg->renderer.auth_token_file;
+    char reason[384];
+    if (tokens[0] && secretfile_check_user(tokens, cfg->supervisor.user, reason, sizeof(reason)) < 0) {
+        char *line = xasprintf("%sfile=%s key=renderer.auth_token_file: %s: %s\n", text ? text : "", cfg->path,
+                               tokens, reason);
         free(text);
         text = line;
     }

@@ -53,11 +53,13 @@ int tls_server_mhd_log(struct tls_server *s, const char *listener, const char *t
 /* After the MHD daemon using it has stopped. */
 void tls_server_free(struct tls_server *s);
 
-/* Both TLS listeners of cfg (those with tls_cert set): their files are
- * read and checked as the listeners will, and, when the caller is root,
- * opened as [supervisor] user too (secretfile_check_user: the supervisor's
- * one thread only). 0, or -EINVAL with *errors a
- * malloc'd text of one error per line ("file=F key=section.key: ..."). */
-int tls_config_check(const struct config *cfg, char **errors);
+/* The files the children open as [supervisor] user: both TLS listeners'
+ * (those with tls_cert set) are read and checked as the listeners will,
+ * and, when the caller is root, opened as that user too, as is
+ * [renderer] auth_token_file (secretfile_check_user: the supervisor's one
+ * thread only; config_load has read the token file as the caller). 0, or
+ * -EINVAL with *errors a malloc'd text of one error per line
+ * ("file=F key=section.key: ..."). */
+int tls_config_check_files(const struct config *cfg, char **errors);
 
 #endif

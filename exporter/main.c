@@ -66,20 +66,24 @@ static struct tls_server *main_tls(const struct config *cfg)
     return s;
 }
 
-/* SIGHUP: the config read again and the TCP listener's certificate and key
- * taken for new connections; anything wrong keeps what runs. Other
- * settings change with a restart (the supervisor's). */
-static void main_reload(struct http_server *tcp)
+extern char **environ;
+
+/* SIGHUP: the supervisor has reloaded the config and kept us running (a
+ * change of our other settings restarts us instead). The file and the
+ * environment are read again and the TCP listener's certificate and key
+ * taken for new connections; anything wrong keeps what runs. */
+static void main_reload(const char *config_path, struct http_server *tcp)
 {
     char *errors = NULL;
-    struct config *cfg = cli_child_reload(&errors);
+    struct config *cfg = config_load(config_path, environ, &errors);
     if (!cfg) {
         char *save = NULL;
         for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-            log_error("exporter reload refused, keeping the running settings reason=\"%s\"", line);
+            log_error("config reload refused, keeping the running config reason=\"%s\"", line);
         free(errors);
         return;
     }
+    log_info("exporter config reloaded path=%s", config_path);
     /* Without a TCP listener there is nothing to reload: a new listen is
      * a restart. */
     char why[768];
@@ -92,12 +96,8 @@ static void main_reload(struct http_server *tcp)
 
 int main(int argc, char **argv)
 {
-    int exit_code;
-    struct config *cfg = cli_child_config(argc, argv, "rendervisor-exporter", main_about, &exit_code);
-    if (!cfg)
-        return exit_code;
-    log_init("exporter", cfg->supervisor.log_level, cfg->supervisor.log_format);
-
+    /* Blocked before the config is read: a SIGHUP from then on waits in
+     * the signalfd, and one before found the file already changed. */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -105,6 +105,13 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    int exit_code;
+    const char *config_path;
+    struct config *cfg = cli_child_config(argc, argv, "rendervisor-exporter", main_about, &exit_code, &config_path);
+    if (!cfg)
+        return exit_code;
+    log_init("exporter", cfg->supervisor.log_level, cfg->supervisor.log_format);
 
     int rc = 1;
     struct registry *reg = registry_new(cfg);
@@ -186,10 +193,8 @@ int main(int argc, char **argv)
                         rc = 0;
                         goto out;
                     }
-                    /* SIGHUP: the supervisor restarts us when most settings
-                     * change; the TLS certificate is re-read in place. */
                     if (si.ssi_signo == SIGHUP)
-                        main_reload(&tcp_srv);
+                        main_reload(config_path, &tcp_srv);
                 }
                 break;
             }

@@ -394,6 +394,8 @@ static void api_free(struct api *a)
     ingest_sender_fini(&a->ingest);
     free(a->exporter_path);
     free(a->supervisor_ctl);
+    config_tokens_free(a->tokens);
+    pthread_mutex_destroy(&a->tokens_lock);
     free(a);
 }
 
@@ -401,6 +403,13 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
 {
     struct api *a = xcalloc(1, sizeof(*a));
     a->cfg = cfg;
+    pthread_mutex_init(&a->tokens_lock, NULL);
+    size_t ntokens = 0;
+    while (cfg->renderer.tokens[ntokens])
+        ntokens++;
+    a->tokens = xcalloc(ntokens + 1, sizeof(*a->tokens));
+    for (size_t i = 0; i < ntokens; i++)
+        a->tokens[i] = xstrdup(cfg->renderer.tokens[i]);
     a->jobs = jobs;
     a->pool = pool;
     a->ingest.fd = -1;

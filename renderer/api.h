@@ -33,5 +33,8 @@ int api_tls_reload(struct api *a, const struct config *cfg, char *why, size_t wh
 /* The pair served, for the log ("subject=... serial=..."), or "off". */
 const char *api_tls_describe(const struct api *a);
 void api_stop(struct api *a);
+/* Any thread: renders from now on must carry one of tokens (NULL-terminated,
+ * not empty; taken over). The ones in flight are not asked again. */
+void api_tokens_set(struct api *a, char **tokens);
 
 #endif

@@ -53,6 +53,10 @@ struct api {
     int64_t closed_log_ns;
     struct api_req *proxies; /* scrapes waiting for the exporter */
     pthread_t thread;
+    /* The tokens a render may carry (NULL-terminated, never empty): set at
+     * start and by api_tokens_set on main's SIGHUP, read by the HTTP thread. */
+    pthread_mutex_t tokens_lock;
+    char **tokens;
 };
 
 /* A scrape of /metrics waiting for the exporter (api_metrics.c). */

@@ -198,6 +198,35 @@ static void test_fingerprints(void **state)
                      8);
     /* the exporter's command */
     assert_int_equal(changed("command = rendervisor-exporter --verbose\n", "command = rendervisor-exporter\n"), 1);
+    /* tokens change in place (the renderer re-reads them on SIGHUP): nobody restarts */
+    assert_int_equal(changed("command = rendervisor-renderer\n", "command = rendervisor-renderer\nauth_token = a b\n"),
+                     0);
+    /* any other key of [renderer] restarts the renderer, one added later too */
+    assert_int_equal(changed("command = rendervisor-renderer\n",
+                             "command = rendervisor-renderer\nconnections_per_address = 3\n"),
+                     8);
+}
+
+static void test_hot_keys(void **state)
+{
+    (void)state;
+    assert_true(spec_key_hot("renderer", "auth_token"));
+    assert_true(spec_key_hot("renderer", "auth_token_file"));
+    assert_true(spec_key_hot("renderer", "tls_cert"));
+    assert_true(spec_key_hot("exporter", "tls_key"));
+    assert_false(spec_key_hot("renderer", "listen"));
+    assert_false(spec_key_hot("exporter", "auth_token"));
+
+    /* a token file named or not: no restart either */
+    char path[] = "/tmp/test_spec_tokens_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "t\n", 2), 2);
+    close(fd);
+    char line[128];
+    snprintf(line, sizeof(line), "command = rendervisor-renderer\nauth_token_file = %s\n", path);
+    assert_int_equal(changed("command = rendervisor-renderer\n", line), 0);
+    unlink(path);
 }
 
 static void test_exporter_settings_restart_exporter_and_renderer(void **state)
@@ -428,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_devtools_port),
         cmocka_unit_test(test_fingerprints),
         cmocka_unit_test(test_tls_on_off_restarts_other_files_do_not),
+        cmocka_unit_test(test_hot_keys),
         cmocka_unit_test(test_exporter_settings_restart_exporter_and_renderer),
         cmocka_unit_test(test_browser_count_restarts_exporter_and_renderer),
         cmocka_unit_test(test_spec_move),
