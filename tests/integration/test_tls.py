@@ -493,6 +493,20 @@ class TlsConfigTest(unittest.TestCase):
         rc, out, path = self.check(renderer={'tls_cert': self.cert, 'tls_key': self.key}, user=user)
         self.assertEqual(rc, 1, out)
         self.assertIn("key=renderer.tls_cert: %s: the children's user %s cannot read it" % (self.cert, user), out)
+        # the token file is held to the same check: root's alone is refused
+        os.chmod(self.tmp, 0o755)
+        tokens = os.path.join(self.tmp, 'tokens')
+        with open(tokens, 'w') as f:
+            f.write('a-token\n')
+        os.chmod(tokens, 0o600)
+        rc, out, path = self.check(renderer={'auth_token_file': tokens}, user=user)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("file=%s key=renderer.auth_token_file: %s: the children's user %s cannot read it "
+                      "(Permission denied)" % (path, tokens, user), out)
+        os.chown(tokens, 0, grp.getgrnam(user).gr_gid)
+        os.chmod(tokens, 0o640)
+        rc, out, path = self.check(renderer={'auth_token_file': tokens}, user=user)
+        self.assertEqual(rc, 0, out)
 
     def test_a_start_with_a_bad_pair_is_refused(self):
         os.chmod(self.key, 0o644)
