@@ -77,6 +77,7 @@ const struct config_key config_keys[] = {
      * grace period after a 10 s preStop (docs/supervisor.md, "Shutdown"). */
     { "renderer", "drain_timeout", CONFIG_KIND_DURATION, CONFIG_AT(renderer.drain_timeout_ns), "15s", 0,
       10 * CONFIG_NS_PER_MIN },
+    { "renderer", "log_page", CONFIG_KIND_BOOL, CONFIG_AT(renderer.log_page), "false", 0, 0 },
 
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
     /* NULL: the default file's command line, too long to write twice. */
@@ -253,6 +254,9 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
             *(char **)field = xstrdup(id);
         break;
     }
+    case CONFIG_KIND_BOOL:
+        config_parse_bool(value, (int *)field, &reason);
+        break;
     }
     if (reason) {
         snprintf(why, why_len, "%s", reason);

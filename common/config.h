@@ -85,6 +85,10 @@ struct config {
         /* On SIGTERM: how long renders in flight and queued may go on while
          * new ones are refused (503); 0 = answer them all 503 at once. */
         int64_t drain_timeout_ns;
+        /* Each render's page: its console errors and warnings, failed and
+         * blocked requests, logged at info (renderer/pagelog.h); at
+         * log_level debug they are logged (at debug) whatever this says. */
+        int log_page;
     } renderer;
 
     struct {

@@ -168,9 +168,9 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
                          cfg->exporter.ingest,
                          cfg->renderer.timezone);
     settings = spec_add_hosts(settings, cfg->renderer.allowed_hosts);
-    char *limits = xasprintf("%sconnections_per_address=%u\ndrain_timeout_ms=%lld\n", settings,
+    char *limits = xasprintf("%sconnections_per_address=%u\ndrain_timeout_ms=%lld\nlog_page=%d\n", settings,
                              cfg->renderer.connections_per_address,
-                             (long long)(cfg->renderer.drain_timeout_ns / CLOCK_NS_PER_MS));
+                             (long long)(cfg->renderer.drain_timeout_ns / CLOCK_NS_PER_MS), cfg->renderer.log_page);
     free(settings);
     settings = limits;
     s->fingerprint = spec_fingerprint(&s->command, settings);
