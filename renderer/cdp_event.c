@@ -87,6 +87,10 @@ int cdp_event_request(const struct cdp_msg *m, struct cdp_request *r)
         if (canceled && !json_is_boolean(canceled))
             return -EBADMSG;
         r->canceled = json_is_true(canceled);
+        json_t *blocked = json_object_get(m->params, "blockedReason");
+        r->blocked_reason = cdp_get_str(m->params, "blockedReason", 64);
+        if (blocked && !r->blocked_reason)
+            return -EBADMSG;
     }
     return 0;
 }

@@ -17,6 +17,7 @@
 #include "hostcheck.h"
 #include "lines.h"
 #include "log.h"
+#include "pagelog.h"
 #include "rsm.h"
 
 /* [renderer] allowed_hosts (NULL: any host but link-local ones). Set once
@@ -57,6 +58,8 @@ static void intercept_note(struct intercept *ic, enum names_refusal why, const s
 {
     ic->refused[why]++;
     atomic_fetch_add(&intercept_refused_total[why], 1);
+    if (ic->pagelog)
+        pagelog_refused(ic->pagelog, url, len, names_refusals[why]);
     if (ic->refused_host[0])
         return;
     /* The host only: never the path or query, which may carry a key. */

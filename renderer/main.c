@@ -26,6 +26,7 @@
 #include "net.h"
 #include "jobs.h"
 #include "intercept.h"
+#include "pagelog.h"
 #include "xalloc.h"
 
 struct main_state {
@@ -131,6 +132,7 @@ int main(int argc, char **argv)
         .memory_budget = cfg->renderer.memory_budget,
     };
     intercept_set_allowed_hosts((const char *const *)cfg->renderer.allowed_hosts);
+    pagelog_configure(cfg->renderer.log_page, cfg->supervisor.log_level == CONFIG_LOG_DEBUG);
     struct jobs *sched = jobs_new(&lim, &ingest);
     char *ctl_path = config_runtime_path(cfg, CTL_SUPERVISOR);
     jobs_set_control(sched, ctl_path);
