@@ -96,6 +96,7 @@ void pagelog_attached(struct pagelog *pl, const char *session)
     pagelog_switch_on(pl);
 }
 
+/* Also when page logs are off: intercept.c's line names the render too. */
 void pagelog_begin(struct pagelog *pl, const struct render_request *req)
 {
     if (!req || pl->claimed)

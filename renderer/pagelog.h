@@ -33,7 +33,7 @@ struct pagelog {
     struct browser *b;
     int on;                             /* a request has it and page logs are on: logging */
     int enabled;                        /* Runtime.enable and Log.enable sent */
-    int claimed;                        /* a request has it (pagelog_begin) */
+    int claimed;                        /* a request has it (pagelog_begin): render_id is set */
     int counted;                        /* it was on: errors and failed count the page's */
     unsigned long long render_id;
     const char *key;                    /* the render key (borrowed from the request), or NULL */
