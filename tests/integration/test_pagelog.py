@@ -126,22 +126,28 @@ class PageLogTest(unittest.TestCase):
                          extra={'supervisor': {'log_level': log_level}, 'renderer': settings,
                                 'browsers': {'port_base': str(free_port_range(1))}})
         self.rvs.append(rv)
+        self.rv = rv
         rv.start()
         wait_until(lambda: http_get(port, '/healthz')[0] == 200, 60, interval=0.1,
                    what='the renderer connected to its browser')
         return rv, port
 
     def render(self, port, page, timeout=20):
+        """The answer; render_line then waits for this render's line."""
+        self.lines_before = len(self.rv.child_records('renderer', 'render request'))
         q = urllib.parse.urlencode(dict(url='http://127.0.0.1:%d/%s?renderKey=%s' % (self.port, page, KEY),
                                         renderKey=KEY, domain='127.0.0.1', width=400, height=200,
                                         timeout=timeout))
         return http_get(port, '/render?' + q, {'X-Auth-Token': TOKEN}, 60)
 
     def render_line(self, rv, status):
-        """The last render request line (it comes after the page's lines)."""
-        wait_until(lambda: rv.child_records('renderer', 'render request', status=status), 10,
+        """The line of the last render (it comes after its page's lines, and
+        may come a moment after its answer)."""
+        wait_until(lambda: len(rv.child_records('renderer', 'render request')) > self.lines_before, 10,
                    what='the render request line')
-        return rv.child_records('renderer', 'render request', status=status)[-1][1]
+        line = rv.child_records('renderer', 'render request')[self.lines_before][1]
+        self.assertEqual(line['status'], str(status), line)
+        return line
 
     def page_lines(self, rv, render_id):
         return [f for _, f in rv.child_records('renderer') if f.get('msg', '').startswith('page ')
