@@ -295,6 +295,7 @@ struct cdp_request {
     const char *error_text; /* loadingFailed */
     int canceled;           /* loadingFailed */
     const char *blocked_reason; /* loadingFailed: Chromium's blockedReason (csp, mixed-content, ...) or NULL */
+    const char *cors_error; /* loadingFailed: corsErrorStatus.corsError (MissingAllowOriginHeader, ...) or NULL */
     double timestamp;
 };
 int cdp_event_request(const struct cdp_msg *m, struct cdp_request *r);

@@ -267,6 +267,12 @@ static void pagelog_failed(struct pagelog *pl, const struct cdp_msg *m)
         pagelog_word(reason, sizeof(reason), rq.blocked_reason);
         snprintf(fields, sizeof(fields), " type=%s by=browser reason=%s error=\"%s\"", type, reason, error);
         pagelog_request_line(pl, "page request blocked", q ? q->url : NULL, fields);
+    } else if (rq.cors_error) {
+        /* the answer came, and the page may not read it */
+        char cors[65];
+        pagelog_word(cors, sizeof(cors), rq.cors_error);
+        snprintf(fields, sizeof(fields), " type=%s error=\"%s\" cors=%s", type, error, cors);
+        pagelog_request_line(pl, "page request failed", q ? q->url : NULL, fields);
     } else {
         snprintf(fields, sizeof(fields), " type=%s error=\"%s\"", type, error);
         pagelog_request_line(pl, "page request failed", q ? q->url : NULL, fields);

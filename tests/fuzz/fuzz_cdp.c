@@ -345,6 +345,8 @@ static void fuzz_check_events(const struct cdp_msg *m, const struct fuzz_nodes *
             FUZZ_CHECK(req.error_text == NULL, NULL);
         if (req.blocked_reason)
             FUZZ_CHECK(m->event == CDP_EVENT_LOADING_FAILED && fuzz_msg_string(ns, req.blocked_reason) <= 64, NULL);
+        if (req.cors_error)
+            FUZZ_CHECK(m->event == CDP_EVENT_LOADING_FAILED && fuzz_msg_string(ns, req.cors_error) <= 64, NULL);
     }
 
     /* the page's messages: the text never past the bound, whatever the

@@ -36,11 +36,12 @@ console.info('info, never logged');
 console.error('panel failed with key ' + key + ' in the url /api?renderKey=' + key + '&orgId=1');
 console.warn('a warning of the page', 42, {a: 1});
 setTimeout(function(){ throw new Error('boom from the page'); }, 0);
-var left = 3;
+var left = 4;
 function one() { if (--left === 0) requestAnimationFrame(function(){ window.panelsRendered = 1; }); }
 fetch('/missing/' + key + '/data.json?renderKey=' + key + '#frag').then(one, one);
 fetch('%(off_list)s/off-list/query?renderKey=' + key).then(one, one);
 fetch('%(closed)s/closed-port').then(one, one);
+fetch('%(other_origin)s/cors.json').then(one, one);
 </script></body></html>"""
 
 MANY = """<!doctype html><html><body style="background:#fff"><script>
@@ -64,6 +65,13 @@ class Site(http.server.BaseHTTPRequestHandler):
         path = urllib.parse.urlsplit(self.path).path
         if path == '/hang':
             time.sleep(30)
+            return
+        if path == '/cors.json':  # no Access-Control-Allow-Origin: the page may not read it
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', '2')
+            self.end_headers()
+            self.wfile.write(b'{}')
             return
         cookies = dict(c.strip().split('=', 1) for c in self.headers.get('Cookie', '').split(';') if '=' in c)
         pages = {'/page.html': PAGE % dict(self.vars, key=cookies.get('renderKey', 'none')),
@@ -105,7 +113,8 @@ class PageLogTest(unittest.TestCase):
         cls.site = Server(('127.0.0.1', 0), Site)
         threading.Thread(target=cls.site.serve_forever, daemon=True).start()
         cls.port = cls.site.server_address[1]
-        Site.vars = {'off_list': 'http://127.0.0.2:%d' % cls.port, 'closed': 'http://127.0.0.1:%d' % closed_port()}
+        Site.vars = {'off_list': 'http://127.0.0.2:%d' % cls.port, 'closed': 'http://127.0.0.1:%d' % closed_port(),
+                     'other_origin': 'http://localhost:%d' % cls.port}
         cls.rvs = []
 
     @classmethod
@@ -118,7 +127,7 @@ class PageLogTest(unittest.TestCase):
     def start(self, log_level, renderer=None):
         port = free_port()
         settings = {'listen': '127.0.0.1:%d' % port, 'auth_token': TOKEN, 'concurrency': '2',
-                    'allowed_hosts': '127.0.0.1'}
+                    'allowed_hosts': '127.0.0.1 localhost'}
         settings.update(renderer or {})
         rv = Rendervisor(exporter=os.path.abspath(EXPORTER), browsers=default_browser_command(),
                          renderer=os.path.abspath(RENDERER), browser_count=1,
@@ -159,7 +168,7 @@ class PageLogTest(unittest.TestCase):
         self.assertEqual(status, 200, body[:300])
         line = self.render_line(rv, 200)
         rid = line['render_id']
-        want = {'message': 3, 'failed': 2, 'blocked': 1}
+        want = {'message': 4, 'failed': 3, 'blocked': 1}
         wait_until(lambda: len(self.page_lines(rv, rid)) >= sum(want.values()), 10,
                    what='the page lines of render %s' % rid)
         lines = self.page_lines(rv, rid)
@@ -196,16 +205,26 @@ class PageLogTest(unittest.TestCase):
         self.assertEqual(len(refused), 1, failed)
         self.assertEqual(refused[0]['request_path'], '/closed-port')
         self.assertEqual(refused[0]['request_host'], Site.vars['closed'][len('http://'):])
+        cors = [f for f in failed if 'cors' in f]
+        self.assertEqual(len(cors), 1, failed)
+        self.assertEqual(cors[0]['cors'], 'MissingAllowOriginHeader')
+        self.assertEqual(cors[0]['request_host'], 'localhost:%d' % self.port)
+        self.assertEqual(cors[0]['request_path'], '/cors.json')
+        # and the browser says why, as an error of its own
+        said = [f for f in msgs if 'CORS policy' in f['text']]
+        self.assertEqual(len(said), 1, msgs)
+        self.assertEqual(said[0]['type'], 'error')
         blocked = [f for f in lines if f['msg'] == 'page request blocked']
         self.assertEqual(len(blocked), 1, lines)
         self.assertEqual(blocked[0]['by'], 'allowed_hosts')
         self.assertEqual(blocked[0]['reason'], 'not_allowed')
         self.assertEqual(blocked[0]['request_host'], '127.0.0.2:%d' % self.port)
         self.assertEqual(blocked[0]['request_path'], '/off-list/query')
-        # the render line counts them: the error and the exception; the
-        # 404, the closed port and the refusal
-        self.assertEqual(line['page_errors'], '2', line)
-        self.assertEqual(line['page_failed'], '3', line)
+        # the render line counts them: the error, the exception and the
+        # browser's CORS error; the 404, the closed port, the CORS failure
+        # and the refusal
+        self.assertEqual(line['page_errors'], '3', line)
+        self.assertEqual(line['page_failed'], '4', line)
         # nothing twice: the browser's "Failed to load resource" and its
         # report of our refusal are the request lines already
         self.assertEqual(len(lines), sum(want.values()), lines)

@@ -1085,10 +1085,20 @@ static void test_network_events(void **state)
                      0);
     assert_int_equal(cdp_event_request(&m, &r), 0);
     assert_string_equal(r.blocked_reason, "csp");
+    assert_null(r.cors_error);
+    cdp_msg_fini(&m);
+    assert_int_equal(parse_str(&m, "{\"method\":\"Network.loadingFailed\",\"params\":{\"requestId\":\"3\","
+                                   "\"timestamp\":2,\"errorText\":\"net::ERR_FAILED\",\"corsErrorStatus\":{"
+                                   "\"corsError\":\"MissingAllowOriginHeader\",\"failedParameter\":\"\"}}}"),
+                     0);
+    assert_int_equal(cdp_event_request(&m, &r), 0);
+    assert_string_equal(r.cors_error, "MissingAllowOriginHeader");
     cdp_msg_fini(&m);
 
     const char *bad[] = {
         "{\"method\":\"Network.loadingFailed\",\"params\":{\"requestId\":\"1\",\"timestamp\":2,\"errorText\":\"x\",\"blockedReason\":7}}",
+        "{\"method\":\"Network.loadingFailed\",\"params\":{\"requestId\":\"1\",\"timestamp\":2,\"errorText\":\"x\",\"corsErrorStatus\":1}}",
+        "{\"method\":\"Network.loadingFailed\",\"params\":{\"requestId\":\"1\",\"timestamp\":2,\"errorText\":\"x\",\"corsErrorStatus\":{\"corsError\":[]}}}",
         "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"timestamp\":2}}",
         "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"requestId\":5,\"timestamp\":2}}",
         "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"requestId\":\"\",\"timestamp\":2}}",
