@@ -90,6 +90,7 @@ const struct config_key config_keys[] = {
     { "renderer", "tls_cert", CONFIG_KIND_FILE, CONFIG_AT(renderer.tls_cert), "", 0, 0 },
     { "renderer", "tls_key", CONFIG_KIND_FILE, CONFIG_AT(renderer.tls_key), "", 0, 0 },
     { "renderer", "auth_token_file", CONFIG_KIND_SECRET_FILE, CONFIG_AT(renderer.auth_token_file), "", 0, 0 },
+    { "renderer", "log_page", CONFIG_KIND_BOOL, CONFIG_AT(renderer.log_page), "false", 0, 0 },
 
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
     /* NULL: the default file's command line, too long to write twice. */
@@ -291,6 +292,9 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
             *(char **)field = xstrdup(id);
         break;
     }
+    case CONFIG_KIND_BOOL:
+        config_parse_bool(value, (int *)field, &reason);
+        break;
     }
     if (reason) {
         snprintf(why, why_len, "%s", reason);

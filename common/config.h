@@ -113,6 +113,10 @@ struct config {
          * HTTP. Replaced files take effect on SIGHUP (common/tls.h). */
         char *tls_cert;
         char *tls_key;
+        /* Each render's page: its console errors and warnings, failed and
+         * blocked requests, logged at info (renderer/pagelog.h); at
+         * log_level debug they are logged (at debug) whatever this says. */
+        int log_page;
     } renderer;
 
     struct {

@@ -37,6 +37,7 @@ enum config_kind {
     CONFIG_KIND_DEVTOOLS, /* pipe or port */
     CONFIG_KIND_FILE,     /* an absolute path, or empty for none */
     CONFIG_KIND_SECRET_FILE, /* an absolute path to a secret file (secretfile.h), or empty */
+    CONFIG_KIND_BOOL,     /* true or false (yes/no, on/off, 1/0) */
 };
 
 /* The line of an entry set from the environment: later than any line of
@@ -110,6 +111,8 @@ char *config_error_text(struct config_parser *p);
  * an absolute path; the user the children run as exists, and we may run them
  * as that user. */
 int config_parse_socket(const char *text, const char **why);
+/* true, yes, on, 1 / false, no, off, 0, in any case. */
+int config_parse_bool(const char *text, int *out, const char **why);
 int config_check_user(const char *name, char *why, size_t why_len);
 
 #endif

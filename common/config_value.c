@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "xalloc.h"
@@ -125,6 +126,19 @@ int config_parse_uint(const char *text, unsigned min, unsigned max, unsigned *ou
     }
     *out = (unsigned)n;
     return 0;
+}
+
+int config_parse_bool(const char *text, int *out, const char **why)
+{
+    static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off", "0" };
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
+            *out = strcasecmp(text, yes[i]) == 0;
+            return 0;
+        }
+    }
+    *why = "expected true or false";
+    return -EINVAL;
 }
 
 /* The next word of a list separated by spaces and tabs: *s moved to its

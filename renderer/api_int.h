@@ -36,6 +36,7 @@ struct api {
     struct ingest_sender ingest; /* this thread's own sender */
     char *exporter_path;
     unsigned in_flight;
+    unsigned long long render_seq; /* the last render_request id given */
     unsigned long long refused_memory, refused_capacity; /* 429s */
     int epfd;    /* the HTTP thread's: MHD's epoll fd, wake_fd, watched clients */
     int wake_fd; /* eventfd: a connection was resumed, or api_stop */

@@ -198,6 +198,7 @@ enum MHD_Result api_render(struct api_req *rq, enum query_route route)
     if (rc < 0)
         return api_send_error(rq, MHD_HTTP_BAD_REQUEST, why);
 
+    rq->job.req.id = ++a->render_seq;
     /* Admission by memory happens in the queue (jobs.c): a render waits
      * there, within its timeout, until the budget has room for it. */
     rq->job.deadline_ns = rq->start_ns + (int64_t)rq->job.req.timeout_ms * CLOCK_NS_PER_MS;
@@ -239,6 +240,10 @@ static void api_log_request(struct api_req *rq, unsigned status, int64_t now)
         .nsteps = ran ? j->nsteps : 0,
         .page = ran ? j->page_kind : NULL,
         .rule_ms = j->rule_ms,
+        .render_id = j->req.url ? j->req.id : 0,
+        .page_log = ran && j->page_log,
+        .page_errors = j->page_errors,
+        .page_failed = j->page_failed,
         .gone = rq->gone_ns != 0,
         .ran_ns = rq->gone_ns - rq->start_ns,
         .stop_ns = now - rq->gone_ns,

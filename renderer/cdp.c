@@ -347,6 +347,11 @@ int cdp_set_timezone(struct cdp *c, struct buf *out, const char *session, const 
                       json_pack("{s:s}", "timezoneId", tz));
 }
 
+int cdp_log_enable(struct cdp *c, struct buf *out, const char *session)
+{
+    return cdp_session_command(c, out, session, "Log.enable", NULL);
+}
+
 int cdp_network_enable(struct cdp *c, struct buf *out, const char *session)
 {
     return cdp_session_command(c, out, session, "Network.enable", NULL);

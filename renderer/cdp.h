@@ -110,6 +110,9 @@ int cdp_runtime_enable(struct cdp *c, struct buf *out, const char *session);
 int cdp_runtime_evaluate(struct cdp *c, struct buf *out, const char *session,
                          const char *expression, int await_promise);
 int cdp_inspector_enable(struct cdp *c, struct buf *out, const char *session);
+/* The browser's own messages about the page (Log.entryAdded): network,
+ * security, deprecation, intervention ... */
+int cdp_log_enable(struct cdp *c, struct buf *out, const char *session);
 /* Run source in every document the page loads from now on, before the
  * document's own scripts (in the page's main world). */
 int cdp_page_add_script(struct cdp *c, struct buf *out, const char *session, const char *source);
@@ -173,7 +176,10 @@ enum cdp_msg_type {
     X(CDP_EVENT_REQUEST_PAUSED, "Fetch.requestPaused")                    \
     X(CDP_EVENT_WEBSOCKET_CREATED, "Network.webSocketCreated")            \
     X(CDP_EVENT_DOWNLOAD_WILL_BEGIN, "Browser.downloadWillBegin")         \
-    X(CDP_EVENT_DOWNLOAD_PROGRESS, "Browser.downloadProgress")
+    X(CDP_EVENT_DOWNLOAD_PROGRESS, "Browser.downloadProgress")             \
+    X(CDP_EVENT_CONSOLE_API_CALLED, "Runtime.consoleAPICalled")           \
+    X(CDP_EVENT_EXCEPTION_THROWN, "Runtime.exceptionThrown")              \
+    X(CDP_EVENT_LOG_ENTRY_ADDED, "Log.entryAdded")
 #define CDP_EVENT_ENUM(id, method) id,
 enum cdp_event {
     CDP_EVENT_OTHER, /* any method not listed */
@@ -288,6 +294,8 @@ struct cdp_request {
     const char *url;        /* requestWillBeSent: request.url (absent: NULL) */
     const char *error_text; /* loadingFailed */
     int canceled;           /* loadingFailed */
+    const char *blocked_reason; /* loadingFailed: Chromium's blockedReason (csp, mixed-content, ...) or NULL */
+    const char *cors_error; /* loadingFailed: corsErrorStatus.corsError (MissingAllowOriginHeader, ...) or NULL */
     double timestamp;
 };
 int cdp_event_request(const struct cdp_msg *m, struct cdp_request *r);
@@ -337,6 +345,31 @@ int cdp_event_stub(const char *head, size_t head_len, const char *tail, size_t t
 int cdp_event_websocket(const struct cdp_msg *m, const char **url, size_t *url_len);
 /* Target.attachedToTarget's targetInfo.type: page, iframe, worker, ... */
 int cdp_event_target_type(const struct cdp_msg *m, const char **type);
+
+/* What the page said about itself (renderer/pagelog.c): a console call
+ * (Runtime.consoleAPICalled), an uncaught exception
+ * (Runtime.exceptionThrown) or the browser's message about the page
+ * (Log.entryAdded). Its text, at most max bytes of it, is appended to text:
+ * a console call's arguments joined by spaces (strings as they are, other
+ * values by their description), an exception's text and the first line of
+ * its description, a log entry's text; *cut is set when there was more. */
+struct cdp_page_message {
+    const char *source; /* "console", "exception", or the log entry's source (network, security, ...) */
+    const char *level;  /* console: its type (log, error, warning, assert, ...); exception: "error";
+                           log entry: verbose, info, warning or error */
+    const char *url;    /* the script or document it came from, or NULL */
+    int line;           /* there, 1-based; 0: not known */
+};
+int cdp_event_page_message(const struct cdp_msg *m, struct cdp_page_message *pm, struct buf *text, size_t max,
+                           int *cut);
+/* Network.responseReceived: the request's id, its URL and the status. */
+struct cdp_response {
+    const char *request_id;
+    const char *type; /* Document, XHR, Fetch, Image, ... or NULL */
+    const char *url;
+    int status;
+};
+int cdp_event_response(const struct cdp_msg *m, struct cdp_response *r);
 
 /* Base64 (standard alphabet, padded, as Chrome sends it) to bytes, through
  * libwebsockets' decoder after a strict check of the text: 0 with *out

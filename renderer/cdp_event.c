@@ -87,6 +87,16 @@ int cdp_event_request(const struct cdp_msg *m, struct cdp_request *r)
         if (canceled && !json_is_boolean(canceled))
             return -EBADMSG;
         r->canceled = json_is_true(canceled);
+        json_t *blocked = json_object_get(m->params, "blockedReason");
+        r->blocked_reason = cdp_get_str(m->params, "blockedReason", 64);
+        if (blocked && !r->blocked_reason)
+            return -EBADMSG;
+        json_t *cors = json_object_get(m->params, "corsErrorStatus");
+        if (cors && !json_is_object(cors))
+            return -EBADMSG;
+        r->cors_error = cors ? cdp_get_str(cors, "corsError", 64) : NULL;
+        if (cors && json_object_get(cors, "corsError") && !r->cors_error)
+            return -EBADMSG;
     }
     return 0;
 }

@@ -17,6 +17,7 @@
 #include "hostcheck.h"
 #include "lines.h"
 #include "log.h"
+#include "pagelog.h"
 #include "rsm.h"
 
 /* [renderer] allowed_hosts (NULL: any host but link-local ones). Set once
@@ -57,6 +58,8 @@ static void intercept_note(struct intercept *ic, enum names_refusal why, const s
 {
     ic->refused[why]++;
     atomic_fetch_add(&intercept_refused_total[why], 1);
+    if (ic->pagelog)
+        pagelog_refused(ic->pagelog, url, len, names_refusals[why]);
     if (ic->refused_host[0])
         return;
     /* The host only: never the path or query, which may carry a key. */
@@ -251,8 +254,11 @@ void intercept_log(const struct intercept *ic)
     for (int i = 0; i < NAMES_REFUSAL_COUNT; i++)
         if (ic->refused[i] && n < sizeof(by))
             n += (size_t)snprintf(by + n, sizeof(by) - n, " %s=%u", names_refusals[i], ic->refused[i]);
-    log_info("render refused requests browser=%u refused=%u%s first_host=%s", browser_index(ic->b), total, by,
-             ic->refused_host);
+    char id[40] = "";
+    if (ic->pagelog && ic->pagelog->claimed)
+        snprintf(id, sizeof(id), " render_id=%llu", ic->pagelog->render_id);
+    log_info("render refused requests%s browser=%u refused=%u%s first_host=%s", id, browser_index(ic->b), total,
+             by, ic->refused_host);
 }
 
 int intercept_event(struct intercept *ic, const char *page_session, const struct cdp_msg *m)

@@ -24,8 +24,11 @@ struct intercept_child {
 
 /* One render's part. Commands and subscriptions are the browser's with
  * this struct as their owner (intercept_forget drops them). */
+struct pagelog;
+
 struct intercept {
     struct browser *b;
+    struct pagelog *pagelog; /* the render's, told of each refusal (NULL: none) */
     char page_session[CDP_ID_MAX + 1];
     unsigned refused[NAMES_REFUSAL_COUNT];
     char refused_host[INTERCEPT_HOST_LOGGED + 1];

@@ -539,6 +539,9 @@ static void jobs_render_done(void *arg, struct render *r)
     jobs_keep_steps(j, res);
     j->page_kind = res->ready_seen ? res->kind : NULL;
     memcpy(j->rule_ms, res->rule_ms, sizeof(j->rule_ms));
+    j->page_log = res->page_log;
+    j->page_errors = res->page_errors;
+    j->page_failed = res->page_failed;
     if (res->status == 200 && s->mem_on) {
         admit_measured(&s->adm, &j->run);
         log_debug("render memory measured peak_mib=%llu expected_mib=%llu estimate_mib=%llu",

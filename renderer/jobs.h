@@ -51,6 +51,9 @@ struct job {
     double rule_ms[NAMES_RULE_COUNT]; /* what held its readiness back */
     int browser;
     int64_t began_ns;
+    int page_log;          /* the page's log was on: its counts below */
+    unsigned page_errors;  /* console errors, exceptions, the browser's errors */
+    unsigned page_failed;  /* requests failed or refused */
 
     /* The browser thread's. */
     struct job *next;

@@ -26,6 +26,7 @@
 #include "net.h"
 #include "jobs.h"
 #include "intercept.h"
+#include "pagelog.h"
 #include "xalloc.h"
 
 struct main_state {
@@ -83,8 +84,9 @@ extern char **environ;
 /* SIGHUP: the supervisor has reloaded the config and kept us running (a
  * change of our other settings restarts us instead). The file and the
  * environment are read again and what can change in place is applied, each
- * on its own: the tokens (auth_token, auth_token_file), then the TLS
- * certificate and key for new connections. A config that does not load
+ * on its own: the tokens (auth_token, auth_token_file) and log_page for
+ * renders that start from then on, then the TLS certificate and key for
+ * new connections. A config that does not load
  * keeps everything as it was, with an error naming what is wrong; a bad
  * certificate pair keeps the running one. */
 static void main_reload(struct api *api, const char *config_path)
@@ -103,7 +105,9 @@ static void main_reload(struct api *api, const char *config_path)
         ntokens++;
     api_tokens_set(api, next->renderer.tokens);
     next->renderer.tokens = NULL;
-    log_info("renderer config reloaded path=%s tokens=%zu", config_path, ntokens);
+    pagelog_configure(next->renderer.log_page, next->supervisor.log_level == CONFIG_LOG_DEBUG);
+    log_info("renderer config reloaded path=%s tokens=%zu log_page=%s", config_path, ntokens,
+             next->renderer.log_page ? "true" : "false");
     char why[768];
     if (api_tls_reload(api, next, why, sizeof(why)) < 0)
         log_error("renderer tls reload refused, keeping the running certificate reason=\"%s\"", why);
@@ -168,6 +172,7 @@ int main(int argc, char **argv)
         .memory_budget = cfg->renderer.memory_budget,
     };
     intercept_set_allowed_hosts((const char *const *)cfg->renderer.allowed_hosts);
+    pagelog_configure(cfg->renderer.log_page, cfg->supervisor.log_level == CONFIG_LOG_DEBUG);
     struct jobs *sched = jobs_new(&lim, &ingest);
     char *ctl_path = config_runtime_path(cfg, CTL_SUPERVISOR);
     jobs_set_control(sched, ctl_path);

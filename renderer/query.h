@@ -96,6 +96,9 @@ struct query_param {
 };
 
 struct render_request {
+    /* The request's number in the renderer's life, for the log lines that
+     * belong to it (render_id=): set by the HTTP side after query_parse. */
+    unsigned long long id;
     char *url;                /* never NULL after a successful parse */
     int width;                /* CSS pixels */
     int height;               /* CSS pixels, or QUERY_FULL_PAGE */

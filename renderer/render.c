@@ -17,6 +17,7 @@
 #include "intercept.h"
 #include "lines.h"
 #include "log.h"
+#include "pagelog.h"
 #include "rsm.h"
 #include "xalloc.h"
 
@@ -37,6 +38,7 @@ struct render {
     unsigned nsent;  /* steps sent to the exporter (render_send_steps) */
     struct render_result result;
     struct intercept icpt; /* allowed_hosts on the page's requests */
+    struct pagelog pl;     /* the page's console and failed requests, when on */
     lws_sorted_usec_list_t deadline_sul;
     lws_sorted_usec_list_t wake_sul;
     lws_sorted_usec_list_t finish_sul;
@@ -197,8 +199,12 @@ static void render_log_failure(struct render *r)
     for (const char *p = res->error ? res->error : ""; *p && n + 1 < sizeof(logged); p++)
         logged[n++] = *p == '"' ? '\'' : *p;
     logged[n] = '\0';
-    log_info("%s failed browser=%u step=%s status=%u error=\"%s\"", r->m.spare ? "spare page" : "render",
-             browser_index(r->b), res->failed_step, res->status, logged);
+    if (r->m.spare || !r->m.req)
+        log_info("spare page failed browser=%u step=%s status=%u error=\"%s\"", browser_index(r->b),
+                 res->failed_step, res->status, logged);
+    else
+        log_info("render failed render_id=%llu browser=%u step=%s status=%u error=\"%s\"", r->m.req->id,
+                 browser_index(r->b), res->failed_step, res->status, logged);
 }
 
 /* Step the machine with in, then do what it says; a command that cannot be
@@ -218,6 +224,7 @@ static void render_run(struct render *r, struct rsm_input *in)
         if (out.forget) {
             browser_forget(r->b, r);
             intercept_forget(&r->icpt);
+            pagelog_forget(&r->pl);
             r->subscribed = 0; /* forget drops the subscription too */
         }
         if (out.unsubscribe[0])
@@ -226,6 +233,9 @@ static void render_run(struct render *r, struct rsm_input *in)
         if (out.subscribe && !r->subscribed) {
             if (browser_subscribe(r->b, rsm_session(&r->m), render_event, r) == 0) {
                 r->subscribed = 1;
+                /* before the preparation's commands: enabled before the
+                 * page navigates, which waits for those */
+                pagelog_attached(&r->pl, rsm_session(&r->m));
             } else {
                 next = (struct rsm_input){ .ev = RSM_EV_ABANDON, .why = "cannot attach to the page" };
                 again = 1;
@@ -248,6 +258,7 @@ static void render_run(struct render *r, struct rsm_input *in)
         if (out.finish && !r->finished) {
             r->finished = 1;
             intercept_log(&r->icpt);
+            pagelog_end(&r->pl);
             render_send_steps(r);
             render_cancel_timer(r, &r->deadline_sul);
             render_schedule(r, &r->finish_sul, render_finish_cb, 0);
@@ -281,6 +292,7 @@ static void render_event(void *arg, const struct cdp_msg *m)
         render_run(r, &in);
         return;
     }
+    pagelog_event(&r->pl, m);
     if (intercept_event(&r->icpt, rsm_session(&r->m), m))
         return;
     struct rsm_input in = { .ev = RSM_EV_CDP, .msg = m };
@@ -307,6 +319,8 @@ static struct render *render_new(struct browser *b, const struct render_request 
     r->generation = browser_generation(b);
     rsm_init(&r->m, req, deadline_ns, clock_now_ns());
     intercept_init(&r->icpt, b);
+    pagelog_init(&r->pl, b);
+    r->icpt.pagelog = &r->pl;
     return r;
 }
 
@@ -330,6 +344,7 @@ struct render *render_start(struct browser *b, const struct render_request *req,
 {
     struct render *r = render_new(b, req, deadline_ns, ingest, done, arg);
     render_take(r, req, deadline_ns, done, arg);
+    pagelog_begin(&r->pl, req);
     render_schedule(r, &r->wake_sul, render_begin_cb, 0);
     return r;
 }
@@ -350,6 +365,7 @@ int render_claim(struct render *r, const struct render_request *req, int64_t dea
     if (r->m.state == RSM_CONTEXT && !r->m.wait_id)
         render_cancel_timer(r, &r->wake_sul); /* its delayed begin: the claim begins it */
     render_take(r, req, deadline_ns, done, arg);
+    pagelog_begin(&r->pl, req);
     struct rsm_input in = { .ev = RSM_EV_CLAIM, .req = req, .deadline_ns = deadline_ns };
     render_run(r, &in);
     return 0;
@@ -377,6 +393,9 @@ const struct render_result *render_result(struct render *r)
     out->ready_seen = res->ready_seen;
     for (int i = 0; i < NAMES_RULE_COUNT; i++)
         out->rule_ms[i] = res->rule_ms[i];
+    out->page_log = r->pl.counted;
+    out->page_errors = r->pl.errors;
+    out->page_failed = r->pl.failed;
     return out;
 }
 
@@ -407,6 +426,8 @@ void render_free(struct render *r)
     if (session[0])
         browser_unsubscribe(r->b, session);
     intercept_forget(&r->icpt);
+    pagelog_forget(&r->pl);
+    pagelog_fini(&r->pl);
     browser_forget(r->b, r);
     if (r->counted)
         browser_load_add(r->b, -1);

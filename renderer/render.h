@@ -46,6 +46,9 @@ struct render_result {
     int ready_seen;           /* the page answered a probe: kind and rule_ms say what held it */
     const char *kind;         /* what the page was by its signals: scenes, panels, binding, boot, none */
     double rule_ms[NAMES_RULE_COUNT]; /* how long each readiness rule held the render back */
+    int page_log;             /* the page's log was on: the two below count */
+    unsigned page_errors;     /* console errors and asserts, uncaught exceptions, the browser's errors */
+    unsigned page_failed;     /* requests failed, answered 400 and above, or refused */
 };
 
 /* Start rendering req (borrowed until done) on b, giving up at deadline_ns

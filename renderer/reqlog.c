@@ -63,6 +63,8 @@ size_t reqlog_format(char *buf, size_t size, const struct reqlog *e)
         return 0;
     buf[0] = '\0';
     reqlog_add(&o, "render request route=%s status=%u", e->route, e->status);
+    if (e->render_id)
+        reqlog_add(&o, " render_id=%llu", e->render_id);
     if (e->url_host)
         reqlog_add(&o, " url_host=\"%s\"", e->url_host);
     if (e->req) {
@@ -87,6 +89,8 @@ size_t reqlog_format(char *buf, size_t size, const struct reqlog *e)
                     reqlog_add(&o, " wait_%s_ms=%lld", names_rules[i],
                                reqlog_ms((int64_t)(e->rule_ms[i] * CLOCK_NS_PER_MS)));
         }
+        if (e->page_log)
+            reqlog_add(&o, " page_errors=%u page_failed=%u", e->page_errors, e->page_failed);
     }
     if (e->gone)
         reqlog_add(&o, " ran_ms=%lld stop_ms=%lld render_status=%u", reqlog_ms(e->ran_ns), reqlog_ms(e->stop_ns),

@@ -16,6 +16,7 @@ struct reqlog {
     unsigned status;                   /* as the request metrics count it: 499 for a client gone */
     const char *url_host;              /* host[:port] of the url; NULL when the query was not read */
     const struct render_request *req;  /* NULL when the query was not read */
+    unsigned long long render_id;      /* the request's id (req->id); 0: none given */
     size_t bytes;                      /* the answer's image, pdf or csv; 0 for none */
     int64_t duration_ns;               /* from the request's arrival to its end */
     const char *error;                 /* why the answer is not a 200, or NULL */
@@ -28,6 +29,8 @@ struct reqlog {
     unsigned nsteps;
     const char *page;                  /* what the page was by its signals; NULL: not decided */
     const double *rule_ms;             /* with page: ms each readiness rule held it back */
+    int page_log;                      /* the page's log was on: its counts below */
+    unsigned page_errors, page_failed;
     /* A client that went away (gone is 0 otherwise): */
     int gone;
     int64_t ran_ns;                    /* from the arrival until the client left */

@@ -58,6 +58,42 @@ static char *spec_browser_resolver(const struct config *cfg)
     return rules.data; /* taken over from the buf */
 }
 
+/* Chromium writes every console message of every page to its stderr
+ * ("[...:INFO:CONSOLE:5] \"text\", source: URL (5)"), which the supervisor
+ * relays: the page's own words, and its URL with the query, where Grafana
+ * puts the render key. The renderer's page log says the same with the key
+ * redacted (renderer/pagelog.h), so the browsers' copy is turned off, by
+ * the feature that makes it (checked with chromium-headless-shell 156: no
+ * --log-level stops it). Chromium reads the last --disable-features, so an
+ * operator's own list gets the feature added to it rather than replaced. */
+#define SPEC_CONSOLE_FEATURE "LogJsConsoleMessages"
+
+static void spec_browser_console_off(struct config_command *cmd)
+{
+    int last = -1;
+    for (int i = 1; i < cmd->argc; i++) {
+        const char *w = cmd->argv[i];
+        if (w[0] == '-' && w[1] == '-')
+            w++;
+        if (strncmp(w, "-disable-features=", 18) == 0)
+            last = i;
+    }
+    if (last < 0) {
+        spec_append_word(cmd, xstrdup("--disable-features=" SPEC_CONSOLE_FEATURE));
+        return;
+    }
+    const char *list = strchr(cmd->argv[last], '=') + 1;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == strlen(SPEC_CONSOLE_FEATURE) && strncmp(p, SPEC_CONSOLE_FEATURE, n) == 0)
+            return;
+        p += n + (p[n] == ',');
+    }
+    char *word = xasprintf("%s%s" SPEC_CONSOLE_FEATURE, cmd->argv[last], *list ? "," : "");
+    free(cmd->argv[last]);
+    cmd->argv[last] = word;
+}
+
 /* The fingerprint starts with the command line, one word per line, then the
  * role's other settings. */
 static char *spec_fingerprint(const struct config_command *cmd, const char *settings)
@@ -79,7 +115,8 @@ static char *spec_fingerprint(const struct config_command *cmd, const char *sett
 
 /* Keys a running child applies in place when the supervisor passes SIGHUP
  * on after a reload (supervisor_reload.c): a change of these alone
- * restarts nobody, so a token or a certificate changes without a drain.
+ * restarts nobody, so a token, a certificate or the page log changes
+ * without a drain.
  * The one list of them; the children's SIGHUP handlers apply them.
  * toggle: only a new value is applied in place; a key going from empty to
  * set or back still restarts the child (TLS on a listener that had none
@@ -90,6 +127,7 @@ static const struct {
 } spec_hot_keys[] = {
     { "renderer", "auth_token", false },
     { "renderer", "auth_token_file", false },
+    { "renderer", "log_page", false },
     { "renderer", "tls_cert", true },
     { "renderer", "tls_key", true },
     { "exporter", "tls_cert", true },
@@ -200,6 +238,7 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
         }
         free(dirarg);
         spec_append_word(&s->command, spec_browser_resolver(cfg));
+        spec_browser_console_off(&s->command);
         s->memory_limit = cfg->browsers.memory_limit;
         s->fingerprint = spec_fingerprint(&s->command, "");
         /* Asked of the renderer, which hears from it (or of /proc). */

@@ -343,6 +343,39 @@ static void fuzz_check_events(const struct cdp_msg *m, const struct fuzz_nodes *
             fuzz_check_str(ns, req.error_text, CDP_ARG_MAX);
         else
             FUZZ_CHECK(req.error_text == NULL, NULL);
+        if (req.blocked_reason)
+            FUZZ_CHECK(m->event == CDP_EVENT_LOADING_FAILED && fuzz_msg_string(ns, req.blocked_reason) <= 64, NULL);
+        if (req.cors_error)
+            FUZZ_CHECK(m->event == CDP_EVENT_LOADING_FAILED && fuzz_msg_string(ns, req.cors_error) <= 64, NULL);
+    }
+
+    /* the page's messages: the text never past the bound, whatever the
+     * page wrote; nothing half-written on a refusal */
+    struct cdp_page_message pm;
+    struct buf text;
+    buf_init(&text);
+    buf_append(&text, "x", 1);
+    int cut = -1;
+    rc = cdp_event_page_message(m, &pm, &text, 40, &cut);
+    fuzz_check_event_rc(m, rc, CDP_EVENT_CONSOLE_API_CALLED, CDP_EVENT_EXCEPTION_THROWN, CDP_EVENT_LOG_ENTRY_ADDED);
+    if (rc == 0) {
+        FUZZ_CHECK(text.len <= 41 && (cut == 0 || cut == 1), NULL);
+        FUZZ_CHECK(pm.source && pm.level && pm.line >= 0, NULL);
+        if (pm.url)
+            fuzz_check_str(ns, pm.url, CDP_MESSAGE_MAX);
+    } else {
+        FUZZ_CHECK(text.len == 1, NULL);
+    }
+    buf_fini(&text);
+
+    struct cdp_response resp;
+    rc = cdp_event_response(m, &resp);
+    fuzz_check_event_rc(m, rc, CDP_EVENT_RESPONSE_RECEIVED, CDP_EVENT_RESPONSE_RECEIVED,
+                        CDP_EVENT_RESPONSE_RECEIVED);
+    if (rc == 0) {
+        fuzz_check_id(ns, resp.request_id);
+        fuzz_check_str(ns, resp.url, CDP_MESSAGE_MAX);
+        FUZZ_CHECK(resp.status >= 0 && resp.status <= 999, NULL);
     }
 
     struct cdp_download d;
@@ -414,7 +447,7 @@ static void fuzz_check_msg(const struct cdp_msg *m)
         size_t len = fuzz_msg_string(&ns, m->method);
         FUZZ_CHECK(len >= 1 && len <= CDP_METHOD_MAX, m->method);
         FUZZ_CHECK(!m->params || (json_is_object(m->params) && fuzz_is_node(&ns, m->params)), NULL);
-        FUZZ_CHECK(m->event >= CDP_EVENT_OTHER && m->event <= CDP_EVENT_DOWNLOAD_PROGRESS, NULL);
+        FUZZ_CHECK(m->event >= CDP_EVENT_OTHER && m->event <= CDP_EVENT_LOG_ENTRY_ADDED, NULL);
         break;
     }
     default:

@@ -1078,9 +1078,27 @@ static void test_network_events(void **state)
                                    "\"requestId\":\"1.1\",\"timestamp\":2,\"errorText\":\"net::ERR_ABORTED\",\"canceled\":true}}"), 0);
     assert_int_equal(cdp_event_request(&m, &r), 0);
     assert_true(r.canceled);
+    assert_null(r.blocked_reason);
+    cdp_msg_fini(&m);
+    assert_int_equal(parse_str(&m, "{\"method\":\"Network.loadingFailed\",\"params\":{\"requestId\":\"2\","
+                                   "\"timestamp\":2,\"errorText\":\"net::ERR_BLOCKED_BY_RESPONSE\",\"blockedReason\":\"csp\"}}"),
+                     0);
+    assert_int_equal(cdp_event_request(&m, &r), 0);
+    assert_string_equal(r.blocked_reason, "csp");
+    assert_null(r.cors_error);
+    cdp_msg_fini(&m);
+    assert_int_equal(parse_str(&m, "{\"method\":\"Network.loadingFailed\",\"params\":{\"requestId\":\"3\","
+                                   "\"timestamp\":2,\"errorText\":\"net::ERR_FAILED\",\"corsErrorStatus\":{"
+                                   "\"corsError\":\"MissingAllowOriginHeader\",\"failedParameter\":\"\"}}}"),
+                     0);
+    assert_int_equal(cdp_event_request(&m, &r), 0);
+    assert_string_equal(r.cors_error, "MissingAllowOriginHeader");
     cdp_msg_fini(&m);
 
     const char *bad[] = {
+        "{\"method\":\"Network.loadingFailed\",\"params\":{\"requestId\":\"1\",\"timestamp\":2,\"errorText\":\"x\",\"blockedReason\":7}}",
+        "{\"method\":\"Network.loadingFailed\",\"params\":{\"requestId\":\"1\",\"timestamp\":2,\"errorText\":\"x\",\"corsErrorStatus\":1}}",
+        "{\"method\":\"Network.loadingFailed\",\"params\":{\"requestId\":\"1\",\"timestamp\":2,\"errorText\":\"x\",\"corsErrorStatus\":{\"corsError\":[]}}}",
         "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"timestamp\":2}}",
         "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"requestId\":5,\"timestamp\":2}}",
         "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"requestId\":\"\",\"timestamp\":2}}",
@@ -1102,6 +1120,101 @@ static void test_network_events(void **state)
     parse_fixture("event_lifecycle_load", &m);
     assert_int_equal(cdp_event_request(&m, &r), -EINVAL);
     cdp_msg_fini(&m);
+}
+
+/* What the page says about itself: console calls (their arguments joined,
+ * where they were made), exceptions, the browser's log entries, and a
+ * response's status; texts cut at the caller's bound. */
+static void test_page_messages(void **state)
+{
+    (void)state;
+    struct cdp_msg m;
+    struct cdp_page_message pm;
+    struct buf text;
+    int cut;
+    buf_init(&text);
+    assert_int_equal(parse_str(&m, "{\"method\":\"Runtime.consoleAPICalled\",\"params\":{\"type\":\"error\","
+                                   "\"args\":[{\"type\":\"string\",\"value\":\"failed:\"},{\"type\":\"number\",\"value\":42},"
+                                   "{\"type\":\"object\",\"description\":\"Object\"},{\"type\":\"undefined\"},"
+                                   "{\"type\":\"boolean\",\"value\":true}],\"executionContextId\":1,\"timestamp\":1,"
+                                   "\"stackTrace\":{\"callFrames\":[{\"functionName\":\"\",\"scriptId\":\"5\","
+                                   "\"url\":\"http://g:3000/public/app.js?v=1\",\"lineNumber\":9,\"columnNumber\":2}]}}}"),
+                     0);
+    assert_int_equal(cdp_event_page_message(&m, &pm, &text, 100, &cut), 0);
+    assert_string_equal(pm.source, "console");
+    assert_string_equal(pm.level, "error");
+    assert_string_equal(text.data, "failed: 42 Object undefined true");
+    assert_false(cut);
+    assert_string_equal(pm.url, "http://g:3000/public/app.js?v=1");
+    assert_int_equal(pm.line, 10);
+    buf_reset(&text);
+    assert_int_equal(cdp_event_page_message(&m, &pm, &text, 10, &cut), 0);
+    assert_string_equal(text.data, "failed: 42");
+    assert_true(cut);
+    cdp_msg_fini(&m);
+
+    buf_reset(&text);
+    assert_int_equal(parse_str(&m, "{\"method\":\"Runtime.exceptionThrown\",\"params\":{\"timestamp\":1,"
+                                   "\"exceptionDetails\":{\"exceptionId\":1,\"text\":\"Uncaught\",\"lineNumber\":6,"
+                                   "\"columnNumber\":30,\"url\":\"http://g/page.html\",\"exception\":{\"type\":\"object\","
+                                   "\"description\":\"Error: boom\\n    at http://g/page.html:7:31\"}}}}"),
+                     0);
+    assert_int_equal(cdp_event_page_message(&m, &pm, &text, 100, &cut), 0);
+    assert_string_equal(pm.source, "exception");
+    assert_string_equal(pm.level, "error");
+    assert_string_equal(text.data, "Uncaught Error: boom");
+    assert_string_equal(pm.url, "http://g/page.html");
+    assert_int_equal(pm.line, 7);
+    cdp_msg_fini(&m);
+
+    buf_reset(&text);
+    assert_int_equal(parse_str(&m, "{\"method\":\"Log.entryAdded\",\"params\":{\"entry\":{\"source\":\"security\","
+                                   "\"level\":\"warning\",\"text\":\"Mixed content\",\"timestamp\":1}}}"),
+                     0);
+    assert_int_equal(cdp_event_page_message(&m, &pm, &text, 100, &cut), 0);
+    assert_string_equal(pm.source, "security");
+    assert_string_equal(pm.level, "warning");
+    assert_string_equal(text.data, "Mixed content");
+    assert_null(pm.url);
+    assert_int_equal(pm.line, 0);
+    cdp_msg_fini(&m);
+
+    const char *bad[] = {
+        "{\"method\":\"Runtime.consoleAPICalled\",\"params\":{\"args\":[]}}",
+        "{\"method\":\"Runtime.consoleAPICalled\",\"params\":{\"type\":\"log\",\"args\":{}}}",
+        "{\"method\":\"Runtime.exceptionThrown\",\"params\":{\"exceptionDetails\":{\"text\":5}}}",
+        "{\"method\":\"Log.entryAdded\",\"params\":{\"entry\":{\"source\":\"network\",\"level\":\"error\"}}}",
+        "{\"method\":\"Log.entryAdded\",\"params\":{}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        buf_reset(&text);
+        assert_int_equal(parse_str(&m, bad[i]), 0);
+        if (cdp_event_page_message(&m, &pm, &text, 100, &cut) != -EBADMSG)
+            fail_msg("accepted: %s", bad[i]);
+        assert_int_equal(text.len, 0);
+        cdp_msg_fini(&m);
+    }
+    parse_fixture("event_lifecycle_load", &m);
+    assert_int_equal(cdp_event_page_message(&m, &pm, &text, 100, &cut), -EINVAL);
+    cdp_msg_fini(&m);
+
+    struct cdp_response r;
+    assert_int_equal(parse_str(&m, "{\"method\":\"Network.responseReceived\",\"params\":{\"requestId\":\"7.2\","
+                                   "\"type\":\"Fetch\",\"timestamp\":1,\"response\":{\"url\":\"http://g/api/ds/query\","
+                                   "\"status\":502,\"statusText\":\"Bad Gateway\"}}}"),
+                     0);
+    assert_int_equal(cdp_event_response(&m, &r), 0);
+    assert_string_equal(r.request_id, "7.2");
+    assert_string_equal(r.type, "Fetch");
+    assert_string_equal(r.url, "http://g/api/ds/query");
+    assert_int_equal(r.status, 502);
+    cdp_msg_fini(&m);
+    assert_int_equal(parse_str(&m, "{\"method\":\"Network.responseReceived\",\"params\":{\"requestId\":\"7.2\","
+                                   "\"response\":{\"url\":\"http://g/\"}}}"),
+                     0);
+    assert_int_equal(cdp_event_response(&m, &r), -EBADMSG);
+    cdp_msg_fini(&m);
+    buf_fini(&text);
 }
 
 static void test_download_events(void **state)
@@ -1785,6 +1898,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_network_events),
         cmocka_unit_test(test_download_events),
+        cmocka_unit_test(test_page_messages),
         cmocka_unit_test(test_target_events),
         cmocka_unit_test(test_result_extractors_refuse_bad_fields),
         cmocka_unit_test(test_garbage),

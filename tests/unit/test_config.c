@@ -1525,6 +1525,45 @@ static void test_allowed_hosts(void **state)
     assert_non_null(strstr(why, "expected a host name of 1 to 253 characters"));
 }
 
+/* [renderer] log_page: a switch, false unless set; a word that is not one
+ * is refused naming the key and the words it takes. */
+static void test_log_page(void **state)
+{
+    (void)state;
+    struct config *cfg = test_load(MIN_INI);
+    assert_int_equal(cfg->renderer.log_page, 0);
+    config_free(cfg);
+
+    static const struct {
+        const char *value;
+        int want;
+    } good[] = {
+        { "true", 1 }, { "TRUE", 1 }, { "yes", 1 }, { "on", 1 }, { "1", 1 },
+        { "false", 0 }, { "No", 0 }, { "off", 0 }, { "0", 0 },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+        char *text = test_text("[renderer]\ncommand = r\nlog_page = %s\n"
+                               "[exporter]\ncommand = e\n[browsers]\ncommand = b\n", good[i].value);
+        cfg = test_load(text);
+        assert_int_equal(cfg->renderer.log_page, good[i].want);
+        config_free(cfg);
+        free(text);
+    }
+
+    const char *bad[] = { "", "2", "truee", "y", "enabled" };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        char *text = test_text("[renderer]\ncommand = r\nlog_page = %s\n"
+                               "[exporter]\ncommand = e\n[browsers]\ncommand = b\n", bad[i]);
+        char *errors = test_fail(text);
+        char *expect = test_text("file=test.ini line=3 key=renderer.log_page: invalid value \"%s\": expected "
+                                 "true or false\n", bad[i]);
+        assert_string_equal(errors, expect);
+        free(expect);
+        free(errors);
+        free(text);
+    }
+}
+
 /* [renderer] timezone: what a request's timezone may be, stored as the id
  * Chromium takes; empty, browser and default are the browser's own zone. */
 static void test_timezone(void **state)
@@ -1956,6 +1995,7 @@ int main(void)
         cmocka_unit_test(test_token_file_parse),
         cmocka_unit_test(test_token_file),
         cmocka_unit_test(test_print),
+        cmocka_unit_test(test_log_page),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

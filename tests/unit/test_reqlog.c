@@ -110,6 +110,34 @@ static void test_readiness_waits(void **state)
     assert_null(strstr(line, "wait_"));
 }
 
+/* The request's id, and the page's counts when its page log was on: on a
+ * 408 too, where they say why the panel stayed blank. */
+static void test_id_and_page_counts(void **state)
+{
+    (void)state;
+    struct render_request req = png_req();
+    struct reqlog e = {
+        .route = "render", .status = 408, .render_id = 17, .url_host = "grafana:3000", .req = &req,
+        .duration_ns = 2000 * MS, .error = "timed out after 2000 ms waiting for panelsRendered",
+        .submitted = 1, .queue_ns = 0, .browser = 0, .tries = 1, .steps = png_steps, .nsteps = 5,
+        .page = "panels", .page_log = 1, .page_errors = 3, .page_failed = 2,
+    };
+    reqlog_format(line, sizeof(line), &e);
+    assert_true(strncmp(line, "render request route=render status=408 render_id=17 url_host=", 61) == 0);
+    assert_non_null(strstr(line, " page=panels page_errors=3 page_failed=2 error="));
+    json_t *o = as_json();
+    assert_int_equal(json_integer_value(json_object_get(o, "render_id")), 17);
+    assert_int_equal(json_integer_value(json_object_get(o, "page_errors")), 3);
+    assert_int_equal(json_integer_value(json_object_get(o, "page_failed")), 2);
+    json_decref(o);
+    /* page log off: no counts; no id (a refusal before the query): none */
+    e.page_log = 0;
+    e.render_id = 0;
+    reqlog_format(line, sizeof(line), &e);
+    assert_null(strstr(line, "page_errors"));
+    assert_null(strstr(line, "render_id"));
+}
+
 static void test_csv_answered(void **state)
 {
     (void)state;
@@ -218,6 +246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png_answered),
         cmocka_unit_test(test_readiness_waits),
+        cmocka_unit_test(test_id_and_page_counts),
         cmocka_unit_test(test_csv_answered),
         cmocka_unit_test(test_refused_before_the_query),
         cmocka_unit_test(test_error_leaves_out_what_the_client_sent),

@@ -80,7 +80,7 @@ static void test_order_names_and_arguments(void **state)
     assert_null(s[0].fresh_dir);
 
     /* devtools = pipe (the default): the pipe switch, no port */
-    assert_int_equal(s[2].command.argc, 6);
+    assert_int_equal(s[2].command.argc, 7);
     assert_string_equal(s[2].command.argv[2], "a b");
     assert_string_equal(s[2].command.argv[3], "--remote-debugging-pipe");
     assert_string_equal(s[2].command.argv[4], "--user-data-dir=/run/rvtest/browser-1.profile");
@@ -89,7 +89,9 @@ static void test_order_names_and_arguments(void **state)
                         "--host-resolver-rules=MAP 169.254.* ~NOTFOUND, MAP fe8?:* ~NOTFOUND, MAP fe9?:* ~NOTFOUND, "
                         "MAP fea?:* ~NOTFOUND, MAP feb?:* ~NOTFOUND, MAP ::ffff:a9fe:* ~NOTFOUND, "
                         "MAP 64:ff9b::a9fe:* ~NOTFOUND, MAP fd00:ec2::254 ~NOTFOUND");
-    assert_null(s[2].command.argv[6]);
+    /* the browsers do not copy the pages' console to their stderr */
+    assert_string_equal(s[2].command.argv[6], "--disable-features=LogJsConsoleMessages");
+    assert_null(s[2].command.argv[7]);
     assert_true(s[1].devtools_pipe && s[2].devtools_pipe);
     assert_false(s[0].devtools_pipe || s[3].devtools_pipe);
     /* health over the control socket, whatever the transport */
@@ -106,6 +108,37 @@ static void test_order_names_and_arguments(void **state)
     config_free(cfg);
 }
 
+/* The console copy off: an operator's own --disable-features (the last,
+ * which Chromium reads) gets the feature added, once. */
+static void test_browser_console_off(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *command, *want;
+        int at; /* where the list is, from the end */
+    } cases[] = {
+        { "command = chromium --disable-features=A,B --x\n", "--disable-features=A,B,LogJsConsoleMessages", 5 },
+        { "command = chromium -disable-features=A --disable-features=B\n", "--disable-features=B,LogJsConsoleMessages", 4 },
+        { "command = chromium --disable-features=LogJsConsoleMessages,C\n",
+          "--disable-features=LogJsConsoleMessages,C", 4 },
+        { "command = chromium --disable-features=\n", "--disable-features=LogJsConsoleMessages", 4 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *text = with("command = chromium --headless 'a b'\n", cases[i].command);
+        struct config *cfg = load(text);
+        size_t n;
+        struct child_spec *s = spec_build(cfg, "/etc/rv.ini", &n);
+        int argc = s[1].command.argc;
+        assert_string_equal(s[1].command.argv[argc - cases[i].at], cases[i].want);
+        for (int k = 0; k < argc; k++)
+            assert_false(strcmp(s[1].command.argv[k], "--disable-features=LogJsConsoleMessages") == 0 &&
+                         strcmp(cases[i].want, "--disable-features=LogJsConsoleMessages") != 0);
+        spec_free(s, n);
+        config_free(cfg);
+        free(text);
+    }
+}
+
 /* devtools = port: the loopback port switches; probed as over pipes. */
 static void test_devtools_port(void **state)
 {
@@ -114,7 +147,7 @@ static void test_devtools_port(void **state)
     struct config *cfg = load(text);
     size_t n = 0;
     struct child_spec *s = spec_build(cfg, "/etc/rv.ini", &n);
-    assert_int_equal(s[2].command.argc, 7);
+    assert_int_equal(s[2].command.argc, 8);
     assert_string_equal(s[2].command.argv[3], "--remote-debugging-port=9301");
     assert_string_equal(s[2].command.argv[4], "--remote-debugging-address=127.0.0.1");
     assert_string_equal(s[2].command.argv[5], "--user-data-dir=/run/rvtest/browser-1.profile");
@@ -227,6 +260,11 @@ static void test_hot_keys(void **state)
     snprintf(line, sizeof(line), "command = rendervisor-renderer\nauth_token_file = %s\n", path);
     assert_int_equal(changed("command = rendervisor-renderer\n", line), 0);
     unlink(path);
+
+    /* the page log is switched in place too */
+    assert_true(spec_key_hot("renderer", "log_page"));
+    assert_int_equal(changed("command = rendervisor-renderer\n", "command = rendervisor-renderer\nlog_page = true\n"),
+                     0);
 }
 
 static void test_exporter_settings_restart_exporter_and_renderer(void **state)
@@ -455,6 +493,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_names_and_arguments),
         cmocka_unit_test(test_devtools_port),
+        cmocka_unit_test(test_browser_console_off),
         cmocka_unit_test(test_fingerprints),
         cmocka_unit_test(test_tls_on_off_restarts_other_files_do_not),
         cmocka_unit_test(test_hot_keys),
