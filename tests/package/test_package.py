@@ -219,7 +219,7 @@ class PackageTest(unittest.TestCase):
             version = re.search(r"version : '([^']+)'", f.read()).group(1)
         self.assertEqual(run(['dpkg-deb', '-f', self.deb, 'Version']).stdout.strip(), version + '-1')
         deps = run(['dpkg-deb', '-f', self.deb, 'Depends']).stdout
-        for d in ('chromium-headless-shell | chromium', 'adduser', 'fonts-liberation', 'libwebsockets17'):
+        for d in ('chromium-headless-shell | chromium', 'adduser', 'procps', 'fonts-liberation', 'libwebsockets17'):
             self.assertIn(d, deps, 'Depends of the .deb')
         tar = subprocess.run('dpkg-deb --fsys-tarfile %s | tar -tvf -' % self.deb, shell=True,
                              stdout=subprocess.PIPE, text=True, check=True).stdout
@@ -263,7 +263,7 @@ class PackageTest(unittest.TestCase):
         """systemctl start: active; a render over the configured port, with
         the generated token, draws every panel; a wrong token is refused; the
         metrics count the render; every process runs as rendervisor;
-        systemd-analyze verify prints nothing."""
+        systemctl reload works; systemd-analyze verify prints nothing."""
         r = self.sh('systemctl start %s' % UNIT, check=False, timeout=120)
         self.assertEqual(r.returncode, 0, 'systemctl start failed:\n%s\n%s' % (
             r.stderr, self.sh('journalctl -u %s --no-pager | tail -n 30' % UNIT, check=False).stdout))
@@ -288,6 +288,13 @@ class PackageTest(unittest.TestCase):
         self.assertGreaterEqual(len(owners), 5, 'the unit\'s processes: %s' % owners)
         for o in owners:
             self.assertEqual(o.split()[0], uid, 'a process of the unit not run as rendervisor: %s' % o)
+        # ExecReload runs --check-config as rendervisor: the 0640 file must
+        # be readable to it, and the reload keeps the supervisor
+        pid = self.main_pid()
+        r = self.sh('systemctl reload %s' % UNIT, check=False, timeout=120)
+        self.assertEqual(r.returncode, 0, 'systemctl reload failed:\n%s\n%s' % (
+            r.stderr, self.sh('journalctl -u %s --no-pager | tail -n 20' % UNIT, check=False).stdout))
+        self.assertEqual((self.unit_state(), self.main_pid()), (('enabled', 'active'), pid))
         r = self.sh('systemd-analyze verify %s' % UNIT, check=False)
         self.assertEqual((r.returncode, r.stdout + r.stderr), (0, ''), 'systemd-analyze verify')
 
