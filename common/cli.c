@@ -10,7 +10,10 @@ static void cli_usage(FILE *out, const char *program, const char *about)
     fprintf(out, "Usage: %s --config FILE\n       %s --version | --help\n\n%s", program, program, about);
 }
 
-struct config *cli_child_config(int argc, char **argv, const char *program, const char *about, int *exit_code)
+extern char **environ;
+
+struct config *cli_child_config(int argc, char **argv, const char *program, const char *about, int *exit_code,
+                                const char **path)
 {
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
@@ -44,11 +47,15 @@ struct config *cli_child_config(int argc, char **argv, const char *program, cons
         return NULL;
     }
     char *errors = NULL;
-    struct config *cfg = config_load_file(config_file, &errors);
+    /* The supervisor's environment is ours: its RENDERVISOR_ variables
+     * over the file make the config it checked. */
+    struct config *cfg = config_load(config_file, environ, &errors);
     if (!cfg) {
         fprintf(stderr, "%s: the configuration is not valid:\n%s", program, errors);
         free(errors);
         *exit_code = 1;
     }
+    if (path)
+        *path = config_file;
     return cfg;
 }

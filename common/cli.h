@@ -8,7 +8,10 @@
 /* Parse argv and load the config. Returns it, or NULL with *exit_code set:
  * 0 after --version or --help, 2 for a bad command line, 1 for a bad config
  * (every error printed on stderr). about is the --help text after the
- * usage lines. */
-struct config *cli_child_config(int argc, char **argv, const char *program, const char *about, int *exit_code);
+ * usage lines. The RENDERVISOR_ variables of the environment are applied
+ * over the file. *path (if path is not NULL) is the file, for re-reading
+ * it on SIGHUP. */
+struct config *cli_child_config(int argc, char **argv, const char *program, const char *about, int *exit_code,
+                                const char **path);
 
 #endif

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "secretfile.h"
 #include "tz.h"
 #include "xalloc.h"
 
@@ -29,6 +31,12 @@
 #define CONFIG_MAX_FILE (1024 * 1024)
 /* runtime_dir + "/" + a socket name must fit in sun_path (108 bytes). */
 #define CONFIG_MAX_RUNTIME_DIR 80
+
+/* auth_token_file: a list of tokens, not a database. */
+#define CONFIG_MAX_TOKEN_FILE (64 * 1024)
+#define CONFIG_MAX_TOKENS 64
+/* What every variable the environment gives the config starts with. */
+#define CONFIG_ENV_PREFIX "RENDERVISOR_"
 
 #define CONFIG_AT(field) offsetof(struct config, field)
 
@@ -57,6 +65,8 @@ const struct config_key config_keys[] = {
       "0.1 0.25 0.5 1 3 5 7 10 20 30 60", 0, 0 },
     { "exporter", "step_buckets", CONFIG_KIND_BUCKETS, CONFIG_AT(exporter.step_buckets),
       "0.01 0.05 0.1 0.3 0.5 1 3 5 10 20 30", 0, 0 },
+    { "exporter", "tls_cert", CONFIG_KIND_FILE, CONFIG_AT(exporter.tls_cert), "", 0, 0 },
+    { "exporter", "tls_key", CONFIG_KIND_FILE, CONFIG_AT(exporter.tls_key), "", 0, 0 },
 
     { "renderer", "command", CONFIG_KIND_COMMAND, CONFIG_AT(renderer.command), "rendervisor-renderer", 0, 0 },
     { "renderer", "listen", CONFIG_KIND_LISTEN, CONFIG_AT(renderer.listen), "0.0.0.0:8081", 0, 0 },
@@ -77,6 +87,9 @@ const struct config_key config_keys[] = {
      * grace period after a 10 s preStop (docs/supervisor.md, "Shutdown"). */
     { "renderer", "drain_timeout", CONFIG_KIND_DURATION, CONFIG_AT(renderer.drain_timeout_ns), "15s", 0,
       10 * CONFIG_NS_PER_MIN },
+    { "renderer", "tls_cert", CONFIG_KIND_FILE, CONFIG_AT(renderer.tls_cert), "", 0, 0 },
+    { "renderer", "tls_key", CONFIG_KIND_FILE, CONFIG_AT(renderer.tls_key), "", 0, 0 },
+    { "renderer", "auth_token_file", CONFIG_KIND_SECRET_FILE, CONFIG_AT(renderer.auth_token_file), "", 0, 0 },
 
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
     /* NULL: the default file's command line, too long to write twice. */
@@ -169,6 +182,15 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
             *(int64_t *)field = ns;
         break;
     }
+    case CONFIG_KIND_FILE:
+        /* The children do not run in the supervisor's directory. */
+        if (value[0] && value[0] != '/')
+            reason = "must be an absolute path, or empty for none";
+        else if (strlen(value) >= PATH_MAX)
+            reason = "is longer than PATH_MAX";
+        else
+            *(char **)field = xstrdup(value);
+        break;
     case CONFIG_KIND_LOG_LEVEL:
         if (log_level_lookup(value, strlen(value), (enum config_log_level *)field) < 0)
             reason = "expected debug, info, warn or error";
@@ -216,13 +238,29 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
     case CONFIG_KIND_BUCKETS:
         config_parse_buckets(value, (struct config_buckets *)field, &reason);
         break;
-    case CONFIG_KIND_TOKEN:
-        if (!value[0])
+    case CONFIG_KIND_TOKEN: {
+        /* Several tokens, separated by spaces: a token has none (it did
+         * not before there could be several), so any one-token value means
+         * what it meant. */
+        size_t count = 0;
+        for (const char *s = value; *s && !reason; s++) {
+            if (iscntrl((unsigned char)*s) && *s != '\t')
+                reason = "must not contain control characters";
+            else if (!isspace((unsigned char)*s) && (s == value || isspace((unsigned char)s[-1])))
+                count++;
+        }
+        if (!reason && count == 0)
             reason = "must not be empty (Grafana's default token is -)";
-        for (const char *s = value; *s && !reason; s++)
-            if (isspace((unsigned char)*s) || iscntrl((unsigned char)*s))
-                reason = "must not contain whitespace";
+        else if (!reason && count > CONFIG_MAX_TOKENS)
+            reason = "too many tokens (at most 64)";
         if (!reason)
+            *(char **)field = xstrdup(value);
+        break;
+    }
+    case CONFIG_KIND_SECRET_FILE:
+        if (value[0] && value[0] != '/')
+            reason = "must be an absolute path, or empty for none";
+        else
             *(char **)field = xstrdup(value);
         break;
     case CONFIG_KIND_UINT:
@@ -349,36 +387,29 @@ struct config_bind {
  * and ::1 (getaddrinfo may give either); [::ffff:a.b.c.d] is a.b.c.d. */
 static void config_bind_parse(const char *listen, const char *section, const char *name, struct config_bind *b)
 {
-    char host[INET6_ADDRSTRLEN] = "";
-    const char *colon;
-    if (listen[0] == '[') {
-        const char *close = strchr(listen, ']');
-        memcpy(host, listen + 1, (size_t)(close - listen - 1));
-        host[close - listen - 1] = '\0';
-        colon = close + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        memcpy(host, listen, (size_t)(colon - listen));
-        host[colon - listen] = '\0';
-    }
+    struct config_listen l;
+    const char *why;
+    if (config_parse_listen_addr(listen, &l, &why) < 0)
+        abort(); /* only values config_apply took come here */
     memset(b, 0, sizeof(*b));
     b->section = section;
     b->name = name;
-    b->port = (unsigned)strtoul(colon + 1, NULL, 10);
+    b->port = l.port;
 
     struct in6_addr v6;
-    if (strcmp(host, "localhost") == 0) {
+    memcpy(v6.s6_addr, l.addr, 16);
+    if (l.localhost) {
         b->naddr = 2;
         b->addr[0].family = AF_INET;
         inet_pton(AF_INET, "127.0.0.1", b->addr[0].bytes);
         b->addr[1].family = AF_INET6;
         inet_pton(AF_INET6, "::1", b->addr[1].bytes);
-    } else if (listen[0] != '[') {
+    } else if (l.family == AF_INET) {
         b->naddr = 1;
         b->addr[0].family = AF_INET;
-        inet_pton(AF_INET, host, b->addr[0].bytes);
+        memcpy(b->addr[0].bytes, l.addr, 4);
         b->addr[0].any = memcmp(b->addr[0].bytes, "\0\0\0\0", 4) == 0;
-    } else if (inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_V4MAPPED(&v6)) {
+    } else if (IN6_IS_ADDR_V4MAPPED(&v6)) {
         b->naddr = 1;
         b->addr[0].family = AF_INET;
         memcpy(b->addr[0].bytes, v6.s6_addr + 12, 4);
@@ -474,9 +505,31 @@ static void config_check_ports(struct config_parser *p, const struct config *cfg
     }
 }
 
+/* A listener's certificate and key come together (common/tls.h reads and
+ * checks the files themselves); the error is on the line of the one given. */
+static void config_check_tls_pair(struct config_parser *p, const char *section, const char *cert,
+                                  const char *key)
+{
+    struct config_entry *c = &p->entries[config_key_index(section, "tls_cert")];
+    struct config_entry *k = &p->entries[config_key_index(section, "tls_key")];
+    if (c->broken || k->broken || !cert[0] == !key[0])
+        return;
+    const char *given = cert[0] ? "tls_cert" : "tls_key", *missing = cert[0] ? "tls_key" : "tls_cert";
+    config_error(p, cert[0] ? c->line : k->line, section, given,
+                 "%s.%s is set but %s.%s is not: TLS needs both (or neither, for plain HTTP)", section, given,
+                 section, missing);
+}
+
 /* Checks that involve more than one key, made once every key is known good. */
 static void config_cross_check(struct config_parser *p, const struct config *cfg)
 {
+    config_check_tls_pair(p, "renderer", cfg->renderer.tls_cert, cfg->renderer.tls_key);
+    config_check_tls_pair(p, "exporter", cfg->exporter.tls_cert, cfg->exporter.tls_key);
+    struct config_entry *ecert = &p->entries[config_key_index("exporter", "tls_cert")];
+    struct config_entry *elisten = &p->entries[config_key_index("exporter", "listen")];
+    if (!ecert->broken && !elisten->broken && cfg->exporter.tls_cert[0] && !cfg->exporter.listen[0])
+        config_error(p, ecert->line, "exporter", "tls_cert",
+                     "exporter.listen is empty: there is no TCP listener for TLS (the Unix socket is plain)");
     config_check_devtools(p, cfg);
     config_check_ports(p, cfg);
     struct config_entry *base = &p->entries[config_key_index("browsers", "port_base")];
@@ -526,20 +579,220 @@ static char *config_default_value(size_t i)
     return value;
 }
 
+/* ---- tokens ----------------------------------------------------------------- */
+
+void config_tokens_free(char **tokens)
+{
+    for (size_t i = 0; tokens && tokens[i]; i++)
+        free(tokens[i]);
+    free(tokens);
+}
+
+/* Append the words of text (separated by spaces and tabs) to *list. */
+static void config_tokens_add(char ***list, size_t *n, const char *text, size_t len)
+{
+    const char *s = text, *end = text + len;
+    while (s < end) {
+        while (s < end && (*s == ' ' || *s == '\t'))
+            s++;
+        const char *w = s;
+        while (s < end && *s != ' ' && *s != '\t')
+            s++;
+        if (s == w)
+            continue;
+        *list = xreallocarray(*list, *n + 2, sizeof(**list));
+        (*list)[(*n)++] = xstrndup(w, (size_t)(s - w));
+        (*list)[*n] = NULL;
+    }
+}
+
+int config_parse_token_file(const char *text, size_t len, char ***out, char *why, size_t why_len)
+{
+    char **tokens = NULL;
+    size_t n = 0;
+    int line = 0;
+    *out = NULL;
+    for (const char *s = text, *end = text + len; s < end;) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *e = nl ? nl : end;
+        line++;
+        while (s < e && isspace((unsigned char)*s))
+            s++;
+        while (e > s && isspace((unsigned char)e[-1]))
+            e--;
+        const char *bad = NULL;
+        for (const char *c = s; c < e && !bad && *s != '#'; c++)
+            if (isspace((unsigned char)*c) || iscntrl((unsigned char)*c))
+                bad = c;
+        if (bad) {
+            snprintf(why, why_len, "line %d: a token must not contain spaces or control characters (one token a line)",
+                     line);
+            config_tokens_free(tokens);
+            return -EINVAL;
+        }
+        if (s < e && *s != '#') {
+            if (n == CONFIG_MAX_TOKENS) {
+                snprintf(why, why_len, "line %d: too many tokens (at most %d)", line, CONFIG_MAX_TOKENS);
+                config_tokens_free(tokens);
+                return -EINVAL;
+            }
+            config_tokens_add(&tokens, &n, s, (size_t)(e - s));
+        }
+        s = nl ? nl + 1 : end;
+    }
+    *out = tokens;
+    return 0;
+}
+
+/* Every token a render may carry: auth_token's and the file's. auth_token's
+ * default (-, Grafana's own default) stands only when no file is given: an
+ * operator who sets a file means its tokens, not theirs and -. */
+static void config_check_tokens(struct config_parser *p, struct config *cfg)
+{
+    struct config_entry *inl = &p->entries[config_key_index("renderer", "auth_token")];
+    struct config_entry *file = &p->entries[config_key_index("renderer", "auth_token_file")];
+    if (inl->broken || file->broken)
+        return;
+    char **tokens = NULL;
+    size_t n = 0;
+    bool have_file = cfg->renderer.auth_token_file[0] != '\0';
+    if (inl->line || !have_file)
+        config_tokens_add(&tokens, &n, cfg->renderer.auth_token, strlen(cfg->renderer.auth_token));
+    if (have_file) {
+        char why[512], reason[384], *text;
+        size_t len;
+        char **more = NULL;
+        int rc = secretfile_read(cfg->renderer.auth_token_file, 1, CONFIG_MAX_TOKEN_FILE, &text, &len, reason,
+                                 sizeof(reason));
+        if (rc < 0) /* secretfile says what is wrong, not with which file */
+            snprintf(why, sizeof(why), "%.120s: %s", cfg->renderer.auth_token_file, reason);
+        if (rc == 0)
+            rc = config_parse_token_file(text, len, &more, why, sizeof(why));
+        free(text);
+        if (rc == 0 && !more) {
+            snprintf(why, sizeof(why), "%s holds no token", cfg->renderer.auth_token_file);
+            rc = -EINVAL;
+        }
+        if (rc < 0) {
+            config_error(p, file->line, "renderer", "auth_token_file", "%s", why);
+            file->broken = true;
+        }
+        for (size_t i = 0; more && more[i]; i++) {
+            tokens = xreallocarray(tokens, n + 2, sizeof(*tokens));
+            tokens[n++] = more[i];
+            tokens[n] = NULL;
+        }
+        free(more);
+    }
+    if (file->broken) {
+        config_tokens_free(tokens);
+        return;
+    }
+    cfg->renderer.tokens = tokens;
+}
+
+/* ---- the environment ---------------------------------------------------------- */
+
+void config_env_name(const char *section, const char *name, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, CONFIG_ENV_PREFIX "%s_%s", section, name);
+    for (size_t i = 0; i < n && i < len; i++)
+        buf[i] = (char)toupper((unsigned char)buf[i]);
+}
+
+/* A RENDERVISOR_ variable that names no key is a mistake, as an unknown key
+ * in the file is: a typo would otherwise leave the default in place. */
+static void config_env_unknown(struct config_parser *p, const char *var)
+{
+    const char *rest = var + strlen(CONFIG_ENV_PREFIX);
+    const char *us = strchr(rest, '_');
+    char section[64] = "";
+    if (us && (size_t)(us - rest) < sizeof(section))
+        for (size_t i = 0; rest + i < us; i++)
+            section[i] = (char)tolower((unsigned char)rest[i]);
+    if (!config_section_known(section)) {
+        char names[256] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < CONFIG_ARRAY_SIZE(config_sections) && used < sizeof(names); i++)
+            used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "", config_sections[i]);
+        for (char *c = names; *c; c++)
+            *c = (char)toupper((unsigned char)*c);
+        config_error(p, CONFIG_LINE_ENV, NULL, var,
+                     "names no section; expected " CONFIG_ENV_PREFIX "<SECTION>_<KEY> with SECTION one of %s",
+                     names);
+        return;
+    }
+    char known[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < CONFIG_NKEYS && used < sizeof(known); i++)
+        if (strcmp(config_keys[i].section, section) == 0) {
+            char name[96];
+            config_env_name(section, config_keys[i].name, name, sizeof(name));
+            used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s", used ? ", " : "",
+                                     name + strlen(CONFIG_ENV_PREFIX) + strlen(section) + 1);
+        }
+    config_error(p, CONFIG_LINE_ENV, NULL, var, "unknown key in [%s] (known: %s; upper case)", section, known);
+}
+
+/* The environment over the file: each variable replaces the file's value of
+ * its key (which is then not checked at all). */
+static void config_read_env(struct config_parser *p, char *const *env)
+{
+    size_t plen = strlen(CONFIG_ENV_PREFIX);
+    for (size_t v = 0; env && env[v]; v++) {
+        const char *eq = strchr(env[v], '=');
+        if (strncmp(env[v], CONFIG_ENV_PREFIX, plen) != 0 || !eq)
+            continue;
+        size_t nlen = (size_t)(eq - env[v]);
+        char var[128];
+        if (nlen >= sizeof(var)) {
+            snprintf(var, sizeof(var), "%.*s...", (int)(sizeof(var) - 4), env[v]);
+            config_error(p, CONFIG_LINE_ENV, NULL, var, "names no key (too long)");
+            continue;
+        }
+        memcpy(var, env[v], nlen);
+        var[nlen] = '\0';
+        size_t i = 0;
+        for (; i < CONFIG_NKEYS; i++) {
+            char name[128];
+            config_env_name(config_keys[i].section, config_keys[i].name, name, sizeof(name));
+            if (strcmp(name, var) == 0)
+                break;
+        }
+        if (i == CONFIG_NKEYS) {
+            config_env_unknown(p, var);
+            continue;
+        }
+        struct config_entry *e = &p->entries[i];
+        free(e->value);
+        e->value = xstrdup(eq + 1);
+        e->line = CONFIG_LINE_ENV;
+        e->broken = false;
+    }
+}
+
+/* ---- checking ------------------------------------------------------------------ */
+
 static void config_check(struct config_parser *p, struct config *cfg)
 {
+    cfg->sources = xcalloc(CONFIG_NKEYS, sizeof(*cfg->sources));
     for (size_t i = 0; i < CONFIG_NKEYS; i++) {
         const struct config_key *k = &config_keys[i];
         struct config_entry *e = &p->entries[i];
+        struct config_source *src = &cfg->sources[i];
         char why[256];
 
         if (!e->line) {
             char *value = k->fallback ? NULL : config_default_value(i);
             if (config_apply(cfg, k, value ? value : k->fallback, why, sizeof(why)) < 0)
                 abort(); /* the table above is wrong */
-            free(value);
+            src->from = CONFIG_FROM_DEFAULT;
+            src->text = value ? value : xstrdup(k->fallback);
             continue;
         }
+        src->from = e->line == CONFIG_LINE_ENV ? CONFIG_FROM_ENV : p->embedded ? CONFIG_FROM_DEFAULT : CONFIG_FROM_FILE;
+        src->line = src->from == CONFIG_FROM_FILE ? e->line : 0;
+        src->text = xstrdup(e->value ? e->value : "");
         if (e->broken)
             continue;
         if (config_apply(cfg, k, e->value, why, sizeof(why)) < 0) {
@@ -549,6 +802,7 @@ static void config_check(struct config_parser *p, struct config *cfg)
             e->broken = true;
         }
     }
+    config_check_tokens(p, cfg);
     config_cross_check(p, cfg);
 }
 
@@ -562,10 +816,13 @@ static void config_set_errors(char **errors, char *text)
         free(text);
 }
 
-static struct config *config_parse(const char *text, size_t len, const char *name, char **errors)
+static struct config *config_parse(const char *text, size_t len, const char *name, bool embedded,
+                                   char *const *env, char **errors)
 {
-    struct config_parser p = { .name = name, .entries = xcalloc(CONFIG_NKEYS, sizeof(*p.entries)) };
+    struct config_parser p = { .name = name, .embedded = embedded,
+                               .entries = xcalloc(CONFIG_NKEYS, sizeof(*p.entries)) };
     config_read(&p, text, len);
+    config_read_env(&p, env);
 
     struct config *cfg = xcalloc(1, sizeof(*cfg));
     cfg->path = xstrdup(name);
@@ -593,10 +850,11 @@ struct config *config_load_string(const char *text, const char *name, char **err
                                             CONFIG_MAX_FILE));
         return NULL;
     }
-    return config_parse(text, len, name, errors);
+    return config_parse(text, len, name, false, NULL, errors);
 }
 
-struct config *config_load_file(const char *path, char **errors)
+/* The file's bytes into *buf (*len of them), or NULL with *errors set. */
+static char *config_read_file(const char *path, size_t *out_len, char **errors)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -648,21 +906,110 @@ struct config *config_load_file(const char *path, char **errors)
         free(buf);
         return NULL;
     }
-    struct config *cfg = config_parse(buf, len, path, errors);
+    *out_len = len;
+    return buf;
+}
+
+struct config *config_load(const char *path, char *const *env, char **errors)
+{
+    if (!path)
+        return config_parse(config_default_ini, config_default_ini_len, "(default)", true, env, errors);
+    size_t len;
+    char *buf = config_read_file(path, &len, errors);
+    if (!buf)
+        return NULL;
+    struct config *cfg = config_parse(buf, len, path, false, env, errors);
     free(buf);
     return cfg;
+}
+
+struct config *config_load_file(const char *path, char **errors)
+{
+    return config_load(path, NULL, errors);
 }
 
 struct config *config_load_default(void)
 {
     char *errors = NULL;
-    struct config *cfg = config_parse(config_default_ini, config_default_ini_len, "(default)", &errors);
+    struct config *cfg = config_parse(config_default_ini, config_default_ini_len, "(default)", true, NULL, &errors);
     if (!cfg) {
         /* A build that ships a broken default cannot do anything sensible. */
         fprintf(stderr, "level=error msg=\"the embedded default config is invalid\"\n%s", errors);
         abort();
     }
     return cfg;
+}
+
+/* ---- what --check-config --print shows ----------------------------------------- */
+
+size_t config_key_count(void)
+{
+    return CONFIG_NKEYS;
+}
+
+void config_key_name(size_t i, const char **section, const char **name)
+{
+    *section = config_keys[i].section;
+    *name = config_keys[i].name;
+}
+
+static size_t config_count_tokens(char **tokens)
+{
+    size_t n = 0;
+    while (tokens && tokens[n])
+        n++;
+    return n;
+}
+
+/* How many tokens of auth_token's text are in use: none when it is the
+ * default beside a token file (config_check_tokens). */
+static size_t config_inline_tokens(const struct config *cfg, bool *used)
+{
+    const struct config_source *src = &cfg->sources[config_key_index("renderer", "auth_token")];
+    *used = src->from != CONFIG_FROM_DEFAULT || !cfg->renderer.auth_token_file[0];
+    if (!*used)
+        return 0;
+    char **words = NULL;
+    size_t n = 0;
+    config_tokens_add(&words, &n, src->text, strlen(src->text));
+    config_tokens_free(words);
+    return n;
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+    const char *section = NULL;
+    size_t token_file = config_key_index("renderer", "auth_token_file");
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        const struct config_key *k = &config_keys[i];
+        const struct config_source *src = &cfg->sources[i];
+        if (!section || strcmp(section, k->section) != 0) {
+            fprintf(out, "%s[%s]\n", section ? "\n" : "", k->section);
+            section = k->section;
+        }
+        char from[512];
+        if (src->from == CONFIG_FROM_ENV) {
+            char var[128];
+            config_env_name(k->section, k->name, var, sizeof(var));
+            snprintf(from, sizeof(from), "env %s", var);
+        } else if (src->from == CONFIG_FROM_FILE) {
+            snprintf(from, sizeof(from), "%s:%d", cfg->path, src->line);
+        } else {
+            snprintf(from, sizeof(from), "default");
+        }
+        bool used;
+        size_t n = config_inline_tokens(cfg, &used);
+        if (k->kind == CONFIG_KIND_TOKEN && used) {
+            fprintf(out, "%s = (%zu token%s, hidden) ; %s\n", k->name, n, n == 1 ? "" : "s", from);
+        } else if (k->kind == CONFIG_KIND_TOKEN) {
+            fprintf(out, "%s = (unused: auth_token_file is set) ; %s\n", k->name, from);
+        } else if (i == token_file && src->text[0]) {
+            size_t in_file = config_count_tokens(cfg->renderer.tokens) - n;
+            fprintf(out, "%s = %s ; %s, %zu token%s\n", k->name, src->text, from, in_file, in_file == 1 ? "" : "s");
+        } else {
+            fprintf(out, "%s = %s ; %s\n", k->name, src->text, from);
+        }
+    }
 }
 
 void config_free(struct config *cfg)
@@ -677,8 +1024,10 @@ void config_free(struct config *cfg)
         case CONFIG_KIND_LISTEN_OPTIONAL:
         case CONFIG_KIND_SOCKET:
         case CONFIG_KIND_TOKEN:
+        case CONFIG_KIND_SECRET_FILE:
         case CONFIG_KIND_USER:
         case CONFIG_KIND_TIMEZONE:
+        case CONFIG_KIND_FILE:
             free(*(char **)field);
             break;
         case CONFIG_KIND_COMMAND:
@@ -691,6 +1040,11 @@ void config_free(struct config *cfg)
             break;
         }
     }
+    if (cfg->sources)
+        for (size_t i = 0; i < CONFIG_NKEYS; i++)
+            free(cfg->sources[i].text);
+    free(cfg->sources);
+    config_tokens_free(cfg->renderer.tokens);
     free(cfg->path);
     free(cfg);
 }

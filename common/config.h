@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum config_log_level {
     CONFIG_LOG_DEBUG,
@@ -41,8 +42,24 @@ struct config_buckets {
     size_t count;
 };
 
+/* Where a key's value came from (rendervisor --check-config --print). */
+enum config_from {
+    CONFIG_FROM_DEFAULT,
+    CONFIG_FROM_FILE,
+    CONFIG_FROM_ENV, /* RENDERVISOR_<SECTION>_<KEY> */
+};
+
+struct config_source {
+    enum config_from from;
+    int line;   /* CONFIG_FROM_FILE */
+    char *text; /* the value as given (continuation lines joined) */
+};
+
 struct config {
     char *path; /* file it came from; "(default)" for the embedded one */
+    /* One per key of the table (config_key_count, config_key_name), in its
+     * order: the value each key took and where it came from. */
+    struct config_source *sources;
 
     struct {
         char *runtime_dir;
@@ -64,12 +81,19 @@ struct config {
         uint64_t memory_limit; /* bytes, 0 = none */
         struct config_buckets request_buckets;
         struct config_buckets step_buckets;
+        /* PEM files: TLS on the TCP listener; both "" = plain HTTP. */
+        char *tls_cert;
+        char *tls_key;
     } exporter;
 
     struct {
         struct config_command command;
         char *listen;
-        char *auth_token;
+        char *auth_token;      /* the tokens written inline, separated by spaces */
+        char *auth_token_file; /* "" or an absolute path: one token a line */
+        /* Every token a render may carry: auth_token's and the file's
+         * together, NULL-terminated, never empty. */
+        char **tokens;
         uint64_t memory_limit;
         unsigned concurrency;
         unsigned connections_per_address; /* open connections from one client address */
@@ -85,6 +109,10 @@ struct config {
         /* On SIGTERM: how long renders in flight and queued may go on while
          * new ones are refused (503); 0 = answer them all 503 at once. */
         int64_t drain_timeout_ns;
+        /* PEM files: the certificate (chain) and its key; both "" = plain
+         * HTTP. Replaced files take effect on SIGHUP (common/tls.h). */
+        char *tls_cert;
+        char *tls_key;
     } renderer;
 
     struct {
@@ -102,6 +130,11 @@ struct config {
 struct config *config_load_file(const char *path, char **errors);
 /* Parse text held in memory; name stands for the file in messages. */
 struct config *config_load_string(const char *text, const char *name, char **errors);
+/* Parse path, NULL for the embedded default, with the RENDERVISOR_<SECTION>_<KEY>
+ * variables of env ("NAME=value" strings, NULL-terminated, e.g. environ;
+ * NULL for none) over the file's values. Errors as config_load_file's; one
+ * about a variable names it ("env=RENDERVISOR_RENDERER_LISTEN key=...: ..."). */
+struct config *config_load(const char *path, char *const *env, char **errors);
 /* The embedded default (etc/rendervisor.ini); it always parses. */
 struct config *config_load_default(void);
 void config_free(struct config *cfg);
@@ -109,6 +142,20 @@ void config_free(struct config *cfg);
 /* The embedded etc/rendervisor.ini. */
 extern const char config_default_ini[];
 extern const size_t config_default_ini_len;
+
+/* The keys of the table, in its order: "section" and "key" of key i < count. */
+size_t config_key_count(void);
+void config_key_name(size_t i, const char **section, const char **name);
+/* The environment variable that sets section.name (RENDERVISOR_SECTION_NAME). */
+void config_env_name(const char *section, const char *name, char *buf, size_t len);
+/* Every key, its value and where it came from, one "name = value ; source"
+ * line each under its [section]; secrets show as a count of tokens. */
+void config_print(const struct config *cfg, FILE *out);
+/* The tokens of an auth_token_file's text: one a line, blank lines and
+ * lines starting with # skipped, space around a token ignored. *out is
+ * NULL-terminated; on error returns -EINVAL with why naming the line. */
+int config_parse_token_file(const char *text, size_t len, char ***out, char *why, size_t why_len);
+void config_tokens_free(char **tokens);
 
 /* Resolve a socket name against runtime_dir (absolute names are kept). */
 char *config_runtime_path(const struct config *cfg, const char *name);
@@ -120,6 +167,15 @@ int config_parse_duration(const char *text, int64_t *ns, const char **why);
 int config_parse_uint(const char *text, unsigned min, unsigned max, unsigned *out, const char **why);
 int config_parse_buckets(const char *text, struct config_buckets *out, const char **why);
 int config_parse_listen(const char *text, const char **why);
+/* A listen value as config_parse_listen reads it: the address (AF_INET,
+ * or AF_INET6 for a bracketed one; localhost names none) and the port. */
+struct config_listen {
+    int family;
+    int localhost; /* "localhost": 127.0.0.1 or ::1, as getaddrinfo gives */
+    unsigned char addr[16];
+    unsigned port;
+};
+int config_parse_listen_addr(const char *text, struct config_listen *out, const char **why);
 /* Split a command line; on error returns -EINVAL with *why set. */
 int config_split_command(const char *text, struct config_command *out, const char **why);
 void config_command_fini(struct config_command *cmd);

@@ -41,8 +41,22 @@ void config_error(struct config_parser *p, int line, const char *section, const 
     va_start(ap, fmt);
     char *msg = xvasprintf(fmt, ap);
     va_end(ap);
-    char where[32] = "", section_buf[64], key_buf[64];
+    char where[32] = "", section_buf[64], key_buf[128];
 
+    if (line == CONFIG_LINE_ENV) {
+        char var[160];
+        if (section)
+            config_env_name(section, key, var, sizeof(var));
+        else
+            config_printable(key, var, sizeof(var));
+        char *text = section ? xasprintf("env=%s key=%s.%s: %s", var, section, key, msg)
+                             : xasprintf("env=%s: %s", var, msg);
+        free(msg);
+        p->errors = xreallocarray(p->errors, p->nerrors + 1, sizeof(*p->errors));
+        p->errors[p->nerrors] = (struct config_error){ .line = line, .seq = p->nerrors, .text = text };
+        p->nerrors++;
+        return;
+    }
     if (line > 0)
         snprintf(where, sizeof(where), " line=%d", line);
     if (section)

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <sys/un.h>
 
@@ -34,7 +35,14 @@ enum config_kind {
     CONFIG_KIND_HOSTS, /* host[:port] words, or empty for any host */
     CONFIG_KIND_TIMEZONE, /* what a render's timezone may be, or empty */
     CONFIG_KIND_DEVTOOLS, /* pipe or port */
+    CONFIG_KIND_FILE,     /* an absolute path, or empty for none */
+    CONFIG_KIND_SECRET_FILE, /* an absolute path to a secret file (secretfile.h), or empty */
 };
+
+/* The line of an entry set from the environment: later than any line of
+ * the file, as the environment has the last word. config_error names the
+ * variable instead of a line. */
+#define CONFIG_LINE_ENV INT_MAX
 
 struct config_key {
     const char *section;
@@ -65,6 +73,7 @@ struct config_entry {
 
 struct config_parser {
     const char *name; /* the file, in messages */
+    bool embedded;    /* the embedded default: its values count as defaults */
     const char *pos, *end;
 
     /* The line inih is working on: the reader hands it out, and inih calls
@@ -89,7 +98,8 @@ struct config_parser {
 void config_read(struct config_parser *p, const char *text, size_t len);
 /* Report an error. key names the key (section.key, or the bare key outside
  * any section); with no key, section names a [section] line; line 0: the
- * error is not about one line. */
+ * error is not about one line. Line CONFIG_LINE_ENV: about the variable
+ * that sets section.key, or with no section about the variable named key. */
 void config_error(struct config_parser *p, int line, const char *section, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* All errors in file order, one per line, each ending in a newline; frees

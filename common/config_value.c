@@ -179,10 +179,17 @@ int config_parse_buckets(const char *text, struct config_buckets *out, const cha
 
 int config_parse_listen(const char *text, const char **why)
 {
+    struct config_listen l;
+    return config_parse_listen_addr(text, &l, why);
+}
+
+int config_parse_listen_addr(const char *text, struct config_listen *out, const char **why)
+{
     const char *port;
     char host[INET6_ADDRSTRLEN];
-    unsigned char addr[sizeof(struct in6_addr)];
+    unsigned char addr[sizeof(struct in6_addr)] = { 0 };
     unsigned n;
+    int family = AF_INET, localhost = 0;
 
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
@@ -197,6 +204,7 @@ int config_parse_listen(const char *text, const char **why)
             *why = "not a valid IPv6 address between the brackets";
             return -EINVAL;
         }
+        family = AF_INET6;
         port = close + 2;
     } else {
         const char *colon = strrchr(text, ':');
@@ -211,7 +219,8 @@ int config_parse_listen(const char *text, const char **why)
         }
         memcpy(host, text, len);
         host[len] = '\0';
-        if (strcmp(host, "localhost") != 0 && inet_pton(AF_INET, host, addr) != 1) {
+        localhost = strcmp(host, "localhost") == 0;
+        if (!localhost && inet_pton(AF_INET, host, addr) != 1) {
             *why = "the host must be an IPv4 address, localhost or an [IPv6 address]";
             return -EINVAL;
         }
@@ -222,6 +231,10 @@ int config_parse_listen(const char *text, const char **why)
         *why = "the port must be a number from 1 to 65535";
         return -EINVAL;
     }
+    out->family = family;
+    out->localhost = localhost;
+    memcpy(out->addr, addr, sizeof(out->addr));
+    out->port = n;
     return 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,21 +149,39 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
     return http_send_buf(conn, MHD_HTTP_NOT_FOUND, HTTP_TEXT_PLAIN, &b);
 }
 
-int http_start(struct http_server *srv, int listen_fd, struct http_site *site)
+/* MHD's own words into our log; a failed TLS handshake is counted
+ * (tls_server_mhd_log): anyone who can connect can make any number. */
+static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct http_server *srv = cls;
+    char text[512];
+    vsnprintf(text, sizeof(text), fmt, ap);
+    size_t n = strlen(text);
+    while (n && text[n - 1] == '\n')
+        text[--n] = '\0';
+    if (!tls_server_mhd_log(srv->tls, "exporter", text))
+        log_warn("libmicrohttpd says=\"%s\"", text);
+}
+
+int http_start(struct http_server *srv, int listen_fd, struct http_site *site, struct tls_server *tls)
 {
     srv->epoll_fd = -1;
-    srv->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, http_handle, site,
+    srv->tls = tls;
+    struct MHD_OptionItem tls_opts[] = {
+        { tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, 0, tls ? tls_server_callback() : NULL },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    srv->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0), 0, NULL, NULL,
+                                   http_handle, site, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv,
                                    MHD_OPTION_LISTEN_SOCKET, listen_fd,
                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                                    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
-                                   MHD_OPTION_END);
-    if (!srv->daemon)
-        return -EIO;
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+                                   MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+    const union MHD_DaemonInfo *info =
+        srv->daemon ? MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (!info) {
-        MHD_stop_daemon(srv->daemon);
-        srv->daemon = NULL;
+        http_stop(srv);
         return -EIO;
     }
     srv->epoll_fd = info->epoll_fd;
@@ -183,10 +202,17 @@ int64_t http_timeout_ms(struct http_server *srv)
     return ms > INT64_MAX ? INT64_MAX : (int64_t)ms;
 }
 
+int http_tls_reload(struct http_server *srv, const struct config *cfg, char *why, size_t why_len)
+{
+    return tls_server_reload(srv->tls, "exporter", cfg->exporter.tls_cert, cfg->exporter.tls_key, why, why_len);
+}
+
 void http_stop(struct http_server *srv)
 {
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
+    tls_server_free(srv->tls);
+    srv->tls = NULL;
     srv->epoll_fd = -1;
 }

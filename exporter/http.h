@@ -12,6 +12,7 @@
 #include "config.h"
 #include "history.h"
 #include "registry.h"
+#include "tls.h"
 
 struct http_site {
     struct registry *reg;
@@ -30,10 +31,16 @@ struct http_site {
 struct http_server {
     struct MHD_Daemon *daemon;
     int epoll_fd; /* MHD's own epoll fd, to be watched by the caller */
+    struct tls_server *tls; /* NULL: plain HTTP */
 };
 
-/* Serve site on an already listening socket (taken over). 0 or -errno. */
-int http_start(struct http_server *srv, int listen_fd, struct http_site *site);
+/* Serve site on an already listening socket (taken over). tls: serve
+ * HTTPS with it (taken over), or NULL. 0 or -errno. */
+int http_start(struct http_server *srv, int listen_fd, struct http_site *site, struct tls_server *tls);
+/* On SIGHUP: the TCP listener's certificate and key read again from cfg's
+ * exporter.tls_cert and tls_key, for new connections (tls_server_reload:
+ * on failure the running pair stays, why says what was wrong). */
+int http_tls_reload(struct http_server *srv, const struct config *cfg, char *why, size_t why_len);
 /* Do the work that is ready; call when epoll_fd is readable or the timeout
  * from http_timeout_ms() has passed. */
 void http_run(struct http_server *srv);

@@ -21,6 +21,7 @@
 #include "net.h"
 #include "registry.h"
 #include "selfstat.h"
+#include "tls.h"
 #include "xalloc.h"
 
 extern const char exporter_dashboard_json[];
@@ -45,14 +46,58 @@ static int main_watch(int epfd, int fd, enum main_watch what)
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+/* The TCP listener's certificate and key, checked; NULL once logged why. */
+static struct tls_server *main_tls(const struct config *cfg)
+{
+    const char *bad;
+    char why[512];
+    struct tls_pair *p = tls_pair_load(cfg->exporter.tls_cert, cfg->exporter.tls_key, &bad, why, sizeof(why));
+    if (!p) {
+        log_error("cannot use the TLS certificate key=exporter.%s reason=\"%s\"", bad, why);
+        return NULL;
+    }
+    struct tls_server *s = tls_server_new(p);
+    if (!s) {
+        log_error_errno(errno, "cannot serve TLS");
+        tls_pair_free(p);
+        return NULL;
+    }
+    log_info("exporter tls %s", tls_pair_describe(p));
+    return s;
+}
+
+extern char **environ;
+
+/* SIGHUP: the supervisor has reloaded the config and kept us running (a
+ * change of our other settings restarts us instead). The file and the
+ * environment are read again and the TCP listener's certificate and key
+ * taken for new connections; anything wrong keeps what runs. */
+static void main_reload(const char *config_path, struct http_server *tcp)
+{
+    char *errors = NULL;
+    struct config *cfg = config_load(config_path, environ, &errors);
+    if (!cfg) {
+        char *save = NULL;
+        for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+            log_error("config reload refused, keeping the running config reason=\"%s\"", line);
+        free(errors);
+        return;
+    }
+    log_info("exporter config reloaded path=%s", config_path);
+    /* Without a TCP listener there is nothing to reload: a new listen is
+     * a restart. */
+    char why[768];
+    if (tcp->daemon && http_tls_reload(tcp, cfg, why, sizeof(why)) < 0)
+        log_error("exporter tls reload refused, keeping the running certificate reason=\"%s\"", why);
+    else if (tcp->tls)
+        log_info("exporter tls reloaded %s", tls_pair_describe(tls_server_current(tcp->tls)));
+    config_free(cfg);
+}
+
 int main(int argc, char **argv)
 {
-    int exit_code;
-    struct config *cfg = cli_child_config(argc, argv, "rendervisor-exporter", main_about, &exit_code);
-    if (!cfg)
-        return exit_code;
-    log_init("exporter", cfg->supervisor.log_level, cfg->supervisor.log_format);
-
+    /* Blocked before the config is read: a SIGHUP from then on waits in
+     * the signalfd, and one before found the file already changed. */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -61,12 +106,19 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    int exit_code;
+    const char *config_path;
+    struct config *cfg = cli_child_config(argc, argv, "rendervisor-exporter", main_about, &exit_code, &config_path);
+    if (!cfg)
+        return exit_code;
+    log_init("exporter", cfg->supervisor.log_level, cfg->supervisor.log_format);
+
     int rc = 1;
     struct registry *reg = registry_new(cfg);
     struct history *hist = history_new(cfg);
     registry_set_observer(reg, history_observe, hist);
     struct intake in = { .fd = -1 };
-    struct http_server unix_srv = { NULL, -1 }, tcp_srv = { NULL, -1 };
+    struct http_server unix_srv = { NULL, -1, NULL }, tcp_srv = { NULL, -1, NULL };
     struct http_site site = {
         .reg = reg,
         .hist = hist,
@@ -97,13 +149,18 @@ int main(int argc, char **argv)
         goto out;
     }
     int ufd = net_listen_unix(http_path, SOCK_STREAM, 0600, 64);
-    if (ufd < 0 || (err = http_start(&unix_srv, ufd, &site)) < 0) {
+    if (ufd < 0 || (err = http_start(&unix_srv, ufd, &site, NULL)) < 0) {
         log_error_errno(ufd < 0 ? ufd : err, "cannot serve HTTP on the Unix socket path=%s", http_path);
         goto out;
     }
     if (cfg->exporter.listen[0]) {
+        struct tls_server *tls = NULL;
+        if (cfg->exporter.tls_cert[0] && !(tls = main_tls(cfg)))
+            goto out;
         int tfd = net_listen_tcp(cfg->exporter.listen, 64);
-        if (tfd < 0 || (err = http_start(&tcp_srv, tfd, &site)) < 0) {
+        if (tfd < 0)
+            tls_server_free(tls);
+        if (tfd < 0 || (err = http_start(&tcp_srv, tfd, &site, tls)) < 0) {
             log_error_errno(tfd < 0 ? tfd : err, "cannot listen listen=%s", cfg->exporter.listen);
             goto out;
         }
@@ -114,8 +171,8 @@ int main(int argc, char **argv)
         log_error_errno(errno, "cannot watch the sockets");
         goto out;
     }
-    log_info("exporter ready ingest=%s socket=%s listen=%s", ingest_path, http_path,
-             cfg->exporter.listen[0] ? cfg->exporter.listen : "none");
+    log_info("exporter ready ingest=%s socket=%s listen=%s tls=%s", ingest_path, http_path,
+             cfg->exporter.listen[0] ? cfg->exporter.listen : "none", tcp_srv.tls ? "on" : "off");
 
     for (;;) {
         int64_t t1 = http_timeout_ms(&unix_srv), t2 = http_timeout_ms(&tcp_srv);
@@ -136,7 +193,8 @@ int main(int argc, char **argv)
                         rc = 0;
                         goto out;
                     }
-                    /* SIGHUP: the supervisor restarts us when our settings change. */
+                    if (si.ssi_signo == SIGHUP)
+                        main_reload(config_path, &tcp_srv);
                 }
                 break;
             }

@@ -284,7 +284,8 @@ static void api_conns_closed(struct api *a, enum names_conn_close why, unsigned 
 }
 
 /* MHD's own words, except the refusal at a connection limit (per address
- * or in all), which is counted instead: a client can make any number. */
+ * or in all) and a failed TLS handshake, which are counted instead: a
+ * client can make any number. */
 static void api_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct api *a = cls;
@@ -297,6 +298,8 @@ static void api_mhd_log(void *cls, const char *fmt, va_list ap)
         api_conns_closed(a, NAMES_CONN_LIMIT, 1);
         return;
     }
+    if (tls_server_mhd_log(a->tls, "renderer", text))
+        return;
     log_warn("libmicrohttpd says=\"%s\"", text);
 }
 
@@ -379,6 +382,7 @@ static void api_free(struct api *a)
 {
     if (a->daemon)
         MHD_stop_daemon(a->daemon);
+    tls_server_free(a->tls);
     if (a->conns)
         conns_free(a->conns);
     if (a->epfd >= 0)
@@ -390,6 +394,8 @@ static void api_free(struct api *a)
     ingest_sender_fini(&a->ingest);
     free(a->exporter_path);
     free(a->supervisor_ctl);
+    config_tokens_free(a->tokens);
+    pthread_mutex_destroy(&a->tokens_lock);
     free(a);
 }
 
@@ -397,6 +403,13 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
 {
     struct api *a = xcalloc(1, sizeof(*a));
     a->cfg = cfg;
+    pthread_mutex_init(&a->tokens_lock, NULL);
+    size_t ntokens = 0;
+    while (cfg->renderer.tokens[ntokens])
+        ntokens++;
+    a->tokens = xcalloc(ntokens + 1, sizeof(*a->tokens));
+    for (size_t i = 0; i < ntokens; i++)
+        a->tokens[i] = xstrdup(cfg->renderer.tokens[i]);
     a->jobs = jobs;
     a->pool = pool;
     a->ingest.fd = -1;
@@ -421,16 +434,38 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
         errno = -rc;
         return NULL;
     }
+    unsigned tls_flag = 0;
+    struct MHD_OptionItem tls_opts[] = { { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL } };
+    if (cfg->renderer.tls_cert[0]) {
+        const char *bad;
+        char why[512];
+        struct tls_pair *p = tls_pair_load(cfg->renderer.tls_cert, cfg->renderer.tls_key, &bad, why, sizeof(why));
+        if (!p || !(a->tls = tls_server_new(p))) {
+            if (p)
+                log_error_errno(-errno, "cannot serve TLS");
+            else
+                log_error("cannot use the TLS certificate key=renderer.%s reason=\"%s\"", bad, why);
+            tls_pair_free(p);
+            api_free(a);
+            close(listen_fd);
+            errno = EINVAL;
+            return NULL;
+        }
+        log_info("renderer tls %s", tls_pair_describe(p));
+        tls_flag = MHD_USE_TLS;
+        tls_opts[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK, 0, tls_server_callback() };
+    }
     a->conns = conns_new((int64_t)CONNS_HEADER_DEADLINE_MS * CLOCK_NS_PER_MS);
     /* Slow clients cost themselves: a limit per address (of the 512 in
      * all), and the header deadline (conns.h) under MHD's idle timeout. */
     a->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, api_handle, a,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | tls_flag, 0, NULL, NULL, api_handle, a,
         MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, a, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, api_completed, a, MHD_OPTION_NOTIFY_CONNECTION, conns_notify, a->conns,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->renderer.connections_per_address, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY, MHD_OPTION_ARRAY, tls_opts,
+        MHD_OPTION_END);
     if (!a->daemon) {
         api_free(a);
         close(listen_fd);
@@ -461,6 +496,16 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
         return NULL;
     }
     return a;
+}
+
+int api_tls_reload(struct api *a, const struct config *cfg, char *why, size_t why_len)
+{
+    return tls_server_reload(a->tls, "renderer", cfg->renderer.tls_cert, cfg->renderer.tls_key, why, why_len);
+}
+
+const char *api_tls_describe(const struct api *a)
+{
+    return a->tls ? tls_pair_describe(tls_server_current(a->tls)) : "off";
 }
 
 void api_drain(struct api *a)

@@ -23,6 +23,18 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
  * with Retry-After, /healthz 503, and every answer closes its connection;
  * the renders already submitted go on (jobs_close). */
 void api_drain(struct api *a);
+/* On SIGHUP, from any one thread: the listener's certificate and key read
+ * again from cfg's renderer.tls_cert and tls_key (the files may have been
+ * replaced, or the keys name others) and used for new connections; the
+ * listener and the connections open stay. 0, or -errno with why naming the
+ * key and what was wrong, and the running pair kept. TLS cannot be turned
+ * on or off here: that is a restart. cfg is not kept. */
+int api_tls_reload(struct api *a, const struct config *cfg, char *why, size_t why_len);
+/* The pair served, for the log ("subject=... serial=..."), or "off". */
+const char *api_tls_describe(const struct api *a);
 void api_stop(struct api *a);
+/* Any thread: renders from now on must carry one of tokens (NULL-terminated,
+ * not empty; taken over). The ones in flight are not asked again. */
+void api_tokens_set(struct api *a, char **tokens);
 
 #endif

@@ -16,6 +16,7 @@
 #include "ingest.h"
 #include "names.h"
 #include "query.h"
+#include "tls.h"
 
 #define API_TEXT "text/plain; charset=utf-8"
 #define API_JSON "application/json"
@@ -28,6 +29,7 @@ struct api_req;
 
 struct api {
     struct MHD_Daemon *daemon;
+    struct tls_server *tls; /* NULL: plain HTTP */
     const struct config *cfg;
     struct jobs *jobs;
     struct browser_pool *pool;
@@ -51,6 +53,10 @@ struct api {
     int64_t closed_log_ns;
     struct api_req *proxies; /* scrapes waiting for the exporter */
     pthread_t thread;
+    /* The tokens a render may carry (NULL-terminated, never empty): set at
+     * start and by api_tokens_set on main's SIGHUP, read by the HTTP thread. */
+    pthread_mutex_t tokens_lock;
+    char **tokens;
 };
 
 /* A scrape of /metrics waiting for the exporter (api_metrics.c). */

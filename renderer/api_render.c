@@ -6,6 +6,7 @@
  * is the browser thread's from jobs_submit to api_job_done, the HTTP
  * thread's before and after; api_render_fini frees what it holds. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,11 +149,33 @@ enum MHD_Result api_render_answer(struct api_req *rq)
     return api_send_error(rq, j->status, j->error ? j->error : "render failed");
 }
 
+void api_tokens_set(struct api *a, char **tokens)
+{
+    pthread_mutex_lock(&a->tokens_lock);
+    char **old = a->tokens;
+    a->tokens = tokens;
+    pthread_mutex_unlock(&a->tokens_lock);
+    config_tokens_free(old);
+}
+
+/* Compared with every token, in constant time each and without stopping at
+ * a match: the time taken tells how many tokens there are, not which one
+ * (or how much of one) matched. */
+static bool api_token_valid(struct api *a, const char *given)
+{
+    int ok = 0;
+    pthread_mutex_lock(&a->tokens_lock);
+    for (size_t i = 0; a->tokens[i]; i++)
+        ok |= query_token_equal(given, a->tokens[i]);
+    pthread_mutex_unlock(&a->tokens_lock);
+    return ok != 0;
+}
+
 enum MHD_Result api_render(struct api_req *rq, enum query_route route)
 {
     struct api *a = rq->api;
     const char *token = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Auth-Token");
-    if (!query_token_equal(token, a->cfg->renderer.auth_token))
+    if (!api_token_valid(a, token))
         return api_send_error(rq, MHD_HTTP_UNAUTHORIZED, "X-Auth-Token: missing or wrong");
 
     struct api_params ps = { .n = 0 };

@@ -78,6 +78,40 @@ static void main_drain(struct api *api, struct jobs *sched, const sigset_t *set,
         log_info("renderer drained waited_ms=%lld", (long long)((clock_now_ns() - start) / CLOCK_NS_PER_MS));
 }
 
+extern char **environ;
+
+/* SIGHUP: the supervisor has reloaded the config and kept us running (a
+ * change of our other settings restarts us instead). The file and the
+ * environment are read again and what can change in place is applied, each
+ * on its own: the tokens (auth_token, auth_token_file), then the TLS
+ * certificate and key for new connections. A config that does not load
+ * keeps everything as it was, with an error naming what is wrong; a bad
+ * certificate pair keeps the running one. */
+static void main_reload(struct api *api, const char *config_path)
+{
+    char *errors = NULL;
+    struct config *next = config_load(config_path, environ, &errors);
+    if (!next) {
+        char *save = NULL;
+        for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+            log_error("config reload refused, keeping the running tokens and certificate reason=\"%s\"", line);
+        free(errors);
+        return;
+    }
+    size_t ntokens = 0;
+    while (next->renderer.tokens[ntokens])
+        ntokens++;
+    api_tokens_set(api, next->renderer.tokens);
+    next->renderer.tokens = NULL;
+    log_info("renderer config reloaded path=%s tokens=%zu", config_path, ntokens);
+    char why[768];
+    if (api_tls_reload(api, next, why, sizeof(why)) < 0)
+        log_error("renderer tls reload refused, keeping the running certificate reason=\"%s\"", why);
+    else if (next->renderer.tls_cert[0])
+        log_info("renderer tls reloaded %s", api_tls_describe(api));
+    config_free(next);
+}
+
 static void *main_browser_thread(void *arg)
 {
     struct main_state *ms = arg;
@@ -90,8 +124,20 @@ static void *main_browser_thread(void *arg)
 
 int main(int argc, char **argv)
 {
+    /* Every thread inherits this mask; main takes the signals with sigwait.
+     * Blocked before the config is read: a SIGHUP from then on is waiting
+     * for us, and one before found the file already changed. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     int exit_code;
-    struct config *cfg = cli_child_config(argc, argv, "rendervisor-renderer", main_about, &exit_code);
+    const char *config_path;
+    struct config *cfg = cli_child_config(argc, argv, "rendervisor-renderer", main_about, &exit_code, &config_path);
     if (!cfg)
         return exit_code;
     log_init("renderer", cfg->supervisor.log_level, cfg->supervisor.log_format);
@@ -100,15 +146,6 @@ int main(int argc, char **argv)
      * (about 130 KiB between them), for a lock that is rarely contended. */
     mallopt(M_ARENA_MAX, 1);
     json_set_alloc_funcs(main_json_alloc, main_json_free);
-
-    /* Every thread inherits this mask; main takes the signals with sigwait. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     int rc = 1;
     struct main_state ms = { .pool = NULL };
@@ -161,9 +198,10 @@ int main(int argc, char **argv)
         log_error_errno(errno, "cannot serve HTTP listen=%s", cfg->renderer.listen);
         goto out_thread;
     }
-    log_info("renderer ready listen=%s browsers=%u devtools=%s port_base=%u concurrency=%u", cfg->renderer.listen,
-             cfg->browsers.count, cfg->browsers.devtools == CONFIG_DEVTOOLS_PIPE ? "pipe" : "port",
-             cfg->browsers.port_base, cfg->renderer.concurrency);
+    log_info("renderer ready listen=%s tls=%s browsers=%u devtools=%s port_base=%u concurrency=%u",
+             cfg->renderer.listen, cfg->renderer.tls_cert[0] ? "on" : "off", cfg->browsers.count,
+             cfg->browsers.devtools == CONFIG_DEVTOOLS_PIPE ? "pipe" : "port", cfg->browsers.port_base,
+             cfg->renderer.concurrency);
     log_info("renderer api api_level=%s version=%s", API_COMPAT_VERSION, RENDERVISOR_VERSION);
 
     for (;;) {
@@ -177,7 +215,8 @@ int main(int argc, char **argv)
             rc = 0;
             break;
         }
-        /* SIGHUP: the supervisor restarts us when our settings change. */
+        if (sig == SIGHUP)
+            main_reload(api, config_path);
     }
 
 out_thread:

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "supervisor.h"
+#include "tls.h"
 #include "warnings.h"
 #include "xalloc.h"
 
@@ -24,25 +25,37 @@ static void main_usage(FILE *out)
 {
     fprintf(out,
             "Usage: rendervisor [--config FILE]\n"
-            "       rendervisor --check-config FILE\n"
+            "       rendervisor --check-config FILE [--print]\n"
+            "       rendervisor [--config FILE] --print\n"
             "       rendervisor --version | --help\n"
             "\n"
             "Supervises the rendervisor exporter, the Chromium browsers and the renderer:\n"
             "starts them, measures them from /proc, restarts them when they die or outgrow\n"
             "their memory limit. Without --config the embedded default is used.\n"
+            "RENDERVISOR_<SECTION>_<KEY> variables set keys over the file.\n"
             "\n"
             "  -c, --config FILE        read the configuration from FILE\n"
             "  -t, --check-config FILE  check FILE, print what is wrong, exit 0 if it is valid\n"
+            "  -p, --print              after the check, print every key's value and where it\n"
+            "                           came from (default, FILE:LINE, env VARIABLE)\n"
             "  -V, --version            print the version\n"
             "  -h, --help               print this help\n"
             "\n"
             "Signals: TERM/INT stop every child and exit; HUP re-reads the config.\n");
 }
 
+extern char **environ;
+
+/* path NULL: the embedded default; the environment's variables over it. */
 static struct config *main_load(const char *path)
 {
     char *errors = NULL;
-    struct config *cfg = config_load_file(path, &errors);
+    struct config *cfg = config_load(path, environ, &errors);
+    /* The TLS files, as the listeners will read them (common/tls.h). */
+    if (cfg && tls_config_check_files(cfg, &errors) < 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
     if (!cfg) {
         fprintf(stderr, "rendervisor: the configuration is not valid:\n%s", errors);
         if (errors && errors[0] && errors[strlen(errors) - 1] != '\n')
@@ -246,17 +259,20 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "check-config", required_argument, NULL, 't' },
+        { "print", no_argument, NULL, 'p' },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *config_file = NULL;
     const char *check_file = NULL;
+    int print = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:t:Vh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:t:pVh", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_file = optarg; break;
         case 't': check_file = optarg; break;
+        case 'p': print = 1; break;
         case 'V': printf("rendervisor %s\n", RENDERVISOR_VERSION); return 0;
         case 'h': main_usage(stdout); return 0;
         default: main_usage(stderr); return 2;
@@ -268,8 +284,16 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    if (check_file) {
-        struct config *cfg = main_load(check_file);
+    if (check_file && config_file && strcmp(check_file, config_file) != 0) {
+        fprintf(stderr, "rendervisor: --config and --check-config name different files\n");
+        return 2;
+    }
+    /* --print alone checks what a start would run: --config's file, or
+     * the embedded default, with the environment over it. */
+    if (check_file || print) {
+        const char *file = check_file ? check_file : config_file;
+        const char *shown = file ? file : "(default)";
+        struct config *cfg = main_load(file);
         if (!cfg)
             return 1;
         /* Warnings, not errors: the file is valid, and what they are about
@@ -277,14 +301,17 @@ int main(int argc, char **argv)
         struct warnings w;
         warnings_collect(&w, cfg, geteuid());
         for (size_t i = 0; i < w.count; i++)
-            fprintf(stderr, "%s: warning: %s\n", check_file, w.text[i]);
+            fprintf(stderr, "%s: warning: %s\n", shown, w.text[i]);
         warnings_fini(&w);
-        printf("%s: valid\n", check_file);
+        if (print)
+            config_print(cfg, stdout);
+        else
+            printf("%s: valid\n", shown);
         config_free(cfg);
         return 0;
     }
 
-    struct config *cfg = config_file ? main_load(config_file) : config_load_default();
+    struct config *cfg = main_load(config_file);
     if (!cfg)
         return 1;
     log_init("supervisor", cfg->supervisor.log_level, cfg->supervisor.log_format);
@@ -322,6 +349,15 @@ int main(int argc, char **argv)
 
     log_info("rendervisor starting version=%s config=%s runtime_dir=%s", RENDERVISOR_VERSION, path,
              cfg->supervisor.runtime_dir);
+    /* Which keys the environment set: the file alone no longer tells. */
+    for (size_t i = 0; i < config_key_count(); i++) {
+        const char *section, *name;
+        char var[128];
+        config_key_name(i, &section, &name);
+        config_env_name(section, name, var, sizeof(var));
+        if (cfg->sources[i].from == CONFIG_FROM_ENV)
+            log_info("config key set by the environment key=%s.%s env=%s", section, name, var);
+    }
     struct warnings w;
     warnings_collect(&w, cfg, geteuid());
     for (size_t i = 0; i < w.count; i++)

@@ -83,6 +83,29 @@ int spawn_remove_fresh_dir(const struct child_spec *spec)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
+extern char **environ;
+
+/* The browsers read no config: the RENDERVISOR_ variables (a token among
+ * them, maybe) would only be one more place to read it from. */
+static void spawn_drop_config_env(void)
+{
+    size_t i = 0;
+    while (environ[i]) {
+        const char *eq = strchr(environ[i], '=');
+        char name[256];
+        size_t len = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+        if (strncmp(environ[i], "RENDERVISOR_", 12) != 0 || len >= sizeof(name)) {
+            i++;
+            continue;
+        }
+        memcpy(name, environ[i], len);
+        name[len] = '\0';
+        if (unsetenv(name) < 0)
+            i++;
+        /* else environ[i] is the next variable now */
+    }
+}
+
 /* Runs in the child after fork; never returns. Only async-signal-safe calls
  * matter little here (the supervisor is single-threaded), but errors must end
  * the child with a message on its stderr, which the supervisor logs. */
@@ -93,6 +116,14 @@ static void spawn_exec(const struct child_spec *spec, pid_t parent, int out_w, i
     sigprocmask(SIG_SETMASK, &none, NULL);
     for (int sig = 1; sig < NSIG; sig++)
         signal(sig, SIG_DFL);
+    /* The renderer and the exporter take SIGHUP (a reload passed on) once
+     * they have blocked it; ignored until then, one sent in between is
+     * lost instead of ending them (an ignored signal stays ignored across
+     * exec; a blocked one is still queued for sigwait and signalfd). */
+    if (spec->role == SPEC_ROLE_RENDERER || spec->role == SPEC_ROLE_EXPORTER)
+        signal(SIGHUP, SIG_IGN);
+    if (spec->role == SPEC_ROLE_BROWSER)
+        spawn_drop_config_env();
 
     setsid();
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -4,6 +4,7 @@
 #include "spec.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,27 +77,84 @@ static char *spec_fingerprint(const struct config_command *cmd, const char *sett
     return fp;
 }
 
-static void spec_buckets_text(char *buf, size_t size, const struct config_buckets *b)
+/* Keys a running child applies in place when the supervisor passes SIGHUP
+ * on after a reload (supervisor_reload.c): a change of these alone
+ * restarts nobody, so a token or a certificate changes without a drain.
+ * The one list of them; the children's SIGHUP handlers apply them.
+ * toggle: only a new value is applied in place; a key going from empty to
+ * set or back still restarts the child (TLS on a listener that had none
+ * needs a new listener). */
+static const struct {
+    const char *section, *name;
+    bool toggle;
+} spec_hot_keys[] = {
+    { "renderer", "auth_token", false },
+    { "renderer", "auth_token_file", false },
+    { "renderer", "tls_cert", true },
+    { "renderer", "tls_key", true },
+    { "exporter", "tls_cert", true },
+    { "exporter", "tls_key", true },
+};
+
+/* The entry of section.name in spec_hot_keys, or -1. */
+static int spec_hot_index(const char *section, const char *name)
 {
-    size_t len = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < b->count && len < size; i++)
-        len += (size_t)snprintf(buf + len, size - len, "%s%.17g", i ? " " : "", b->bounds[i]);
+    for (size_t i = 0; i < sizeof(spec_hot_keys) / sizeof(spec_hot_keys[0]); i++)
+        if (strcmp(spec_hot_keys[i].section, section) == 0 && strcmp(spec_hot_keys[i].name, name) == 0)
+            return (int)i;
+    return -1;
 }
 
-/* settings with the renderer's allowed_hosts appended (settings is freed). */
-static char *spec_add_hosts(char *settings, char *const *hosts)
+bool spec_key_hot(const char *section, const char *name)
 {
-    char *out = xasprintf("%sallowed_hosts=", settings);
-    free(settings);
-    for (size_t i = 0; hosts && hosts[i]; i++) {
-        char *more = xasprintf("%s%s%s", out, i ? " " : "", hosts[i]);
-        free(out);
-        out = more;
+    return spec_hot_index(section, name) >= 0;
+}
+
+/* Keys of a child's section that are the supervisor's business, not the
+ * child's: its command (already first in the fingerprint) and its memory
+ * limit, which the supervisor enforces from outside. */
+static bool spec_key_own(const char *name)
+{
+    return strcmp(name, "command") == 0 || strcmp(name, "memory_limit") == 0;
+}
+
+/* "key=value" lines of every key of section the child reads at start (not
+ * hot, not the supervisor's), as the config gives them, and of the keys of
+ * other sections in also (NULL-terminated "section", "key" pairs; key "*":
+ * all of that section's). A key added to the section later is in its
+ * child's fingerprint by itself. */
+static char *spec_settings(const struct config *cfg, const char *section, const char *const *also)
+{
+    struct buf out;
+    buf_init(&out);
+    for (size_t i = 0; i < config_key_count(); i++) {
+        const char *sec, *name;
+        config_key_name(i, &sec, &name);
+        int hot = spec_hot_index(sec, name);
+        bool wanted = strcmp(sec, section) == 0 && !spec_key_own(name);
+        for (size_t j = 0; also[j] && !wanted; j += 2)
+            wanted = strcmp(also[j], sec) == 0 && (strcmp(also[j + 1], "*") == 0 || strcmp(also[j + 1], name) == 0);
+        if (!wanted || (hot >= 0 && !spec_hot_keys[hot].toggle))
+            continue;
+        if (hot >= 0) {
+            buf_printf(&out, "%s.%s=%s\n", sec, name, cfg->sources[i].text[0] ? "(set)" : "(empty)");
+            continue;
+        }
+        buf_puts(&out, sec);
+        buf_puts(&out, ".");
+        buf_puts(&out, name);
+        buf_puts(&out, "=");
+        /* The zone as the renderer takes it: "browser", "default" and ""
+         * are one and the same. */
+        if (strcmp(sec, "renderer") == 0 && strcmp(name, "timezone") == 0)
+            buf_puts(&out, cfg->renderer.timezone);
+        else
+            buf_puts(&out, cfg->sources[i].text);
+        buf_puts(&out, "\n");
     }
-    settings = xasprintf("%s\n", out);
-    free(out);
-    return settings;
+    size_t len;
+    char *text = buf_steal(&out, &len);
+    return text ? text : xstrdup("");
 }
 
 struct child_spec *spec_build(const struct config *cfg, const char *config_path, size_t *count)
@@ -104,7 +162,6 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     size_t n = 2 + cfg->browsers.count;
     struct child_spec *specs = xcalloc(n, sizeof(*specs));
     size_t k = 0;
-    char reqb[512], stepb[512];
     char *settings;
 
     /* The exporter: its sockets, buckets and the children it reports on. */
@@ -113,13 +170,10 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     s->role = SPEC_ROLE_EXPORTER;
     spec_command(&s->command, &cfg->exporter.command, "--config", config_path, (char *)NULL);
     s->memory_limit = cfg->exporter.memory_limit;
-    spec_buckets_text(reqb, sizeof(reqb), &cfg->exporter.request_buckets);
-    spec_buckets_text(stepb, sizeof(stepb), &cfg->exporter.step_buckets);
     /* The browsers' count is there because the exporter serves one series
      * per child: a browser that leaves the config leaves /metrics. */
-    settings = xasprintf("listen=%s\nsocket=%s\ningest=%s\nrequest_buckets=%s\nstep_buckets=%s\nbrowsers=%u\n",
-                         cfg->exporter.listen, cfg->exporter.socket, cfg->exporter.ingest, reqb, stepb,
-                         cfg->browsers.count);
+    static const char *const exporter_also[] = { "browsers", "count", NULL };
+    settings = spec_settings(cfg, "exporter", exporter_also);
     s->fingerprint = spec_fingerprint(&s->command, settings);
     free(settings);
 
@@ -159,20 +213,11 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     s->role = SPEC_ROLE_RENDERER;
     spec_command(&s->command, &cfg->renderer.command, "--config", config_path, (char *)NULL);
     s->memory_limit = cfg->renderer.memory_limit;
-    settings = xasprintf("listen=%s\nauth_token=%s\nconcurrency=%u\nrender_memory=%llu\nmemory_budget=%llu\n"
-                         "browsers=%u\nport_base=%u\ndevtools=%d\nsocket=%s\ningest=%s\ntimezone=%s\n",
-                         cfg->renderer.listen, cfg->renderer.auth_token, cfg->renderer.concurrency,
-                         (unsigned long long)cfg->renderer.render_memory,
-                         (unsigned long long)cfg->renderer.memory_budget, cfg->browsers.count,
-                         cfg->browsers.port_base, (int)cfg->browsers.devtools, cfg->exporter.socket,
-                         cfg->exporter.ingest,
-                         cfg->renderer.timezone);
-    settings = spec_add_hosts(settings, cfg->renderer.allowed_hosts);
-    char *limits = xasprintf("%sconnections_per_address=%u\ndrain_timeout_ms=%lld\n", settings,
-                             cfg->renderer.connections_per_address,
-                             (long long)(cfg->renderer.drain_timeout_ns / CLOCK_NS_PER_MS));
-    free(settings);
-    settings = limits;
+    static const char *const renderer_also[] = { "browsers", "count", "browsers", "port_base", "browsers",
+                                                  "devtools", "exporter", "socket", "exporter", "ingest",
+                                                  /* OpenTelemetry export, once there is a [tracing] */
+                                                  "tracing", "*", NULL };
+    settings = spec_settings(cfg, "renderer", renderer_also);
     s->fingerprint = spec_fingerprint(&s->command, settings);
     free(settings);
     s->health = 1;

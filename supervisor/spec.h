@@ -4,6 +4,7 @@
 #ifndef RV_SPEC_H
 #define RV_SPEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -56,5 +57,10 @@ int spec_browsers_uid(const struct config *cfg, uid_t euid, uid_t *uid);
 /* For SPEC_SANDBOX_OFF_ROOT, append --no-sandbox to every browser's command
  * that does not have it; nothing for the others. */
 void spec_sandbox_apply(struct child_spec *specs, size_t count, enum spec_sandbox sandbox);
+
+/* Whether section.name is applied in place by a running child on SIGHUP
+ * (tokens, certificates): left out of the fingerprints, so its change
+ * restarts no child. */
+bool spec_key_hot(const char *section, const char *name);
 
 #endif

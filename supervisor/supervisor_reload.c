@@ -6,11 +6,17 @@
  * and each struct sv_child (sv_child_free); a child owns its spec. */
 #include "supervisor_int.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+extern char **environ;
+
 #include "log.h"
+#include "tls.h"
 #include "xalloc.h"
 
 /* The renderer drains on SIGTERM: its SIGKILL waits for that too. */
@@ -63,6 +69,24 @@ struct child_spec *sv_specs(const struct config *cfg, const char *config_path, s
     return specs;
 }
 
+/* A child that stays re-reads the config on SIGHUP and applies what can
+ * change in place (spec_key_hot: tokens, certificates). Only the leader
+ * gets it, through its pidfd: it is no signal for the rest of its group.
+ * A child not running has nothing to apply: it reads the config when it
+ * starts. One just forked may not have blocked SIGHUP yet: spawn.c starts
+ * these two with it ignored, so it is lost rather than fatal, and the
+ * config they read after blocking it is the new one already. */
+static void sv_pass_reload(struct sv_child *c)
+{
+    if ((c->spec.role != SPEC_ROLE_RENDERER && c->spec.role != SPEC_ROLE_EXPORTER) || c->m.state != CHILD_RUNNING ||
+        c->pid <= 0 || c->pidfd < 0)
+        return;
+    if (syscall(SYS_pidfd_send_signal, c->pidfd, SIGHUP, NULL, 0) < 0)
+        log_warn_errno(errno, "cannot pass the reload on child=%s", c->spec.name);
+    else
+        log_info("reload passed on child=%s signal=HUP", c->spec.name);
+}
+
 void sv_reload(struct supervisor *sv)
 {
     if (!sv->config_from_file) {
@@ -70,7 +94,13 @@ void sv_reload(struct supervisor *sv)
         return;
     }
     char *errors = NULL;
-    struct config *cfg = config_load_file(sv->config_path, &errors);
+    /* The environment is the one we started with: its variables stay
+     * over the file, as they were at start. */
+    struct config *cfg = config_load(sv->config_path, environ, &errors);
+    if (cfg && tls_config_check_files(cfg, &errors) < 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
     if (!cfg) {
         for (char *line = strtok(errors, "\n"); line; line = strtok(NULL, "\n"))
             log_error("config reload refused, keeping the running config reason=\"%s\"", line);
@@ -127,6 +157,8 @@ void sv_reload(struct supervisor *sv)
         int changed = strcmp(c->spec.fingerprint, specs[i].fingerprint) != 0;
         spec_move(&c->spec, &specs[i]);
         sv_child_timeouts(c, cfg);
+        if (!changed)
+            sv_pass_reload(c);
         if (changed) {
             log_info("child settings changed, restarting child=%s", c->spec.name);
             if (c->m.state == CHILD_STOPPED)

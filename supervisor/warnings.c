@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,8 +66,11 @@ void warnings_collect(struct warnings *w, const struct config *cfg, uid_t euid)
         break;
     }
     /* "-" is what Grafana sends when its renderer_token is left as it is:
-     * anyone can send it. */
-    if (strcmp(cfg->renderer.auth_token, "-") == 0 && cfg->renderer.listen[0] &&
+     * anyone can send it, whatever other tokens there are. */
+    bool dash = false;
+    for (size_t i = 0; cfg->renderer.tokens && cfg->renderer.tokens[i]; i++)
+        dash = dash || strcmp(cfg->renderer.tokens[i], "-") == 0;
+    if (dash && cfg->renderer.listen[0] &&
         !warnings_listen_is_loopback(cfg->renderer.listen))
         warnings_add(w, xasprintf("the renderer takes Grafana's default auth_token - on an address beyond "
                                   "loopback, so anyone who reaches it can have pages rendered; set auth_token "

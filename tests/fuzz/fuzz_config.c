@@ -97,6 +97,14 @@ static void fuzz_check_hosts(char **hosts)
     free(text);
 }
 
+/* tls_cert and tls_key: both absolute paths, or both empty. */
+static void fuzz_check_tls(const char *cert, const char *key)
+{
+    FUZZ_CHECK(cert && key, NULL);
+    FUZZ_CHECK(!cert[0] == !key[0], cert);
+    FUZZ_CHECK(!cert[0] || (cert[0] == '/' && key[0] == '/'), cert);
+}
+
 /* Every field of a config that loaded, against its documented range. */
 static void fuzz_check_config(const struct config *cfg, const char *name)
 {
@@ -131,13 +139,24 @@ static void fuzz_check_config(const struct config *cfg, const char *name)
 
     fuzz_check_command(&cfg->renderer.command);
     fuzz_check_listen(cfg->renderer.listen, 0);
+    /* auth_token: words separated by spaces or tabs, at least one, no
+     * other control byte; the tokens a render may carry: each a word */
     const char *token = cfg->renderer.auth_token;
-    FUZZ_CHECK(token && token[0], NULL);
+    FUZZ_CHECK(token && token[strspn(token, " \t")], NULL);
     for (const char *s = token; *s; s++)
-        FUZZ_CHECK((unsigned char)*s > ' ' && *s != 0x7f, NULL);
+        FUZZ_CHECK((unsigned char)*s >= ' ' || *s == '\t', NULL);
+    FUZZ_CHECK(cfg->renderer.tokens && cfg->renderer.tokens[0], NULL);
+    for (size_t i = 0; cfg->renderer.tokens[i]; i++) {
+        FUZZ_CHECK(cfg->renderer.tokens[i][0], NULL);
+        for (const char *s = cfg->renderer.tokens[i]; *s; s++)
+            FUZZ_CHECK((unsigned char)*s > ' ' && *s != 0x7f, NULL);
+    }
     FUZZ_CHECK(cfg->renderer.concurrency >= 1 && cfg->renderer.concurrency <= 64, NULL);
     FUZZ_CHECK(cfg->renderer.connections_per_address >= 1 && cfg->renderer.connections_per_address <= 512, NULL);
     fuzz_check_hosts(cfg->renderer.allowed_hosts);
+    fuzz_check_tls(cfg->renderer.tls_cert, cfg->renderer.tls_key);
+    fuzz_check_tls(cfg->exporter.tls_cert, cfg->exporter.tls_key);
+    FUZZ_CHECK(!cfg->exporter.tls_cert[0] || cfg->exporter.listen[0], cfg->exporter.tls_cert);
 
     FUZZ_CHECK(cfg->browsers.count >= 1 && cfg->browsers.count <= 16, NULL);
     fuzz_check_command(&cfg->browsers.command);

@@ -6,11 +6,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -708,7 +710,7 @@ static void test_errors_in_order_with_lines(void **state)
         "expected a whole number followed by ms, s or m (e.g. 500ms, 5s, 2m)\n"
         "file=test.ini line=3 key=supervisor.log_level: invalid value \"loud\": expected debug, info, warn or error\n"
         "file=test.ini line=6 key=exporter.bogus: unknown key (known in [exporter]: command, listen, socket, "
-        "ingest, memory_limit, request_buckets, step_buckets)\n"
+        "ingest, memory_limit, request_buckets, step_buckets, tls_cert, tls_key)\n"
         "file=test.ini line=7 key=exporter.command: given twice (first on line 5)\n"
         "file=test.ini line=8 section=nope: unknown section (expected supervisor, exporter, renderer or browsers)\n"
         "file=test.ini line=12 key=renderer.concurrency: invalid value \"65\": must be between 1 and 64\n"
@@ -817,7 +819,8 @@ static void test_bad_values(void **state)
         { "renderer", "listen", "", "must not be empty" },
         { "renderer", "listen", "[::1]", "expected [IPv6 address]:port" },
         { "renderer", "auth_token", "", "must not be empty" },
-        { "renderer", "auth_token", "a b", "must not contain whitespace" },
+        { "renderer", "auth_token", "a\x01b", "must not contain control characters" },
+        { "renderer", "auth_token_file", "tokens.txt", "must be an absolute path" },
         { "renderer", "memory_limit", "1.5G", "expected a whole number of bytes" },
         { "renderer", "concurrency", "0", "must be between 1 and 64" },
         { "renderer", "concurrency", "65", "must be between 1 and 64" },
@@ -917,9 +920,9 @@ static void test_devtools(void **state)
 static void test_token_not_echoed(void **state)
 {
     (void)state;
-    char *errors = test_fail("[renderer]\nauth_token = top secret\n" MIN_INI);
+    char *errors = test_fail("[renderer]\nauth_token = top\x7fsecret\n" MIN_INI);
     assert_string_equal(errors, "file=test.ini line=2 key=renderer.auth_token: invalid value: "
-                                "must not contain whitespace\n");
+                                "must not contain control characters\n");
     assert_null(strstr(errors, "secret"));
     free(errors);
 }
@@ -1356,6 +1359,59 @@ static void test_file_too_big(void **state)
 
 /* ---- user and allowed_hosts ------------------------------------------------ */
 
+/* [renderer] and [exporter] tls_cert and tls_key: absolute paths, both or
+ * neither (the files themselves are common/tls.c's, tests/integration/
+ * test_tls.py), plain HTTP by default. */
+static void test_tls_keys(void **state)
+{
+    (void)state;
+    char *errors = NULL;
+    struct config *cfg = config_load_string(MIN_INI, "test.ini", &errors);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->renderer.tls_cert, "");
+    assert_string_equal(cfg->renderer.tls_key, "");
+    assert_string_equal(cfg->exporter.tls_cert, "");
+    assert_string_equal(cfg->exporter.tls_key, "");
+    config_free(cfg);
+
+    cfg = config_load_string("[exporter]\ntls_cert = /etc/e.pem\ntls_key = /etc/e.key\n"
+                             "[renderer]\ntls_key = /etc/r.key\ntls_cert = /etc/r.pem\n",
+                             "test.ini", &errors);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->exporter.tls_cert, "/etc/e.pem");
+    assert_string_equal(cfg->exporter.tls_key, "/etc/e.key");
+    assert_string_equal(cfg->renderer.tls_cert, "/etc/r.pem");
+    assert_string_equal(cfg->renderer.tls_key, "/etc/r.key");
+    config_free(cfg);
+
+    static const struct {
+        const char *text, *error;
+    } bad[] = {
+        { "[renderer]\ntls_cert = /etc/r.pem\n",
+          "file=test.ini line=2 key=renderer.tls_cert: renderer.tls_cert is set but renderer.tls_key is not: TLS "
+          "needs both (or neither, for plain HTTP)\n" },
+        { "[exporter]\nlisten = 127.0.0.1:9\ntls_key = /k\n",
+          "file=test.ini line=3 key=exporter.tls_key: exporter.tls_key is set but exporter.tls_cert is not: TLS "
+          "needs both (or neither, for plain HTTP)\n" },
+        { "[renderer]\ntls_cert = r.pem\ntls_key = /k\n",
+          "file=test.ini line=2 key=renderer.tls_cert: invalid value \"r.pem\": must be an absolute path, or "
+          "empty for none\n" },
+        { "[exporter]\nlisten =\ntls_cert = /c\ntls_key = /k\n",
+          "file=test.ini line=3 key=exporter.tls_cert: exporter.listen is empty: there is no TCP listener for TLS "
+          "(the Unix socket is plain)\n" },
+        /* a broken one is not reported again as missing */
+        { "[renderer]\ntls_cert = /c\ntls_key = k\n",
+          "file=test.ini line=3 key=renderer.tls_key: invalid value \"k\": must be an absolute path, or empty "
+          "for none\n" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        cfg = config_load_string(bad[i].text, "test.ini", &errors);
+        assert_null(cfg);
+        assert_string_equal(errors, bad[i].error);
+        free(errors);
+    }
+}
+
 static void test_user(void **state)
 {
     (void)state;
@@ -1528,6 +1584,323 @@ static void test_file_nul_byte(void **state)
     free(path);
 }
 
+/* One parser gives the checks and the port-conflict test the same reading. */
+static void test_listen_addr(void **state)
+{
+    (void)state;
+    struct config_listen l;
+    const char *why;
+    assert_int_equal(config_parse_listen_addr("127.0.0.2:8081", &l, &why), 0);
+    assert_int_equal(l.family, AF_INET);
+    assert_false(l.localhost);
+    assert_int_equal(l.port, 8081);
+    assert_memory_equal(l.addr, "\x7f\0\0\x02", 4);
+    assert_int_equal(config_parse_listen_addr("[::ffff:10.0.0.1]:1", &l, &why), 0);
+    assert_int_equal(l.family, AF_INET6);
+    assert_int_equal(l.port, 1);
+    assert_int_equal(l.addr[15], 1);
+    assert_int_equal(config_parse_listen_addr("localhost:65535", &l, &why), 0);
+    assert_true(l.localhost);
+    assert_int_equal(l.port, 65535);
+    assert_int_equal(config_parse_listen_addr("localhost:65536", &l, &why), -EINVAL);
+    assert_string_equal(why, "the port must be a number from 1 to 65535");
+}
+
+/* ---- the environment ------------------------------------------------------- */
+
+static struct config *test_load_env(const char *text, char *const *env, char **errors)
+{
+    char *path = test_write_file(text);
+    struct config *cfg = config_load(path, env, errors);
+    unlink(path);
+    free(path);
+    return cfg;
+}
+
+static const struct config_source *test_source(const struct config *cfg, const char *section, const char *name)
+{
+    for (size_t i = 0; i < config_key_count(); i++) {
+        const char *s, *n;
+        config_key_name(i, &s, &n);
+        if (strcmp(s, section) == 0 && strcmp(n, name) == 0)
+            return &cfg->sources[i];
+    }
+    fail_msg("no key %s.%s", section, name);
+    return NULL;
+}
+
+/* env over file over default, each key's source kept */
+static void test_env_precedence(void **state)
+{
+    (void)state;
+    char *env[] = { "PATH=/usr/bin", "RENDERVISOR_RENDERER_LISTEN=127.0.0.1:9999",
+                    "RENDERVISOR_BROWSERS_PORT_BASE=9400", "RENDERVISOR_EXPORTER_LISTEN=", "RENDERVISORX=1",
+                    NULL };
+    char *errors = NULL;
+    struct config *cfg = test_load_env("[renderer]\nlisten = 127.0.0.1:8888\nconcurrency = 3\n" MIN_INI, env, &errors);
+    assert_null(errors);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->renderer.listen, "127.0.0.1:9999");
+    assert_int_equal(cfg->browsers.port_base, 9400);
+    assert_string_equal(cfg->exporter.listen, "");          /* set, empty: no TCP listener */
+    assert_int_equal(cfg->renderer.concurrency, 3);         /* the file's */
+    assert_int_equal(cfg->browsers.count, 2);               /* the default */
+    const struct config_source *src = test_source(cfg, "renderer", "listen");
+    assert_int_equal(src->from, CONFIG_FROM_ENV);
+    assert_string_equal(src->text, "127.0.0.1:9999");
+    src = test_source(cfg, "renderer", "concurrency");
+    assert_int_equal(src->from, CONFIG_FROM_FILE);
+    assert_int_equal(src->line, 3);
+    src = test_source(cfg, "browsers", "count");
+    assert_int_equal(src->from, CONFIG_FROM_DEFAULT);
+    assert_string_equal(src->text, "2");
+    config_free(cfg);
+
+    /* no file: the embedded default under the environment */
+    cfg = config_load(NULL, env, &errors);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->renderer.listen, "127.0.0.1:9999");
+    assert_int_equal(test_source(cfg, "renderer", "concurrency")->from, CONFIG_FROM_DEFAULT);
+    config_free(cfg);
+
+    /* without env the file's value stands */
+    cfg = test_load_env("[renderer]\nlisten = 127.0.0.1:8888\n" MIN_INI, NULL, &errors);
+    assert_string_equal(cfg->renderer.listen, "127.0.0.1:8888");
+    config_free(cfg);
+}
+
+static void test_env_errors_name_the_variable(void **state)
+{
+    (void)state;
+    char *env[] = { "RENDERVISOR_RENDERER_CONCURRENCY=0", "RENDERVISOR_RENDERER_NOPE=1", "RENDERVISOR_NOPE_X=1",
+                    "RENDERVISOR_renderer_listen=127.0.0.1:1", "RENDERVISOR_RENDERER_AUTH_TOKEN=top\x01secret",
+                    NULL };
+    char *errors = NULL;
+    assert_null(test_load_env(MIN_INI, env, &errors));
+    assert_non_null(strstr(errors, "env=RENDERVISOR_RENDERER_CONCURRENCY key=renderer.concurrency: invalid value "
+                                   "\"0\": must be between 1 and 64\n"));
+    assert_non_null(strstr(errors, "env=RENDERVISOR_RENDERER_NOPE: unknown key in [renderer] (known: COMMAND, "));
+    /* (a section added later comes after these) */
+    assert_non_null(strstr(errors, "env=RENDERVISOR_NOPE_X: names no section; expected "
+                                   "RENDERVISOR_<SECTION>_<KEY> with SECTION one of SUPERVISOR, EXPORTER, RENDERER, "
+                                   "BROWSERS"));
+    assert_non_null(strstr(errors, "env=RENDERVISOR_renderer_listen: unknown key in [renderer] (known: "));
+    assert_non_null(strstr(errors, "env=RENDERVISOR_RENDERER_AUTH_TOKEN key=renderer.auth_token: invalid value: "
+                                   "must not contain control characters\n"));
+    assert_null(strstr(errors, "secret"));
+    assert_int_equal(test_count_lines(errors), 5);
+    free(errors);
+
+    /* a cross check with the environment's value names the variable */
+    char *ports[] = { "RENDERVISOR_EXPORTER_LISTEN=127.0.0.1:8081", NULL };
+    assert_null(test_load_env("[renderer]\nlisten = 127.0.0.1:8081\n" MIN_INI, ports, &errors));
+    assert_non_null(strstr(errors, "env=RENDERVISOR_EXPORTER_LISTEN key=exporter.listen: renderer.listen "));
+    free(errors);
+}
+
+static void test_env_name(void **state)
+{
+    (void)state;
+    char buf[64];
+    config_env_name("renderer", "auth_token_file", buf, sizeof(buf));
+    assert_string_equal(buf, "RENDERVISOR_RENDERER_AUTH_TOKEN_FILE");
+    /* every key has one, and no two keys share it */
+    for (size_t i = 0; i < config_key_count(); i++)
+        for (size_t j = i + 1; j < config_key_count(); j++) {
+            const char *s1, *n1, *s2, *n2;
+            char a[96], b[96];
+            config_key_name(i, &s1, &n1);
+            config_key_name(j, &s2, &n2);
+            config_env_name(s1, n1, a, sizeof(a));
+            config_env_name(s2, n2, b, sizeof(b));
+            assert_string_not_equal(a, b);
+        }
+}
+
+/* ---- tokens ------------------------------------------------------------------ */
+
+static size_t test_ntokens(char **t)
+{
+    size_t n = 0;
+    while (t && t[n])
+        n++;
+    return n;
+}
+
+static void test_tokens_inline(void **state)
+{
+    (void)state;
+    struct config *cfg = test_load("[renderer]\nauth_token = old  new\tthird\n" MIN_INI);
+    assert_int_equal(test_ntokens(cfg->renderer.tokens), 3);
+    assert_string_equal(cfg->renderer.tokens[0], "old");
+    assert_string_equal(cfg->renderer.tokens[1], "new");
+    assert_string_equal(cfg->renderer.tokens[2], "third");
+    config_free(cfg);
+    cfg = test_load(MIN_INI);
+    assert_int_equal(test_ntokens(cfg->renderer.tokens), 1);
+    assert_string_equal(cfg->renderer.tokens[0], "-");
+    config_free(cfg);
+    /* a comma is part of a token, as it always was */
+    cfg = test_load("[renderer]\nauth_token = a,b\n" MIN_INI);
+    assert_int_equal(test_ntokens(cfg->renderer.tokens), 1);
+    config_free(cfg);
+}
+
+static void test_token_file_parse(void **state)
+{
+    (void)state;
+    char **t = NULL, why[256];
+    static const char text[] = "# rotated 2026-12-05\n\n  old  \r\nnew\n#new2\n   \nlast";
+    assert_int_equal(config_parse_token_file(text, strlen(text), &t, why, sizeof(why)), 0);
+    assert_int_equal(test_ntokens(t), 3);
+    assert_string_equal(t[0], "old");
+    assert_string_equal(t[1], "new");
+    assert_string_equal(t[2], "last");
+    config_tokens_free(t);
+    static const char bad[] = "ok\ntwo words\n";
+    assert_int_equal(config_parse_token_file(bad, strlen(bad), &t, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "line 2:"));
+    assert_null(strstr(why, "words"));
+    assert_int_equal(config_parse_token_file("", 0, &t, why, sizeof(why)), 0);
+    assert_null(t);
+}
+
+static void test_token_file(void **state)
+{
+    (void)state;
+    char *tokens = test_write_file("# tokens\nfile1\nfile2\n");
+    char *text = test_text("[renderer]\nauth_token_file = %s\n" MIN_INI, tokens);
+    /* the file alone: its tokens, not the default - */
+    struct config *cfg = test_load(text);
+    assert_int_equal(test_ntokens(cfg->renderer.tokens), 2);
+    assert_string_equal(cfg->renderer.tokens[0], "file1");
+    assert_string_equal(cfg->renderer.auth_token_file, tokens);
+    config_free(cfg);
+    free(text);
+    /* with auth_token: the union */
+    text = test_text("[renderer]\nauth_token = inline\nauth_token_file = %s\n" MIN_INI, tokens);
+    cfg = test_load(text);
+    assert_int_equal(test_ntokens(cfg->renderer.tokens), 3);
+    assert_string_equal(cfg->renderer.tokens[0], "inline");
+    assert_string_equal(cfg->renderer.tokens[2], "file2");
+    config_free(cfg);
+
+    /* others may read it: refused, naming the mode */
+    assert_int_equal(chmod(tokens, 0644), 0);
+    char *errors = test_fail(text);
+    char *want = test_text("file=test.ini line=3 key=renderer.auth_token_file: %s: others may read it (mode 0644): "
+                           "a secret must be", tokens);
+    assert_memory_equal(errors, want, strlen(want));
+    free(want);
+    free(errors);
+    assert_int_equal(chmod(tokens, 0602), 0);
+    errors = test_fail(text);
+    assert_non_null(strstr(errors, "others may change it (mode 0602)"));
+    free(errors);
+    free(text);
+
+    /* group-readable is how the renderer's user reads it */
+    assert_int_equal(chmod(tokens, 0640), 0);
+    text = test_text("[renderer]\nauth_token_file = %s\n" MIN_INI, tokens);
+    cfg = test_load(text);
+    config_free(cfg);
+    free(text);
+
+    /* missing, a directory, no token at all */
+    errors = test_fail("[renderer]\nauth_token_file = /nonexistent/tokens\n" MIN_INI);
+    assert_non_null(strstr(errors, "/nonexistent/tokens: cannot open: No such file or directory"));
+    free(errors);
+    errors = test_fail("[renderer]\nauth_token_file = /tmp\n" MIN_INI);
+    assert_non_null(strstr(errors, "/tmp: not a regular file"));
+    free(errors);
+    unlink(tokens);
+    free(tokens);
+    tokens = test_write_file("# nothing yet\n");
+    text = test_text("[renderer]\nauth_token_file = %s\n" MIN_INI, tokens);
+    errors = test_fail(text);
+    assert_non_null(strstr(errors, "holds no token"));
+    free(errors);
+    free(text);
+    unlink(tokens);
+    free(tokens);
+}
+
+/* ---- --print ------------------------------------------------------------------ */
+
+/* What config_print writes (the caller frees it). Through a file, as the
+ * memory open_memstream gives is not cmocka's to free. */
+static char *test_printed(const struct config *cfg)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    config_print(cfg, f);
+    long len = ftell(f);
+    assert_true(len > 0);
+    char *out = malloc((size_t)len + 1);
+    assert_non_null(out);
+    rewind(f);
+    assert_int_equal(fread(out, 1, (size_t)len, f), (size_t)len);
+    out[len] = '\0';
+    fclose(f);
+    return out;
+}
+
+static void test_print(void **state)
+{
+    (void)state;
+    char *tokens = test_write_file("t1\nt2\nt3\n");
+    char *text = test_text("[renderer]\nauth_token = s3cret other\nconcurrency = 3\nauth_token_file = %s\n" MIN_INI,
+                           tokens);
+    char *path = test_write_file(text);
+    char *env[] = { "RENDERVISOR_RENDERER_LISTEN=127.0.0.1:9999", NULL };
+    char *errors = NULL;
+    struct config *cfg = config_load(path, env, &errors);
+    assert_non_null(cfg);
+    char *out = test_printed(cfg);
+    assert_null(strstr(out, "s3cret"));
+    assert_null(strstr(out, "t1"));
+    assert_non_null(strstr(out, "[supervisor]\nruntime_dir = /run/rendervisor ; default\n"));
+    assert_non_null(strstr(out, "\nlisten = 127.0.0.1:9999 ; env RENDERVISOR_RENDERER_LISTEN\n"));
+    char *want = test_text("\nconcurrency = 3 ; %s:3\n", path);
+    assert_non_null(strstr(out, want));
+    free(want);
+    want = test_text("\nauth_token = (2 tokens, hidden) ; %s:2\n", path);
+    assert_non_null(strstr(out, want));
+    free(want);
+    want = test_text("\nauth_token_file = %s ; %s:4, 3 tokens\n", tokens, path);
+    assert_non_null(strstr(out, want));
+    free(want);
+    /* every key, once */
+    for (size_t i = 0; i < config_key_count(); i++) {
+        const char *s, *n;
+        config_key_name(i, &s, &n);
+        char *line = test_text("\n%s = ", n);
+        assert_non_null(strstr(out, line));
+        free(line);
+    }
+    free(out);
+    config_free(cfg);
+
+    /* the default token, unused beside a file */
+    free(text);
+    text = test_text("[renderer]\nauth_token_file = %s\n" MIN_INI, tokens);
+    cfg = test_load(text);
+    out = test_printed(cfg);
+    assert_non_null(strstr(out, "\nauth_token = (unused: auth_token_file is set) ; default\n"));
+    free(out);
+    config_free(cfg);
+    cfg = test_load(MIN_INI);
+    out = test_printed(cfg);
+    assert_non_null(strstr(out, "\nauth_token = (1 token, hidden) ; default\n"));
+    free(out);
+    config_free(cfg);
+    unlink(path);
+    unlink(tokens);
+    free(path);
+    free(tokens);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1571,9 +1944,18 @@ int main(void)
         cmocka_unit_test(test_file_missing),
         cmocka_unit_test(test_file_too_big),
         cmocka_unit_test(test_file_nul_byte),
+        cmocka_unit_test(test_tls_keys),
         cmocka_unit_test(test_user),
         cmocka_unit_test(test_allowed_hosts),
         cmocka_unit_test(test_timezone),
+        cmocka_unit_test(test_listen_addr),
+        cmocka_unit_test(test_env_precedence),
+        cmocka_unit_test(test_env_errors_name_the_variable),
+        cmocka_unit_test(test_env_name),
+        cmocka_unit_test(test_tokens_inline),
+        cmocka_unit_test(test_token_file_parse),
+        cmocka_unit_test(test_token_file),
+        cmocka_unit_test(test_print),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -130,11 +130,10 @@ static void test_devtools_port(void **state)
 /* Which children a change of `from` to `to` would restart, as a bit mask in
  * the old start order (exporter, browser-0, browser-1, renderer); children
  * are matched by name, as a reload matches them. */
-static unsigned changed(const char *from, const char *to)
+static unsigned changed_texts(const char *text_a, const char *text_b)
 {
-    struct config *a = load(base);
-    char *text = with(from, to);
-    struct config *b = load(text);
+    struct config *a = load(text_a);
+    struct config *b = load(text_b);
     size_t na, nb;
     struct child_spec *sa = spec_build(a, "/etc/rv.ini", &na);
     struct child_spec *sb = spec_build(b, "/etc/rv.ini", &nb);
@@ -147,8 +146,35 @@ static unsigned changed(const char *from, const char *to)
     spec_free(sb, nb);
     config_free(a);
     config_free(b);
+    return mask;
+}
+
+static unsigned changed(const char *from, const char *to)
+{
+    char *text = with(from, to);
+    unsigned mask = changed_texts(base, text);
     free(text);
     return mask;
+}
+
+/* TLS on or off restarts the listener's child; other files (a new
+ * certificate's path) are re-read on SIGHUP without a restart. */
+static void test_tls_on_off_restarts_other_files_do_not(void **state)
+{
+    (void)state;
+    static const char ren[] = "command = rendervisor-renderer\n", exp[] = "memory_limit = 64M\n";
+    assert_int_equal(changed(ren, "command = rendervisor-renderer\ntls_cert = /c\ntls_key = /k\n"), 8);
+    assert_int_equal(changed(exp, "memory_limit = 64M\ntls_cert = /c\ntls_key = /k\n"), 1);
+    char *a = with(ren, "command = rendervisor-renderer\ntls_cert = /c\ntls_key = /k\n");
+    char *b = with(ren, "command = rendervisor-renderer\ntls_cert = /c2\ntls_key = /k2\n");
+    assert_int_equal(changed_texts(a, b), 0);
+    free(a);
+    free(b);
+    a = with(exp, "memory_limit = 64M\ntls_cert = /c\ntls_key = /k\n");
+    b = with(exp, "memory_limit = 64M\ntls_cert = /c2\ntls_key = /k\n");
+    assert_int_equal(changed_texts(a, b), 0);
+    free(a);
+    free(b);
 }
 
 static void test_fingerprints(void **state)
@@ -172,6 +198,35 @@ static void test_fingerprints(void **state)
                      8);
     /* the exporter's command */
     assert_int_equal(changed("command = rendervisor-exporter --verbose\n", "command = rendervisor-exporter\n"), 1);
+    /* tokens change in place (the renderer re-reads them on SIGHUP): nobody restarts */
+    assert_int_equal(changed("command = rendervisor-renderer\n", "command = rendervisor-renderer\nauth_token = a b\n"),
+                     0);
+    /* any other key of [renderer] restarts the renderer, one added later too */
+    assert_int_equal(changed("command = rendervisor-renderer\n",
+                             "command = rendervisor-renderer\nconnections_per_address = 3\n"),
+                     8);
+}
+
+static void test_hot_keys(void **state)
+{
+    (void)state;
+    assert_true(spec_key_hot("renderer", "auth_token"));
+    assert_true(spec_key_hot("renderer", "auth_token_file"));
+    assert_true(spec_key_hot("renderer", "tls_cert"));
+    assert_true(spec_key_hot("exporter", "tls_key"));
+    assert_false(spec_key_hot("renderer", "listen"));
+    assert_false(spec_key_hot("exporter", "auth_token"));
+
+    /* a token file named or not: no restart either */
+    char path[] = "/tmp/test_spec_tokens_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "t\n", 2), 2);
+    close(fd);
+    char line[128];
+    snprintf(line, sizeof(line), "command = rendervisor-renderer\nauth_token_file = %s\n", path);
+    assert_int_equal(changed("command = rendervisor-renderer\n", line), 0);
+    unlink(path);
 }
 
 static void test_exporter_settings_restart_exporter_and_renderer(void **state)
@@ -401,6 +456,8 @@ int main(void)
         cmocka_unit_test(test_order_names_and_arguments),
         cmocka_unit_test(test_devtools_port),
         cmocka_unit_test(test_fingerprints),
+        cmocka_unit_test(test_tls_on_off_restarts_other_files_do_not),
+        cmocka_unit_test(test_hot_keys),
         cmocka_unit_test(test_exporter_settings_restart_exporter_and_renderer),
         cmocka_unit_test(test_browser_count_restarts_exporter_and_renderer),
         cmocka_unit_test(test_spec_move),
