@@ -39,6 +39,7 @@ from test_install import documented_paths  # noqa: E402
 
 BUILD_DEB = os.path.join(SOURCE, 'deploy', 'debian', 'build-deb.sh')
 CONFIG = '/etc/rendervisor/rendervisor.ini'
+TOKENS = '/etc/rendervisor/tokens'
 UNIT = 'rendervisor.service'
 IMAGE = 'localhost/rendervisor-systemd'
 # Podman's default limits are above what these machines allow (docs/install.md,
@@ -196,9 +197,10 @@ class PackageTest(unittest.TestCase):
                 self.sh('systemctl is-active %s' % UNIT, check=False).stdout.strip())
 
     def token(self):
-        m = re.search(r'^auth_token = (\S+)', self.sh('cat %s' % CONFIG).stdout, re.M)
-        self.assertTrue(m, 'no auth_token line in %s' % CONFIG)
-        return m.group(1)
+        lines = [l.strip() for l in self.sh('cat %s' % TOKENS).stdout.splitlines()]
+        tokens = [l for l in lines if l and not l.startswith('#')]
+        self.assertEqual(len(tokens), 1, '%s: %s' % (TOKENS, lines))
+        return tokens[0]
 
     def main_pid(self):
         return int(self.sh('systemctl show -p MainPID --value %s' % UNIT).stdout.strip())
@@ -244,7 +246,8 @@ class PackageTest(unittest.TestCase):
 
     def test_2_install(self):
         """dpkg -i: the unit enabled and not started, the user there, the
-        configuration with a generated token, mode 0640 root:rendervisor."""
+        conffile as shipped, naming a token file with a generated token,
+        mode 0640 root:rendervisor."""
         r = self.sh('dpkg -i /tmp/rendervisor.deb', check=False, timeout=300)
         self.assertEqual(r.returncode, 0, 'dpkg -i failed:\n' + r.stdout + r.stderr)
         self.assertEqual(self.unit_state(), ('enabled', 'inactive'))
@@ -253,8 +256,12 @@ class PackageTest(unittest.TestCase):
         self.assertEqual(len(user), 7, 'no user rendervisor after the install')
         self.assertLess(int(user[2]), 1000, 'rendervisor is not a system user: %s' % user)
         self.assertEqual(user[6], '/usr/sbin/nologin')
-        self.assertEqual(self.sh('stat -c "%a %U %G" ' + CONFIG).stdout.strip(), '640 root rendervisor')
+        self.assertEqual(self.sh('stat -c "%a %U %G" ' + CONFIG).stdout.strip(), '644 root root')
+        self.assertEqual(self.sh('stat -c "%a %U %G" ' + TOKENS).stdout.strip(), '640 root rendervisor')
         self.assertRegex(self.token(), r'^[0-9a-f]{64}$', 'the install did not generate a token')
+        self.assertIn('\nauth_token_file = %s ' % TOKENS, self.sh('cat ' + CONFIG).stdout)
+        self.assertEqual(self.sh('dpkg --verify rendervisor', check=False).stdout, '',
+                         'the install changed a file of the package (the conffile)')
         r = self.sh('runuser -u rendervisor -- rendervisor --check-config %s' % CONFIG, check=False)
         self.assertEqual(r.returncode, 0, 'the installed configuration fails --check-config as rendervisor:\n'
                          + r.stdout + r.stderr)
@@ -299,7 +306,7 @@ class PackageTest(unittest.TestCase):
         self.assertEqual((r.returncode, r.stdout + r.stderr), (0, ''), 'systemd-analyze verify')
 
     def test_4_upgrade(self):
-        """A newer version of the same package: the configuration (its token,
+        """A newer version of the same package: the token file (its token,
         its mode) kept, the running service restarted onto it."""
         token, pid = self.token(), self.main_pid()
         work = os.path.join(self.out, 'upgrade')
@@ -317,7 +324,7 @@ class PackageTest(unittest.TestCase):
         self.assertEqual(self.sh("dpkg-query -W -f '${Version}' rendervisor").stdout.strip(),
                          run(['dpkg-deb', '-f', newer, 'Version']).stdout.strip())
         self.assertEqual(self.token(), token, 'the upgrade changed the token')
-        self.assertEqual(self.sh('stat -c "%a %U %G" ' + CONFIG).stdout.strip(), '640 root rendervisor')
+        self.assertEqual(self.sh('stat -c "%a %U %G" ' + TOKENS).stdout.strip(), '640 root rendervisor')
         self.assertEqual(self.unit_state(), ('enabled', 'active'))
         self.assertNotEqual(self.main_pid(), pid, 'the upgrade did not restart the service')
         wait_until(lambda: b'2 of 2' in http_get(self.port, '/healthz', timeout=5)[2], 90, interval=0.2,
