@@ -244,6 +244,27 @@ class PackageTest(unittest.TestCase):
                                    stdout=subprocess.PIPE, text=True, check=True).stdout.split()
         self.assertEqual(conffiles, [CONFIG])
 
+    def test_1_build_depends(self):
+        """Every dependency() of meson.build is in debian/control's
+        Build-Depends: the package of its pkg-config file on this machine."""
+        names = set()
+        for top, _, files in os.walk(SOURCE):
+            if 'meson.build' in files and not top.startswith(os.path.join(SOURCE, 'tests')):
+                with open(os.path.join(top, 'meson.build')) as f:
+                    names |= set(re.findall(r"\bdependency\('([^']+)'", f.read()))
+        names -= {'threads'}      # the compiler's, no package
+        names -= {'cmocka'}       # the tests' only; debian/rules builds without them
+        self.assertIn('libwebsockets', names, 'no dependency() found in meson.build')
+        with open(os.path.join(SOURCE, 'debian', 'control')) as f:
+            control = f.read()
+        m = re.search(r'^Build-Depends:(.*?)^\S', control, re.M | re.S)
+        build_depends = {d.split('(')[0].strip() for d in m.group(1).split(',')}
+        for name in sorted(names):
+            pcdir = run(['pkg-config', '--variable=pcfiledir', name]).stdout.strip()
+            owner = run(['dpkg-query', '-S', os.path.join(pcdir, name + '.pc')]).stdout.split(':')[0]
+            self.assertIn(owner, build_depends, 'meson.build\'s dependency(%r) is %s, not in Build-Depends'
+                          % (name, owner))
+
     def test_2_install(self):
         """dpkg -i: the unit enabled and not started, the user there, the
         conffile as shipped, naming a token file with a generated token,
