@@ -281,6 +281,8 @@ class PackageTest(unittest.TestCase):
         self.assertEqual(self.sh('stat -c "%a %U %G" ' + TOKENS).stdout.strip(), '640 root rendervisor')
         self.assertRegex(self.token(), r'^[0-9a-f]{64}$', 'the install did not generate a token')
         self.assertIn('\nauth_token_file = %s ' % TOKENS, self.sh('cat ' + CONFIG).stdout)
+        self.assertEqual(self.sh('cmp %s /usr/share/rendervisor/rendervisor.ini' % CONFIG, check=False).returncode,
+                         0, 'the default kept for comparing is not the conffile as shipped')
         self.assertEqual(self.sh('dpkg --verify rendervisor', check=False).stdout, '',
                          'the install changed a file of the package (the conffile)')
         r = self.sh('runuser -u rendervisor -- rendervisor --check-config %s' % CONFIG, check=False)
