@@ -11,6 +11,7 @@ packages=(
   clang libclang-rt-14-dev valgrind passwd
   libsystemd-dev systemd procps man-db groff-base
   podman runc mmdebstrap uidmap slirp4netns haproxy python3-yaml
+  dpkg-dev debhelper
 )
 
 missing=()
