@@ -34,6 +34,9 @@ enum config_kind {
     CONFIG_KIND_HOSTS, /* host[:port] words, or empty for any host */
     CONFIG_KIND_TIMEZONE, /* what a render's timezone may be, or empty */
     CONFIG_KIND_DEVTOOLS, /* pipe or port */
+    CONFIG_KIND_URL,      /* an http(s) URL, or empty for none */
+    CONFIG_KIND_NAME,     /* a non-empty printable name */
+    CONFIG_KIND_RATIO,    /* a number from 0 to 1 */
 };
 
 struct config_key {

@@ -173,6 +173,13 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
                              (long long)(cfg->renderer.drain_timeout_ns / CLOCK_NS_PER_MS));
     free(settings);
     settings = limits;
+    /* [tracing]: the renderer's exporter thread reads it at start. */
+    char *tracing = xasprintf("%stracing_endpoint=%s\ntracing_service_name=%s\ntracing_sample_ratio=%.17g\n"
+                              "tracing_timeout_ms=%lld\n",
+                              settings, cfg->tracing.endpoint, cfg->tracing.service_name, cfg->tracing.sample_ratio,
+                              (long long)(cfg->tracing.timeout_ns / CLOCK_NS_PER_MS));
+    free(settings);
+    settings = tracing;
     s->fingerprint = spec_fingerprint(&s->command, settings);
     free(settings);
     s->health = 1;

@@ -172,6 +172,12 @@ static void test_fingerprints(void **state)
                      8);
     /* the exporter's command */
     assert_int_equal(changed("command = rendervisor-exporter --verbose\n", "command = rendervisor-exporter\n"), 1);
+    /* tracing is the renderer's, read at its start: only the renderer */
+    assert_int_equal(changed("memory_limit = 1G\n", "memory_limit = 1G\n[tracing]\nendpoint = http://tempo:4318/v1/traces\n"),
+                     8);
+    assert_int_equal(changed("memory_limit = 1G\n", "memory_limit = 1G\n[tracing]\nsample_ratio = 0.5\n"), 8);
+    assert_int_equal(changed("memory_limit = 1G\n", "memory_limit = 1G\n[tracing]\ntimeout = 2s\n"), 8);
+    assert_int_equal(changed("memory_limit = 1G\n", "memory_limit = 1G\n[tracing]\nservice_name = rv-eu\n"), 8);
 }
 
 static void test_exporter_settings_restart_exporter_and_renderer(void **state)
