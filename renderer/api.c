@@ -393,10 +393,12 @@ static void api_free(struct api *a)
     free(a);
 }
 
-struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs, struct browser_pool *pool)
+struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs, struct browser_pool *pool,
+                      struct tracer *tracer)
 {
     struct api *a = xcalloc(1, sizeof(*a));
     a->cfg = cfg;
+    a->tracer = tracer;
     a->jobs = jobs;
     a->pool = pool;
     a->ingest.fd = -1;

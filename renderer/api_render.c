@@ -151,6 +151,7 @@ enum MHD_Result api_render_answer(struct api_req *rq)
 enum MHD_Result api_render(struct api_req *rq, enum query_route route)
 {
     struct api *a = rq->api;
+    api_trace_begin(rq, route);
     const char *token = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Auth-Token");
     if (!query_token_equal(token, a->cfg->renderer.auth_token))
         return api_send_error(rq, MHD_HTTP_UNAUTHORIZED, "X-Auth-Token: missing or wrong");
@@ -174,6 +175,7 @@ enum MHD_Result api_render(struct api_req *rq, enum query_route route)
         return api_send_error(rq, MHD_HTTP_FORBIDDEN, why);
     if (rc < 0)
         return api_send_error(rq, MHD_HTTP_BAD_REQUEST, why);
+    api_trace_request(rq);
 
     /* Admission by memory happens in the queue (jobs.c): a render waits
      * there, within its timeout, until the budget has room for it. */
@@ -258,8 +260,10 @@ void api_render_end(struct api_req *rq, enum MHD_RequestTerminationCode toe)
     if (rq->gone_ns)
         status = 499;
     int64_t now = clock_now_ns();
-    if (rq->route)
+    if (rq->route) {
         api_log_request(rq, status, now);
+        api_trace_end(rq, status, now);
+    }
     char code[16];
     snprintf(code, sizeof(code), "%u", status);
     const char *labels[] = { NAMES_LABEL_STATUS_CODE, code, NULL };
@@ -272,6 +276,7 @@ void api_render_end(struct api_req *rq, enum MHD_RequestTerminationCode toe)
 void api_render_fini(struct api_req *rq)
 {
     query_fini(&rq->job.req);
+    api_trace_fini(rq);
     free(rq->job.body);
     free(rq->job.error);
     free(rq->job.filename);

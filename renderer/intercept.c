@@ -18,6 +18,7 @@
 #include "lines.h"
 #include "log.h"
 #include "rsm.h"
+#include "trace.h"
 
 /* [renderer] allowed_hosts (NULL: any host but link-local ones). Set once
  * before the browser thread starts. */
@@ -37,6 +38,32 @@ void intercept_init(struct intercept *ic, struct browser *b)
 }
 
 static void intercept_child_event(void *arg, const struct cdp_msg *m);
+
+void intercept_set_trace(struct intercept *ic, const char *url, const char *traceparent, const char *tracestate)
+{
+    int on = url && traceparent && traceparent[0];
+    ic->trace_origin = on ? url : NULL;
+    ic->traceparent = on ? traceparent : NULL;
+    ic->tracestate = on && tracestate && tracestate[0] ? tracestate : NULL;
+}
+
+/* Fetch.continueRequest for a request to the page's origin, with the
+ * render's trace context added to the request's own headers: the page's
+ * origin only, so no third party learns the trace, and no cross-origin
+ * request of the page gets a header that would need a CORS preflight.
+ * -1 when it is not one (or cannot be made): continue it plainly. */
+static int intercept_continue_traced(struct intercept *ic, struct buf *b, const struct cdp_msg *m, const char *id,
+                                     const char *url, size_t len)
+{
+    if (!ic->traceparent || !trace_same_origin(url, len, ic->trace_origin))
+        return -1;
+    json_t *headers = json_object_get(json_object_get(m->params, "request"), "headers");
+    if (!json_is_object(headers))
+        return -1;
+    const char *add[] = { "traceparent", ic->traceparent, ic->tracestate ? "tracestate" : NULL, ic->tracestate,
+                          NULL };
+    return cdp_fetch_continue_headers(browser_cdp(ic->b), b, m->session, id, headers, add);
+}
 
 static void intercept_send(struct intercept *ic, struct buf *b, int id, browser_reply_fn fn)
 {
@@ -95,7 +122,12 @@ static void intercept_paused(struct intercept *ic, const struct cdp_msg *m)
     struct buf b;
     browser_cmd_init(&b);
     struct cdp *c = browser_cdp(ic->b);
-    int cid = refuse ? cdp_fetch_fail(c, &b, m->session, id) : cdp_fetch_continue(c, &b, m->session, id);
+    int cid = refuse ? cdp_fetch_fail(c, &b, m->session, id) : intercept_continue_traced(ic, &b, m, id, url, len);
+    if (cid < 0 && !refuse) {
+        buf_fini(&b);
+        browser_cmd_init(&b);
+        cid = cdp_fetch_continue(c, &b, m->session, id);
+    }
     intercept_send(ic, &b, cid, intercept_ignore_reply);
     if (refuse)
         intercept_note(ic, why, &u, url, len);
