@@ -58,6 +58,7 @@ enum MHD_Result api_send(struct api_req *rq, unsigned status, const char *type, 
     rq->status = status;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    api_trace_header(rq, resp);
     /* Draining: the client's next request must open a new connection,
      * which a load balancer sends to an instance that stays. */
     if (atomic_load(&rq->api->draining))

@@ -108,6 +108,8 @@ void api_trace_begin(struct api_req *rq, enum query_route route);
 void api_trace_request(struct api_req *rq);
 void api_trace_end(struct api_req *rq, unsigned status, int64_t now);
 void api_trace_fini(struct api_req *rq);
+/* traceparent on a traced request's answer: the trace to look up. */
+void api_trace_header(struct api_req *rq, struct MHD_Response *resp);
 
 /* api_metrics.c: /metrics, proxied to the exporter. */
 enum MHD_Result api_metrics(struct api_req *rq);

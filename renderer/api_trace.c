@@ -2,6 +2,8 @@
  * request's traceparent when /render is asked, its context handed to the
  * render for the page's requests, and finished with the answer, its steps
  * taken from the job. Only when [tracing] endpoint is set (api.tracer). */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -36,6 +38,15 @@ void api_trace_request(struct api_req *rq)
         return;
     trace_parent_format(&r->ctx, rq->job.req.traceparent);
     rq->job.req.tracestate = r->state[0] ? r->state : NULL;
+}
+
+void api_trace_header(struct api_req *rq, struct MHD_Response *resp)
+{
+    if (!rq->trace)
+        return;
+    char tp[TRACE_PARENT_LEN + 1];
+    trace_parent_format(&rq->trace->ctx, tp);
+    MHD_add_response_header(resp, "traceparent", tp);
 }
 
 static int64_t api_trace_unix(int64_t mono_ns, int64_t offset)

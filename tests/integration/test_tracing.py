@@ -200,7 +200,7 @@ class TracingTest(TracingBase):
     def test_a_grafana_traceparent_is_the_parent(self):
         trace_id, parent = uuid.uuid4().hex, uuid.uuid4().hex[:16]
         key = 'key-' + uuid.uuid4().hex
-        status, _, body = self.render(self.dashboard('traced'), {
+        status, headers, body = self.render(self.dashboard('traced'), {
             'traceparent': '00-%s-%s-01' % (trace_id, parent), 'tracestate': 'grafana=abc,other=1'}, key=key)
         self.check_render_ok(status, body)
         spans = self.trace_spans(trace_id)
@@ -240,6 +240,8 @@ class TracingTest(TracingBase):
         paths = [urllib.parse.urlsplit(r['path']).path for r in seen]
         for want in ('/d/fx-traced/fixture', '/public/build/app.js', '/api/ds/query'):
             self.assertIn(want, paths)
+        # the answer names the render span too, for the client to look up
+        self.assertEqual(headers.get('traceparent'), '00-%s-%s-01' % (trace_id, render['spanId']))
         for r in seen:
             self.assertEqual(r['traceparent'], '00-%s-%s-01' % (trace_id, render['spanId']))
             self.assertEqual(r['tracestate'], 'grafana=abc,other=1')
@@ -306,9 +308,10 @@ class TracingTest(TracingBase):
         # a refused host: the query is read, the render answers 403
         params = urllib.parse.urlencode({'url': 'ftp://127.0.0.1/x', 'renderKey': 'k', 'width': '10',
                                          'height': '10'})
-        status, _, _ = http_get(self.port, '/render?' + params,
-                                {'X-Auth-Token': TOKEN, 'traceparent': '00-%s-%s-01' % (trace_id, 'b' * 16)})
+        status, headers, _ = http_get(self.port, '/render?' + params,
+                                      {'X-Auth-Token': TOKEN, 'traceparent': '00-%s-%s-01' % (trace_id, 'b' * 16)})
         self.assertEqual(status, 403)
+        self.assertRegex(headers.get('traceparent', ''), r'^00-%s-[0-9a-f]{16}-01$' % trace_id)
         render = [s for _, s in self.trace_spans(trace_id) if s['name'] == 'render'][0]
         attrs = {a['key']: a['value'] for a in render['attributes']}
         self.assertEqual(attrs['http.response.status_code'], {'intValue': '403'})
