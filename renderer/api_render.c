@@ -151,10 +151,11 @@ enum MHD_Result api_render_answer(struct api_req *rq)
 enum MHD_Result api_render(struct api_req *rq, enum query_route route)
 {
     struct api *a = rq->api;
-    api_trace_begin(rq, route);
     const char *token = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Auth-Token");
     if (!query_token_equal(token, a->cfg->renderer.auth_token))
         return api_send_error(rq, MHD_HTTP_UNAUTHORIZED, "X-Auth-Token: missing or wrong");
+    /* After the token: a client without it cannot fill the span queue. */
+    api_trace_begin(rq, route);
 
     struct api_params ps = { .n = 0 };
     MHD_get_connection_values_n(rq->conn, MHD_GET_ARGUMENT_KIND, api_param_cb, &ps);

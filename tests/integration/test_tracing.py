@@ -317,6 +317,19 @@ class TracingTest(TracingBase):
         self.assertEqual(attrs['http.response.status_code'], {'intValue': '403'})
         self.assertNotIn('status', render)  # a 4xx is the client's error, not the server span's
 
+    def test_no_span_without_the_token(self):
+        trace_id = uuid.uuid4().hex
+        status, headers, _ = http_get(self.port, '/render?url=x', {'X-Auth-Token': 'wrong',
+                                      'traceparent': '00-%s-%s-01' % (trace_id, 'd' * 16)})
+        self.assertEqual(status, 401)
+        self.assertNotIn('traceparent', headers)
+        # a later render's spans arrive; the refused request's never do
+        later = uuid.uuid4().hex
+        self.check_render_ok(*self.render(self.dashboard('after401'),
+                                          {'traceparent': '00-%s-%s-01' % (later, 'd' * 16)})[::2])
+        self.trace_spans(later)
+        self.assertEqual([s for _, s in Collector.spans() if s['traceId'] == trace_id], [])
+
 
 class DeadCollectorTest(TracingBase):
     """Nothing listening, then a collector that never answers: every render
