@@ -17,8 +17,9 @@
 #include "trace.h"
 #include "xalloc.h"
 
-/* Renders queued at most (each one span and its steps'): about 1.4 MiB. */
-#define TRACER_QUEUE_MAX 512
+/* Renders queued at most (each one span and its steps', about 2 KiB):
+ * twenty seconds of a busy renderer's renders. */
+#define TRACER_QUEUE_MAX 256
 /* Renders in one export. */
 #define TRACER_BATCH_MAX 64
 /* A batch waits this long for more renders before it goes. */
@@ -126,12 +127,9 @@ static void *tracer_main(void *arg)
             int64_t now = clock_now_ns();
             if (t->count && now - t->first_ns >= TRACER_BATCH_DELAY_NS)
                 break;
+            /* clock_now_ns is CLOCK_MONOTONIC, the condition's clock */
             int64_t until = t->count ? t->first_ns + TRACER_BATCH_DELAY_NS : now + TRACER_LOG_EVERY_NS;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t abs = (int64_t)ts.tv_sec * CLOCK_NS_PER_S + ts.tv_nsec + (until - now);
-            ts.tv_sec = abs / CLOCK_NS_PER_S;
-            ts.tv_nsec = abs % CLOCK_NS_PER_S;
+            struct timespec ts = { .tv_sec = until / CLOCK_NS_PER_S, .tv_nsec = until % CLOCK_NS_PER_S };
             pthread_cond_timedwait(&t->cond, &t->lock, &ts);
             pthread_mutex_unlock(&t->lock);
             tracer_log_drops(t, why, clock_now_ns());
@@ -151,16 +149,19 @@ static void *tracer_main(void *arg)
         unsigned long long spans = 0;
         for (size_t i = 0; i < n; i++)
             spans += 1 + t->batch[i].nsteps;
-        long timeout = last && t->timeout_ms > TRACER_FLUSH_MAX_MS ? TRACER_FLUSH_MAX_MS : t->timeout_ms;
-        if (tracer_post(t, n, timeout, why, sizeof(why)) == 0)
-            atomic_fetch_add(&t->exported, spans);
-        else
-            atomic_fetch_add(&t->dropped_failed, spans);
+        long timeout = t->timeout_ms;
+        if (last) {
+            int64_t left = (atomic_load(&t->give_up_ns) - clock_now_ns()) / CLOCK_NS_PER_MS;
+            timeout = left < 1 ? 1 : left < timeout ? (long)left : timeout;
+        }
+        int failed = tracer_post(t, n, timeout, why, sizeof(why)) < 0;
+        atomic_fetch_add(failed ? &t->dropped_failed : &t->exported, spans);
         tracer_log_drops(t, why, clock_now_ns());
 
         pthread_mutex_lock(&t->lock);
-        if (last && t->count) {
-            /* At shutdown one try for all: the collector may be gone. */
+        if (last && t->count && (failed || clock_now_ns() >= atomic_load(&t->give_up_ns))) {
+            /* At shutdown the rest goes while the collector takes it, and
+             * within the time given; otherwise it is dropped. */
             for (size_t i = 0; i < t->count; i++)
                 atomic_fetch_add(&t->dropped_failed, 1 + t->queue[(t->head + i) % TRACER_QUEUE_MAX].nsteps);
             t->count = 0;
