@@ -18,6 +18,7 @@
 #include "lines.h"
 #include "log.h"
 #include "rsm.h"
+#include "trace.h"
 #include "xalloc.h"
 
 _Static_assert(RENDER_STEPS_MAX == RSM_STEPS_MAX, "a render's steps fit its result");
@@ -73,6 +74,7 @@ static void render_send_steps(struct render *r)
     if (res->ready_done && r->nsent == 0)
         lines_rules(ib, res->rule_ms);
     intercept_report(ib);
+    tracer_report(ib);
     /* The browser's version again: an exporter that restarted since the
      * browser connected has it back with the next render. */
     const char *product = browser_product(r->b);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "ingest.h"
 
 #define TRACE_ID_BYTES 16
 #define TRACE_SPAN_BYTES 8
@@ -95,5 +96,8 @@ int tracer_begin(struct tracer *t, const char *traceparent, const char *tracesta
 void tracer_submit(struct tracer *t, const struct trace_render *r);
 /* Spans dropped so far: queue full, export failed. */
 void tracer_dropped(struct tracer *t, unsigned long long *queue_full, unsigned long long *failed);
+/* The renderer's tracer's drops as counter lines (nothing when tracing is
+ * off), for a render's report. Any thread while the tracer lives. */
+void tracer_report(struct ingest_buf *ib);
 
 #endif

@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "clock.h"
+#include "lines.h"
 #include "log.h"
 #include "trace.h"
 #include "xalloc.h"
@@ -51,6 +52,10 @@ struct tracer {
     atomic_ullong dropped_full, dropped_failed, exported;
     atomic_llong give_up_ns; /* set at shutdown: an export still going then ends by this time */
 };
+
+/* The renderer's one tracer, for the render reports of the browser
+ * thread: set before that thread starts, cleared after it has ended. */
+static struct tracer *tracer_active;
 
 static size_t tracer_discard(char *data, size_t size, size_t n, void *arg)
 {
@@ -222,6 +227,7 @@ struct tracer *tracer_new(const struct config *cfg)
         errno = err;
         return NULL;
     }
+    tracer_active = t;
     log_info("tracing on endpoint=%s service_name=\"%s\" sample_ratio=%g timeout_ms=%ld", t->endpoint,
              t->service_name, t->sample_ratio, t->timeout_ms);
     return t;
@@ -237,6 +243,8 @@ void tracer_free(struct tracer *t)
     pthread_cond_signal(&t->cond);
     pthread_mutex_unlock(&t->lock);
     pthread_join(t->thread, NULL);
+    if (tracer_active == t)
+        tracer_active = NULL;
     t->logged_ns = 0;
     tracer_log_drops(t, "at shutdown", clock_now_ns());
     curl_slist_free_all(t->headers);
@@ -294,4 +302,14 @@ void tracer_dropped(struct tracer *t, unsigned long long *queue_full, unsigned l
 {
     *queue_full = atomic_load(&t->dropped_full);
     *failed = atomic_load(&t->dropped_failed);
+}
+
+void tracer_report(struct ingest_buf *ib)
+{
+    struct tracer *t = tracer_active;
+    if (!t)
+        return;
+    unsigned long long total[NAMES_SPAN_DROP_COUNT];
+    tracer_dropped(t, &total[NAMES_SPAN_DROP_QUEUE_FULL], &total[NAMES_SPAN_DROP_EXPORT_FAILED]);
+    lines_spans_dropped(ib, total);
 }

@@ -385,6 +385,16 @@ class DeadCollectorTest(TracingBase):
             hung.server_close()
         # one line a minute at most: the drops since are in the totals of the next one
         self.assertEqual(len(self.drops()), 1)
+        # and counted, reported with the renders' steps
+        status, _, body = http_get(self.port, '/metrics')
+        self.assertEqual(status, 200)
+        dropped = {}
+        for line in body.decode().splitlines():
+            if line.startswith('rendervisor_renderer_spans_dropped_total{'):
+                name, value = line.rsplit(' ', 1)
+                dropped[name.split('"')[1]] = float(value)
+        self.assertEqual(set(dropped), {'queue_full', 'export_failed'})
+        self.assertGreaterEqual(dropped['export_failed'], int(first['export_failed']))
 
 
 if __name__ == '__main__':
