@@ -398,8 +398,10 @@ int cdp_fetch_continue_headers(struct cdp *c, struct buf *out, const char *sessi
             return -EINVAL;
         }
     }
-    return cdp_session_command(c, out, session, "Fetch.continueRequest",
-                               json_pack("{s:s, s:o}", "requestId", request_id, "headers", list));
+    json_t *params = json_pack("{s:s, s:o}", "requestId", request_id, "headers", list);
+    if (!params)
+        return -EINVAL; /* list is gone with it */
+    return cdp_session_command(c, out, session, "Fetch.continueRequest", params);
 }
 
 int cdp_fetch_fail(struct cdp *c, struct buf *out, const char *session, const char *request_id)

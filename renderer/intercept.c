@@ -123,11 +123,8 @@ static void intercept_paused(struct intercept *ic, const struct cdp_msg *m)
     browser_cmd_init(&b);
     struct cdp *c = browser_cdp(ic->b);
     int cid = refuse ? cdp_fetch_fail(c, &b, m->session, id) : intercept_continue_traced(ic, &b, m, id, url, len);
-    if (cid < 0 && !refuse) {
-        buf_fini(&b);
-        browser_cmd_init(&b);
+    if (cid < 0 && !refuse) /* a builder that fails leaves b as it was */
         cid = cdp_fetch_continue(c, &b, m->session, id);
-    }
     intercept_send(ic, &b, cid, intercept_ignore_reply);
     if (refuse)
         intercept_note(ic, why, &u, url, len);
