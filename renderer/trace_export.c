@@ -2,7 +2,10 @@
  * spans that the HTTP thread fills without waiting, and a thread of its own
  * that posts them in batches to the collector with libcurl (OTLP/HTTP,
  * JSON). A full queue or a collector that fails or hangs costs spans, which
- * are counted and logged at most once a minute, never a render's time. */
+ * are counted and logged at most once a minute, never a render's time.
+ * libcurl is loaded (dlopen) only when tracing is on: linked, it and what
+ * it links cost every renderer 1.2 MiB of memory with tracing off. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,6 +20,59 @@
 #include "log.h"
 #include "trace.h"
 #include "xalloc.h"
+
+/* libcurl's functions this file calls, from the library loaded at the
+ * first tracer_new (never unloaded: libcurl's global state stays valid). */
+struct tracer_curl {
+    CURLcode (*global_init)(long flags);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *curl, CURLoption option, ...);
+    CURLcode (*easy_perform)(CURL *curl);
+    CURLcode (*easy_getinfo)(CURL *curl, CURLINFO info, ...);
+    const char *(*easy_strerror)(CURLcode code);
+    void (*easy_cleanup)(CURL *curl);
+    struct curl_slist *(*slist_append)(struct curl_slist *list, const char *text);
+    void (*slist_free_all)(struct curl_slist *list);
+};
+static struct tracer_curl tc;
+
+/* Debian's libcurl4-gnutls-dev builds against libcurl-gnutls.so.4; any
+ * libcurl of ABI 4 has these functions. */
+static const char *const tracer_curl_libs[] = { "libcurl-gnutls.so.4", "libcurl.so.4" };
+
+/* 0, or -ENOENT with why naming what is missing. */
+static int tracer_curl_load(char *why, size_t why_len)
+{
+    if (tc.easy_init)
+        return 0;
+    void *lib = NULL;
+    for (size_t i = 0; !lib && i < sizeof(tracer_curl_libs) / sizeof(tracer_curl_libs[0]); i++)
+        lib = dlopen(tracer_curl_libs[i], RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        snprintf(why, why_len, "cannot load libcurl (libcurl-gnutls.so.4 or libcurl.so.4: install libcurl3-gnutls): %s",
+                 dlerror());
+        return -ENOENT;
+    }
+    struct {
+        const char *name;
+        void **fn;
+    } syms[] = {
+        { "curl_global_init", (void **)&tc.global_init },     { "curl_easy_init", (void **)&tc.easy_init },
+        { "curl_easy_setopt", (void **)&tc.easy_setopt },     { "curl_easy_perform", (void **)&tc.easy_perform },
+        { "curl_easy_getinfo", (void **)&tc.easy_getinfo },   { "curl_easy_strerror", (void **)&tc.easy_strerror },
+        { "curl_easy_cleanup", (void **)&tc.easy_cleanup },   { "curl_slist_append", (void **)&tc.slist_append },
+        { "curl_slist_free_all", (void **)&tc.slist_free_all },
+    };
+    for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+        if (!(*syms[i].fn = dlsym(lib, syms[i].name))) {
+            snprintf(why, why_len, "libcurl has no %s", syms[i].name);
+            memset(&tc, 0, sizeof(tc));
+            dlclose(lib);
+            return -ENOENT;
+        }
+    }
+    return 0;
+}
 
 /* Renders queued at most (each one span and its steps', about 2 KiB):
  * twenty seconds of a busy renderer's renders. */
@@ -82,16 +138,16 @@ static int tracer_post(struct tracer *t, size_t n, long timeout_ms, char *why, s
 {
     size_t len;
     char *body = trace_otlp_json(t->service_name, t->batch, n, &len);
-    curl_easy_setopt(t->curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(t->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(t->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(t->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    CURLcode rc = curl_easy_perform(t->curl);
+    tc.easy_setopt(t->curl, CURLOPT_POSTFIELDS, body);
+    tc.easy_setopt(t->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    tc.easy_setopt(t->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    tc.easy_setopt(t->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    CURLcode rc = tc.easy_perform(t->curl);
     free(body);
     long status = 0;
-    curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+    tc.easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
     if (rc != CURLE_OK) {
-        snprintf(why, why_len, "%s", curl_easy_strerror(rc));
+        snprintf(why, why_len, "%s", tc.easy_strerror(rc));
         return -EIO;
     }
     if (status < 200 || status > 299) {
@@ -180,9 +236,17 @@ struct tracer *tracer_new(const struct config *cfg)
 {
     if (!cfg->tracing.endpoint || !cfg->tracing.endpoint[0])
         return NULL;
-    CURLcode crc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    char why[256];
+    if (tracer_curl_load(why, sizeof(why)) < 0) {
+        log_error("cannot start tracing, renders go on without it endpoint=%s error=\"%s\"", cfg->tracing.endpoint,
+                  why);
+        errno = ENOENT;
+        return NULL;
+    }
+    CURLcode crc = tc.global_init(CURL_GLOBAL_DEFAULT);
     if (crc != CURLE_OK) {
-        log_error("cannot start tracing: libcurl: %s", curl_easy_strerror(crc));
+        log_error("cannot start tracing, renders go on without it endpoint=%s error=\"libcurl: %s\"",
+                  cfg->tracing.endpoint, tc.easy_strerror(crc));
         errno = EIO;
         return NULL;
     }
@@ -202,24 +266,24 @@ struct tracer *tracer_new(const struct config *cfg)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&t->cond, &ca);
     pthread_condattr_destroy(&ca);
-    t->curl = curl_easy_init();
+    t->curl = tc.easy_init();
     if (!t->curl)
         abort(); /* out of memory */
-    t->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(t->curl, CURLOPT_URL, t->endpoint);
-    curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(t->curl, CURLOPT_USERAGENT, "rendervisor/" RENDERVISOR_VERSION);
-    curl_easy_setopt(t->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(t->curl, CURLOPT_WRITEFUNCTION, tracer_discard);
-    curl_easy_setopt(t->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(t->curl, CURLOPT_XFERINFOFUNCTION, tracer_progress);
-    curl_easy_setopt(t->curl, CURLOPT_XFERINFODATA, t);
-    curl_easy_setopt(t->curl, CURLOPT_NOPROGRESS, 0L);
+    t->headers = tc.slist_append(NULL, "Content-Type: application/json");
+    tc.easy_setopt(t->curl, CURLOPT_URL, t->endpoint);
+    tc.easy_setopt(t->curl, CURLOPT_HTTPHEADER, t->headers);
+    tc.easy_setopt(t->curl, CURLOPT_USERAGENT, "rendervisor/" RENDERVISOR_VERSION);
+    tc.easy_setopt(t->curl, CURLOPT_NOSIGNAL, 1L);
+    tc.easy_setopt(t->curl, CURLOPT_WRITEFUNCTION, tracer_discard);
+    tc.easy_setopt(t->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    tc.easy_setopt(t->curl, CURLOPT_XFERINFOFUNCTION, tracer_progress);
+    tc.easy_setopt(t->curl, CURLOPT_XFERINFODATA, t);
+    tc.easy_setopt(t->curl, CURLOPT_NOPROGRESS, 0L);
     int err = pthread_create(&t->thread, NULL, tracer_main, t);
     if (err) {
         log_error_errno(-err, "cannot start the tracing thread");
-        curl_slist_free_all(t->headers);
-        curl_easy_cleanup(t->curl);
+        tc.slist_free_all(t->headers);
+        tc.easy_cleanup(t->curl);
         free(t->queue);
         free(t->endpoint);
         free(t->service_name);
@@ -247,9 +311,9 @@ void tracer_free(struct tracer *t)
         tracer_active = NULL;
     t->logged_ns = 0;
     tracer_log_drops(t, "at shutdown", clock_now_ns());
-    curl_slist_free_all(t->headers);
-    curl_easy_cleanup(t->curl);
-    curl_global_cleanup();
+    tc.slist_free_all(t->headers);
+    tc.easy_cleanup(t->curl);
+    /* no curl_global_cleanup: libcurl stays loaded and set up */
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->lock);
     free(t->queue);

@@ -126,9 +126,12 @@ def serve(server):
     return server
 
 
-class TracingBase(unittest.TestCase):
-    extra_tracing = {}
+def maps_libcurl(pid):
+    with open('/proc/%d/maps' % pid) as f:
+        return 'libcurl' in f.read()
 
+
+class TracingBase(unittest.TestCase):
     @classmethod
     def start_rendervisor(cls, endpoint, **tracing):
         cls.port = free_port()
@@ -137,7 +140,7 @@ class TracingBase(unittest.TestCase):
                              sample_interval='500ms', stop_timeout='3s', collect=False,
                              extra={'renderer': {'listen': '127.0.0.1:%d' % cls.port, 'auth_token': TOKEN},
                                     'browsers': {'port_base': str(free_port_range(1))},
-                                    'tracing': dict({'endpoint': endpoint}, **tracing)})
+                                    'tracing': dict({'endpoint': endpoint} if endpoint else {}, **tracing)})
         cls.rv.start()
         try:
             wait_until(lambda: b'1 of 1' in http_get(cls.port, '/healthz')[2], 60, interval=0.1,
@@ -249,6 +252,9 @@ class TracingTest(TracingBase):
         doc = [r for r in seen if urllib.parse.urlsplit(r['path']).path == '/d/fx-traced/fixture'][0]
         self.assertIn('renderKey=' + key, doc['cookie'])
 
+    def test_libcurl_is_loaded(self):
+        self.assertTrue(maps_libcurl(self.rv.pid('renderer')))
+
     def test_no_traceparent_starts_a_new_trace(self):
         before = len(RecordingSite.seen)
         status, _, body = self.render(self.dashboard('root'))
@@ -329,6 +335,38 @@ class TracingTest(TracingBase):
                                           {'traceparent': '00-%s-%s-01' % (later, 'd' * 16)})[::2])
         self.trace_spans(later)
         self.assertEqual([s for _, s in Collector.spans() if s['traceId'] == trace_id], [])
+
+
+class TracingOffTest(TracingBase):
+    """No [tracing] endpoint: a Grafana traceparent changes nothing, the
+    page's requests carry none, and libcurl is not even loaded."""
+
+    @classmethod
+    def setUpClass(cls):
+        Site.stopping.clear()
+        cls.web = serve(SiteServer(('127.0.0.1', 0), RecordingSite))
+        cls.site_port = cls.web.server_address[1]
+        cls.start_rendervisor(None)
+
+    @classmethod
+    def tearDownClass(cls):
+        Site.stopping.set()
+        cls.rv.stop()
+        cls.web.shutdown()
+        cls.web.server_close()
+
+    def test_off_passes_nothing_on(self):
+        before = len(RecordingSite.seen)
+        trace_id = uuid.uuid4().hex
+        url = 'http://127.0.0.1:%d/d/fx-off/fixture?orgId=1&vars=1&ds=30&render=1' % self.site_port
+        status, headers, body = self.render(url, {'traceparent': '00-%s-%s-01' % (trace_id, 'e' * 16)})
+        self.assertEqual(status, 200, body[:300])
+        self.assertNotIn('traceparent', headers)
+        seen = RecordingSite.seen[before:]
+        self.assertIn('/d/fx-off/fixture', [urllib.parse.urlsplit(r['path']).path for r in seen])
+        self.assertEqual([r for r in seen if r['traceparent'] or r['tracestate']], [])
+        self.assertFalse(maps_libcurl(self.rv.pid('renderer')))
+        self.assertEqual(self.rv.child_records('renderer', 'tracing on'), [])
 
 
 class DeadCollectorTest(TracingBase):
