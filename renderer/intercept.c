@@ -79,6 +79,18 @@ static void intercept_ignore_reply(void *arg, int id, const struct cdp_msg *m, i
     (void)err;
 }
 
+/* The answer to a paused request: the browser refusing it (a request
+ * gone with its page, or headers it would not take) is only worth a debug
+ * line; the page sees the request fail or go on as the browser decides. */
+static void intercept_answer_reply(void *arg, int id, const struct cdp_msg *m, int err)
+{
+    struct intercept *ic = arg;
+    (void)id;
+    if (err < 0 || (m && m->type == CDP_MSG_ERROR))
+        log_debug("browser refused the answer to a paused request browser=%u traced=%d error=\"%s\"",
+                  browser_index(ic->b), ic->traceparent != NULL, m ? m->error_message : strerror(-err));
+}
+
 static void intercept_note(struct intercept *ic, enum names_refusal why, const struct hostcheck_url *u,
                            const char *url, size_t len)
 {
@@ -125,7 +137,7 @@ static void intercept_paused(struct intercept *ic, const struct cdp_msg *m)
     int cid = refuse ? cdp_fetch_fail(c, &b, m->session, id) : intercept_continue_traced(ic, &b, m, id, url, len);
     if (cid < 0 && !refuse) /* a builder that fails leaves b as it was */
         cid = cdp_fetch_continue(c, &b, m->session, id);
-    intercept_send(ic, &b, cid, intercept_ignore_reply);
+    intercept_send(ic, &b, cid, intercept_answer_reply);
     if (refuse)
         intercept_note(ic, why, &u, url, len);
 }
