@@ -12,6 +12,7 @@ the spans dropped and logged."""
 import http.server
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -335,6 +336,46 @@ class TracingTest(TracingBase):
                                           {'traceparent': '00-%s-%s-01' % (later, 'd' * 16)})[::2])
         self.trace_spans(later)
         self.assertEqual([s for _, s in Collector.spans() if s['traceId'] == trace_id], [])
+
+
+class StopWithHungCollectorTest(TracingBase):
+    """A collector that takes the connection and never answers, and an
+    export timeout of 30 s: the renderer still stops within the 2 s it
+    gives what is left (plus libcurl's progress callback's second), not
+    after the timeout; what it could not send is logged as dropped."""
+
+    @classmethod
+    def setUpClass(cls):
+        Site.stopping.clear()
+        cls.web = serve(SiteServer(('127.0.0.1', 0), Site))
+        cls.site_port = cls.web.server_address[1]
+        cls.hung = socket.socket()
+        cls.hung.bind(('127.0.0.1', 0))
+        cls.hung.listen(16)  # the kernel completes the connections; nobody reads them
+        cls.start_rendervisor('http://127.0.0.1:%d/v1/traces' % cls.hung.getsockname()[1], timeout='30s')
+
+    @classmethod
+    def tearDownClass(cls):
+        Site.stopping.set()
+        cls.rv.stop()
+        cls.web.shutdown()
+        cls.web.server_close()
+        cls.hung.close()
+
+    def test_stop_does_not_wait_for_the_collector(self):
+        url = 'http://127.0.0.1:%d/d/fx-stop/fixture?orgId=1&vars=1&ds=30&render=1' % self.site_port
+        self.assertEqual(self.render(url)[0], 200)
+        time.sleep(1.5)  # the batch goes after 1 s, and hangs
+        pid = self.rv.pid('renderer')
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: self.rv.records('child exited', child='renderer', pid=pid), 15, interval=0.05,
+                   what='the renderer exited')
+        took = time.monotonic() - t0
+        self.assertLess(took, 15)  # a bound far from the 30 s timeout, not a speed figure
+        drops = self.rv.child_records('renderer', 'tracing dropped spans of renders')
+        self.assertTrue(drops)
+        self.assertGreater(int(drops[-1][1]['total_export_failed']), 0)
 
 
 class TracingOffTest(TracingBase):
