@@ -5,7 +5,8 @@ Grafana image renderer does in its best mode), in one run, on the same
 Chromium, rendering the same page.
 
     bench/render.py BUILD_DIR [--renders N] [--seconds S] [--concurrency C]
-                    [--browser shell|chromium] [--requests N] [--skip-rendervisor] [--skip-peer]
+                    [--browser shell|chromium] [--requests N] [--tracing]
+                    [--skip-rendervisor] [--skip-peer]
 
 bench/pages/ is served on 127.0.0.1 by a thread. For each side: 5 warm-up
 renders (the first is checked: a 1000x500 PNG with the panel's late-drawn
@@ -27,6 +28,10 @@ spent per render during the concurrent run (/proc/stat; the machine must be
 otherwise quiet for it to mean anything) and where a sequential render's
 time went, step by step: for rendervisor from its step histograms, for the
 peer from its Server-Timing header.
+With --tracing, rendervisor runs with [tracing] on (sample_ratio 1: every
+render's spans exported, and its page's requests given a traceparent) to an
+OTLP/HTTP stand-in on 127.0.0.1 that counts the spans it is posted and
+answers 200; the spans received are reported.
 It is skipped, with a message, while BUILD_DIR/renderer/rendervisor-renderer
 does not exist. The peer needs `npm ci` in bench/peers first; it is skipped,
 with a message, without it. Everything listens on 127.0.0.1 only."""
@@ -35,6 +40,7 @@ import configparser
 import functools
 import http.client
 import http.server
+import json
 import math
 import os
 import select
@@ -270,6 +276,39 @@ def start_pages():
     return server, thread
 
 
+# ---- an OTLP/HTTP stand-in (--tracing) ----------------------------------
+
+class OtlpCounter(http.server.BaseHTTPRequestHandler):
+    """Takes OTLP/HTTP JSON posts and counts their spans."""
+    protocol_version = 'HTTP/1.1'
+    posts = 0
+    spans = 0
+    lock = threading.Lock()
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
+        n = sum(len(ss.get('spans', [])) for rs in json.loads(body).get('resourceSpans', [])
+                for ss in rs.get('scopeSpans', []))
+        with self.lock:
+            OtlpCounter.posts += 1
+            OtlpCounter.spans += n
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', '2')
+        self.end_headers()
+        self.wfile.write(b'{}')
+
+
+def start_otlp():
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), OtlpCounter)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 # ---- load ----------------------------------------------------------------
 
 def render_once(port, path):
@@ -415,9 +454,10 @@ class Rendervisor:
     ports and runtime_dir, and renderer: more [renderer] settings. popen_kw
     goes to the supervisor's Popen (bench/memory.py starts it inside a memory
     cgroup)."""
-    def __init__(self, build, tmp, browser, browsers=1, popen_kw=None, renderer=None):
+    def __init__(self, build, tmp, browser, browsers=1, popen_kw=None, renderer=None, tracing=None):
         self.build = build
         self.renderer = renderer or {}
+        self.tracing = tracing or {}
         self.browser = browser
         self.browsers = browsers
         self.popen_kw = popen_kw or {}
@@ -439,6 +479,8 @@ class Rendervisor:
                         self.port, self.browsers, default_browser_command(self.browser),
                         free_port_range(self.browsers)))
             f.write('[renderer]\n' + ''.join('%s = %s\n' % kv for kv in self.renderer.items()))
+            if self.tracing:
+                f.write('[tracing]\n' + ''.join('%s = %s\n' % kv for kv in self.tracing.items()))
         self.logf = open(self.log, 'wb')
         self.proc = subprocess.Popen([os.path.join(self.build, 'supervisor', 'rendervisor'), '--config', cfg],
                                      stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
@@ -630,6 +672,8 @@ def main():
                     help='the page first fetches this many small resources from its server (default 0)')
     ap.add_argument('--browser', choices=sorted(BROWSERS), default='shell',
                     help='the browser both sides run (default shell: chromium-headless-shell)')
+    ap.add_argument('--tracing', action='store_true',
+                    help='rendervisor with [tracing] on, to a local OTLP/HTTP stand-in (sample_ratio 1)')
     ap.add_argument('--skip-rendervisor', action='store_true')
     ap.add_argument('--skip-peer', action='store_true')
     ARGS = args = ap.parse_args()
@@ -658,7 +702,10 @@ def main():
     results = []
     try:
         if run_ours:
-            rv = Rendervisor(build, tmp, args.browser)
+            otlp = start_otlp() if args.tracing else None
+            tracing = {'endpoint': 'http://127.0.0.1:%d/v1/traces' % otlp.server_address[1],
+                       'sample_ratio': '1'} if otlp else None
+            rv = Rendervisor(build, tmp, args.browser, tracing=tracing)
             try:
                 rv.start()
                 results.append(run_load('rendervisor', rv.port, page_url, args, rv.rss,
@@ -669,6 +716,11 @@ def main():
                 print('rendervisor failed: %s\n%s' % (e, rv.log_tail()), file=sys.stderr)
             finally:
                 rv.stop()
+                if otlp:
+                    print('tracing: the stand-in received %d spans in %d posts' % (OtlpCounter.spans,
+                                                                                   OtlpCounter.posts))
+                    otlp.shutdown()
+                    otlp.server_close()
         if run_peer:
             peer = Peer(args.browser)
             try:

@@ -100,12 +100,18 @@ const struct config_key config_keys[] = {
     { "browsers", "memory_limit", CONFIG_KIND_SIZE, CONFIG_AT(browsers.memory_limit), "0", 0, 0 },
     { "browsers", "drain_timeout", CONFIG_KIND_DURATION, CONFIG_AT(browsers.drain_timeout_ns), "30s",
       0, 10 * CONFIG_NS_PER_MIN },
+
+    { "tracing", "endpoint", CONFIG_KIND_URL, CONFIG_AT(tracing.endpoint), "", 0, 0 },
+    { "tracing", "service_name", CONFIG_KIND_NAME, CONFIG_AT(tracing.service_name), "rendervisor", 0, 0 },
+    { "tracing", "sample_ratio", CONFIG_KIND_RATIO, CONFIG_AT(tracing.sample_ratio), "1", 0, 0 },
+    { "tracing", "timeout", CONFIG_KIND_DURATION, CONFIG_AT(tracing.timeout_ns), "5s", 100 * CONFIG_NS_PER_MS,
+      CONFIG_NS_PER_MIN },
 };
 
 const size_t config_nkeys = CONFIG_ARRAY_SIZE(config_keys);
 #define CONFIG_NKEYS CONFIG_ARRAY_SIZE(config_keys)
 
-static const char *const config_sections[] = { "supervisor", "exporter", "renderer", "browsers" };
+static const char *const config_sections[] = { "supervisor", "exporter", "renderer", "browsers", "tracing" };
 static const char *const config_log_formats[] = {
     [CONFIG_LOG_TEXT] = "text",
     [CONFIG_LOG_JSON] = "json",
@@ -282,6 +288,17 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
         break;
     case CONFIG_KIND_HOSTS:
         return config_parse_hosts(value, (char ***)field, why, why_len);
+    case CONFIG_KIND_URL:
+        if (config_parse_url(value, &reason) == 0)
+            *(char **)field = xstrdup(value);
+        break;
+    case CONFIG_KIND_NAME:
+        if (config_parse_name(value, &reason) == 0)
+            *(char **)field = xstrdup(value);
+        break;
+    case CONFIG_KIND_RATIO:
+        config_parse_ratio(value, (double *)field, &reason);
+        break;
     case CONFIG_KIND_TIMEZONE: {
         /* the renderer's query reads a request's timezone the same way;
          * "browser" and "default" here mean the browser's own zone */
@@ -1032,6 +1049,8 @@ void config_free(struct config *cfg)
         case CONFIG_KIND_USER:
         case CONFIG_KIND_TIMEZONE:
         case CONFIG_KIND_FILE:
+        case CONFIG_KIND_URL:
+        case CONFIG_KIND_NAME:
             free(*(char **)field);
             break;
         case CONFIG_KIND_COMMAND:

@@ -127,6 +127,14 @@ struct config {
         uint64_t memory_limit; /* per browser process tree */
         int64_t drain_timeout_ns; /* over its limit: how long its renders may finish; 0: restart at once */
     } browsers;
+
+    /* OpenTelemetry traces of the renderer's renders (renderer/trace.h). */
+    struct {
+        char *endpoint;     /* the collector's OTLP/HTTP traces URL; "" = no tracing */
+        char *service_name; /* the resource's service.name */
+        double sample_ratio; /* of the renders that come without a trace parent */
+        int64_t timeout_ns; /* of one export to the collector */
+    } tracing;
 };
 
 /* Parse a file. On failure returns NULL and sets *errors to a malloc'd text of
@@ -180,6 +188,12 @@ struct config_listen {
     unsigned port;
 };
 int config_parse_listen_addr(const char *text, struct config_listen *out, const char **why);
+/* An absolute http:// or https:// URL with a host, or "" (none). */
+int config_parse_url(const char *text, const char **why);
+/* A name of printable characters, 1 to 128 of them. */
+int config_parse_name(const char *text, const char **why);
+/* A decimal number from 0 to 1. */
+int config_parse_ratio(const char *text, double *out, const char **why);
 /* Split a command line; on error returns -EINVAL with *why set. */
 int config_split_command(const char *text, struct config_command *out, const char **why);
 void config_command_fini(struct config_command *cmd);

@@ -147,7 +147,7 @@ static void config_classify(struct config_parser *p, const char *line)
     snprintf(name, sizeof(name), "%.*s", (int)(e - s - 1), s + 1);
     if (!p->too_long && !config_section_known(name))
         config_error(p, p->lineno, name, NULL,
-                     "unknown section (expected supervisor, exporter, renderer or browsers)");
+                     "unknown section (expected supervisor, exporter, renderer, browsers or tracing)");
 }
 
 /* Report what the handler did not see: a key line inih skipped for want of
@@ -251,7 +251,7 @@ static int config_handle(void *user, const char *section, const char *name, cons
     }
     if (!section[0]) {
         config_error(p, p->lineno, NULL, name,
-                     "key outside any section; put it under [supervisor], [exporter], [renderer] or [browsers]");
+                     "key outside any section; put it under [supervisor], [exporter], [renderer], [browsers] or [tracing]");
         return 1;
     }
     if (!config_section_known(section))

@@ -38,6 +38,9 @@ enum config_kind {
     CONFIG_KIND_FILE,     /* an absolute path, or empty for none */
     CONFIG_KIND_SECRET_FILE, /* an absolute path to a secret file (secretfile.h), or empty */
     CONFIG_KIND_BOOL,     /* true or false (yes/no, on/off, 1/0) */
+    CONFIG_KIND_URL,      /* an http(s) URL, or empty for none */
+    CONFIG_KIND_NAME,     /* a non-empty printable name */
+    CONFIG_KIND_RATIO,    /* a number from 0 to 1 */
 };
 
 /* The line of an entry set from the environment: later than any line of

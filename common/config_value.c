@@ -252,6 +252,77 @@ int config_parse_listen_addr(const char *text, struct config_listen *out, const 
     return 0;
 }
 
+/* [tracing] endpoint: where spans are posted. Only the form is checked
+ * here; whether anything answers there is the exporter thread's business. */
+int config_parse_url(const char *text, const char **why)
+{
+    if (!text[0])
+        return 0;
+    size_t len = strlen(text);
+    if (len > 1024) {
+        *why = "longer than 1024 characters";
+        return -EINVAL;
+    }
+    for (const char *s = text; *s; s++) {
+        if (isspace((unsigned char)*s) || iscntrl((unsigned char)*s) || (unsigned char)*s >= 0x7f) {
+            *why = "must not contain spaces or control characters";
+            return -EINVAL;
+        }
+    }
+    const char *host;
+    if (strncasecmp(text, "http://", 7) == 0)
+        host = text + 7;
+    else if (strncasecmp(text, "https://", 8) == 0)
+        host = text + 8;
+    else {
+        *why = "expected an http:// or https:// URL (e.g. http://tempo:4318/v1/traces), or empty for none";
+        return -EINVAL;
+    }
+    size_t auth = strcspn(host, "/?#");
+    if (auth == 0 || host[0] == ':') {
+        *why = "the URL has no host (e.g. http://tempo:4318/v1/traces)";
+        return -EINVAL;
+    }
+    if (memchr(host, '@', auth)) {
+        *why = "user info in the URL is not supported";
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_parse_name(const char *text, const char **why)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > 128) {
+        *why = "must be 1 to 128 characters";
+        return -EINVAL;
+    }
+    for (const char *s = text; *s; s++) {
+        if (iscntrl((unsigned char)*s)) {
+            *why = "must not contain control characters";
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int config_parse_ratio(const char *text, double *out, const char **why)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (!text[0] || end == text || *end || errno || !isfinite(v) || !isdigit((unsigned char)text[0])) {
+        *why = "expected a number from 0 to 1 (e.g. 0.1)";
+        return -EINVAL;
+    }
+    if (v < 0 || v > 1) {
+        *why = "must be from 0 to 1";
+        return -ERANGE;
+    }
+    *out = v;
+    return 0;
+}
+
 /* A socket name: relative ones live in runtime_dir, so they must not climb out
  * of it or into subdirectories that nobody creates. */
 int config_parse_socket(const char *text, const char **why)

@@ -17,6 +17,7 @@ const char *const names_waits[] = { NAMES_WAITS(NAMES_STRING) NULL };
 const char *const names_steps[] = { NAMES_STEPS(NAMES_STRING) NULL };
 const char *const names_rules[] = { NAMES_RULES(NAMES_STRING) NULL };
 const char *const names_conn_closes[] = { NAMES_CONN_CLOSES(NAMES_STRING) NULL };
+const char *const names_span_drops[] = { NAMES_SPAN_DROPS(NAMES_STRING) NULL };
 
 int names_find(const char *const *list, const char *name)
 {

@@ -63,6 +63,10 @@
  * (Fetch.failRequest), by reason (label reason, enum names_refusal). */
 #define NAMES_FAMILY_REQUESTS_REFUSED "rendervisor_renderer_requests_refused_total"
 
+/* Counter: spans of renders the renderer's tracing dropped ([tracing];
+ * renderer/trace.h), by reason (label reason, enum names_span_drop). */
+#define NAMES_FAMILY_SPANS_DROPPED "rendervisor_renderer_spans_dropped_total"
+
 /* Connections the public listener closed before a request was read
  * (label reason, enum names_conn_close; renderer/conns.h). */
 #define NAMES_FAMILY_CONNS_CLOSED "rendervisor_renderer_connections_closed_total"
@@ -140,6 +144,11 @@ extern const char *const names_refused[NAMES_REFUSED_COUNT + 1];
     X(NAMES_REFUSAL_MALFORMED, "malformed")     /* a URL the matcher cannot read */
 enum names_refusal { NAMES_REFUSALS(NAMES_ENUM) NAMES_REFUSAL_COUNT };
 extern const char *const names_refusals[NAMES_REFUSAL_COUNT + 1];
+
+/* Why tracing dropped spans: its queue was full, or the export failed. */
+#define NAMES_SPAN_DROPS(X) X(NAMES_SPAN_DROP_QUEUE_FULL, "queue_full") X(NAMES_SPAN_DROP_EXPORT_FAILED, "export_failed")
+enum names_span_drop { NAMES_SPAN_DROPS(NAMES_ENUM) NAMES_SPAN_DROP_COUNT };
+extern const char *const names_span_drops[NAMES_SPAN_DROP_COUNT + 1];
 
 /* What binds the memory budget (the label by). */
 #define NAMES_BOUNDS(X)                                                      \

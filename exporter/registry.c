@@ -138,6 +138,7 @@ static const struct registry_label_spec registry_l_conn_close =
     REGISTRY_FIXED(NAMES_LABEL_REASON, names_conn_closes);
 static const struct registry_label_spec registry_l_request_refusal =
     REGISTRY_FIXED(NAMES_LABEL_REASON, names_refusals);
+static const struct registry_label_spec registry_l_span_drop = REGISTRY_FIXED(NAMES_LABEL_REASON, names_span_drops);
 
 #define REGISTRY_GAUGE_PER_CHILD(n, h) \
     { n, REGISTRY_GAUGE, h, { &registry_l_child, NULL }, REGISTRY_BOUNDS_NONE, 0 }
@@ -216,6 +217,9 @@ static const struct registry_spec registry_specs[] = {
       "Requests of rendered pages refused in the browser, by reason: a host not in allowed_hosts (not_allowed), "
       "a link-local or metadata address not listed (link_local), a scheme other than http(s), ws(s), data, blob "
       "and about (scheme), a URL that could not be read (malformed)."),
+    REGISTRY_BY(NAMES_FAMILY_SPANS_DROPPED, REGISTRY_COUNTER, registry_l_span_drop,
+      "Spans of renders that tracing dropped: its queue was full (queue_full), or the export to the collector "
+      "failed (export_failed). Reported only with [tracing] endpoint set."),
     { REGISTRY_LINES, REGISTRY_COUNTER, "Ingest lines the exporter accepted or rejected.",
       { &registry_l_result, NULL }, REGISTRY_BOUNDS_NONE, 1 },
     { REGISTRY_REJECTED, REGISTRY_COUNTER, "Ingest lines the exporter rejected, by reason.",

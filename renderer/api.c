@@ -58,6 +58,7 @@ enum MHD_Result api_send(struct api_req *rq, unsigned status, const char *type, 
     rq->status = status;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    api_trace_header(rq, resp);
     /* Draining: the client's next request must open a new connection,
      * which a load balancer sends to an instance that stays. */
     if (atomic_load(&rq->api->draining))
@@ -399,7 +400,8 @@ static void api_free(struct api *a)
     free(a);
 }
 
-struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs, struct browser_pool *pool)
+struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs, struct browser_pool *pool,
+                      struct tracer *tracer)
 {
     struct api *a = xcalloc(1, sizeof(*a));
     a->cfg = cfg;
@@ -410,6 +412,7 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
     a->tokens = xcalloc(ntokens + 1, sizeof(*a->tokens));
     for (size_t i = 0; i < ntokens; i++)
         a->tokens[i] = xstrdup(cfg->renderer.tokens[i]);
+    a->tracer = tracer;
     a->jobs = jobs;
     a->pool = pool;
     a->ingest.fd = -1;

@@ -16,9 +16,12 @@
 #define API_COMPAT_VERSION "3.12.0"
 
 struct api;
+struct tracer;
 
 /* Serves on listen_fd (taken over). NULL with errno set on failure. */
-struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs, struct browser_pool *pool);
+/* tracer: NULL when tracing is off; it must outlive the api. */
+struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs, struct browser_pool *pool,
+                      struct tracer *tracer);
 /* Any thread: the drain at shutdown begins. New renders are answered 503
  * with Retry-After, /healthz 503, and every answer closes its connection;
  * the renders already submitted go on (jobs_close). */

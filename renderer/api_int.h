@@ -26,6 +26,8 @@
 #define API_STALLED_MS 5000
 
 struct api_req;
+struct trace_render;
+struct tracer;
 
 struct api {
     struct MHD_Daemon *daemon;
@@ -53,6 +55,7 @@ struct api {
     unsigned long long closed_logged[NAMES_CONN_COUNT];
     int64_t closed_log_ns;
     struct api_req *proxies; /* scrapes waiting for the exporter */
+    struct tracer *tracer;   /* NULL: tracing off */
     pthread_t thread;
     /* The tokens a render may carry (NULL-terminated, never empty): set at
      * start and by api_tokens_set on main's SIGHUP, read by the HTTP thread. */
@@ -86,6 +89,8 @@ struct api_req {
     struct api_proxy proxy;
     const char *route; /* "render" or "csv": the request gets its log line (reqlog.h) */
     char *error;       /* the reason of an error answer, for that line */
+    struct trace_render *trace; /* its span (api_trace.c), or NULL: tracing off */
+    int traced;                 /* sampled: the span is exported */
 };
 
 /* api.c: answers, reports, the loop's wake-up. */
@@ -104,6 +109,14 @@ enum MHD_Result api_render_answer(struct api_req *rq);
 void api_render_end(struct api_req *rq, enum MHD_RequestTerminationCode toe);
 void api_render_fini(struct api_req *rq);
 void api_client_gone(struct api *a, struct api_req *rq);
+
+/* api_trace.c: a render request's span (trace.h). */
+void api_trace_begin(struct api_req *rq, enum query_route route);
+void api_trace_request(struct api_req *rq);
+void api_trace_end(struct api_req *rq, unsigned status, int64_t now);
+void api_trace_fini(struct api_req *rq);
+/* traceparent on a traced request's answer: the trace to look up. */
+void api_trace_header(struct api_req *rq, struct MHD_Response *resp);
 
 /* api_metrics.c: /metrics, proxied to the exporter. */
 enum MHD_Result api_metrics(struct api_req *rq);

@@ -177,6 +177,8 @@ enum MHD_Result api_render(struct api_req *rq, enum query_route route)
     const char *token = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Auth-Token");
     if (!api_token_valid(a, token))
         return api_send_error(rq, MHD_HTTP_UNAUTHORIZED, "X-Auth-Token: missing or wrong");
+    /* After the token: a client without it cannot fill the span queue. */
+    api_trace_begin(rq, route);
 
     struct api_params ps = { .n = 0 };
     MHD_get_connection_values_n(rq->conn, MHD_GET_ARGUMENT_KIND, api_param_cb, &ps);
@@ -197,6 +199,7 @@ enum MHD_Result api_render(struct api_req *rq, enum query_route route)
         return api_send_error(rq, MHD_HTTP_FORBIDDEN, why);
     if (rc < 0)
         return api_send_error(rq, MHD_HTTP_BAD_REQUEST, why);
+    api_trace_request(rq);
 
     rq->job.req.id = ++a->render_seq;
     /* Admission by memory happens in the queue (jobs.c): a render waits
@@ -286,8 +289,10 @@ void api_render_end(struct api_req *rq, enum MHD_RequestTerminationCode toe)
     if (rq->gone_ns)
         status = 499;
     int64_t now = clock_now_ns();
-    if (rq->route)
+    if (rq->route) {
         api_log_request(rq, status, now);
+        api_trace_end(rq, status, now);
+    }
     char code[16];
     snprintf(code, sizeof(code), "%u", status);
     const char *labels[] = { NAMES_LABEL_STATUS_CODE, code, NULL };
@@ -300,6 +305,7 @@ void api_render_end(struct api_req *rq, enum MHD_RequestTerminationCode toe)
 void api_render_fini(struct api_req *rq)
 {
     query_fini(&rq->job.req);
+    api_trace_fini(rq);
     free(rq->job.body);
     free(rq->job.error);
     free(rq->job.filename);

@@ -374,6 +374,41 @@ int cdp_fetch_continue(struct cdp *c, struct buf *out, const char *session, cons
                                json_pack("{s:s}", "requestId", request_id));
 }
 
+int cdp_fetch_continue_headers(struct cdp *c, struct buf *out, const char *session, const char *request_id,
+                               json_t *request_headers, const char *const *add)
+{
+    if (!cdp_id_ok(request_id) || !add || !add[0])
+        return -EINVAL;
+    json_t *list = json_array();
+    if (!list)
+        return -EINVAL;
+    const char *name;
+    json_t *value;
+    /* The request's own headers, but for those replaced. */
+    json_object_foreach(request_headers, name, value) {
+        int replaced = 0;
+        for (size_t i = 0; add[i] && !replaced; i += 2)
+            replaced = strcasecmp(name, add[i]) == 0;
+        if (replaced || !json_is_string(value))
+            continue;
+        if (json_array_append_new(list, json_pack("{s:s, s:O}", "name", name, "value", value)) < 0) {
+            json_decref(list);
+            return -EINVAL;
+        }
+    }
+    for (size_t i = 0; add[i]; i += 2) {
+        if (!cdp_arg_ok(add[i], CDP_ARG_MAX) || !cdp_arg_ok(add[i + 1], CDP_ARG_MAX) ||
+            json_array_append_new(list, json_pack("{s:s, s:s}", "name", add[i], "value", add[i + 1])) < 0) {
+            json_decref(list);
+            return -EINVAL;
+        }
+    }
+    json_t *params = json_pack("{s:s, s:o}", "requestId", request_id, "headers", list);
+    if (!params)
+        return -EINVAL; /* list is gone with it */
+    return cdp_session_command(c, out, session, "Fetch.continueRequest", params);
+}
+
 int cdp_fetch_fail(struct cdp *c, struct buf *out, const char *session, const char *request_id)
 {
     if (!cdp_id_ok(request_id))

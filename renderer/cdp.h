@@ -132,6 +132,11 @@ int cdp_network_enable(struct cdp *c, struct buf *out, const char *session);
  * (Fetch.requestPaused); each then waits for one of the two below. */
 int cdp_fetch_enable(struct cdp *c, struct buf *out, const char *session);
 int cdp_fetch_continue(struct cdp *c, struct buf *out, const char *session, const char *request_id);
+/* Continue it with request_headers (the paused request's own, an object)
+ * and add (name, value, ..., NULL: at least one pair), which replace any
+ * header of the same name. */
+int cdp_fetch_continue_headers(struct cdp *c, struct buf *out, const char *session, const char *request_id,
+                               json_t *request_headers, const char *const *add);
 /* errorReason BlockedByClient: the page sees net::ERR_BLOCKED_BY_CLIENT. */
 int cdp_fetch_fail(struct cdp *c, struct buf *out, const char *session, const char *request_id);
 /* Attach to the session's child targets (out-of-process frames, workers)

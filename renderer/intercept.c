@@ -19,6 +19,7 @@
 #include "log.h"
 #include "pagelog.h"
 #include "rsm.h"
+#include "trace.h"
 
 /* [renderer] allowed_hosts (NULL: any host but link-local ones). Set once
  * before the browser thread starts. */
@@ -39,6 +40,32 @@ void intercept_init(struct intercept *ic, struct browser *b)
 
 static void intercept_child_event(void *arg, const struct cdp_msg *m);
 
+void intercept_set_trace(struct intercept *ic, const char *url, const char *traceparent, const char *tracestate)
+{
+    int on = url && traceparent && traceparent[0];
+    ic->trace_origin = on ? url : NULL;
+    ic->traceparent = on ? traceparent : NULL;
+    ic->tracestate = on && tracestate && tracestate[0] ? tracestate : NULL;
+}
+
+/* Fetch.continueRequest for a request to the page's origin, with the
+ * render's trace context added to the request's own headers: the page's
+ * origin only, so no third party learns the trace, and no cross-origin
+ * request of the page gets a header that would need a CORS preflight.
+ * -1 when it is not one (or cannot be made): continue it plainly. */
+static int intercept_continue_traced(struct intercept *ic, struct buf *b, const struct cdp_msg *m, const char *id,
+                                     const char *url, size_t len)
+{
+    if (!ic->traceparent || !trace_same_origin(url, len, ic->trace_origin))
+        return -1;
+    json_t *headers = json_object_get(json_object_get(m->params, "request"), "headers");
+    if (!json_is_object(headers))
+        return -1;
+    const char *add[] = { "traceparent", ic->traceparent, ic->tracestate ? "tracestate" : NULL, ic->tracestate,
+                          NULL };
+    return cdp_fetch_continue_headers(browser_cdp(ic->b), b, m->session, id, headers, add);
+}
+
 static void intercept_send(struct intercept *ic, struct buf *b, int id, browser_reply_fn fn)
 {
     if (browser_submit(ic->b, b, id, RSM_CMD_TIMEOUT_MS, fn, ic) < 0)
@@ -51,6 +78,18 @@ static void intercept_ignore_reply(void *arg, int id, const struct cdp_msg *m, i
     (void)id;
     (void)m;
     (void)err;
+}
+
+/* The answer to a paused request: the browser refusing it (a request
+ * gone with its page, or headers it would not take) is only worth a debug
+ * line; the page sees the request fail or go on as the browser decides. */
+static void intercept_answer_reply(void *arg, int id, const struct cdp_msg *m, int err)
+{
+    struct intercept *ic = arg;
+    (void)id;
+    if (err < 0 || (m && m->type == CDP_MSG_ERROR))
+        log_debug("browser refused the answer to a paused request browser=%u traced=%d error=\"%s\"",
+                  browser_index(ic->b), ic->traceparent != NULL, m ? m->error_message : strerror(-err));
 }
 
 static void intercept_note(struct intercept *ic, enum names_refusal why, const struct hostcheck_url *u,
@@ -98,8 +137,10 @@ static void intercept_paused(struct intercept *ic, const struct cdp_msg *m)
     struct buf b;
     browser_cmd_init(&b);
     struct cdp *c = browser_cdp(ic->b);
-    int cid = refuse ? cdp_fetch_fail(c, &b, m->session, id) : cdp_fetch_continue(c, &b, m->session, id);
-    intercept_send(ic, &b, cid, intercept_ignore_reply);
+    int cid = refuse ? cdp_fetch_fail(c, &b, m->session, id) : intercept_continue_traced(ic, &b, m, id, url, len);
+    if (cid < 0 && !refuse) /* a builder that fails leaves b as it was */
+        cid = cdp_fetch_continue(c, &b, m->session, id);
+    intercept_send(ic, &b, cid, intercept_answer_reply);
     if (refuse)
         intercept_note(ic, why, &u, url, len);
 }

@@ -34,6 +34,11 @@ struct intercept {
     char refused_host[INTERCEPT_HOST_LOGGED + 1];
     struct intercept_child children[INTERCEPT_CHILDREN_MAX];
     unsigned nchildren;
+    /* Tracing (trace.h): the render's traceparent for the requests to its
+     * page's origin; NULL when it has none. Borrowed from the request. */
+    const char *trace_origin;
+    const char *traceparent;
+    const char *tracestate;
 };
 
 /* [renderer] allowed_hosts (NULL-terminated; NULL: any host but link-local
@@ -42,6 +47,12 @@ struct intercept {
 void intercept_set_allowed_hosts(const char *const *allowed_hosts);
 
 void intercept_init(struct intercept *ic, struct browser *b);
+/* The page's requests to the origin of url (scheme, host and port) go on
+ * with traceparent (and tracestate, when not NULL or "") added, so that
+ * Grafana's backend continues the render's trace; requests to any other
+ * origin are left as they are. traceparent NULL or "": none. The strings
+ * must outlive the render (they are its request's). */
+void intercept_set_trace(struct intercept *ic, const char *url, const char *traceparent, const char *tracestate);
 /* An event of the page's session (page_session): 1 when it was the
  * interception's (a paused request, a child attached or detached, a
  * WebSocket made), 0 when it is the state machine's. */

@@ -537,6 +537,7 @@ static void jobs_render_done(void *arg, struct render *r)
     j->status = res->status;
     j->browser = (int)browser_index(b);
     jobs_keep_steps(j, res);
+    j->steps_ns = res->steps_ns;
     j->page_kind = res->ready_seen ? res->kind : NULL;
     memcpy(j->rule_ms, res->rule_ms, sizeof(j->rule_ms));
     j->page_log = res->page_log;

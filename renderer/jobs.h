@@ -47,6 +47,7 @@ struct job {
      * first try began (0: it never began). */
     struct render_step steps[RENDER_STEPS_MAX];
     unsigned nsteps;
+    int64_t steps_ns; /* when the first of steps began (CLOCK_MONOTONIC) */
     const char *page_kind;            /* by its signals; NULL: no probe answered */
     double rule_ms[NAMES_RULE_COUNT]; /* what held its readiness back */
     int browser;

@@ -35,6 +35,14 @@ int lines_requests_refused(struct ingest_buf *b, const unsigned long long total[
     return rc ? -ENOSPC : 0;
 }
 
+int lines_spans_dropped(struct ingest_buf *b, const unsigned long long total[NAMES_SPAN_DROP_COUNT])
+{
+    int rc = 0;
+    for (int i = 0; i < NAMES_SPAN_DROP_COUNT; i++)
+        rc |= lines_one(b, NAMES_FAMILY_SPANS_DROPPED, NAMES_LABEL_REASON, names_span_drops[i], (double)total[i]);
+    return rc ? -ENOSPC : 0;
+}
+
 int lines_browser_info(struct ingest_buf *b, const char *product)
 {
     return lines_one(b, NAMES_FAMILY_BROWSER_INFO, NAMES_LABEL_VERSION, product, 1);

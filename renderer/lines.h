@@ -17,6 +17,8 @@ int lines_step(struct ingest_buf *b, enum names_step step, double seconds);
 int lines_rules(struct ingest_buf *b, const double rule_ms[NAMES_RULE_COUNT]);
 /* The running totals of page requests refused in the browser, by reason. */
 int lines_requests_refused(struct ingest_buf *b, const unsigned long long total[NAMES_REFUSAL_COUNT]);
+/* Tracing's dropped spans since the renderer started, by reason. */
+int lines_spans_dropped(struct ingest_buf *b, const unsigned long long total[NAMES_SPAN_DROP_COUNT]);
 /* The browser's product string, as grafana_image_renderer_browser_info. */
 int lines_browser_info(struct ingest_buf *b, const char *product);
 

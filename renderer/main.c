@@ -27,6 +27,7 @@
 #include "jobs.h"
 #include "intercept.h"
 #include "pagelog.h"
+#include "trace.h"
 #include "xalloc.h"
 
 struct main_state {
@@ -158,6 +159,7 @@ int main(int argc, char **argv)
     pthread_t thread;
     int thread_started = 0;
     struct ingest_sender ingest = { .fd = -1 };
+    struct tracer *tracer = NULL;
     char *ingest_path = config_runtime_path(cfg, cfg->exporter.ingest);
     int err = ingest_sender_init(&ingest, ingest_path);
     if (err < 0) {
@@ -173,6 +175,9 @@ int main(int argc, char **argv)
     };
     intercept_set_allowed_hosts((const char *const *)cfg->renderer.allowed_hosts);
     pagelog_configure(cfg->renderer.log_page, cfg->supervisor.log_level == CONFIG_LOG_DEBUG);
+    /* Before the other threads: libcurl's global setup is not thread-safe.
+     * Tracing that cannot start is logged; renders go on without it. */
+    tracer = tracer_new(cfg);
     struct jobs *sched = jobs_new(&lim, &ingest);
     char *ctl_path = config_runtime_path(cfg, CTL_SUPERVISOR);
     jobs_set_control(sched, ctl_path);
@@ -198,7 +203,7 @@ int main(int argc, char **argv)
         goto out_pool;
     }
     thread_started = 1;
-    api = api_start(fd, cfg, sched, ms.pool);
+    api = api_start(fd, cfg, sched, ms.pool, tracer);
     if (!api) {
         log_error_errno(errno, "cannot serve HTTP listen=%s", cfg->renderer.listen);
         goto out_thread;
@@ -237,6 +242,7 @@ out_pool:
     browser_pool_free(ms.pool);
     jobs_free(sched);
 out:
+    tracer_free(tracer);
     ingest_sender_fini(&ingest);
     free(ingest_path);
     config_free(cfg);

@@ -95,6 +95,9 @@ struct query_param {
     size_t value_len;
 };
 
+/* trace.h's TRACE_PARENT_LEN. */
+#define QUERY_TRACEPARENT_LEN 55
+
 struct render_request {
     /* The request's number in the renderer's life, for the log lines that
      * belong to it (render_id=): set by the HTTP side after query_parse. */
@@ -122,6 +125,11 @@ struct render_request {
         int print_background;     /* default 1 */
         char page_ranges[QUERY_PAGE_RANGES_MAX + 1]; /* "" = all pages */
     } pdf;
+    /* Tracing (renderer/trace.h), set by the HTTP side after the parse: the
+     * render span's W3C traceparent for the page's requests to its own
+     * origin ("" = tracing off), and the incoming tracestate (NULL: none). */
+    char traceparent[QUERY_TRACEPARENT_LEN + 1];
+    const char *tracestate;
 };
 
 /* Read a query into *out (which needs no preparation; anything in it is

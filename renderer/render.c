@@ -19,6 +19,7 @@
 #include "log.h"
 #include "pagelog.h"
 #include "rsm.h"
+#include "trace.h"
 #include "xalloc.h"
 
 _Static_assert(RENDER_STEPS_MAX == RSM_STEPS_MAX, "a render's steps fit its result");
@@ -75,6 +76,7 @@ static void render_send_steps(struct render *r)
     if (res->ready_done && r->nsent == 0)
         lines_rules(ib, res->rule_ms);
     intercept_report(ib);
+    tracer_report(ib);
     /* The browser's version again: an exporter that restarted since the
      * browser connected has it back with the next render. */
     const char *product = browser_product(r->b);
@@ -334,6 +336,7 @@ static void render_take(struct render *r, const struct render_request *req, int6
     r->arg = arg;
     r->counted = 1;
     browser_load_add(r->b, 1);
+    intercept_set_trace(&r->icpt, req->url, req->traceparent, req->tracestate);
     render_schedule(r, &r->deadline_sul, render_deadline_cb, (deadline_ns - clock_now_ns()) / 1000);
     if (req->encoding == QUERY_ENCODING_CSV && render_dl_dir_make(r) < 0)
         log_warn_errno(-errno, "cannot make a folder for the download");
@@ -386,6 +389,7 @@ const struct render_result *render_result(struct render *r)
     out->crashed = res->crashed;
     out->failed_step = res->failed_step;
     out->nsteps = res->nsteps;
+    out->steps_ns = res->steps_ns;
     for (unsigned i = 0; i < res->nsteps; i++)
         out->steps[i] = (struct render_step){ names_steps[res->steps[i].step], res->steps[i].seconds };
     out->kind = ready_kind_name(res->kind);

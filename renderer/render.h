@@ -42,6 +42,7 @@ struct render_result {
     struct render_step steps[RENDER_STEPS_MAX]; /* the steps done for the request, in order */
     unsigned nsteps;
     const char *failed_step;  /* the step a failed render was in */
+    int64_t steps_ns;         /* when the first of steps began (CLOCK_MONOTONIC) */
     int ready_done;           /* readiness was reached */
     int ready_seen;           /* the page answered a probe: kind and rule_ms say what held it */
     const char *kind;         /* what the page was by its signals: scenes, panels, binding, boot, none */

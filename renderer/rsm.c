@@ -268,6 +268,7 @@ static void on_claim(struct rsm *m, const struct rsm_input *in, struct rsm_ctx *
     m->req = in->req;
     m->deadline_ns = in->deadline_ns;
     m->step_start_ns = x->now;
+    m->result.steps_ns = x->now;
     /* The steps the spare has done took the request no time. */
     if (m->state > RSM_CONTEXT)
         rsm_report(m, x, NAMES_STEP_LAUNCH);
@@ -339,6 +340,7 @@ void rsm_init(struct rsm *m, const struct render_request *req, int64_t deadline_
     m->spare = req == NULL;
     m->deadline_ns = deadline_ns;
     m->step_start_ns = now_ns;
+    m->result.steps_ns = now_ns;
     ready_init(&m->ready);
 }
 

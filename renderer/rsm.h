@@ -131,6 +131,7 @@ struct rsm_result {
     int crashed;              /* the page crashed or was closed under the render */
     struct rsm_step steps[RSM_STEPS_MAX];
     unsigned nsteps;
+    int64_t steps_ns;         /* when the request's steps began: its start, or its claim */
     int ready_done;           /* readiness was reached (the capture followed) */
     int ready_seen;           /* the page answered a probe: kind and rule_ms say what held it */
     double rule_ms[NAMES_RULE_COUNT]; /* how long each readiness rule held the render */

@@ -7,6 +7,7 @@ packages=(
   build-essential meson ninja-build pkg-config python3 curl socat
   libmicrohttpd-dev libproc2-dev libwebsockets-dev libinih-dev libjansson-dev libcmocka-dev
   libgnutls28-dev openssl
+  libcurl4-gnutls-dev
   chromium-headless-shell poppler-utils prometheus wrk
   clang libclang-rt-14-dev valgrind passwd
   libsystemd-dev systemd procps man-db groff-base

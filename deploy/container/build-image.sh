@@ -111,8 +111,10 @@ mapfile -t libs < <(printf '%s\n' "${libs[@]}" | sort -u)
 # (/var/cache/fontconfig: on a read-only root file system each browser
 # would otherwise scan the fonts at every start and say "Fontconfig error:
 # No writable cache directories"), CA certificates for https pages. No
-# init: the supervisor is PID 1.
-packages=(chromium-headless-shell fonts-liberation fonts-dejavu-core fontconfig ca-certificates "${libs[@]}")
+# init: the supervisor is PID 1. libcurl3-gnutls: the renderer loads it
+# (dlopen, which ldd does not see) when [tracing] is on.
+packages=(chromium-headless-shell fonts-liberation fonts-dejavu-core fontconfig ca-certificates libcurl3-gnutls
+          "${libs[@]}")
 include=$(IFS=,; echo "${packages[*]}")
 
 # The inputs' hash: this script, every installed file (path, mode, bytes), the

@@ -1775,6 +1775,51 @@ static void test_reply_max(void **state)
 /* A reply's id from the first bytes of a frame, as Chrome writes replies. */
 /* The request check's commands, its events, and the stubs for a paused
  * request or a request's start too large to keep. */
+/* A paused request continued with the render's trace headers added to
+ * its own: the same names replaced, whatever their case; nothing else
+ * changed; a builder that fails leaves the buffer as it was. */
+static void test_fetch_continue_headers(void **state)
+{
+    (void)state;
+    struct cdp c;
+    cdp_init(&c);
+    struct buf b;
+    buf_init(&b);
+    json_error_t err;
+    json_t *own = json_loads("{\"Accept\":\"*/*\",\"TraceParent\":\"00-old\",\"Referer\":\"http://g/d\"}", 0,
+                             &err);
+    assert_non_null(own);
+    const char *add[] = { "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate",
+                          "g=1", NULL };
+    int id = cdp_fetch_continue_headers(&c, &b, "S1", "interception-job-9.0", own, add);
+    assert_true(id > 0);
+    json_t *msg = built(&b, 0, id, "Fetch.continueRequest", "S1");
+    json_t *p = params_of(msg);
+    assert_string_equal(pstr(p, "requestId"), "interception-job-9.0");
+    json_t *list = json_object_get(p, "headers");
+    assert_int_equal(json_array_size(list), 4);
+    const char *want[][2] = { { "Accept", "*/*" }, { "Referer", "http://g/d" },
+                              { "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" },
+                              { "tracestate", "g=1" } };
+    for (size_t i = 0; i < 4; i++) {
+        json_t *h = json_array_get(list, i);
+        assert_string_equal(pstr(h, "name"), want[i][0]);
+        assert_string_equal(pstr(h, "value"), want[i][1]);
+    }
+    json_decref(msg);
+
+    size_t len = b.len;
+    const char *none[] = { NULL };
+    const char *empty[] = { "traceparent", "", NULL };
+    assert_int_equal(cdp_fetch_continue_headers(&c, &b, "S1", "interception-job-9.0", own, none), -EINVAL);
+    assert_int_equal(cdp_fetch_continue_headers(&c, &b, "S1", "interception-job-9.0", own, empty), -EINVAL);
+    assert_int_equal(cdp_fetch_continue_headers(&c, &b, "S1", "", own, add), -EINVAL);
+    assert_int_equal(cdp_fetch_continue_headers(&c, &b, "", "interception-job-9.0", own, add), -EINVAL);
+    assert_int_equal(b.len, len);
+    json_decref(own);
+    buf_fini(&b);
+}
+
 static void test_request_check(void **state)
 {
     (void)state;
@@ -1911,7 +1956,7 @@ int main(void)
         cmocka_unit_test(test_reply_max),
         cmocka_unit_test(test_frame_reply_id),
         cmocka_unit_test(test_takeover_lists),
-        cmocka_unit_test(test_request_check),
+        cmocka_unit_test(test_fetch_continue_headers), cmocka_unit_test(test_request_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -712,7 +712,7 @@ static void test_errors_in_order_with_lines(void **state)
         "file=test.ini line=6 key=exporter.bogus: unknown key (known in [exporter]: command, listen, socket, "
         "ingest, memory_limit, request_buckets, step_buckets, tls_cert, tls_key)\n"
         "file=test.ini line=7 key=exporter.command: given twice (first on line 5)\n"
-        "file=test.ini line=8 section=nope: unknown section (expected supervisor, exporter, renderer or browsers)\n"
+        "file=test.ini line=8 section=nope: unknown section (expected supervisor, exporter, renderer, browsers or tracing)\n"
         "file=test.ini line=12 key=renderer.concurrency: invalid value \"65\": must be between 1 and 64\n"
         "file=test.ini line=14 key=browsers.port_base: port_base 65530 + count 16 - 1 is above 65535; "
         "browser ports must stay below 65536\n"
@@ -943,13 +943,13 @@ static void test_unknown_section_and_key(void **state)
     /* Keys of an unknown section are not each reported again. */
     char *errors = test_fail("[Exporter]\ncommand = x\nlisten = y\n" MIN_INI);
     assert_string_equal(errors, "file=test.ini line=1 section=Exporter: unknown section "
-                                "(expected supervisor, exporter, renderer or browsers)\n");
+                                "(expected supervisor, exporter, renderer, browsers or tracing)\n");
     free(errors);
 
     /* An empty unknown section is still reported. */
     errors = test_fail(MIN_INI "[extra]\n; nothing\n");
     assert_string_equal(errors, "file=test.ini line=7 section=extra: unknown section "
-                                "(expected supervisor, exporter, renderer or browsers)\n");
+                                "(expected supervisor, exporter, renderer, browsers or tracing)\n");
     free(errors);
 
     /* memory_limit belongs to the children's sections only. */
@@ -967,7 +967,7 @@ static void test_unknown_section_and_key(void **state)
 
     errors = test_fail("command = x\n" MIN_INI);
     assert_string_equal(errors, "file=test.ini line=1 key=command: key outside any section; put it under "
-                                "[supervisor], [exporter], [renderer] or [browsers]\n");
+                                "[supervisor], [exporter], [renderer], [browsers] or [tracing]\n");
     free(errors);
 
     /* A name from the file is shown without its control bytes (a terminal
@@ -1608,6 +1608,50 @@ static void test_timezone(void **state)
     }
 }
 
+static void test_tracing(void **state)
+{
+    (void)state;
+    /* off by default */
+    struct config *cfg = test_load(MIN_INI);
+    assert_string_equal(cfg->tracing.endpoint, "");
+    assert_string_equal(cfg->tracing.service_name, "rendervisor");
+    assert_true(cfg->tracing.sample_ratio == 1.0);
+    assert_int_equal(cfg->tracing.timeout_ns, 5000000000LL);
+    config_free(cfg);
+
+    cfg = test_load(MIN_INI "[tracing]\nendpoint = https://otel.example:4318/v1/traces\nservice_name = rv eu-1\n"
+                            "sample_ratio = 0.25\ntimeout = 500ms\n");
+    assert_string_equal(cfg->tracing.endpoint, "https://otel.example:4318/v1/traces");
+    assert_string_equal(cfg->tracing.service_name, "rv eu-1");
+    assert_true(cfg->tracing.sample_ratio == 0.25);
+    assert_int_equal(cfg->tracing.timeout_ns, 500000000LL);
+    config_free(cfg);
+    cfg = test_load(MIN_INI "[tracing]\nendpoint = http://[::1]:4318/v1/traces\nsample_ratio = 0\n");
+    assert_string_equal(cfg->tracing.endpoint, "http://[::1]:4318/v1/traces");
+    assert_true(cfg->tracing.sample_ratio == 0.0);
+    config_free(cfg);
+
+    static const struct {
+        const char *key, *value, *why;
+    } bad[] = {
+        { "endpoint", "tempo:4318", "expected an http:// or https:// URL" },
+        { "endpoint", "grpc://tempo:4317", "expected an http:// or https:// URL" },
+        { "endpoint", "http://", "the URL has no host" },
+        { "endpoint", "http:///v1/traces", "the URL has no host" },
+        { "endpoint", "http://user:pw@tempo/v1/traces", "user info" },
+        { "service_name", "a\x01b", "control characters" },
+        { "sample_ratio", "1.5", "must be from 0 to 1" },
+        { "sample_ratio", "-0.1", "expected a number from 0 to 1" },
+        { "sample_ratio", "10%", "expected a number from 0 to 1" },
+        { "sample_ratio", "nan", "expected a number from 0 to 1" },
+        { "sample_ratio", "", "expected a number from 0 to 1" },
+        { "timeout", "10ms", "must be between 100ms and 1m" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        test_one_bad_value("tracing", bad[i].key, bad[i].value, bad[i].why);
+    test_one_bad_value("tracing", "service_name", "", "must be 1 to 128 characters");
+}
+
 static void test_file_nul_byte(void **state)
 {
     (void)state;
@@ -1996,6 +2040,7 @@ int main(void)
         cmocka_unit_test(test_token_file),
         cmocka_unit_test(test_print),
         cmocka_unit_test(test_log_page),
+        cmocka_unit_test(test_tracing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

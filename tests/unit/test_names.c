@@ -126,6 +126,8 @@ static void renderer_lines(void)
     assert_int_equal(lines_rules(&fx.b, rule_ms), 0);
     unsigned long long refused[NAMES_REFUSAL_COUNT] = { 4, 3, 2, 1 };
     assert_int_equal(lines_requests_refused(&fx.b, refused), 0);
+    unsigned long long dropped[NAMES_SPAN_DROP_COUNT] = { 5, 6 };
+    assert_int_equal(lines_spans_dropped(&fx.b, dropped), 0);
     assert_int_equal(lines_browser_info(&fx.b, "HeadlessChrome/131.0.6778.264"), 0);
     run();
 

@@ -137,6 +137,7 @@ static void test_families(void **state)
         "rendervisor_renderer_memory_waits_total counter",
         "rendervisor_renderer_memory_retries_total counter",
         "rendervisor_renderer_requests_refused_total counter",
+        "rendervisor_renderer_spans_dropped_total counter",
         "rendervisor_ingest_lines_total counter",
         "rendervisor_ingest_rejected_total counter",
         "rendervisor_ingest_dropped_total counter",

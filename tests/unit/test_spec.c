@@ -238,6 +238,12 @@ static void test_fingerprints(void **state)
     assert_int_equal(changed("command = rendervisor-renderer\n",
                              "command = rendervisor-renderer\nconnections_per_address = 3\n"),
                      8);
+    /* tracing is the renderer's, read at its start: only the renderer */
+    assert_int_equal(changed("memory_limit = 1G\n", "memory_limit = 1G\n[tracing]\nendpoint = http://tempo:4318/v1/traces\n"),
+                     8);
+    assert_int_equal(changed("memory_limit = 1G\n", "memory_limit = 1G\n[tracing]\nsample_ratio = 0.5\n"), 8);
+    assert_int_equal(changed("memory_limit = 1G\n", "memory_limit = 1G\n[tracing]\ntimeout = 2s\n"), 8);
+    assert_int_equal(changed("memory_limit = 1G\n", "memory_limit = 1G\n[tracing]\nservice_name = rv-eu\n"), 8);
 }
 
 static void test_hot_keys(void **state)
