@@ -102,12 +102,14 @@ class RecordingSite(Site):
             self.send(200, 'text/html; charset=utf-8', page)
             return
         if urllib.parse.urlsplit(self.path).path == '/post.html':
-            # two POSTs to its own origin, as Grafana's /api/ds/query is: a
-            # small JSON body and one of 200 KB (above what Chromium puts in
-            # Fetch.requestPaused's postData)
+            # two POSTs to its own origin, as Grafana's /api/ds/query is
+            # (with headers of the page's own): a small JSON body and one of
+            # 200 KB (above what Chromium puts in Fetch.requestPaused's
+            # postData)
             page = ('<!doctype html><html><body style="background:#fff"><div id="c">x</div><script>'
                     'const post = b => fetch("/echo", {method: "POST", headers: {"Content-Type": '
-                    '"application/json"}, body: b}).then(r => r.json());'
+                    '"application/json", "X-Grafana-Org-Id": "1", "X-Panel-Id": "2"}, body: b})'
+                    '.then(r => r.json());'
                     'Promise.all([post(JSON.stringify({queries: [{refId: "A", expr: "up"}]})),'
                     ' post(JSON.stringify({pad: "%s"}))]).then(ds => {'
                     ' document.getElementById("c").style.color = ds[0].colour; });'
@@ -121,7 +123,10 @@ class RecordingSite(Site):
         if urllib.parse.urlsplit(self.path).path == '/echo':
             body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
             self.posted.append({'traceparent': self.headers.get('traceparent'), 'body': body,
-                                'content_type': self.headers.get('Content-Type')})
+                                'content_type': self.headers.get('Content-Type'),
+                                'org': self.headers.get('X-Grafana-Org-Id'),
+                                'panel': self.headers.get('X-Panel-Id'),
+                                'referer': self.headers.get('Referer')})
             self.send_json(200, {'colour': 'green', 'length': len(body)})
             return
         super().do_POST()
@@ -343,8 +348,8 @@ class TracingTest(TracingBase):
 
     def test_a_post_keeps_its_body(self):
         """A POST to the page's origin is continued with its headers
-        replaced (Fetch.continueRequest): its body and Content-Type go on
-        unchanged, small or large."""
+        replaced (Fetch.continueRequest): its body, small or large, and the
+        headers the page and the browser gave it go on unchanged."""
         trace_id = uuid.uuid4().hex
         before = len(RecordingSite.posted)
         self.check_render_ok(*self.render('http://127.0.0.1:%d/post.html' % self.site_port,
@@ -356,6 +361,8 @@ class TracingTest(TracingBase):
                                  b'{"pad":"' + b'p' * 200000 + b'"}']))
         for p in posted:
             self.assertEqual(p['content_type'], 'application/json')
+            self.assertEqual((p['org'], p['panel']), ('1', '2'))
+            self.assertEqual(p['referer'], 'http://127.0.0.1:%d/post.html' % self.site_port)
             self.assertRegex(p['traceparent'] or '', r'^00-%s-[0-9a-f]{16}-01$' % trace_id)
 
     def test_a_failed_render_span_is_an_error(self):
