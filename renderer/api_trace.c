@@ -10,6 +10,7 @@
 #include "api_int.h"
 #include "clock.h"
 #include "jobs.h"
+#include "pagetext.h"
 #include "trace.h"
 #include "xalloc.h"
 
@@ -68,7 +69,12 @@ void api_trace_end(struct api_req *rq, unsigned status, int64_t now)
     r->end_ns = api_trace_unix(now, offset);
     r->status = status;
     if (j->req.url) {
-        trace_url_parts(j->req.url, r->host, sizeof(r->host), r->path, sizeof(r->path));
+        /* pagelog's reading of a URL: no user info, no query, the key
+         * redacted in the path */
+        pagetext_url(j->req.url, j->req.render_key, r->host, sizeof(r->host), r->path, sizeof(r->path),
+                     TRACE_PATH_MAX);
+        if (!r->path[0])
+            snprintf(r->path, sizeof(r->path), "/");
         r->width = j->req.width;
         r->height = j->req.height > 0 ? j->req.height : 0;
         r->encoding = query_encoding_name(j->req.encoding);

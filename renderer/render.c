@@ -369,6 +369,10 @@ int render_claim(struct render *r, const struct render_request *req, int64_t dea
         render_cancel_timer(r, &r->wake_sul); /* its delayed begin: the claim begins it */
     render_take(r, req, deadline_ns, done, arg);
     pagelog_begin(&r->pl, req);
+    /* A spare attached while page logs were off, turned on by a reload
+     * since: its domains now, still before the claim's navigation. */
+    if (r->subscribed)
+        pagelog_attached(&r->pl, rsm_session(&r->m));
     struct rsm_input in = { .ev = RSM_EV_CLAIM, .req = req, .deadline_ns = deadline_ns };
     render_run(r, &in);
     return 0;

@@ -1,9 +1,9 @@
 /* The pure half of tracing: W3C trace context (https://www.w3.org/TR/trace-context/)
- * read and written, the origin the page's traceparent may go to, the parts
- * of a page URL a span may carry (host and path: never the query, where
- * Grafana puts a render's key), and the OTLP/HTTP JSON encoding of a
- * render's spans (opentelemetry-proto's ExportTraceServiceRequest, with ids
- * as hex as OTLP/JSON specifies). Runs on any thread. */
+ * read and written, the origin the page's traceparent may go to, and the
+ * OTLP/HTTP JSON encoding of a render's spans (opentelemetry-proto's
+ * ExportTraceServiceRequest, with ids as hex as OTLP/JSON specifies). The
+ * page URL's parts a span carries are pagetext_url's (api_trace.c). Runs on
+ * any thread. */
 #include "trace.h"
 
 #include <ctype.h>
@@ -189,20 +189,6 @@ int trace_same_origin(const char *url, size_t len, const char *origin_url)
         return 0;
     return a.https == b.https && a.port == b.port && a.host_len == b.host_len &&
            strncasecmp(a.host, b.host, a.host_len) == 0;
-}
-
-void trace_url_parts(const char *url, char *host, size_t host_size, char *path, size_t path_size)
-{
-    const char *p = strstr(url, "://");
-    p = p ? p + 3 : url;
-    size_t auth = strcspn(p, "/?#");
-    snprintf(host, host_size, "%.*s", (int)auth, p);
-    const char *rest = p + auth;
-    size_t plen = *rest == '/' ? strcspn(rest, "?#") : 0;
-    if (plen == 0)
-        snprintf(path, path_size, "/");
-    else
-        snprintf(path, path_size, "%.*s", (int)plen, rest);
 }
 
 /* ---- OTLP/JSON ---------------------------------------------------------------- */

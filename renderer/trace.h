@@ -70,9 +70,6 @@ int trace_state_ok(const char *text);
 /* 1 when url (len bytes) has the scheme, host and port of origin_url (a
  * URL query_parse accepted), default ports filled in, case ignored. */
 int trace_same_origin(const char *url, size_t len, const char *origin_url);
-/* host[:port] and path of a URL query_parse accepted, cut to size; never
- * the query or fragment. */
-void trace_url_parts(const char *url, char *host, size_t host_size, char *path, size_t path_size);
 /* Fill buf with random bytes, never all zero (an invalid id). */
 void trace_random_id(uint8_t *buf, size_t len);
 

@@ -203,7 +203,10 @@ static void *tracer_main(void *arg)
             t->batch[i] = t->queue[(t->head + i) % TRACER_QUEUE_MAX];
         t->head = (t->head + n) % TRACER_QUEUE_MAX;
         t->count -= n;
-        t->first_ns = clock_now_ns(); /* the rest is as old as this, or newer */
+        /* What is left came before now, yet waits a batch delay of its own
+         * from here (or until it fills a batch): a burst goes as full
+         * batches, its tail within the delay after them. */
+        t->first_ns = clock_now_ns();
         int last = t->stopping;
         pthread_mutex_unlock(&t->lock);
 

@@ -12,6 +12,7 @@ same lines come at debug without log_page; at info without it there are
 none (and the render line has no counts)."""
 import http.server
 import os
+import signal
 import socket
 import sys
 import threading
@@ -265,6 +266,33 @@ class PageLogTest(unittest.TestCase):
         rid = self.render_line(rv, 200)['render_id']
         wait_until(lambda: len(self.page_lines(rv, rid)) >= 6, 10, what='the page lines at debug')
         self.assertEqual({f['level'] for f in self.page_lines(rv, rid)}, {'debug'})
+        self.assertNotIn(KEY, rv.log_text())
+
+    def test_on_by_a_reload(self):
+        """log_page = true on SIGHUP, without a restart: the next render's
+        page has its lines, also when it takes the page the browser kept
+        ready (made before the reload)."""
+        rv, port = self.start('info')
+        status, _, body = self.render(port, 'page.html')
+        self.assertEqual(status, 200, body[:300])
+        self.assertNotIn('page_errors', self.render_line(rv, 200))
+        renderer = rv.pid('renderer')
+        rv.settings['renderer']['log_page'] = 'true'
+        rv.write_config()
+        rv.signal(signal.SIGHUP)
+        wait_until(lambda: rv.child_records('renderer', 'renderer config reloaded'), 20,
+                   what='the renderer reloaded')
+        self.assertEqual(rv.child_records('renderer', 'renderer config reloaded')[-1][1]['log_page'], 'true')
+        self.assertEqual(rv.pid('renderer'), renderer)
+        for _ in range(2):
+            status, _, body = self.render(port, 'page.html')
+            self.assertEqual(status, 200, body[:300])
+            line = self.render_line(rv, 200)
+            self.assertEqual(line['page_errors'], '3', line)
+            self.assertEqual(line['page_failed'], '4', line)
+            wait_until(lambda: len(self.page_lines(rv, line['render_id'])) >= 8, 10,
+                       what='the page lines of render %s' % line['render_id'])
+        self.assertEqual(rv.pid('renderer'), renderer)
         self.assertNotIn(KEY, rv.log_text())
 
     def test_off_by_default(self):

@@ -5,10 +5,12 @@ is posted) receives the spans. A render that comes with Grafana's
 traceparent: its spans carry the incoming trace id, the render span's
 parent is the incoming span, the steps' parent is the render span, and
 every request of the page to its own origin carries a traceparent of the
-render span (a third-party origin gets none). No traceparent: a new root
-trace. A parent that is not sampled: no spans, the context still passed on.
-A collector that refuses connections or never answers: renders still 200,
-the spans dropped and logged."""
+render span (a third-party origin gets none), a POST's body unchanged. No
+traceparent: a new root trace. A render that fails (5xx): its span an
+error; one refused for its query (4xx): not. A parent that is not
+sampled: no spans, the context still passed on. A collector that refuses
+connections or never answers: renders still 200, the spans dropped and
+logged."""
 import http.server
 import json
 import os
@@ -82,6 +84,7 @@ class RecordingSite(Site):
     """grafana_site, noting what each request carried; /tp.html is a page of
     its own that fetches from its origin and from a third party's."""
     seen = []
+    posted = []
     third_party_port = 0
 
     def note(self):
@@ -98,10 +101,34 @@ class RecordingSite(Site):
                     '</script></body></html>' % self.third_party_port)
             self.send(200, 'text/html; charset=utf-8', page)
             return
+        if urllib.parse.urlsplit(self.path).path == '/post.html':
+            # two POSTs to its own origin, as Grafana's /api/ds/query is
+            # (with headers of the page's own): a small JSON body and one of
+            # 200 KB (above what Chromium puts in Fetch.requestPaused's
+            # postData)
+            page = ('<!doctype html><html><body style="background:#fff"><div id="c">x</div><script>'
+                    'const post = b => fetch("/echo", {method: "POST", headers: {"Content-Type": '
+                    '"application/json", "X-Grafana-Org-Id": "1", "X-Panel-Id": "2"}, body: b})'
+                    '.then(r => r.json());'
+                    'Promise.all([post(JSON.stringify({queries: [{refId: "A", expr: "up"}]})),'
+                    ' post(JSON.stringify({pad: "%s"}))]).then(ds => {'
+                    ' document.getElementById("c").style.color = ds[0].colour; });'
+                    '</script></body></html>' % ('p' * 200000))
+            self.send(200, 'text/html; charset=utf-8', page)
+            return
         super().do_GET()
 
     def do_POST(self):
         self.note()
+        if urllib.parse.urlsplit(self.path).path == '/echo':
+            body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
+            self.posted.append({'traceparent': self.headers.get('traceparent'), 'body': body,
+                                'content_type': self.headers.get('Content-Type'),
+                                'org': self.headers.get('X-Grafana-Org-Id'),
+                                'panel': self.headers.get('X-Panel-Id'),
+                                'referer': self.headers.get('Referer')})
+            self.send_json(200, {'colour': 'green', 'length': len(body)})
+            return
         super().do_POST()
 
 
@@ -125,6 +152,15 @@ class ThirdParty(http.server.BaseHTTPRequestHandler):
 def serve(server):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def closed_port():
+    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def maps_libcurl(pid):
@@ -310,7 +346,41 @@ class TracingTest(TracingBase):
             self.assertIsNone(r['traceparent'], r)
             self.assertIsNone(r['tracestate'], r)
 
-    def test_failed_render_span_is_an_error(self):
+    def test_a_post_keeps_its_body(self):
+        """A POST to the page's origin is continued with its headers
+        replaced (Fetch.continueRequest): its body, small or large, and the
+        headers the page and the browser gave it go on unchanged."""
+        trace_id = uuid.uuid4().hex
+        before = len(RecordingSite.posted)
+        self.check_render_ok(*self.render('http://127.0.0.1:%d/post.html' % self.site_port,
+                                          {'traceparent': '00-%s-%s-01' % (trace_id, 'e' * 16)})[::2])
+        wait_until(lambda: len(RecordingSite.posted) >= before + 2, 10, what='both POSTs of the page')
+        posted = RecordingSite.posted[before:]
+        self.assertEqual(sorted(p['body'] for p in posted),
+                         sorted([b'{"queries":[{"refId":"A","expr":"up"}]}',
+                                 b'{"pad":"' + b'p' * 200000 + b'"}']))
+        for p in posted:
+            self.assertEqual(p['content_type'], 'application/json')
+            self.assertEqual((p['org'], p['panel']), ('1', '2'))
+            self.assertEqual(p['referer'], 'http://127.0.0.1:%d/post.html' % self.site_port)
+            self.assertRegex(p['traceparent'] or '', r'^00-%s-[0-9a-f]{16}-01$' % trace_id)
+
+    def test_a_failed_render_span_is_an_error(self):
+        trace_id = uuid.uuid4().hex
+        # a page that cannot load: the render answers 500
+        params = urllib.parse.urlencode({'url': 'http://127.0.0.1:%d/' % closed_port(), 'renderKey': 'k',
+                                         'width': '10', 'height': '10', 'timeout': str(TIMEOUT_S)})
+        status, headers, body = http_get(self.port, '/render?' + params,
+                                         {'X-Auth-Token': TOKEN, 'traceparent': '00-%s-%s-01' % (trace_id, 'c' * 16)},
+                                         timeout=TIMEOUT_S + 15)
+        self.assertEqual(status, 500, body[:300])
+        render = [s for _, s in self.trace_spans(trace_id) if s['name'] == 'render'][0]
+        attrs = {a['key']: a['value'] for a in render['attributes']}
+        self.assertEqual(attrs['http.response.status_code'], {'intValue': '500'})
+        self.assertEqual(render['status']['code'], 2)  # STATUS_CODE_ERROR
+        self.assertIn('net::ERR_CONNECTION_REFUSED', render['status']['message'])
+
+    def test_a_refused_query_span_is_no_error(self):
         trace_id = uuid.uuid4().hex
         # a refused host: the query is read, the render answers 403
         params = urllib.parse.urlencode({'url': 'ftp://127.0.0.1/x', 'renderKey': 'k', 'width': '10',

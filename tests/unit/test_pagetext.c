@@ -87,6 +87,18 @@ static void test_url(void **state)
     pagetext_url("http://[::1]:8080?q=" KEY, KEY, host, sizeof(host), path, sizeof(path), 40);
     assert_string_equal(host, "[::1]:8080");
     assert_string_equal(path, "");
+    /* a span's host and path (api_trace.c): the query and fragment never */
+    pagetext_url("http://grafana:3000/d-solo/abc/x?orgId=1&renderKey=secret#frag", NULL, host, sizeof(host), path,
+                 sizeof(path), 40);
+    assert_string_equal(host, "grafana:3000");
+    assert_string_equal(path, "/d-solo/abc/x");
+    pagetext_url("https://grafana?renderKey=secret", "secret", host, sizeof(host), path, sizeof(path), 40);
+    assert_string_equal(host, "grafana");
+    assert_string_equal(path, "");
+    /* a host cut to the caller's buffer */
+    char small[8];
+    pagetext_url("http://grafana.example/p", NULL, small, sizeof(small), path, sizeof(path), 40);
+    assert_string_equal(small, "grafana");
     pagetext_url("http://h/" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL, host, sizeof(host), path,
                  sizeof(path), 10);
     assert_string_equal(path, "/aaaaaaaaa");

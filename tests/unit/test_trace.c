@@ -1,7 +1,7 @@
 /* Tracing's pure half (renderer/trace.c): traceparent read by the W3C
  * rules and written back, tracestate passed on or not, the origin the
- * page's traceparent may go to, the URL parts a span carries (never the
- * query), and the OTLP/JSON of a render's spans. */
+ * page's traceparent may go to, and the OTLP/JSON of a render's spans (the
+ * URL parts a span carries are pagetext_url's: test_pagetext.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,22 +118,6 @@ static void test_same_origin(void **state)
     assert_false(trace_same_origin("http://grafana:3000/x", 21, NULL));
 }
 
-static void test_url_parts(void **state)
-{
-    (void)state;
-    char host[TRACE_HOST_MAX + 1], path[TRACE_PATH_MAX + 1];
-    trace_url_parts("http://grafana:3000/d-solo/abc/x?orgId=1&renderKey=secret#frag", host, sizeof(host), path,
-                    sizeof(path));
-    assert_string_equal(host, "grafana:3000");
-    assert_string_equal(path, "/d-solo/abc/x");
-    trace_url_parts("https://grafana?renderKey=secret", host, sizeof(host), path, sizeof(path));
-    assert_string_equal(host, "grafana");
-    assert_string_equal(path, "/");
-    char small[8];
-    trace_url_parts("http://grafana/a-very-long-path", host, sizeof(host), small, sizeof(small));
-    assert_string_equal(small, "/a-very");
-}
-
 static json_t *attr(json_t *attrs, const char *key)
 {
     size_t i;
@@ -239,8 +223,8 @@ int main(void)
 {
     json_set_alloc_funcs(test_json_malloc, test_json_free);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parent_parse), cmocka_unit_test(test_state), cmocka_unit_test(test_same_origin),
-        cmocka_unit_test(test_url_parts),    cmocka_unit_test(test_otlp_json), cmocka_unit_test(test_random_id),
+        cmocka_unit_test(test_parent_parse), cmocka_unit_test(test_state),     cmocka_unit_test(test_same_origin),
+        cmocka_unit_test(test_otlp_json),    cmocka_unit_test(test_random_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
