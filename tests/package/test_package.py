@@ -214,7 +214,8 @@ class PackageTest(unittest.TestCase):
                         {'X-Auth-Token': token, 'User-Agent': 'Grafana/11.3.0'}, timeout=60)
 
     def test_1_contents(self):
-        """The .deb: its version is meson.build's, it holds what `meson install
+        """The .deb: its version is meson.build's, its dependencies (and the
+        libcurl tracing loads, recommended), it holds what `meson install
         --prefix=/usr` installs (docs/install.md's table) with the unit where
         Debian 12's systemd looks, the configuration is its one conffile."""
         with open(os.path.join(SOURCE, 'meson.build')) as f:
@@ -223,6 +224,9 @@ class PackageTest(unittest.TestCase):
         deps = run(['dpkg-deb', '-f', self.deb, 'Depends']).stdout
         for d in ('chromium-headless-shell | chromium', 'adduser', 'procps', 'fonts-liberation', 'libwebsockets17'):
             self.assertIn(d, deps, 'Depends of the .deb')
+        # the renderer loads libcurl with dlopen (tracing), which shlibs cannot see
+        self.assertIn('libcurl3-gnutls', run(['dpkg-deb', '-f', self.deb, 'Recommends']).stdout,
+                      'Recommends of the .deb')
         tar = subprocess.run('dpkg-deb --fsys-tarfile %s | tar -tvf -' % self.deb, shell=True,
                              stdout=subprocess.PIPE, text=True, check=True).stdout
         paths = set()
@@ -329,9 +333,15 @@ class PackageTest(unittest.TestCase):
         self.assertEqual((r.returncode, r.stdout + r.stderr), (0, ''), 'systemd-analyze verify')
 
     def test_4_upgrade(self):
-        """A newer version of the same package: the token file (its token,
-        its mode) kept, the running service restarted onto it."""
+        """A newer version of the same package: the configuration an
+        operator edited kept as edited (dpkg asks nothing: the package's
+        default did not change), the token file (its token, its mode) kept,
+        the running service restarted onto it."""
         token, pid = self.token(), self.main_pid()
+        mark = '; edited by the operator before the upgrade %s' % uuid.uuid4().hex
+        self.sh("printf '%%s\\n' '%s' >> %s" % (mark, CONFIG))
+        edited = self.sh('cat ' + CONFIG).stdout
+        self.assertIn('\n' + mark + '\n', edited)
         work = os.path.join(self.out, 'upgrade')
         run(['dpkg-deb', '-R', self.deb, work])
         control = os.path.join(work, 'DEBIAN', 'control')
@@ -346,6 +356,9 @@ class PackageTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, 'the upgrade failed:\n' + r.stdout + r.stderr)
         self.assertEqual(self.sh("dpkg-query -W -f '${Version}' rendervisor").stdout.strip(),
                          run(['dpkg-deb', '-f', newer, 'Version']).stdout.strip())
+        self.assertEqual(self.sh('cat ' + CONFIG).stdout, edited, 'the upgrade changed the edited configuration')
+        self.assertEqual(self.sh('ls /etc/rendervisor').stdout.split(), ['rendervisor.ini', 'tokens'],
+                         'the upgrade left a .dpkg-* copy beside the configuration')
         self.assertEqual(self.token(), token, 'the upgrade changed the token')
         self.assertEqual(self.sh('stat -c "%a %U %G" ' + TOKENS).stdout.strip(), '640 root rendervisor')
         self.assertEqual(self.unit_state(), ('enabled', 'active'))
