@@ -665,9 +665,18 @@ int config_parse_token_file(const char *text, size_t len, char ***out, char *why
     return 0;
 }
 
-/* Every token a render may carry: auth_token's and the file's. auth_token's
- * default (-, Grafana's own default) stands only when no file is given: an
- * operator who sets a file means its tokens, not theirs and -. */
+/* Whether auth_token's tokens are accepted. Its default (-, Grafana's own
+ * default, also when the embedded default file writes it) stands only when
+ * no file is given: an operator who sets a file means its tokens, not
+ * theirs and -. Asked by config_check_tokens and config_print alike. */
+static bool config_inline_used(const struct config *cfg)
+{
+    const struct config_source *src = &cfg->sources[config_key_index("renderer", "auth_token")];
+    return src->from != CONFIG_FROM_DEFAULT || !cfg->renderer.auth_token_file[0];
+}
+
+/* Every token a render may carry: auth_token's (config_inline_used) and
+ * the file's. */
 static void config_check_tokens(struct config_parser *p, struct config *cfg)
 {
     struct config_entry *inl = &p->entries[config_key_index("renderer", "auth_token")];
@@ -677,7 +686,7 @@ static void config_check_tokens(struct config_parser *p, struct config *cfg)
     char **tokens = NULL;
     size_t n = 0;
     bool have_file = cfg->renderer.auth_token_file[0] != '\0';
-    if (inl->line || !have_file)
+    if (config_inline_used(cfg))
         config_tokens_add(&tokens, &n, cfg->renderer.auth_token, strlen(cfg->renderer.auth_token));
     if (have_file) {
         char why[512], reason[384], *text;
@@ -840,6 +849,9 @@ static void config_set_errors(char **errors, char *text)
 static struct config *config_parse(const char *text, size_t len, const char *name, bool embedded,
                                    char *const *env, char **errors)
 {
+    /* The supervisor without --config writes the embedded default out for
+     * its children: that file's values are the defaults for them as well. */
+    embedded = embedded || (len == config_default_ini_len && memcmp(text, config_default_ini, len) == 0);
     struct config_parser p = { .name = name, .embedded = embedded,
                                .entries = xcalloc(CONFIG_NKEYS, sizeof(*p.entries)) };
     config_read(&p, text, len);
@@ -983,16 +995,15 @@ static size_t config_count_tokens(char **tokens)
 }
 
 /* How many tokens of auth_token's text are in use: none when it is the
- * default beside a token file (config_check_tokens). */
+ * default beside a token file (config_inline_used). */
 static size_t config_inline_tokens(const struct config *cfg, bool *used)
 {
-    const struct config_source *src = &cfg->sources[config_key_index("renderer", "auth_token")];
-    *used = src->from != CONFIG_FROM_DEFAULT || !cfg->renderer.auth_token_file[0];
+    *used = config_inline_used(cfg);
     if (!*used)
         return 0;
     char **words = NULL;
     size_t n = 0;
-    config_tokens_add(&words, &n, src->text, strlen(src->text));
+    config_tokens_add(&words, &n, cfg->renderer.auth_token, strlen(cfg->renderer.auth_token));
     config_tokens_free(words);
     return n;
 }

@@ -44,6 +44,9 @@ struct config_buckets {
 
 /* Where a key's value came from (rendervisor --check-config --print). */
 enum config_from {
+    /* the table's, or the embedded default file's: also a file that is
+     * that default byte for byte (what the supervisor without --config
+     * writes out for its children) */
     CONFIG_FROM_DEFAULT,
     CONFIG_FROM_FILE,
     CONFIG_FROM_ENV, /* RENDERVISOR_<SECTION>_<KEY> */

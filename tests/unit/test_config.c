@@ -1984,6 +1984,53 @@ static void test_print(void **state)
     free(text);
 }
 
+/* A token file given by the environment over the embedded default, or over
+ * the copy of it the supervisor writes for its children: the default's
+ * auth_token = - is not taken beside it, and --print says so. */
+static void test_token_file_beside_default(void **state)
+{
+    (void)state;
+    char *tokens = test_write_file("file1\n");
+    char *var = test_text("RENDERVISOR_RENDERER_AUTH_TOKEN_FILE=%s", tokens);
+    char *env[] = { var, NULL };
+    char *copy = test_write_data(config_default_ini, config_default_ini_len);
+    const char *paths[] = { NULL, copy };
+    for (size_t i = 0; i < 2; i++) {
+        char *errors = NULL;
+        struct config *cfg = config_load(paths[i], env, &errors);
+        assert_null(errors);
+        assert_non_null(cfg);
+        assert_int_equal(test_ntokens(cfg->renderer.tokens), 1);
+        assert_string_equal(cfg->renderer.tokens[0], "file1");
+        assert_int_equal(test_source(cfg, "renderer", "auth_token")->from, CONFIG_FROM_DEFAULT);
+        char *out = test_printed(cfg);
+        assert_non_null(strstr(out, "\nauth_token = (unused: auth_token_file is set) ; default\n"));
+        char *want = test_text("\nauth_token_file = %s ; env RENDERVISOR_RENDERER_AUTH_TOKEN_FILE, 1 token\n", tokens);
+        assert_non_null(strstr(out, want));
+        free(want);
+        free(out);
+        config_free(cfg);
+    }
+    /* a file that differs from the default is the operator's: its
+     * auth_token is taken with the file's tokens */
+    char *edited = test_text("%.*s; edited\n", (int)config_default_ini_len, config_default_ini);
+    char *path = test_write_file(edited);
+    struct config *cfg = config_load(path, env, NULL);
+    assert_non_null(cfg);
+    assert_int_equal(test_ntokens(cfg->renderer.tokens), 2);
+    assert_string_equal(cfg->renderer.tokens[0], "-");
+    assert_int_equal(test_source(cfg, "renderer", "auth_token")->from, CONFIG_FROM_FILE);
+    config_free(cfg);
+    unlink(path);
+    free(path);
+    free(edited);
+    unlink(copy);
+    free(copy);
+    unlink(tokens);
+    free(tokens);
+    free(var);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2038,6 +2085,7 @@ int main(void)
         cmocka_unit_test(test_tokens_inline),
         cmocka_unit_test(test_token_file_parse),
         cmocka_unit_test(test_token_file),
+        cmocka_unit_test(test_token_file_beside_default),
         cmocka_unit_test(test_print),
         cmocka_unit_test(test_log_page),
         cmocka_unit_test(test_tracing),
