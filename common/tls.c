@@ -220,6 +220,28 @@ struct tls_server *tls_server_new(struct tls_pair *first)
     return s;
 }
 
+struct tls_server *tls_server_open(const char *section, const char *cert, const char *key)
+{
+    const char *bad;
+    char why[512];
+    struct tls_pair *p = tls_pair_load(cert, key, &bad, why, sizeof(why));
+    if (!p) {
+        log_error("cannot use the TLS certificate key=%s.%s reason=\"%s\"", section, bad, why);
+        errno = EINVAL;
+        return NULL;
+    }
+    struct tls_server *s = tls_server_new(p);
+    if (!s) {
+        int err = errno;
+        log_error_errno(err, "cannot serve TLS listener=%s", section);
+        tls_pair_free(p);
+        errno = err;
+        return NULL;
+    }
+    log_info("%s tls %s", section, tls_pair_describe(p));
+    return s;
+}
+
 void tls_server_swap(struct tls_server *s, struct tls_pair *p)
 {
     struct tls_pair *old = atomic_exchange(&s->current, p);

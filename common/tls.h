@@ -29,6 +29,10 @@ struct tls_server;
 
 /* Takes first over. NULL with errno = EBUSY if the process has one. */
 struct tls_server *tls_server_new(struct tls_pair *first);
+/* A listener's TLS at its start: the pair cert and key name (the keys of
+ * section) read, checked and served, and logged ("<section> tls subject=...").
+ * NULL, once what was wrong is logged (naming the key), with errno set. */
+struct tls_server *tls_server_open(const char *section, const char *cert, const char *key);
 /* The gnutls_certificate_retrieve_function2 to give MHD with
  * MHD_OPTION_HTTPS_CERT_CALLBACK (void *: no gnutls types here). */
 void *tls_server_callback(void);
