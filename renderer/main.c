@@ -106,7 +106,10 @@ static void main_reload(struct api *api, const char *config_path)
         ntokens++;
     api_tokens_set(api, next->renderer.tokens);
     next->renderer.tokens = NULL;
-    pagelog_configure(next->renderer.log_page, next->supervisor.log_level == CONFIG_LOG_DEBUG);
+    /* The level is the running logger's: a new log_level takes effect at
+     * our next start (docs/configuration.md, "Reloading"), and page lines
+     * at debug are for a logger that writes them. */
+    pagelog_configure(next->renderer.log_page, log_enabled(CONFIG_LOG_DEBUG));
     log_info("renderer config reloaded path=%s tokens=%zu log_page=%s", config_path, ntokens,
              next->renderer.log_page ? "true" : "false");
     char why[768];
