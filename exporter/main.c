@@ -46,23 +46,15 @@ static int main_watch(int epfd, int fd, enum main_watch what)
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-extern char **environ;
-
 /* SIGHUP: the supervisor has reloaded the config and kept us running (a
  * change of our other settings restarts us instead). The file and the
  * environment are read again and the TCP listener's certificate and key
  * taken for new connections; anything wrong keeps what runs. */
 static void main_reload(const char *config_path, struct http_server *tcp)
 {
-    char *errors = NULL;
-    struct config *cfg = config_load(config_path, environ, &errors);
-    if (!cfg) {
-        char *save = NULL;
-        for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-            log_error("config reload refused, keeping the running config reason=\"%s\"", line);
-        free(errors);
+    struct config *cfg = cli_child_reload(config_path, "config");
+    if (!cfg)
         return;
-    }
     log_info("exporter config reloaded path=%s", config_path);
     /* Without a TCP listener there is nothing to reload: a new listen is
      * a restart. */

@@ -80,8 +80,6 @@ static void main_drain(struct api *api, struct jobs *sched, const sigset_t *set,
         log_info("renderer drained waited_ms=%lld", (long long)((clock_now_ns() - start) / CLOCK_NS_PER_MS));
 }
 
-extern char **environ;
-
 /* SIGHUP: the supervisor has reloaded the config and kept us running (a
  * change of our other settings restarts us instead). The file and the
  * environment are read again and what can change in place is applied, each
@@ -92,15 +90,9 @@ extern char **environ;
  * certificate pair keeps the running one. */
 static void main_reload(struct api *api, const char *config_path)
 {
-    char *errors = NULL;
-    struct config *next = config_load(config_path, environ, &errors);
-    if (!next) {
-        char *save = NULL;
-        for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-            log_error("config reload refused, keeping the running tokens and certificate reason=\"%s\"", line);
-        free(errors);
+    struct config *next = cli_child_reload(config_path, "tokens and certificate");
+    if (!next)
         return;
-    }
     size_t ntokens = 0;
     while (next->renderer.tokens[ntokens])
         ntokens++;
