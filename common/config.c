@@ -89,7 +89,7 @@ const struct config_key config_keys[] = {
       10 * CONFIG_NS_PER_MIN },
     { "renderer", "tls_cert", CONFIG_KIND_FILE, CONFIG_AT(renderer.tls_cert), "", 0, 0 },
     { "renderer", "tls_key", CONFIG_KIND_FILE, CONFIG_AT(renderer.tls_key), "", 0, 0 },
-    { "renderer", "auth_token_file", CONFIG_KIND_SECRET_FILE, CONFIG_AT(renderer.auth_token_file), "", 0, 0 },
+    { "renderer", "auth_token_file", CONFIG_KIND_FILE, CONFIG_AT(renderer.auth_token_file), "", 0, 0 },
     { "renderer", "log_page", CONFIG_KIND_BOOL, CONFIG_AT(renderer.log_page), "false", 0, 0 },
 
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
@@ -264,12 +264,6 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
             *(char **)field = xstrdup(value);
         break;
     }
-    case CONFIG_KIND_SECRET_FILE:
-        if (value[0] && value[0] != '/')
-            reason = "must be an absolute path, or empty for none";
-        else
-            *(char **)field = xstrdup(value);
-        break;
     case CONFIG_KIND_UINT:
         r = config_parse_uint(value, (unsigned)k->min, (unsigned)k->max, (unsigned *)field, &reason);
         if (r == -ERANGE) {
@@ -1056,7 +1050,6 @@ void config_free(struct config *cfg)
         case CONFIG_KIND_LISTEN_OPTIONAL:
         case CONFIG_KIND_SOCKET:
         case CONFIG_KIND_TOKEN:
-        case CONFIG_KIND_SECRET_FILE:
         case CONFIG_KIND_USER:
         case CONFIG_KIND_TIMEZONE:
         case CONFIG_KIND_FILE:
