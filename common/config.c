@@ -1006,6 +1006,8 @@ void config_print(const struct config *cfg, FILE *out)
 {
     const char *section = NULL;
     size_t token_file = config_key_index("renderer", "auth_token_file");
+    bool used;
+    size_t n = config_inline_tokens(cfg, &used);
     for (size_t i = 0; i < CONFIG_NKEYS; i++) {
         const struct config_key *k = &config_keys[i];
         const struct config_source *src = &cfg->sources[i];
@@ -1023,8 +1025,6 @@ void config_print(const struct config *cfg, FILE *out)
         } else {
             snprintf(from, sizeof(from), "default");
         }
-        bool used;
-        size_t n = config_inline_tokens(cfg, &used);
         if (k->kind == CONFIG_KIND_TOKEN && used) {
             fprintf(out, "%s = (%zu token%s, hidden) ; %s\n", k->name, n, n == 1 ? "" : "s", from);
         } else if (k->kind == CONFIG_KIND_TOKEN) {
