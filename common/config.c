@@ -318,7 +318,12 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
 static void config_quote(const struct config_key *k, const char *value, char *buf, size_t len)
 {
     size_t n = 0;
-    if (k->kind == CONFIG_KIND_TOKEN) {
+    /* A token is never shown; nor is the value of a key naming a secret's
+     * file (a token file, a TLS key) when it is no path: it may well be the
+     * secret itself, put where its file goes. */
+    bool secret_file = k->kind == CONFIG_KIND_FILE && value[0] != '/' &&
+                       (strcmp(k->name, "auth_token_file") == 0 || strcmp(k->name, "tls_key") == 0);
+    if (k->kind == CONFIG_KIND_TOKEN || secret_file) {
         buf[0] = '\0';
         return;
     }

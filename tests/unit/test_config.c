@@ -917,6 +917,8 @@ static void test_devtools(void **state)
     }
 }
 
+static struct config *test_load_env(const char *text, char *const *env, char **errors);
+
 static void test_token_not_echoed(void **state)
 {
     (void)state;
@@ -924,6 +926,16 @@ static void test_token_not_echoed(void **state)
     assert_string_equal(errors, "file=test.ini line=2 key=renderer.auth_token: invalid value: "
                                 "must not contain control characters\n");
     assert_null(strstr(errors, "secret"));
+    free(errors);
+    /* a token (or a key) where its file's path goes is not echoed either */
+    errors = test_fail("[renderer]\nauth_token_file = s3cret-token\n" MIN_INI);
+    assert_string_equal(errors, "file=test.ini line=2 key=renderer.auth_token_file: invalid value: "
+                                "must be an absolute path, or empty for none\n");
+    free(errors);
+    char *env[] = { "RENDERVISOR_EXPORTER_TLS_KEY=-----BEGIN PRIVATE KEY-----", NULL };
+    assert_null(test_load_env(MIN_INI, env, &errors));
+    assert_null(strstr(errors, "BEGIN"));
+    assert_non_null(strstr(errors, "env=RENDERVISOR_EXPORTER_TLS_KEY key=exporter.tls_key: invalid value: "));
     free(errors);
 }
 
@@ -1399,9 +1411,10 @@ static void test_tls_keys(void **state)
         { "[exporter]\nlisten =\ntls_cert = /c\ntls_key = /k\n",
           "file=test.ini line=3 key=exporter.tls_cert: exporter.listen is empty: there is no TCP listener for TLS "
           "(the Unix socket is plain)\n" },
-        /* a broken one is not reported again as missing */
+        /* a broken one is not reported again as missing; a key's value
+         * that is no path is not echoed (it may be the key itself) */
         { "[renderer]\ntls_cert = /c\ntls_key = k\n",
-          "file=test.ini line=3 key=renderer.tls_key: invalid value \"k\": must be an absolute path, or empty "
+          "file=test.ini line=3 key=renderer.tls_key: invalid value: must be an absolute path, or empty "
           "for none\n" },
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
