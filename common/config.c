@@ -729,6 +729,17 @@ void config_env_name(const char *section, const char *name, char *buf, size_t le
         buf[i] = (char)toupper((unsigned char)buf[i]);
 }
 
+void config_where(const struct config *cfg, const char *section, const char *name, char *buf, size_t len)
+{
+    if (cfg->sources[config_key_index(section, name)].from == CONFIG_FROM_ENV) {
+        char var[128];
+        config_env_name(section, name, var, sizeof(var));
+        snprintf(buf, len, "env=%s", var);
+    } else {
+        snprintf(buf, len, "file=%s", cfg->path);
+    }
+}
+
 /* A RENDERVISOR_ variable that names no key is a mistake, as an unknown key
  * in the file is: a typo would otherwise leave the default in place. */
 static void config_env_unknown(struct config_parser *p, const char *var)

@@ -5,6 +5,7 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -334,15 +335,19 @@ int tls_config_check_files(const struct config *cfg, char **errors)
             bad = names[j];
             snprintf(why, sizeof(why), "%s: %s", paths[j], reason);
         }
-        char *line = xasprintf("%sfile=%s key=%s.%s: %s\n", text ? text : "", cfg->path, sections[i], bad, why);
+        char where[PATH_MAX + 16];
+        config_where(cfg, sections[i], bad, where, sizeof(where));
+        char *line = xasprintf("%s%s key=%s.%s: %s\n", text ? text : "", where, sections[i], bad, why);
         free(text);
         text = line;
     }
     const char *tokens = cfg->renderer.auth_token_file;
     char reason[384];
     if (tokens[0] && secretfile_check_user(tokens, cfg->supervisor.user, reason, sizeof(reason)) < 0) {
-        char *line = xasprintf("%sfile=%s key=renderer.auth_token_file: %s: %s\n", text ? text : "", cfg->path,
-                               tokens, reason);
+        char where[PATH_MAX + 16];
+        config_where(cfg, "renderer", "auth_token_file", where, sizeof(where));
+        char *line = xasprintf("%s%s key=renderer.auth_token_file: %s: %s\n", text ? text : "", where, tokens,
+                               reason);
         free(text);
         text = line;
     }

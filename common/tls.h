@@ -63,7 +63,8 @@ void tls_server_free(struct tls_server *s);
  * [renderer] auth_token_file (secretfile_check_user: the supervisor's one
  * thread only; config_load has read the token file as the caller). 0, or
  * -EINVAL with *errors a malloc'd text of one error per line
- * ("file=F key=section.key: ..."). */
+ * ("file=F key=section.key: ...", or "env=RENDERVISOR_... key=..." for a key
+ * the environment set: config_where). */
 int tls_config_check_files(const struct config *cfg, char **errors);
 
 #endif

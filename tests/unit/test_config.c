@@ -1750,6 +1750,14 @@ static void test_env_precedence(void **state)
     src = test_source(cfg, "browsers", "count");
     assert_int_equal(src->from, CONFIG_FROM_DEFAULT);
     assert_string_equal(src->text, "2");
+    /* what an error found after loading (a file a key names) says of it */
+    char where[256];
+    config_where(cfg, "renderer", "listen", where, sizeof(where));
+    assert_string_equal(where, "env=RENDERVISOR_RENDERER_LISTEN");
+    config_where(cfg, "renderer", "concurrency", where, sizeof(where));
+    char *want = test_text("file=%s", cfg->path);
+    assert_string_equal(where, want);
+    free(want);
     config_free(cfg);
 
     /* no file: the embedded default under the environment */
