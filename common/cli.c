@@ -4,6 +4,9 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
 
 static void cli_usage(FILE *out, const char *program, const char *about)
 {
@@ -57,5 +60,18 @@ struct config *cli_child_config(int argc, char **argv, const char *program, cons
     }
     if (path)
         *path = config_file;
+    return cfg;
+}
+
+struct config *cli_child_reload(const char *path, const char *keeping)
+{
+    char *errors = NULL;
+    struct config *cfg = config_load(path, environ, &errors);
+    if (!cfg) {
+        char *save = NULL;
+        for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+            log_error("config reload refused, keeping the running %s reason=\"%s\"", keeping, line);
+        free(errors);
+    }
     return cfg;
 }

@@ -13,5 +13,9 @@
  * it on SIGHUP. */
 struct config *cli_child_config(int argc, char **argv, const char *program, const char *about, int *exit_code,
                                 const char **path);
+/* On SIGHUP: path read again with the environment over it, as at start.
+ * NULL when it does not load, each error logged ("config reload refused,
+ * keeping the running <keeping> reason=..."). */
+struct config *cli_child_reload(const char *path, const char *keeping);
 
 #endif

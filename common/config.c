@@ -89,7 +89,7 @@ const struct config_key config_keys[] = {
       10 * CONFIG_NS_PER_MIN },
     { "renderer", "tls_cert", CONFIG_KIND_FILE, CONFIG_AT(renderer.tls_cert), "", 0, 0 },
     { "renderer", "tls_key", CONFIG_KIND_FILE, CONFIG_AT(renderer.tls_key), "", 0, 0 },
-    { "renderer", "auth_token_file", CONFIG_KIND_SECRET_FILE, CONFIG_AT(renderer.auth_token_file), "", 0, 0 },
+    { "renderer", "auth_token_file", CONFIG_KIND_FILE, CONFIG_AT(renderer.auth_token_file), "", 0, 0 },
     { "renderer", "log_page", CONFIG_KIND_BOOL, CONFIG_AT(renderer.log_page), "false", 0, 0 },
 
     { "browsers", "count", CONFIG_KIND_UINT, CONFIG_AT(browsers.count), "2", 1, 16 },
@@ -264,12 +264,6 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
             *(char **)field = xstrdup(value);
         break;
     }
-    case CONFIG_KIND_SECRET_FILE:
-        if (value[0] && value[0] != '/')
-            reason = "must be an absolute path, or empty for none";
-        else
-            *(char **)field = xstrdup(value);
-        break;
     case CONFIG_KIND_UINT:
         r = config_parse_uint(value, (unsigned)k->min, (unsigned)k->max, (unsigned *)field, &reason);
         if (r == -ERANGE) {
@@ -324,7 +318,12 @@ static int config_apply(struct config *cfg, const struct config_key *k, const ch
 static void config_quote(const struct config_key *k, const char *value, char *buf, size_t len)
 {
     size_t n = 0;
-    if (k->kind == CONFIG_KIND_TOKEN) {
+    /* A token is never shown; nor is the value of a key naming a secret's
+     * file (a token file, a TLS key) when it is no path: it may well be the
+     * secret itself, put where its file goes. */
+    bool secret_file = k->kind == CONFIG_KIND_FILE && value[0] != '/' &&
+                       (strcmp(k->name, "auth_token_file") == 0 || strcmp(k->name, "tls_key") == 0);
+    if (k->kind == CONFIG_KIND_TOKEN || secret_file) {
         buf[0] = '\0';
         return;
     }
@@ -665,9 +664,18 @@ int config_parse_token_file(const char *text, size_t len, char ***out, char *why
     return 0;
 }
 
-/* Every token a render may carry: auth_token's and the file's. auth_token's
- * default (-, Grafana's own default) stands only when no file is given: an
- * operator who sets a file means its tokens, not theirs and -. */
+/* Whether auth_token's tokens are accepted. Its default (-, Grafana's own
+ * default, also when the embedded default file writes it) stands only when
+ * no file is given: an operator who sets a file means its tokens, not
+ * theirs and -. Asked by config_check_tokens and config_print alike. */
+static bool config_inline_used(const struct config *cfg)
+{
+    const struct config_source *src = &cfg->sources[config_key_index("renderer", "auth_token")];
+    return src->from != CONFIG_FROM_DEFAULT || !cfg->renderer.auth_token_file[0];
+}
+
+/* Every token a render may carry: auth_token's (config_inline_used) and
+ * the file's. */
 static void config_check_tokens(struct config_parser *p, struct config *cfg)
 {
     struct config_entry *inl = &p->entries[config_key_index("renderer", "auth_token")];
@@ -677,7 +685,7 @@ static void config_check_tokens(struct config_parser *p, struct config *cfg)
     char **tokens = NULL;
     size_t n = 0;
     bool have_file = cfg->renderer.auth_token_file[0] != '\0';
-    if (inl->line || !have_file)
+    if (config_inline_used(cfg))
         config_tokens_add(&tokens, &n, cfg->renderer.auth_token, strlen(cfg->renderer.auth_token));
     if (have_file) {
         char why[512], reason[384], *text;
@@ -719,6 +727,17 @@ void config_env_name(const char *section, const char *name, char *buf, size_t le
     size_t n = (size_t)snprintf(buf, len, CONFIG_ENV_PREFIX "%s_%s", section, name);
     for (size_t i = 0; i < n && i < len; i++)
         buf[i] = (char)toupper((unsigned char)buf[i]);
+}
+
+void config_where(const struct config *cfg, const char *section, const char *name, char *buf, size_t len)
+{
+    if (cfg->sources[config_key_index(section, name)].from == CONFIG_FROM_ENV) {
+        char var[128];
+        config_env_name(section, name, var, sizeof(var));
+        snprintf(buf, len, "env=%s", var);
+    } else {
+        snprintf(buf, len, "file=%s", cfg->path);
+    }
 }
 
 /* A RENDERVISOR_ variable that names no key is a mistake, as an unknown key
@@ -840,6 +859,9 @@ static void config_set_errors(char **errors, char *text)
 static struct config *config_parse(const char *text, size_t len, const char *name, bool embedded,
                                    char *const *env, char **errors)
 {
+    /* The supervisor without --config writes the embedded default out for
+     * its children: that file's values are the defaults for them as well. */
+    embedded = embedded || (len == config_default_ini_len && memcmp(text, config_default_ini, len) == 0);
     struct config_parser p = { .name = name, .embedded = embedded,
                                .entries = xcalloc(CONFIG_NKEYS, sizeof(*p.entries)) };
     config_read(&p, text, len);
@@ -983,16 +1005,15 @@ static size_t config_count_tokens(char **tokens)
 }
 
 /* How many tokens of auth_token's text are in use: none when it is the
- * default beside a token file (config_check_tokens). */
+ * default beside a token file (config_inline_used). */
 static size_t config_inline_tokens(const struct config *cfg, bool *used)
 {
-    const struct config_source *src = &cfg->sources[config_key_index("renderer", "auth_token")];
-    *used = src->from != CONFIG_FROM_DEFAULT || !cfg->renderer.auth_token_file[0];
+    *used = config_inline_used(cfg);
     if (!*used)
         return 0;
     char **words = NULL;
     size_t n = 0;
-    config_tokens_add(&words, &n, src->text, strlen(src->text));
+    config_tokens_add(&words, &n, cfg->renderer.auth_token, strlen(cfg->renderer.auth_token));
     config_tokens_free(words);
     return n;
 }
@@ -1001,6 +1022,8 @@ void config_print(const struct config *cfg, FILE *out)
 {
     const char *section = NULL;
     size_t token_file = config_key_index("renderer", "auth_token_file");
+    bool used;
+    size_t n = config_inline_tokens(cfg, &used);
     for (size_t i = 0; i < CONFIG_NKEYS; i++) {
         const struct config_key *k = &config_keys[i];
         const struct config_source *src = &cfg->sources[i];
@@ -1018,8 +1041,6 @@ void config_print(const struct config *cfg, FILE *out)
         } else {
             snprintf(from, sizeof(from), "default");
         }
-        bool used;
-        size_t n = config_inline_tokens(cfg, &used);
         if (k->kind == CONFIG_KIND_TOKEN && used) {
             fprintf(out, "%s = (%zu token%s, hidden) ; %s\n", k->name, n, n == 1 ? "" : "s", from);
         } else if (k->kind == CONFIG_KIND_TOKEN) {
@@ -1045,7 +1066,6 @@ void config_free(struct config *cfg)
         case CONFIG_KIND_LISTEN_OPTIONAL:
         case CONFIG_KIND_SOCKET:
         case CONFIG_KIND_TOKEN:
-        case CONFIG_KIND_SECRET_FILE:
         case CONFIG_KIND_USER:
         case CONFIG_KIND_TIMEZONE:
         case CONFIG_KIND_FILE:

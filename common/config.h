@@ -44,6 +44,9 @@ struct config_buckets {
 
 /* Where a key's value came from (rendervisor --check-config --print). */
 enum config_from {
+    /* the table's, or the embedded default file's: also a file that is
+     * that default byte for byte (what the supervisor without --config
+     * writes out for its children) */
     CONFIG_FROM_DEFAULT,
     CONFIG_FROM_FILE,
     CONFIG_FROM_ENV, /* RENDERVISOR_<SECTION>_<KEY> */
@@ -160,6 +163,10 @@ size_t config_key_count(void);
 void config_key_name(size_t i, const char **section, const char **name);
 /* The environment variable that sets section.name (RENDERVISOR_SECTION_NAME). */
 void config_env_name(const char *section, const char *name, char *buf, size_t len);
+/* Where section.name's value came from, for an error about it found after
+ * loading (a file it names): "env=RENDERVISOR_SECTION_NAME" when the
+ * environment set it, else "file=<cfg->path>". */
+void config_where(const struct config *cfg, const char *section, const char *name, char *buf, size_t len);
 /* Every key, its value and where it came from, one "name = value ; source"
  * line each under its [section]; secrets show as a count of tokens. */
 void config_print(const struct config *cfg, FILE *out);

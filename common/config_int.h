@@ -35,8 +35,8 @@ enum config_kind {
     CONFIG_KIND_HOSTS, /* host[:port] words, or empty for any host */
     CONFIG_KIND_TIMEZONE, /* what a render's timezone may be, or empty */
     CONFIG_KIND_DEVTOOLS, /* pipe or port */
-    CONFIG_KIND_FILE,     /* an absolute path, or empty for none */
-    CONFIG_KIND_SECRET_FILE, /* an absolute path to a secret file (secretfile.h), or empty */
+    CONFIG_KIND_FILE,     /* an absolute path, or empty for none (its contents are checked
+                             where it is read: secretfile.h) */
     CONFIG_KIND_BOOL,     /* true or false (yes/no, on/off, 1/0) */
     CONFIG_KIND_URL,      /* an http(s) URL, or empty for none */
     CONFIG_KIND_NAME,     /* a non-empty printable name */

@@ -5,6 +5,7 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -220,6 +221,28 @@ struct tls_server *tls_server_new(struct tls_pair *first)
     return s;
 }
 
+struct tls_server *tls_server_open(const char *section, const char *cert, const char *key)
+{
+    const char *bad;
+    char why[512];
+    struct tls_pair *p = tls_pair_load(cert, key, &bad, why, sizeof(why));
+    if (!p) {
+        log_error("cannot use the TLS certificate key=%s.%s reason=\"%s\"", section, bad, why);
+        errno = EINVAL;
+        return NULL;
+    }
+    struct tls_server *s = tls_server_new(p);
+    if (!s) {
+        int err = errno;
+        log_error_errno(err, "cannot serve TLS listener=%s", section);
+        tls_pair_free(p);
+        errno = err;
+        return NULL;
+    }
+    log_info("%s tls %s", section, tls_pair_describe(p));
+    return s;
+}
+
 void tls_server_swap(struct tls_server *s, struct tls_pair *p)
 {
     struct tls_pair *old = atomic_exchange(&s->current, p);
@@ -312,15 +335,19 @@ int tls_config_check_files(const struct config *cfg, char **errors)
             bad = names[j];
             snprintf(why, sizeof(why), "%s: %s", paths[j], reason);
         }
-        char *line = xasprintf("%sfile=%s key=%s.%s: %s\n", text ? text : "", cfg->path, sections[i], bad, why);
+        char where[PATH_MAX + 16];
+        config_where(cfg, sections[i], bad, where, sizeof(where));
+        char *line = xasprintf("%s%s key=%s.%s: %s\n", text ? text : "", where, sections[i], bad, why);
         free(text);
         text = line;
     }
     const char *tokens = cfg->renderer.auth_token_file;
     char reason[384];
     if (tokens[0] && secretfile_check_user(tokens, cfg->supervisor.user, reason, sizeof(reason)) < 0) {
-        char *line = xasprintf("%sfile=%s key=renderer.auth_token_file: %s: %s\n", text ? text : "", cfg->path,
-                               tokens, reason);
+        char where[PATH_MAX + 16];
+        config_where(cfg, "renderer", "auth_token_file", where, sizeof(where));
+        char *line = xasprintf("%s%s key=renderer.auth_token_file: %s: %s\n", text ? text : "", where, tokens,
+                               reason);
         free(text);
         text = line;
     }

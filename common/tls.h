@@ -29,6 +29,10 @@ struct tls_server;
 
 /* Takes first over. NULL with errno = EBUSY if the process has one. */
 struct tls_server *tls_server_new(struct tls_pair *first);
+/* A listener's TLS at its start: the pair cert and key name (the keys of
+ * section) read, checked and served, and logged ("<section> tls subject=...").
+ * NULL, once what was wrong is logged (naming the key), with errno set. */
+struct tls_server *tls_server_open(const char *section, const char *cert, const char *key);
 /* The gnutls_certificate_retrieve_function2 to give MHD with
  * MHD_OPTION_HTTPS_CERT_CALLBACK (void *: no gnutls types here). */
 void *tls_server_callback(void);
@@ -59,7 +63,8 @@ void tls_server_free(struct tls_server *s);
  * [renderer] auth_token_file (secretfile_check_user: the supervisor's one
  * thread only; config_load has read the token file as the caller). 0, or
  * -EINVAL with *errors a malloc'd text of one error per line
- * ("file=F key=section.key: ..."). */
+ * ("file=F key=section.key: ...", or "env=RENDERVISOR_... key=..." for a key
+ * the environment set: config_where). */
 int tls_config_check_files(const struct config *cfg, char **errors);
 
 #endif

@@ -46,43 +46,15 @@ static int main_watch(int epfd, int fd, enum main_watch what)
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-/* The TCP listener's certificate and key, checked; NULL once logged why. */
-static struct tls_server *main_tls(const struct config *cfg)
-{
-    const char *bad;
-    char why[512];
-    struct tls_pair *p = tls_pair_load(cfg->exporter.tls_cert, cfg->exporter.tls_key, &bad, why, sizeof(why));
-    if (!p) {
-        log_error("cannot use the TLS certificate key=exporter.%s reason=\"%s\"", bad, why);
-        return NULL;
-    }
-    struct tls_server *s = tls_server_new(p);
-    if (!s) {
-        log_error_errno(errno, "cannot serve TLS");
-        tls_pair_free(p);
-        return NULL;
-    }
-    log_info("exporter tls %s", tls_pair_describe(p));
-    return s;
-}
-
-extern char **environ;
-
 /* SIGHUP: the supervisor has reloaded the config and kept us running (a
  * change of our other settings restarts us instead). The file and the
  * environment are read again and the TCP listener's certificate and key
  * taken for new connections; anything wrong keeps what runs. */
 static void main_reload(const char *config_path, struct http_server *tcp)
 {
-    char *errors = NULL;
-    struct config *cfg = config_load(config_path, environ, &errors);
-    if (!cfg) {
-        char *save = NULL;
-        for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-            log_error("config reload refused, keeping the running config reason=\"%s\"", line);
-        free(errors);
+    struct config *cfg = cli_child_reload(config_path, "config");
+    if (!cfg)
         return;
-    }
     log_info("exporter config reloaded path=%s", config_path);
     /* Without a TCP listener there is nothing to reload: a new listen is
      * a restart. */
@@ -155,7 +127,8 @@ int main(int argc, char **argv)
     }
     if (cfg->exporter.listen[0]) {
         struct tls_server *tls = NULL;
-        if (cfg->exporter.tls_cert[0] && !(tls = main_tls(cfg)))
+        if (cfg->exporter.tls_cert[0] &&
+            !(tls = tls_server_open("exporter", cfg->exporter.tls_cert, cfg->exporter.tls_key)))
             goto out;
         int tfd = net_listen_tcp(cfg->exporter.listen, 64);
         if (tfd < 0)

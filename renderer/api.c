@@ -440,21 +440,12 @@ struct api *api_start(int listen_fd, const struct config *cfg, struct jobs *jobs
     unsigned tls_flag = 0;
     struct MHD_OptionItem tls_opts[] = { { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL } };
     if (cfg->renderer.tls_cert[0]) {
-        const char *bad;
-        char why[512];
-        struct tls_pair *p = tls_pair_load(cfg->renderer.tls_cert, cfg->renderer.tls_key, &bad, why, sizeof(why));
-        if (!p || !(a->tls = tls_server_new(p))) {
-            if (p)
-                log_error_errno(-errno, "cannot serve TLS");
-            else
-                log_error("cannot use the TLS certificate key=renderer.%s reason=\"%s\"", bad, why);
-            tls_pair_free(p);
+        if (!(a->tls = tls_server_open("renderer", cfg->renderer.tls_cert, cfg->renderer.tls_key))) {
             api_free(a);
             close(listen_fd);
             errno = EINVAL;
             return NULL;
         }
-        log_info("renderer tls %s", tls_pair_describe(p));
         tls_flag = MHD_USE_TLS;
         tls_opts[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK, 0, tls_server_callback() };
     }

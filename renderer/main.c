@@ -80,8 +80,6 @@ static void main_drain(struct api *api, struct jobs *sched, const sigset_t *set,
         log_info("renderer drained waited_ms=%lld", (long long)((clock_now_ns() - start) / CLOCK_NS_PER_MS));
 }
 
-extern char **environ;
-
 /* SIGHUP: the supervisor has reloaded the config and kept us running (a
  * change of our other settings restarts us instead). The file and the
  * environment are read again and what can change in place is applied, each
@@ -92,21 +90,18 @@ extern char **environ;
  * certificate pair keeps the running one. */
 static void main_reload(struct api *api, const char *config_path)
 {
-    char *errors = NULL;
-    struct config *next = config_load(config_path, environ, &errors);
-    if (!next) {
-        char *save = NULL;
-        for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-            log_error("config reload refused, keeping the running tokens and certificate reason=\"%s\"", line);
-        free(errors);
+    struct config *next = cli_child_reload(config_path, "tokens and certificate");
+    if (!next)
         return;
-    }
     size_t ntokens = 0;
     while (next->renderer.tokens[ntokens])
         ntokens++;
     api_tokens_set(api, next->renderer.tokens);
     next->renderer.tokens = NULL;
-    pagelog_configure(next->renderer.log_page, next->supervisor.log_level == CONFIG_LOG_DEBUG);
+    /* The level is the running logger's: a new log_level takes effect at
+     * our next start (docs/configuration.md, "Reloading"), and page lines
+     * at debug are for a logger that writes them. */
+    pagelog_configure(next->renderer.log_page, log_enabled(CONFIG_LOG_DEBUG));
     log_info("renderer config reloaded path=%s tokens=%zu log_page=%s", config_path, ntokens,
              next->renderer.log_page ? "true" : "false");
     char why[768];

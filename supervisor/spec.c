@@ -254,7 +254,7 @@ struct child_spec *spec_build(const struct config *cfg, const char *config_path,
     s->memory_limit = cfg->renderer.memory_limit;
     static const char *const renderer_also[] = { "browsers", "count", "browsers", "port_base", "browsers",
                                                   "devtools", "exporter", "socket", "exporter", "ingest",
-                                                  /* OpenTelemetry export, once there is a [tracing] */
+                                                  /* the renderer's OpenTelemetry export */
                                                   "tracing", "*", NULL };
     settings = spec_settings(cfg, "renderer", renderer_also);
     s->fingerprint = spec_fingerprint(&s->command, settings);

@@ -261,10 +261,14 @@ class TlsTest(unittest.TestCase):
         self.assertNotEqual(new, old)
         install(c2, k2, self.cert, self.key)
         reloaded = len(self.renderer_records('renderer tls reloaded'))
-        self.sighup('renderer')
-        self.sighup('exporter')
+        passed = len(self.rv.records('reload passed on'))
+        # the operator's reload: SIGHUP to the supervisor, which checks the
+        # files and passes it on to the children it keeps
+        self.rv.signal(signal.SIGHUP)
         wait_until(lambda: len(self.renderer_records('renderer tls reloaded')) > reloaded, 10,
                    what='the renderer reloaded its certificate')
+        self.assertEqual(sorted(f['child'] for _, f in self.rv.records('reload passed on')[passed:]),
+                         ['exporter', 'renderer'])
         self.assertEqual(self.served_fingerprint(), new)
         wait_until(lambda: self.served_fingerprint(self.mport) == new, 10,
                    what='the exporter serving the new certificate')

@@ -917,6 +917,8 @@ static void test_devtools(void **state)
     }
 }
 
+static struct config *test_load_env(const char *text, char *const *env, char **errors);
+
 static void test_token_not_echoed(void **state)
 {
     (void)state;
@@ -924,6 +926,16 @@ static void test_token_not_echoed(void **state)
     assert_string_equal(errors, "file=test.ini line=2 key=renderer.auth_token: invalid value: "
                                 "must not contain control characters\n");
     assert_null(strstr(errors, "secret"));
+    free(errors);
+    /* a token (or a key) where its file's path goes is not echoed either */
+    errors = test_fail("[renderer]\nauth_token_file = s3cret-token\n" MIN_INI);
+    assert_string_equal(errors, "file=test.ini line=2 key=renderer.auth_token_file: invalid value: "
+                                "must be an absolute path, or empty for none\n");
+    free(errors);
+    char *env[] = { "RENDERVISOR_EXPORTER_TLS_KEY=-----BEGIN PRIVATE KEY-----", NULL };
+    assert_null(test_load_env(MIN_INI, env, &errors));
+    assert_null(strstr(errors, "BEGIN"));
+    assert_non_null(strstr(errors, "env=RENDERVISOR_EXPORTER_TLS_KEY key=exporter.tls_key: invalid value: "));
     free(errors);
 }
 
@@ -1399,9 +1411,10 @@ static void test_tls_keys(void **state)
         { "[exporter]\nlisten =\ntls_cert = /c\ntls_key = /k\n",
           "file=test.ini line=3 key=exporter.tls_cert: exporter.listen is empty: there is no TCP listener for TLS "
           "(the Unix socket is plain)\n" },
-        /* a broken one is not reported again as missing */
+        /* a broken one is not reported again as missing; a key's value
+         * that is no path is not echoed (it may be the key itself) */
         { "[renderer]\ntls_cert = /c\ntls_key = k\n",
-          "file=test.ini line=3 key=renderer.tls_key: invalid value \"k\": must be an absolute path, or empty "
+          "file=test.ini line=3 key=renderer.tls_key: invalid value: must be an absolute path, or empty "
           "for none\n" },
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -1737,6 +1750,14 @@ static void test_env_precedence(void **state)
     src = test_source(cfg, "browsers", "count");
     assert_int_equal(src->from, CONFIG_FROM_DEFAULT);
     assert_string_equal(src->text, "2");
+    /* what an error found after loading (a file a key names) says of it */
+    char where[256];
+    config_where(cfg, "renderer", "listen", where, sizeof(where));
+    assert_string_equal(where, "env=RENDERVISOR_RENDERER_LISTEN");
+    config_where(cfg, "renderer", "concurrency", where, sizeof(where));
+    char *want = test_text("file=%s", cfg->path);
+    assert_string_equal(where, want);
+    free(want);
     config_free(cfg);
 
     /* no file: the embedded default under the environment */
@@ -1984,6 +2005,53 @@ static void test_print(void **state)
     free(text);
 }
 
+/* A token file given by the environment over the embedded default, or over
+ * the copy of it the supervisor writes for its children: the default's
+ * auth_token = - is not taken beside it, and --print says so. */
+static void test_token_file_beside_default(void **state)
+{
+    (void)state;
+    char *tokens = test_write_file("file1\n");
+    char *var = test_text("RENDERVISOR_RENDERER_AUTH_TOKEN_FILE=%s", tokens);
+    char *env[] = { var, NULL };
+    char *copy = test_write_data(config_default_ini, config_default_ini_len);
+    const char *paths[] = { NULL, copy };
+    for (size_t i = 0; i < 2; i++) {
+        char *errors = NULL;
+        struct config *cfg = config_load(paths[i], env, &errors);
+        assert_null(errors);
+        assert_non_null(cfg);
+        assert_int_equal(test_ntokens(cfg->renderer.tokens), 1);
+        assert_string_equal(cfg->renderer.tokens[0], "file1");
+        assert_int_equal(test_source(cfg, "renderer", "auth_token")->from, CONFIG_FROM_DEFAULT);
+        char *out = test_printed(cfg);
+        assert_non_null(strstr(out, "\nauth_token = (unused: auth_token_file is set) ; default\n"));
+        char *want = test_text("\nauth_token_file = %s ; env RENDERVISOR_RENDERER_AUTH_TOKEN_FILE, 1 token\n", tokens);
+        assert_non_null(strstr(out, want));
+        free(want);
+        free(out);
+        config_free(cfg);
+    }
+    /* a file that differs from the default is the operator's: its
+     * auth_token is taken with the file's tokens */
+    char *edited = test_text("%.*s; edited\n", (int)config_default_ini_len, config_default_ini);
+    char *path = test_write_file(edited);
+    struct config *cfg = config_load(path, env, NULL);
+    assert_non_null(cfg);
+    assert_int_equal(test_ntokens(cfg->renderer.tokens), 2);
+    assert_string_equal(cfg->renderer.tokens[0], "-");
+    assert_int_equal(test_source(cfg, "renderer", "auth_token")->from, CONFIG_FROM_FILE);
+    config_free(cfg);
+    unlink(path);
+    free(path);
+    free(edited);
+    unlink(copy);
+    free(copy);
+    unlink(tokens);
+    free(tokens);
+    free(var);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2038,6 +2106,7 @@ int main(void)
         cmocka_unit_test(test_tokens_inline),
         cmocka_unit_test(test_token_file_parse),
         cmocka_unit_test(test_token_file),
+        cmocka_unit_test(test_token_file_beside_default),
         cmocka_unit_test(test_print),
         cmocka_unit_test(test_log_page),
         cmocka_unit_test(test_tracing),
