@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -214,6 +215,23 @@ def process_tree(pid):
         out.append(p)
         todo += children_of(p)
     return out
+
+
+class PageServer(http.server.ThreadingHTTPServer):
+    """A test's page server: a thread per request, and a client that hangs
+    up mid-answer (a render stopped, a page closed) is no traceback."""
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def serve(addr, handler):
+    """A PageServer on addr with handler, serving on a thread of its own."""
+    s = PageServer(addr, handler)
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    return s
 
 
 class RedPage(http.server.BaseHTTPRequestHandler):

@@ -13,15 +13,13 @@ none (and the render line has no counts)."""
 import http.server
 import os
 import signal
-import socket
 import sys
-import threading
 import time
 import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Rendervisor, free_port, free_port_range, http_get, wait_until  # noqa: E402
+from harness import Rendervisor, free_port, free_port_range, http_get, serve, wait_until  # noqa: E402
 from test_renderer import EXPORTER, RENDERER, TOKEN, default_browser_command  # noqa: E402
 
 KEY = 'rk7Hq2ZpW9sLx4Vb8NcT1yUe5RaD3fGk'  # as Grafana makes them: 32 letters and digits
@@ -91,30 +89,12 @@ class Site(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-def closed_port():
-    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class PageLogTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.site = Server(('127.0.0.1', 0), Site)
-        threading.Thread(target=cls.site.serve_forever, daemon=True).start()
+        cls.site = serve(('127.0.0.1', 0), Site)
         cls.port = cls.site.server_address[1]
-        Site.vars = {'off_list': 'http://127.0.0.2:%d' % cls.port, 'closed': 'http://127.0.0.1:%d' % closed_port(),
+        Site.vars = {'off_list': 'http://127.0.0.2:%d' % cls.port, 'closed': 'http://127.0.0.1:%d' % free_port(),
                      'other_origin': 'http://localhost:%d' % cls.port}
         cls.rvs = []
 

@@ -14,7 +14,6 @@ http://169.254.169.254/ has it refused as link_local."""
 import http.server
 import json
 import os
-import socket
 import sys
 import threading
 import time
@@ -22,7 +21,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Rendervisor, free_port, free_port_range, http_get, wait_until  # noqa: E402
+from harness import Rendervisor, free_port, free_port_range, http_get, serve, wait_until  # noqa: E402
 from test_renderer import EXPORTER, RENDERER, TOKEN, default_browser_command, read_png  # noqa: E402
 
 GREEN, RED, BLUE, WHITE = (0, 255, 0), (255, 0, 0), (0, 0, 255), (255, 255, 255)
@@ -169,20 +168,6 @@ class Other(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-def serve(addr, handler):
-    s = Server(addr, handler)
-    threading.Thread(target=s.serve_forever, daemon=True).start()
-    return s
 
 
 class RequestsTest(unittest.TestCase):
