@@ -85,9 +85,9 @@ static void main_drain(struct api *api, struct jobs *sched, const sigset_t *set,
  * environment are read again and what can change in place is applied, each
  * on its own: the tokens (auth_token, auth_token_file) and log_page for
  * renders that start from then on, then the TLS certificate and key for
- * new connections. A config that does not load
- * keeps everything as it was, with an error naming what is wrong; a bad
- * certificate pair keeps the running one. */
+ * new connections. A config that does not load keeps everything as it
+ * was, with an error naming what is wrong; a bad certificate pair keeps
+ * the running one. */
 static void main_reload(struct api *api, const char *config_path)
 {
     struct config *next = cli_child_reload(config_path, "tokens and certificate");
